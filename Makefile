@@ -1,0 +1,68 @@
+# medvault: one non-recursive Makefile.  make | make test | make asan | make demo
+BUILD ?= build
+PKGS := fuse3 libsodium lmdb p11-kit-1
+CC ?= cc
+CPPFLAGS += -Iinclude -D_GNU_SOURCE -DFUSE_USE_VERSION=312 $(shell pkg-config --cflags $(PKGS))
+CFLAGS += -std=c11 -g -O2 -Wall -Wextra -MMD -MP -pthread $(SAN)
+LDFLAGS += -pthread $(SAN)
+LDLIBS += $(shell pkg-config --libs $(PKGS)) -ldl
+
+LIB_SRC := $(filter-out fs/main.c,$(wildcard fs/*.c crypto/*.c))
+LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
+LIB := $(BUILD)/libmedvault.a
+BIN := $(BUILD)/medvault
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
+
+.PHONY: all test unit integration asan clean demo deps stress fuzz bench
+all: $(BIN) $(UNIT_BIN) $(TOOL_BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BIN): $(BUILD)/fs/main.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+test: all
+	BUILD=$(BUILD) scripts/run-tests.sh
+
+unit: all
+	BUILD=$(BUILD) scripts/run-tests.sh unit
+
+integration: all
+	BUILD=$(BUILD) scripts/run-tests.sh integration
+
+asan:
+	$(MAKE) BUILD=build/asan SAN='-fsanitize=address,undefined -fno-omit-frame-pointer' test
+
+stress: all
+	BUILD=$(BUILD) scripts/run-tests.sh stress
+
+demo:
+	scripts/install-deps.sh
+	$(MAKE) all
+	scripts/demo.sh
+
+deps:
+	scripts/install-deps.sh
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(BUILD)/fs/main.d $(UNIT_BIN:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d)

@@ -1,0 +1,135 @@
+/*
+ * ks_internal: what the keystore's pieces (keystore.c, ks_passphrase.c,
+ * ks_pkcs11.c, pkcs11_uri.c, ks_secret.c) share.  Not a public header:
+ * only crypto/ and the keystore unit tests include it.
+ */
+#ifndef MEDVAULT_KS_INTERNAL_H
+#define MEDVAULT_KS_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keystore.h"
+
+#define KS_SECRET_MAX 1024	/* longest passphrase or PIN, bytes */
+#define KS_WRAPPED_LEN 48	/* MK (32) + AEAD tag (16) */
+#define KS_P11_IV_LEN 12
+#define KS_P11_TAG_BITS 128
+#define KS_LABEL_MAX 255	/* CKA_LABEL we accept */
+#define KS_TOKEN_MAX 32		/* CK_TOKEN_INFO.label is 32 blank-padded bytes */
+#define KS_PATH_MAX 4095
+
+/* printf into why; returns rc so callers can write `return ks_why(...)` */
+__attribute__((format(printf, 4, 5)))
+int ks_why(char *why, size_t whylen, int rc, const char *fmt, ...);
+
+/*
+ * A key source after the command line and any pkcs11: URI are merged.
+ * Owns its strings.  kind is KEYSTORE_SLOT_PASSPHRASE or _PKCS11.
+ */
+struct ks_source {
+	int kind;
+	char *passphrase_file;
+	char *module;
+	char *token;		/* NULL: take it from the slot, else first token */
+	char *key;		/* never NULL once resolved */
+	char *pin_file;
+};
+
+/* -EINVAL (why set) for no source, two sources or a bad URI */
+int ks_source_resolve(const struct key_opts *opts, struct ks_source *src,
+		      char *why, size_t whylen);
+void ks_source_release(struct ks_source *src);
+
+/*
+ * Read a passphrase or PIN from path, or from a no-echo prompt when path is
+ * "-" and stdin is a terminal (asked twice when confirm is set).  One
+ * trailing newline is stripped.  *out is sodium_malloc'd and NUL-terminated;
+ * release with ks_secret_free.  -ENOENT/-EACCES (file), -EINVAL (empty,
+ * "-" without a terminal, mismatch), -EFBIG (longer than KS_SECRET_MAX).
+ */
+int ks_secret_read(const char *path, const char *what, int confirm,
+		   char **out, size_t *len, char *why, size_t whylen);
+void ks_secret_free(char *s);
+
+/* --- passphrase slots (ks_passphrase.c) --- */
+
+struct ks_pw_params {
+	uint64_t opslimit;
+	uint64_t memlimit;
+	uint8_t salt[16];
+	uint8_t nonce[24];
+};
+
+/* Fresh salt and nonce, and the current cost settings. */
+void ks_pw_params_new(struct ks_pw_params *pp);
+/* -EBADMSG when the recorded cost is outside what we accept */
+int ks_pw_params_check(const struct ks_pw_params *pp);
+
+/* wrapped = XChaCha20-Poly1305(Argon2id(pw), mk, ad).  -ENOMEM */
+int ks_pw_wrap(const char *pw, size_t pwlen, const struct ks_pw_params *pp,
+	       const uint8_t *ad, size_t adlen, const uint8_t *mk,
+	       uint8_t wrapped[KS_WRAPPED_LEN]);
+/* -EACCES when the tag does not verify (wrong passphrase), -ENOMEM */
+int ks_pw_unwrap(const char *pw, size_t pwlen, const struct ks_pw_params *pp,
+		 const uint8_t *ad, size_t adlen,
+		 const uint8_t wrapped[KS_WRAPPED_LEN], uint8_t *mk);
+
+/* --- PKCS#11 slots (ks_pkcs11.c) --- */
+
+struct ks_p11;
+
+/*
+ * Load module, initialise it, find the token labelled token (NULL: the
+ * first initialised token), open a session and log in with the PIN read
+ * from pin_file.
+ * -ENOENT module or PIN file missing, -ELIBBAD not a PKCS#11 module,
+ * -ENODEV no such token, -EACCES wrong PIN, -EPERM PIN locked, -EIO other.
+ */
+int ks_p11_open(const char *module, const char *token, const char *pin_file,
+		struct ks_p11 **out, char *why, size_t whylen);
+/* logs out, closes the session, finalizes and unloads the module */
+void ks_p11_close(struct ks_p11 *p);
+/* the label of the token actually opened (blank padding removed) */
+const char *ks_p11_token_label(const struct ks_p11 *p);
+
+/*
+ * Find the AES secret key labelled label.  With create, generate it
+ * (sensitive, non-extractable, on the token) when absent.
+ * -ENOKEY absent, -EIO token failure.
+ */
+int ks_p11_key_find(struct ks_p11 *p, const char *label, int create,
+		    unsigned long *handle, char *why, size_t whylen);
+
+/* C_Encrypt/C_Decrypt with CKM_AES_GCM, 96-bit iv, 128-bit tag, ad non-empty. */
+int ks_p11_wrap(struct ks_p11 *p, unsigned long key, const uint8_t iv[KS_P11_IV_LEN],
+		const uint8_t *ad, size_t adlen, const uint8_t *mk,
+		uint8_t wrapped[KS_WRAPPED_LEN], char *why, size_t whylen);
+/* -EACCES when the token refuses the tag (other key, or slot damaged) */
+int ks_p11_unwrap(struct ks_p11 *p, unsigned long key, const uint8_t iv[KS_P11_IV_LEN],
+		  const uint8_t *ad, size_t adlen,
+		  const uint8_t wrapped[KS_WRAPPED_LEN], uint8_t *mk,
+		  char *why, size_t whylen);
+
+/* a CK_RV as -errno: PIN incorrect -EACCES, PIN locked -EPERM, ... */
+int ks_p11_rv_errno(unsigned long rv);
+
+/* --- RFC 7512 URIs (pkcs11_uri.c) --- */
+
+struct pkcs11_uri {
+	char *token;
+	char *object;
+	char *module_path;
+	char *pin_file;		/* from pin-source=file:... */
+};
+
+/*
+ * Parse a pkcs11: URI (percent-decoded).  Unknown standard attributes are
+ * ignored; pin-value is refused (a PIN on the command line leaks through
+ * ps and shell history).  -EINVAL with why set.
+ */
+int pkcs11_uri_parse(const char *uri, struct pkcs11_uri *out, char *why, size_t whylen);
+void pkcs11_uri_release(struct pkcs11_uri *u);
+
+#endif

@@ -1,0 +1,416 @@
+/*
+ * ks_pkcs11: the HSM slot.  The KEK is an AES-256 key that lives on the
+ * token (sensitive, non-extractable); MK is sealed with C_Encrypt in
+ * CKM_AES_GCM with a random 96-bit IV, a 128-bit tag and non-empty
+ * associated data (SoftHSM2 2.6 mishandles an empty AAD).
+ *
+ * The module is loaded with dlopen for each open and finalized/unloaded on
+ * close, so nothing of the token stays in the process once the key is out.
+ * This is the only file that includes <p11-kit/pkcs11.h>: its compatibility
+ * macros rename common words (value, parameter, reserved...).
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <p11-kit/pkcs11.h>
+
+#include "ks_internal.h"
+
+struct ks_p11 {
+	void *dl;
+	CK_FUNCTION_LIST_PTR f;
+	int finalize;		/* we initialised the module, so we finalize it */
+	int have_session;
+	int logged_in;
+	CK_SESSION_HANDLE session;
+	char token[KS_TOKEN_MAX + 1];
+	char module[KS_PATH_MAX + 1];
+};
+
+static const char *ckr_name(CK_RV rv)
+{
+	switch (rv) {
+	case CKR_OK: return "CKR_OK";
+	case CKR_HOST_MEMORY: return "CKR_HOST_MEMORY";
+	case CKR_GENERAL_ERROR: return "CKR_GENERAL_ERROR";
+	case CKR_FUNCTION_FAILED: return "CKR_FUNCTION_FAILED";
+	case CKR_ARGUMENTS_BAD: return "CKR_ARGUMENTS_BAD";
+	case CKR_DEVICE_ERROR: return "CKR_DEVICE_ERROR";
+	case CKR_DEVICE_REMOVED: return "CKR_DEVICE_REMOVED";
+	case CKR_ENCRYPTED_DATA_INVALID: return "CKR_ENCRYPTED_DATA_INVALID";
+	case CKR_ENCRYPTED_DATA_LEN_RANGE: return "CKR_ENCRYPTED_DATA_LEN_RANGE";
+	case CKR_KEY_HANDLE_INVALID: return "CKR_KEY_HANDLE_INVALID";
+	case CKR_KEY_FUNCTION_NOT_PERMITTED: return "CKR_KEY_FUNCTION_NOT_PERMITTED";
+	case CKR_MECHANISM_INVALID: return "CKR_MECHANISM_INVALID";
+	case CKR_MECHANISM_PARAM_INVALID: return "CKR_MECHANISM_PARAM_INVALID";
+	case CKR_PIN_INCORRECT: return "CKR_PIN_INCORRECT";
+	case CKR_PIN_INVALID: return "CKR_PIN_INVALID";
+	case CKR_PIN_LEN_RANGE: return "CKR_PIN_LEN_RANGE";
+	case CKR_PIN_EXPIRED: return "CKR_PIN_EXPIRED";
+	case CKR_PIN_LOCKED: return "CKR_PIN_LOCKED";
+	case CKR_SESSION_HANDLE_INVALID: return "CKR_SESSION_HANDLE_INVALID";
+	case CKR_TOKEN_NOT_PRESENT: return "CKR_TOKEN_NOT_PRESENT";
+	case CKR_TOKEN_NOT_RECOGNIZED: return "CKR_TOKEN_NOT_RECOGNIZED";
+	case CKR_TOKEN_WRITE_PROTECTED: return "CKR_TOKEN_WRITE_PROTECTED";
+	case CKR_USER_NOT_LOGGED_IN: return "CKR_USER_NOT_LOGGED_IN";
+	case CKR_USER_PIN_NOT_INITIALIZED: return "CKR_USER_PIN_NOT_INITIALIZED";
+	case CKR_TEMPLATE_INCONSISTENT: return "CKR_TEMPLATE_INCONSISTENT";
+	case CKR_ATTRIBUTE_VALUE_INVALID: return "CKR_ATTRIBUTE_VALUE_INVALID";
+	case CKR_BUFFER_TOO_SMALL: return "CKR_BUFFER_TOO_SMALL";
+	case CKR_CRYPTOKI_NOT_INITIALIZED: return "CKR_CRYPTOKI_NOT_INITIALIZED";
+	case CKR_CRYPTOKI_ALREADY_INITIALIZED: return "CKR_CRYPTOKI_ALREADY_INITIALIZED";
+	default: return "CKR_(other)";
+	}
+}
+
+int ks_p11_rv_errno(unsigned long rv)
+{
+	switch (rv) {
+	case CKR_PIN_INCORRECT:
+	case CKR_PIN_INVALID:
+	case CKR_PIN_LEN_RANGE:
+		return -EACCES;
+	case CKR_PIN_LOCKED:
+		return -EPERM;
+	case CKR_PIN_EXPIRED:
+		return -EKEYEXPIRED;
+	case CKR_TOKEN_NOT_PRESENT:
+	case CKR_DEVICE_REMOVED:
+		return -ENODEV;
+	case CKR_KEY_HANDLE_INVALID:
+		return -ENOKEY;
+	case CKR_HOST_MEMORY:
+		return -ENOMEM;
+	default:
+		return -EIO;
+	}
+}
+
+/* CK_TOKEN_INFO.label: 32 bytes, blank padded, not NUL terminated */
+static void token_label_copy(char out[KS_TOKEN_MAX + 1], const unsigned char in[32])
+{
+	size_t n = 32;
+
+	memcpy(out, in, 32);
+	while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\0'))
+		n--;
+	out[n] = '\0';
+}
+
+static int module_load(struct ks_p11 *p, const char *module, char *why, size_t whylen)
+{
+	CK_C_GetFunctionList getfl;
+	CK_C_INITIALIZE_ARGS args;
+	struct stat st;
+	CK_RV rv;
+
+	snprintf(p->module, sizeof(p->module), "%s", module);
+	if (strchr(module, '/') && stat(module, &st) < 0) {
+		int e = errno;
+
+		return ks_why(why, whylen, -e, "PKCS#11 module %s: %s", module, strerror(e));
+	}
+	p->dl = dlopen(module, RTLD_NOW | RTLD_LOCAL);
+	if (!p->dl)
+		return ks_why(why, whylen, -ELIBBAD, "cannot load PKCS#11 module: %s", dlerror());
+	*(void **)&getfl = dlsym(p->dl, "C_GetFunctionList");
+	if (!getfl)
+		return ks_why(why, whylen, -ELIBBAD,
+			      "%s is not a PKCS#11 module (no C_GetFunctionList)", module);
+	rv = getfl(&p->f);
+	if (rv != CKR_OK || !p->f || !p->f->C_Initialize)
+		return ks_why(why, whylen, -ELIBBAD,
+			      "%s: C_GetFunctionList failed (%s)", module, ckr_name(rv));
+	memset(&args, 0, sizeof(args));
+	args.flags = CKF_OS_LOCKING_OK;
+	rv = p->f->C_Initialize(&args);
+	if (rv == CKR_CRYPTOKI_ALREADY_INITIALIZED)
+		return 0;	/* someone else in this process owns it */
+	if (rv != CKR_OK)
+		return ks_why(why, whylen, -EIO, "%s: C_Initialize failed (%s); for SoftHSM2 "
+			      "check SOFTHSM2_CONF and its tokendir", module, ckr_name(rv));
+	p->finalize = 1;
+	return 0;
+}
+
+static int token_find(struct ks_p11 *p, const char *token, CK_SLOT_ID *slot,
+		      char *why, size_t whylen)
+{
+	CK_SLOT_ID *slots = NULL;
+	CK_ULONG n = 0, i;
+	CK_RV rv;
+	int rc = -ENODEV;
+
+	rv = p->f->C_GetSlotList(CK_TRUE, NULL, &n);
+	if (rv == CKR_OK && n > 0) {
+		slots = calloc(n, sizeof(*slots));
+		if (!slots) {
+			rc = ks_why(why, whylen, -ENOMEM, "out of memory");
+			goto out;
+		}
+		rv = p->f->C_GetSlotList(CK_TRUE, slots, &n);
+	}
+	if (rv != CKR_OK) {
+		rc = ks_why(why, whylen, ks_p11_rv_errno(rv), "%s: C_GetSlotList failed (%s)",
+			    p->module, ckr_name(rv));
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		CK_TOKEN_INFO ti;
+		char label[KS_TOKEN_MAX + 1];
+
+		if (p->f->C_GetTokenInfo(slots[i], &ti) != CKR_OK ||
+		    !(ti.flags & CKF_TOKEN_INITIALIZED))
+			continue;
+		token_label_copy(label, ti.label);
+		if (token && strcmp(label, token))
+			continue;
+		memcpy(p->token, label, sizeof(label));
+		*slot = slots[i];
+		rc = 0;
+		goto out;
+	}
+	if (token)
+		ks_why(why, whylen, rc, "no PKCS#11 token labelled '%s' in %s", token, p->module);
+	else
+		ks_why(why, whylen, rc, "no initialised PKCS#11 token in %s", p->module);
+out:
+	free(slots);
+	return rc;
+}
+
+int ks_p11_open(const char *module, const char *token, const char *pin_file,
+		struct ks_p11 **out, char *why, size_t whylen)
+{
+	struct ks_p11 *p = NULL;
+	char *pin = NULL;
+	size_t pinlen = 0;
+	CK_SLOT_ID slot = 0;
+	CK_RV rv;
+	int rc;
+
+	/* Read the PIN first: a missing PIN file should not touch the token. */
+	if ((rc = ks_secret_read(pin_file, "PIN", 0, &pin, &pinlen, why, whylen)) < 0)
+		goto out;
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		rc = ks_why(why, whylen, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = module_load(p, module, why, whylen)) < 0)
+		goto out;
+	if ((rc = token_find(p, token, &slot, why, whylen)) < 0)
+		goto out;
+	rv = p->f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
+				 &p->session);
+	if (rv != CKR_OK) {
+		rc = ks_why(why, whylen, ks_p11_rv_errno(rv), "token '%s': C_OpenSession failed (%s)",
+			    p->token, ckr_name(rv));
+		goto out;
+	}
+	p->have_session = 1;
+	rv = p->f->C_Login(p->session, CKU_USER, (CK_UTF8CHAR_PTR)pin, pinlen);
+	if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID || rv == CKR_PIN_LEN_RANGE) {
+		rc = ks_why(why, whylen, -EACCES, "wrong PIN for token '%s'", p->token);
+		goto out;
+	}
+	if (rv == CKR_PIN_LOCKED) {
+		rc = ks_why(why, whylen, -EPERM, "the user PIN of token '%s' is locked "
+			    "(too many wrong PINs); the security officer must reset it", p->token);
+		goto out;
+	}
+	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
+		rc = ks_why(why, whylen, ks_p11_rv_errno(rv), "token '%s': C_Login failed (%s)",
+			    p->token, ckr_name(rv));
+		goto out;
+	}
+	p->logged_in = rv == CKR_OK;
+	*out = p;
+	p = NULL;
+out:
+	ks_p11_close(p);
+	ks_secret_free(pin);
+	return rc;
+}
+
+void ks_p11_close(struct ks_p11 *p)
+{
+	if (!p)
+		return;
+	if (p->logged_in)
+		p->f->C_Logout(p->session);
+	if (p->have_session)
+		p->f->C_CloseSession(p->session);
+	if (p->finalize)
+		p->f->C_Finalize(NULL);
+	if (p->dl)
+		dlclose(p->dl);
+	free(p);
+}
+
+const char *ks_p11_token_label(const struct ks_p11 *p)
+{
+	return p->token;
+}
+
+static int key_generate(struct ks_p11 *p, const char *label, CK_OBJECT_HANDLE *h,
+			char *why, size_t whylen)
+{
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_AES;
+	CK_ULONG len = 32;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ATTRIBUTE tmpl[] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_KEY_TYPE, &kt, sizeof(kt) },
+		{ CKA_VALUE_LEN, &len, sizeof(len) },
+		{ CKA_LABEL, (void *)label, strlen(label) },
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_PRIVATE, &yes, sizeof(yes) },
+		{ CKA_SENSITIVE, &yes, sizeof(yes) },
+		{ CKA_EXTRACTABLE, &no, sizeof(no) },
+		{ CKA_ENCRYPT, &yes, sizeof(yes) },
+		{ CKA_DECRYPT, &yes, sizeof(yes) },
+	};
+	CK_MECHANISM mech = { CKM_AES_KEY_GEN, NULL, 0 };
+	CK_RV rv;
+
+	rv = p->f->C_GenerateKey(p->session, &mech, tmpl, sizeof(tmpl) / sizeof(tmpl[0]), h);
+	if (rv != CKR_OK)
+		return ks_why(why, whylen, ks_p11_rv_errno(rv),
+			      "token '%s': cannot generate key '%s' (%s)", p->token, label,
+			      ckr_name(rv));
+	return 0;
+}
+
+int ks_p11_key_find(struct ks_p11 *p, const char *label, int create,
+		    unsigned long *handle, char *why, size_t whylen)
+{
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_AES;
+	CK_ATTRIBUTE tmpl[] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_KEY_TYPE, &kt, sizeof(kt) },
+		{ CKA_LABEL, (void *)label, strlen(label) },
+	};
+	CK_OBJECT_HANDLE found[2];
+	CK_ULONG n = 0;
+	CK_RV rv;
+
+	rv = p->f->C_FindObjectsInit(p->session, tmpl, sizeof(tmpl) / sizeof(tmpl[0]));
+	if (rv == CKR_OK) {
+		rv = p->f->C_FindObjects(p->session, found, 2, &n);
+		p->f->C_FindObjectsFinal(p->session);
+	}
+	if (rv != CKR_OK)
+		return ks_why(why, whylen, ks_p11_rv_errno(rv), "token '%s': key search failed (%s)",
+			      p->token, ckr_name(rv));
+	if (n > 1)
+		/* Guessing between two KEKs could seal MK under the wrong one. */
+		return ks_why(why, whylen, -ENOTUNIQ, "token '%s' holds several AES keys "
+			      "labelled '%s'; give each a distinct label", p->token, label);
+	if (n == 1) {
+		*handle = found[0];
+		return 0;
+	}
+	if (!create)
+		return ks_why(why, whylen, -ENOKEY, "no AES key labelled '%s' on token '%s' "
+			      "(deleted? restore the HSM backup, or unlock with the recovery "
+			      "passphrase slot)", label, p->token);
+	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+	int rc = key_generate(p, label, &h, why, whylen);
+
+	if (rc == 0)
+		*handle = h;
+	return rc;
+}
+
+static void gcm_params(CK_GCM_PARAMS *g, const uint8_t *iv, const uint8_t *ad, size_t adlen)
+{
+	memset(g, 0, sizeof(*g));
+	g->pIv = (CK_BYTE_PTR)iv;
+	g->ulIvLen = KS_P11_IV_LEN;
+	g->ulIvBits = KS_P11_IV_LEN * 8;
+	g->pAAD = (CK_BYTE_PTR)ad;
+	g->ulAADLen = adlen;
+	g->ulTagBits = KS_P11_TAG_BITS;
+}
+
+int ks_p11_wrap(struct ks_p11 *p, unsigned long key, const uint8_t iv[KS_P11_IV_LEN],
+		const uint8_t *ad, size_t adlen, const uint8_t *mk,
+		uint8_t wrapped[KS_WRAPPED_LEN], char *why, size_t whylen)
+{
+	CK_GCM_PARAMS g;
+	CK_MECHANISM mech = { CKM_AES_GCM, &g, sizeof(g) };
+	uint8_t out[KS_WRAPPED_LEN + 32];	/* ciphertext: not secret */
+	CK_ULONG outlen = sizeof(out);
+	CK_RV rv;
+
+	if (adlen == 0)
+		return ks_why(why, whylen, -EINVAL, "internal: empty AAD");
+	gcm_params(&g, iv, ad, adlen);
+	rv = p->f->C_EncryptInit(p->session, &mech, key);
+	if (rv == CKR_OK)
+		rv = p->f->C_Encrypt(p->session, (CK_BYTE_PTR)mk, KEYSTORE_MK_LEN, out, &outlen);
+	if (rv != CKR_OK)
+		return ks_why(why, whylen, ks_p11_rv_errno(rv), "token '%s': AES-GCM encrypt failed (%s)",
+			      p->token, ckr_name(rv));
+	if (outlen != KS_WRAPPED_LEN)
+		return ks_why(why, whylen, -EIO, "token '%s': AES-GCM returned %lu bytes, "
+			      "expected %d", p->token, (unsigned long)outlen, KS_WRAPPED_LEN);
+	memcpy(wrapped, out, KS_WRAPPED_LEN);
+	return 0;
+}
+
+int ks_p11_unwrap(struct ks_p11 *p, unsigned long key, const uint8_t iv[KS_P11_IV_LEN],
+		  const uint8_t *ad, size_t adlen,
+		  const uint8_t wrapped[KS_WRAPPED_LEN], uint8_t *mk,
+		  char *why, size_t whylen)
+{
+	CK_GCM_PARAMS g;
+	CK_MECHANISM mech = { CKM_AES_GCM, &g, sizeof(g) };
+	uint8_t *out;
+	CK_ULONG outlen = KS_WRAPPED_LEN + 16;
+	CK_RV rv;
+	int rc = 0;
+
+	/* some modules want room for the whole input, tag included */
+	out = sodium_malloc(outlen);
+	if (!out)
+		return ks_why(why, whylen, -ENOMEM, "out of memory");
+	gcm_params(&g, iv, ad, adlen);
+	rv = p->f->C_DecryptInit(p->session, &mech, key);
+	if (rv != CKR_OK) {
+		rc = ks_why(why, whylen, ks_p11_rv_errno(rv), "token '%s': AES-GCM decrypt "
+			    "refused (%s)", p->token, ckr_name(rv));
+		goto out;
+	}
+	rv = p->f->C_Decrypt(p->session, (CK_BYTE_PTR)wrapped, KS_WRAPPED_LEN, out, &outlen);
+	/*
+	 * A tag mismatch is CKR_ENCRYPTED_DATA_INVALID by the standard, but
+	 * SoftHSM2 2.6 answers CKR_GENERAL_ERROR (measured), so treat both, once
+	 * C_DecryptInit accepted key and parameters, as "not this key".
+	 */
+	if (rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE ||
+	    rv == CKR_GENERAL_ERROR || rv == CKR_FUNCTION_FAILED ||
+	    (rv == CKR_OK && outlen != KEYSTORE_MK_LEN)) {
+		rc = ks_why(why, whylen, -EACCES, "token '%s': the key does not open this slot "
+			    "(another key with the same label, or the slot was edited; %s)",
+			    p->token, ckr_name(rv));
+		goto out;
+	}
+	if (rv != CKR_OK) {
+		rc = ks_why(why, whylen, ks_p11_rv_errno(rv), "token '%s': AES-GCM decrypt failed (%s)",
+			    p->token, ckr_name(rv));
+		goto out;
+	}
+	memcpy(mk, out, KEYSTORE_MK_LEN);
+out:
+	sodium_free(out);	/* wipes */
+	return rc;
+}

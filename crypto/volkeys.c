@@ -1,0 +1,102 @@
+#include "volkeys.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sodium.h>
+
+/* crypto_kdf contexts: 8 bytes each, never change them (format). */
+#define CTX_INDEX "mvindex_"
+#define CTX_NAMES "mvnames_"
+#define CTX_DOMAIN "mvdomain"
+#define CTX_FILE "mvfile__"
+#define CTX_CONF "mvconf__"
+
+struct volkeys {
+	enum aead_cipher content;
+	struct aead *index;
+	uint8_t names[32];
+	uint8_t domain0[32];
+};
+
+int volkeys_derive(struct volkeys **out, const uint8_t *mk, enum aead_cipher content)
+{
+	struct volkeys *vk;
+	uint8_t k[32];
+	int rc;
+
+	*out = NULL;
+	if ((rc = aead_cipher_usable(content)) < 0)
+		return rc;
+	vk = sodium_malloc(sizeof(*vk));
+	if (!vk)
+		return -ENOMEM;
+	memset(vk, 0, sizeof(*vk));
+	vk->content = content;
+	crypto_kdf_derive_from_key(k, sizeof(k), 1, CTX_INDEX, mk);
+	rc = aead_new(&vk->index, AEAD_XCHACHA20POLY1305, k);
+	sodium_memzero(k, sizeof(k));
+	if (rc < 0) {
+		sodium_free(vk);
+		return rc;
+	}
+	crypto_kdf_derive_from_key(vk->names, sizeof(vk->names), 1, CTX_NAMES, mk);
+	crypto_kdf_derive_from_key(vk->domain0, sizeof(vk->domain0),
+				   VOLKEYS_DEFAULT_DOMAIN, CTX_DOMAIN, mk);
+	sodium_mprotect_readonly(vk);
+	*out = vk;
+	return 0;
+}
+
+void volkeys_free(struct volkeys *vk)
+{
+	if (!vk)
+		return;
+	aead_free(vk->index);
+	sodium_free(vk);
+}
+
+const struct aead *volkeys_index_aead(const struct volkeys *vk)
+{
+	return vk->index;
+}
+
+void volkeys_name_hash(const struct volkeys *vk, uint64_t parent,
+		       const char *name, size_t len, uint8_t out[VOLKEYS_NAME_HASH_LEN])
+{
+	crypto_generichash_state st;
+	uint8_t p[8];
+
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(parent >> (56 - 8 * i));
+	crypto_generichash_init(&st, vk->names, sizeof(vk->names), VOLKEYS_NAME_HASH_LEN);
+	crypto_generichash_update(&st, p, sizeof(p));
+	crypto_generichash_update(&st, (const uint8_t *)name, len);
+	crypto_generichash_final(&st, out, VOLKEYS_NAME_HASH_LEN);
+	sodium_memzero(&st, sizeof(st));
+}
+
+int volkeys_file_aead(const struct volkeys *vk, uint32_t domain, uint64_t ino,
+		      struct aead **out)
+{
+	uint8_t k[32];
+	int rc;
+
+	*out = NULL;
+	/* Only the default domain exists so far; others will live in the
+	 * keystore so that destroying one crypto-erases its files. */
+	if (domain != VOLKEYS_DEFAULT_DOMAIN)
+		return -ENOENT;
+	crypto_kdf_derive_from_key(k, sizeof(k), ino, CTX_FILE, vk->domain0);
+	rc = aead_new(out, vk->content, k);
+	sodium_memzero(k, sizeof(k));
+	return rc;
+}
+
+void volkeys_conf_mac(const uint8_t *mk, const void *data, size_t len, uint8_t out[32])
+{
+	uint8_t k[32];
+
+	crypto_kdf_derive_from_key(k, sizeof(k), 1, CTX_CONF, mk);
+	crypto_auth_hmacsha512256(out, data, len, k);
+	sodium_memzero(k, sizeof(k));
+}

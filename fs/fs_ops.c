@@ -1,0 +1,659 @@
+/*
+ * The FUSE adapter: decode the request, make one call into mvfs, send
+ * exactly one reply.  No locks are held here.
+ */
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "fs_ops.h"
+#include "mvfs.h"
+
+#define ATTR_TIMEOUT 1.0
+#define ENTRY_TIMEOUT 1.0
+
+static struct mvfs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static void attr_to_stat(const struct mv_attr *a, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = a->ino;
+	st->st_mode = a->mode;
+	st->st_nlink = a->nlink;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_rdev = a->rdev;
+	st->st_size = (off_t)a->size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)a->blocks;
+	st->st_atim.tv_sec = a->atime_s;
+	st->st_atim.tv_nsec = a->atime_ns;
+	st->st_mtim.tv_sec = a->mtime_s;
+	st->st_mtim.tv_nsec = a->mtime_ns;
+	st->st_ctim.tv_sec = a->ctime_s;
+	st->st_ctim.tv_nsec = a->ctime_ns;
+}
+
+static void fill_entry(struct fuse_entry_param *e, const struct mv_attr *a)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = a->ino;
+	e->generation = 0;	/* inode numbers are never reused */
+	attr_to_stat(a, &e->attr);
+	e->attr_timeout = ATTR_TIMEOUT;
+	e->entry_timeout = ENTRY_TIMEOUT;
+}
+
+/* Reply with a new entry, counting the kernel's lookup first. */
+static void reply_entry(fuse_req_t req, int rc, const struct mv_attr *a)
+{
+	struct fuse_entry_param e;
+
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	itable_lookup_inc(fs_of(req), a->ino);
+	fill_entry(&e, a);
+	if (fuse_reply_entry(req, &e) != 0)
+		itable_forget(fs_of(req), a->ino, 1);
+}
+
+static void mv_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	conn->max_write = 1u << 20;
+	conn->max_readahead = 1u << 20;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* locks stay in the kernel: one mount, so local locking is exact */
+	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static void mv_destroy(void *userdata)
+{
+	(void)userdata;
+}
+
+static void mv_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct mv_attr a;
+
+	reply_entry(req, ns_lookup(fs_of(req), parent, name, &a), &a);
+}
+
+static void mv_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	itable_forget(fs_of(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void mv_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f)
+{
+	for (size_t i = 0; i < count; i++)
+		itable_forget(fs_of(req), f[i].ino, f[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void mv_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mv_attr a;
+	struct stat st;
+	int rc;
+
+	(void)fi;
+	rc = ns_getattr(fs_of(req), ino, &a);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	attr_to_stat(&a, &st);
+	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+}
+
+static void mv_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct mv_attr want = { 0 }, out;
+	struct timespec now;
+	struct stat st;
+	int mask = 0, rc;
+
+	(void)fi;
+	ns_now(&now);
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		mask |= NS_SET_MODE;
+		want.mode = attr->st_mode;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		mask |= NS_SET_UID;
+		want.uid = attr->st_uid;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		mask |= NS_SET_GID;
+		want.gid = attr->st_gid;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		mask |= NS_SET_SIZE;
+		want.size = (uint64_t)attr->st_size;
+	}
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
+		struct timespec t = (to_set & FUSE_SET_ATTR_ATIME_NOW) ? now : attr->st_atim;
+
+		mask |= NS_SET_ATIME;
+		want.atime_s = t.tv_sec;
+		want.atime_ns = (uint32_t)t.tv_nsec;
+	}
+	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+		struct timespec t = (to_set & FUSE_SET_ATTR_MTIME_NOW) ? now : attr->st_mtim;
+
+		mask |= NS_SET_MTIME;
+		want.mtime_s = t.tv_sec;
+		want.mtime_ns = (uint32_t)t.tv_nsec;
+	}
+	if (to_set & FUSE_SET_ATTR_CTIME) {
+		mask |= NS_SET_CTIME;
+		want.ctime_s = attr->st_ctim.tv_sec;
+		want.ctime_ns = (uint32_t)attr->st_ctim.tv_nsec;
+	}
+	rc = ns_setattr(fs_of(req), ino, &want, mask, &out);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	attr_to_stat(&out, &st);
+	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+}
+
+static void ctx_of(fuse_req_t req, struct ns_ctx *c)
+{
+	const struct fuse_ctx *fc = fuse_req_ctx(req);
+
+	c->uid = fc->uid;
+	c->gid = fc->gid;
+	c->umask = fc->umask;
+}
+
+static void mv_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct ns_ctx c;
+	struct mv_attr a;
+
+	ctx_of(req, &c);
+	reply_entry(req, ns_mknod(fs_of(req), &c, parent, name, mode, rdev, NULL, &a), &a);
+}
+
+static void mv_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct ns_ctx c;
+	struct mv_attr a;
+
+	ctx_of(req, &c);
+	reply_entry(req, ns_mknod(fs_of(req), &c, parent, name, S_IFDIR | (mode & 07777), 0, NULL, &a), &a);
+}
+
+static void mv_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct ns_ctx c;
+	struct mv_attr a;
+
+	ctx_of(req, &c);
+	reply_entry(req, ns_mknod(fs_of(req), &c, parent, name, S_IFLNK | 0777, 0, link, &a), &a);
+}
+
+static void mv_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct mv_attr a;
+
+	reply_entry(req, ns_link(fs_of(req), ino, newparent, newname, &a), &a);
+}
+
+static void mv_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -ns_unlink(fs_of(req), parent, name, 0));
+}
+
+static void mv_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -ns_unlink(fs_of(req), parent, name, 1));
+}
+
+static void mv_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	fuse_reply_err(req, -ns_rename(fs_of(req), parent, name, newparent, newname, flags));
+}
+
+static void mv_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct mv_attr a;
+	int rc = ns_getattr(fs_of(req), ino, &a);
+
+	if (rc == 0 && !S_ISLNK(a.mode))
+		rc = -EINVAL;
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_readlink(req, a.symlink);
+}
+
+/* ---- files ---- */
+
+static int open_handle(struct mvfs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mv_inode *in;
+	int rc;
+
+	if ((rc = itable_get(fs, ino, &in)) < 0)
+		return rc;
+	itable_open_inc(fs, in);
+	itable_put(fs, in);
+	fi->fh = (uint64_t)(uintptr_t)in;
+	/* this daemon is the only way to the data: cached pages stay valid */
+	fi->keep_cache = 1;
+	return 0;
+}
+
+static void close_handle(struct mvfs *fs, struct fuse_file_info *fi)
+{
+	struct mv_inode *in = (struct mv_inode *)(uintptr_t)fi->fh;
+
+	filedata_flush(fs, in);
+	itable_open_dec(fs, in);
+}
+
+static void mv_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct mvfs *fs = fs_of(req);
+	struct fuse_entry_param e;
+	struct ns_ctx c;
+	struct mv_attr a;
+	int rc;
+
+	ctx_of(req, &c);
+	rc = ns_mknod(fs, &c, parent, name, S_IFREG | (mode & 07777), 0, NULL, &a);
+	if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
+		/* lost a race with another creator: open the winner's file */
+		rc = ns_lookup(fs, parent, name, &a);
+		if (rc == 0 && S_ISDIR(a.mode))
+			rc = -EISDIR;
+	}
+	if (rc == 0)
+		rc = open_handle(fs, a.ino, fi);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	itable_lookup_inc(fs, a.ino);
+	fill_entry(&e, &a);
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		close_handle(fs, fi);
+		itable_forget(fs, a.ino, 1);
+	}
+}
+
+static void mv_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mvfs *fs = fs_of(req);
+	int rc = open_handle(fs, ino, fi);
+
+	if (rc == 0 && (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY) {
+		struct mv_attr want = { .size = 0 }, out;
+
+		rc = ns_setattr(fs, ino, &want, NS_SET_SIZE, &out);
+		if (rc < 0)
+			close_handle(fs, fi);
+	}
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (fuse_reply_open(req, fi) != 0)
+		close_handle(fs, fi);
+}
+
+static void mv_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct mv_inode *in = (struct mv_inode *)(uintptr_t)fi->fh;
+	char *buf = malloc(size ? size : 1);
+	ssize_t n;
+
+	(void)ino;
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = filedata_read(fs_of(req), in, buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void mv_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+		     off_t off, struct fuse_file_info *fi)
+{
+	struct mv_inode *in = (struct mv_inode *)(uintptr_t)fi->fh;
+	ssize_t n;
+
+	(void)ino;
+	n = filedata_write(fs_of(req), in, buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void mv_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mv_inode *in = (struct mv_inode *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	fuse_reply_err(req, -filedata_flush(fs_of(req), in));
+}
+
+static void mv_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	close_handle(fs_of(req), fi);
+	fuse_reply_err(req, 0);
+}
+
+static void mv_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct mvfs *fs = fs_of(req);
+	struct mv_inode *in = (struct mv_inode *)(uintptr_t)fi->fh;
+	int rc;
+
+	(void)ino;
+	(void)datasync;
+	rc = filedata_flush(fs, in);
+	if (rc == 0)
+		rc = fs_checkpoint(fs);
+	fuse_reply_err(req, -rc);
+}
+
+/* ---- directories ---- */
+
+static void mv_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mv_attr a;
+	int rc = ns_getattr(fs_of(req), ino, &a);
+
+	if (rc == 0 && !S_ISDIR(a.mode))
+		rc = -ENOTDIR;
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = 0;
+	fi->cache_readdir = 0;
+	fuse_reply_open(req, fi);
+}
+
+struct dir_fill {
+	fuse_req_t req;
+	struct mvfs *fs;
+	struct index_txn *txn;
+	char *buf;
+	size_t size, used;
+	int plus;
+	int err;
+};
+
+static int fill_one(void *ctx, const char *name, size_t len, uint64_t ino, uint8_t type,
+		    uint64_t next_off)
+{
+	struct dir_fill *d = ctx;
+	char cname[INDEX_NAME_MAX + 1];
+	size_t need;
+
+	memcpy(cname, name, len);
+	cname[len] = '\0';
+	if (d->plus) {
+		struct fuse_entry_param e;
+		struct mv_attr a;
+		int rc = index_inode_get(d->txn, ino, &a);
+
+		if (rc < 0) {
+			d->err = rc;
+			return 1;
+		}
+		if (S_ISREG(a.mode)) {
+			struct mv_inode *in = itable_find(d->fs, ino);
+
+			if (in) {
+				filedata_overlay(d->fs, in, &a);
+				itable_put(d->fs, in);
+			}
+		}
+		fill_entry(&e, &a);
+		need = fuse_add_direntry_plus(d->req, d->buf + d->used, d->size - d->used,
+					      cname, &e, (off_t)next_off);
+		if (need > d->size - d->used)
+			return 1;
+		itable_lookup_inc(d->fs, ino);
+	} else {
+		struct stat st = { .st_ino = ino, .st_mode = (mode_t)type << 12 };
+
+		need = fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used,
+					 cname, &st, (off_t)next_off);
+		if (need > d->size - d->used)
+			return 1;
+	}
+	d->used += need;
+	return 0;
+}
+
+static int fill_dot(struct dir_fill *d, const char *name, uint64_t ino, off_t next)
+{
+	size_t need;
+
+	if (d->plus) {
+		struct fuse_entry_param e = { 0 };
+
+		/* ino 0: the kernel takes no lookup reference for . and .. */
+		e.attr.st_ino = ino;
+		e.attr.st_mode = S_IFDIR;
+		need = fuse_add_direntry_plus(d->req, d->buf + d->used, d->size - d->used,
+					      name, &e, next);
+	} else {
+		struct stat st = { .st_ino = ino, .st_mode = S_IFDIR };
+
+		need = fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used,
+					 name, &st, next);
+	}
+	if (need > d->size - d->used)
+		return 1;
+	d->used += need;
+	return 0;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
+{
+	struct dir_fill d = { .req = req, .fs = fs_of(req), .size = size, .plus = plus };
+	struct mv_attr dir;
+	int rc;
+
+	d.buf = malloc(size);
+	if (!d.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if ((rc = index_read_begin(d.fs->v->ix, &d.txn)) < 0)
+		goto out;
+	if ((rc = index_inode_get(d.txn, ino, &dir)) < 0)
+		goto out;
+	if (off < 1 && fill_dot(&d, ".", ino, 1))
+		goto out;
+	if (off < 2 && fill_dot(&d, "..", dir.parent ? dir.parent : ino, 2))
+		goto out;
+	rc = index_dirent_iter(d.txn, ino, (uint64_t)off, fill_one, &d);
+	if (rc == 0 && d.err && d.used == 0)
+		rc = d.err;
+out:
+	index_read_end(d.txn);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_buf(req, d.buf, d.used);
+	free(d.buf);
+}
+
+static void mv_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_readdir(req, ino, size, off, 0);
+}
+
+static void mv_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_readdir(req, ino, size, off, 1);
+}
+
+static void mv_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void mv_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	fuse_reply_err(req, -fs_checkpoint(fs_of(req)));
+}
+
+static void mv_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct mvfs *fs = fs_of(req);
+	struct statvfs sv;
+	struct index_txn *t;
+	uint64_t files = 0;
+
+	(void)ino;
+	if (statvfs(fs->v->store, &sv) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	if (index_read_begin(fs->v->ix, &t) == 0) {
+		index_count_inodes(t, &files);
+		index_read_end(t);
+	}
+	/* report in 4 KiB units whatever the backing filesystem uses */
+	{
+		uint64_t unit = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
+
+		sv.f_blocks = sv.f_blocks * unit / 4096;
+		sv.f_bfree = sv.f_bfree * unit / 4096;
+		sv.f_bavail = sv.f_bavail * unit / 4096;
+	}
+	sv.f_bsize = 4096;
+	sv.f_frsize = 4096;
+	sv.f_files = files + sv.f_ffree;
+	sv.f_namemax = INDEX_NAME_MAX;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* ---- xattrs ---- */
+
+static void mv_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	fuse_reply_err(req, -ns_setxattr(fs_of(req), ino, name, value, size, flags));
+}
+
+static void mv_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	char *buf = NULL;
+	ssize_t n;
+
+	if (size && !(buf = malloc(size))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = ns_getxattr(fs_of(req), ino, name, buf, size);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void mv_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char *buf = NULL;
+	ssize_t n;
+
+	if (size && !(buf = malloc(size))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = ns_listxattr(fs_of(req), ino, buf, size);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void mv_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, -ns_removexattr(fs_of(req), ino, name));
+}
+
+const struct fuse_lowlevel_ops mv_fuse_ops = {
+	.init = mv_init,
+	.destroy = mv_destroy,
+	.lookup = mv_lookup,
+	.forget = mv_forget,
+	.forget_multi = mv_forget_multi,
+	.getattr = mv_getattr,
+	.setattr = mv_setattr,
+	.readlink = mv_readlink,
+	.mknod = mv_mknod,
+	.mkdir = mv_mkdir,
+	.unlink = mv_unlink,
+	.rmdir = mv_rmdir,
+	.symlink = mv_symlink,
+	.rename = mv_rename,
+	.link = mv_link,
+	.open = mv_open,
+	.read = mv_read,
+	.write = mv_write,
+	.flush = mv_flush,
+	.release = mv_release,
+	.fsync = mv_fsync,
+	.opendir = mv_opendir,
+	.readdir = mv_readdir,
+	.readdirplus = mv_readdirplus,
+	.releasedir = mv_releasedir,
+	.fsyncdir = mv_fsyncdir,
+	.statfs = mv_statfs,
+	.setxattr = mv_setxattr,
+	.getxattr = mv_getxattr,
+	.listxattr = mv_listxattr,
+	.removexattr = mv_removexattr,
+	.create = mv_create,
+};

@@ -1,0 +1,235 @@
+/*
+ * The in-memory inode table: which inodes the kernel holds (lookup counts),
+ * which are open, and their unwritten contents.  An entry lives while any
+ * of nlookup, nopen or pins is non-zero.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aead.h"
+#include "mvfs.h"
+
+static size_t slot_of(struct mvfs *fs, uint64_t ino)
+{
+	return (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 20) & (fs->table_size - 1);
+}
+
+/* table_lock held */
+static struct mv_inode *find_locked(struct mvfs *fs, uint64_t ino)
+{
+	struct mv_inode *in;
+
+	for (in = fs->table[slot_of(fs, ino)]; in; in = in->hnext)
+		if (in->ino == ino)
+			return in;
+	return NULL;
+}
+
+/* table_lock held */
+static void grow_locked(struct mvfs *fs)
+{
+	size_t old = fs->table_size, nsize = old * 2;
+	struct mv_inode **nt = calloc(nsize, sizeof(*nt));
+
+	if (!nt)
+		return;	/* longer chains, still correct */
+	fs->table_size = nsize;
+	for (size_t i = 0; i < old; i++) {
+		struct mv_inode *in = fs->table[i], *next;
+
+		for (; in; in = next) {
+			size_t s = slot_of(fs, in->ino);
+
+			next = in->hnext;
+			in->hnext = nt[s];
+			nt[s] = in;
+		}
+	}
+	free(fs->table);
+	fs->table = nt;
+}
+
+int itable_get(struct mvfs *fs, uint64_t ino, struct mv_inode **out)
+{
+	struct mv_inode *in;
+
+	pthread_mutex_lock(&fs->table_lock);
+	in = find_locked(fs, ino);
+	if (!in) {
+		in = calloc(1, sizeof(*in));
+		if (!in) {
+			pthread_mutex_unlock(&fs->table_lock);
+			return -ENOMEM;
+		}
+		in->ino = ino;
+		pthread_mutex_init(&in->lock, NULL);
+		if (fs->table_count >= fs->table_size)
+			grow_locked(fs);
+		size_t s = slot_of(fs, ino);
+		in->hnext = fs->table[s];
+		fs->table[s] = in;
+		fs->table_count++;
+	}
+	in->pins++;
+	pthread_mutex_unlock(&fs->table_lock);
+	*out = in;
+	return 0;
+}
+
+struct mv_inode *itable_find(struct mvfs *fs, uint64_t ino)
+{
+	struct mv_inode *in;
+
+	pthread_mutex_lock(&fs->table_lock);
+	in = find_locked(fs, ino);
+	if (in)
+		in->pins++;
+	pthread_mutex_unlock(&fs->table_lock);
+	return in;
+}
+
+/* table_lock held: unhook in if nothing uses it; returns 1 if unhooked */
+static int maybe_unhook(struct mvfs *fs, struct mv_inode *in)
+{
+	struct mv_inode **pp;
+
+	if (in->nlookup || in->nopen || in->pins)
+		return 0;
+	for (pp = &fs->table[slot_of(fs, in->ino)]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == in) {
+			*pp = in->hnext;
+			fs->table_count--;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void release(struct mvfs *fs, struct mv_inode *in)
+{
+	if (in->unlinked) {
+		/* nobody can reach it any more: its dirty data is moot */
+		struct dirty_chunk *d, *next;
+
+		for (d = in->dirty; d; d = next) {
+			next = d->next;
+			free(d->buf);
+			free(d);
+		}
+		in->dirty = NULL;
+		in->ndirty = 0;
+		ns_free_inode(fs, in->ino);
+	} else if (in->dirty || in->content_dirty) {
+		filedata_flush(fs, in);
+	}
+	free(in->rbuf);
+	aead_free(in->aead);
+	pthread_mutex_destroy(&in->lock);
+	free(in);
+}
+
+static void drop(struct mvfs *fs, struct mv_inode *in, uint64_t lookups, int opens, int pins)
+{
+	int gone;
+
+	pthread_mutex_lock(&fs->table_lock);
+	in->nlookup -= lookups < in->nlookup ? lookups : in->nlookup;
+	in->nopen -= (uint32_t)opens;
+	in->pins -= (uint32_t)pins;
+	gone = maybe_unhook(fs, in);
+	pthread_mutex_unlock(&fs->table_lock);
+	if (gone)
+		release(fs, in);
+}
+
+void itable_put(struct mvfs *fs, struct mv_inode *in)
+{
+	if (in)
+		drop(fs, in, 0, 0, 1);
+}
+
+void itable_lookup_inc(struct mvfs *fs, uint64_t ino)
+{
+	struct mv_inode *in;
+
+	if (itable_get(fs, ino, &in) < 0)
+		return;
+	pthread_mutex_lock(&fs->table_lock);
+	in->nlookup++;
+	pthread_mutex_unlock(&fs->table_lock);
+	itable_put(fs, in);
+}
+
+void itable_forget(struct mvfs *fs, uint64_t ino, uint64_t n)
+{
+	struct mv_inode *in = itable_find(fs, ino);
+
+	if (in)
+		drop(fs, in, n, 0, 1);
+}
+
+void itable_open_inc(struct mvfs *fs, struct mv_inode *in)
+{
+	pthread_mutex_lock(&fs->table_lock);
+	in->nopen++;
+	pthread_mutex_unlock(&fs->table_lock);
+}
+
+void itable_open_dec(struct mvfs *fs, struct mv_inode *in)
+{
+	drop(fs, in, 0, 1, 0);
+}
+
+void itable_mark_unlinked(struct mvfs *fs, uint64_t ino)
+{
+	struct mv_inode *in;
+
+	pthread_mutex_lock(&fs->table_lock);
+	in = find_locked(fs, ino);
+	if (in)
+		in->unlinked = 1;
+	pthread_mutex_unlock(&fs->table_lock);
+}
+
+int itable_in_use(struct mvfs *fs, uint64_t ino)
+{
+	int used;
+
+	pthread_mutex_lock(&fs->table_lock);
+	used = find_locked(fs, ino) != NULL;
+	pthread_mutex_unlock(&fs->table_lock);
+	return used;
+}
+
+void itable_foreach(struct mvfs *fs, void (*fn)(struct mvfs *, struct mv_inode *, void *), void *arg)
+{
+	struct mv_inode **list = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&fs->table_lock);
+	list = malloc((fs->table_count + 1) * sizeof(*list));
+	if (list) {
+		for (size_t i = 0; i < fs->table_size; i++)
+			for (struct mv_inode *in = fs->table[i]; in; in = in->hnext) {
+				in->pins++;
+				list[n++] = in;
+			}
+	}
+	pthread_mutex_unlock(&fs->table_lock);
+	for (size_t i = 0; i < n; i++) {
+		fn(fs, list[i], arg);
+		itable_put(fs, list[i]);
+	}
+	free(list);
+}
+
+uint64_t mvfs_new_version(struct mvfs *fs)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&fs->table_lock);
+	v = (fs->v->epoch << 40) | ++fs->next_version;
+	pthread_mutex_unlock(&fs->table_lock);
+	return v;
+}

@@ -1,0 +1,536 @@
+/*
+ * medvault: the command line.  Every command exits 0 on success, or
+ * non-zero with exactly one line on stderr.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aead.h"
+#include "cli_key.h"
+#include "fs_ops.h"
+#include "keystore.h"
+#include "mvfs.h"
+#include "secure.h"
+#include "vault.h"
+#include "volconf.h"
+
+#define WHY_LEN 512
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("medvault: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+static const char *const usage_top =
+	"usage: medvault COMMAND [ARGS]\n"
+	"\n"
+	"  init STORE --keystore KS KEY-OPTIONS [--chunk-size N] [--cipher C]\n"
+	"  mount STORE MOUNTPOINT --keystore KS KEY-OPTIONS [-f] [-o FUSE-OPTS]\n"
+	"  umount MOUNTPOINT\n"
+	"  info STORE [--keystore KS]\n"
+	"  key list|add|remove|rewrap STORE --keystore KS ...\n"
+	"\n"
+	"KEY-OPTIONS:\n" KEY_OPTS_HELP("")
+	"\n'medvault COMMAND --help' describes one command.\n";
+
+static const char *const usage_init =
+	"usage: medvault init STORE --keystore KS KEY-OPTIONS [--chunk-size N] [--cipher C]\n"
+	"Create an encrypted store in STORE (new or empty directory) and its key file\n"
+	"in the keystore directory KS, which must live apart from the store.\n"
+	"  --chunk-size N   content chunk size, a power of two from 4096 (default 65536)\n"
+	"  --cipher C       aes256gcm or xchacha20poly1305 (default: the fastest here)\n"
+	"KEY-OPTIONS:\n" KEY_OPTS_HELP("");
+
+static const char *const usage_mount =
+	"usage: medvault mount STORE MOUNTPOINT --keystore KS KEY-OPTIONS [-f] [-o OPTS]\n"
+	"Unlock STORE and mount it on MOUNTPOINT.  Returns once the filesystem serves;\n"
+	"the daemon stays in the background (-f keeps it in the foreground).\n"
+	"  -o OPTS   FUSE mount options, e.g. allow_other\n"
+	"KEY-OPTIONS:\n" KEY_OPTS_HELP("");
+
+static const char *const usage_umount =
+	"usage: medvault umount MOUNTPOINT\n"
+	"Unmount a medvault filesystem and wait until its daemon has written\n"
+	"everything back and released the store.\n";
+
+static const char *const usage_info =
+	"usage: medvault info STORE [--keystore KS]\n"
+	"Describe a store: format, cipher, chunk size, volume id, packs; with\n"
+	"--keystore, its key slots too.  Needs no key.\n";
+
+static int wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			break;
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return 1;
+	}
+	return 0;
+}
+
+/* ---- init ---- */
+
+static int cmd_init(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "keystore", required_argument, NULL, 'k' },
+		{ "chunk-size", required_argument, NULL, 'c' },
+		{ "cipher", required_argument, NULL, 'C' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct key_opts ko = { 0 };
+	struct vault_init_opts io = { 0 };
+	char why[WHY_LEN] = "";
+	int c;
+
+	if (wants_help(argc, argv)) {
+		fputs(usage_init, stdout);
+		return 0;
+	}
+	if (key_opts_parse(&argc, argv, "", &ko, why, sizeof(why)) < 0)
+		return fail("%s", why);
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			io.keystore = optarg;
+			break;
+		case 'c': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*end == 'k' || *end == 'K') {
+				v <<= 10;
+				end++;
+			} else if (*end == 'm' || *end == 'M') {
+				v <<= 20;
+				end++;
+			}
+			if (*end || v == 0 || v > UINT32_MAX)
+				return fail("--chunk-size: not a size: %s", optarg);
+			io.chunk_size = (uint32_t)v;
+			break;
+		}
+		case 'C': {
+			enum aead_cipher ci;
+
+			if (aead_cipher_parse(optarg, &ci) < 0)
+				return fail("--cipher: unknown cipher %s (aes256gcm, xchacha20poly1305)", optarg);
+			io.cipher = ci;
+			break;
+		}
+		default:
+			return fail("init: unknown or incomplete option %s (see medvault init --help)",
+				    argv[optind - 1]);
+		}
+	}
+	if (argc - optind != 1)
+		return fail("init: expected exactly one STORE (see medvault init --help)");
+	io.store = argv[optind];
+	if (!io.keystore)
+		return fail("init: --keystore KS is required");
+	if (key_opts_check(&ko, "", why, sizeof(why)) < 0)
+		return fail("%s", why);
+	io.key = &ko;
+	if (vault_init(&io, why, sizeof(why)) < 0)
+		return fail("%s", why);
+	printf("medvault: created store %s (keys in %s)\n", io.store, io.keystore);
+	return 0;
+}
+
+/* ---- mounts ---- */
+
+/* mountinfo escapes blanks as \040 and backslashes as \134 */
+static void unescape_mountinfo(char *s)
+{
+	char *w = s;
+
+	for (char *r = s; *r; r++) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] && r[3]) {
+			*w++ = (char)(((r[1] - '0') << 6) | ((r[2] - '0') << 3) | (r[3] - '0'));
+			r += 3;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+}
+
+/* Find the mount at path: 1 found (fstype/source filled), 0 not mounted. */
+static int find_mount(const char *path, char *fstype, size_t ftlen, char *source, size_t srclen)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char *line = NULL;
+	size_t cap = 0;
+	int found = 0;
+
+	if (!f)
+		return 0;
+	while (getline(&line, &cap, f) > 0) {
+		char *fields[12], *save = NULL, *tok;
+		int n = 0, sep = -1;
+
+		for (tok = strtok_r(line, " \n", &save); tok && n < 12; tok = strtok_r(NULL, " \n", &save)) {
+			fields[n] = tok;
+			if (!strcmp(tok, "-") && sep < 0)
+				sep = n;
+			n++;
+		}
+		if (n < 5 || sep < 0 || sep + 2 >= n)
+			continue;
+		unescape_mountinfo(fields[4]);
+		if (strcmp(fields[4], path))
+			continue;
+		unescape_mountinfo(fields[sep + 2]);
+		snprintf(fstype, ftlen, "%s", fields[sep + 1]);
+		snprintf(source, srclen, "%s", fields[sep + 2]);
+		found = 1;	/* keep going: the last mount on a path is the visible one */
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+static int cmd_mount(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "keystore", required_argument, NULL, 'k' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct key_opts ko = { 0 };
+	const char *keystore = NULL, *store, *mnt;
+	char why[WHY_LEN] = "", mntreal[PATH_MAX], fstype[64], source[PATH_MAX];
+	char fuseopts[PATH_MAX + 256], *user_opts = NULL;
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se = NULL;
+	struct fuse_loop_config *lc = NULL;
+	struct vault *v = NULL;
+	struct mvfs *fs = NULL;
+	struct stat st;
+	int c, foreground = 0, rc = 1;
+
+	if (wants_help(argc, argv)) {
+		fputs(usage_mount, stdout);
+		return 0;
+	}
+	if (key_opts_parse(&argc, argv, "", &ko, why, sizeof(why)) < 0)
+		return fail("%s", why);
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "fo:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			keystore = optarg;
+			break;
+		case 'f':
+			foreground = 1;
+			break;
+		case 'o': {
+			size_t old = user_opts ? strlen(user_opts) : 0;
+			char *n = realloc(user_opts, old + strlen(optarg) + 2);
+
+			if (!n)
+				return fail("out of memory");
+			if (old)
+				n[old++] = ',';
+			strcpy(n + old, optarg);
+			user_opts = n;
+			break;
+		}
+		default:
+			free(user_opts);
+			return fail("mount: unknown or incomplete option %s (see medvault mount --help)",
+				    argv[optind - 1]);
+		}
+	}
+	if (argc - optind != 2) {
+		free(user_opts);
+		return fail("mount: expected STORE and MOUNTPOINT (see medvault mount --help)");
+	}
+	store = argv[optind];
+	mnt = argv[optind + 1];
+	if (!keystore) {
+		rc = fail("mount: --keystore KS is required");
+		goto out;
+	}
+	if (key_opts_check(&ko, "", why, sizeof(why)) < 0) {
+		rc = fail("%s", why);
+		goto out;
+	}
+	if (stat(mnt, &st) < 0 || !realpath(mnt, mntreal)) {
+		rc = fail("mountpoint %s: %s", mnt, strerror(errno));
+		goto out;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		rc = fail("mountpoint %s is not a directory", mnt);
+		goto out;
+	}
+	if (find_mount(mntreal, fstype, sizeof(fstype), source, sizeof(source))) {
+		rc = fail("%s is already a mount point (%s)", mnt, fstype);
+		goto out;
+	}
+	if (secure_init() < 0) {
+		rc = fail("libsodium failed to initialise");
+		goto out;
+	}
+	secure_harden_process();
+	if (vault_open(&v, store, keystore, &ko, why, sizeof(why)) < 0) {
+		rc = fail("%s", why);
+		goto out;
+	}
+	if (mvfs_create(&fs, v) < 0) {
+		rc = fail("cannot start the filesystem: out of memory");
+		goto out;
+	}
+	snprintf(fuseopts, sizeof(fuseopts), "default_permissions,fsname=%s,subtype=medvault%s%s",
+		 v->store, user_opts ? "," : "", user_opts ? user_opts : "");
+	if (fuse_opt_add_arg(&args, "medvault") || fuse_opt_add_arg(&args, "-o") ||
+	    fuse_opt_add_arg(&args, fuseopts)) {
+		rc = fail("out of memory");
+		goto out;
+	}
+	se = fuse_session_new(&args, &mv_fuse_ops, sizeof(mv_fuse_ops), fs);
+	if (!se) {
+		rc = fail("mount: invalid FUSE options: %s", user_opts ? user_opts : "");
+		goto out;
+	}
+	if (fuse_session_mount(se, mntreal) != 0) {
+		rc = fail("cannot mount on %s (is /dev/fuse usable and fusermount3 installed?)", mnt);
+		goto out;
+	}
+	openlog("medvault", LOG_PID | (foreground ? LOG_PERROR : 0), LOG_DAEMON);
+	if (fuse_daemonize(foreground) != 0) {
+		rc = fail("cannot go to the background");
+		goto unmount;
+	}
+	if (fuse_set_signal_handlers(se) != 0 || mvfs_start_flusher(fs) < 0) {
+		syslog(LOG_ERR, "cannot start the daemon's threads");
+		goto unmount;
+	}
+	syslog(LOG_INFO, "mounted %s on %s", v->store, mntreal);
+	lc = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_clone_fd(lc, 0);
+	fuse_loop_cfg_set_idle_threads(lc, 8);
+	fuse_loop_cfg_set_max_threads(lc, 16);
+	rc = fuse_session_loop_mt(se, lc) ? 1 : 0;
+	fuse_loop_cfg_destroy(lc);
+	fuse_remove_signal_handlers(se);
+unmount:
+	fuse_session_unmount(se);
+	mvfs_destroy(fs);
+	fs = NULL;
+	syslog(LOG_INFO, "unmounted %s", mntreal);
+out:
+	if (se)
+		fuse_session_destroy(se);
+	fuse_opt_free_args(&args);
+	mvfs_destroy(fs);
+	vault_close(v);
+	free(user_opts);
+	return rc;
+}
+
+static int wait_store_released(const char *store)
+{
+	char path[PATH_MAX + 32];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/medvault.lock", store);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	/* the daemon holds this lock until its last write is durable */
+	for (int i = 0; i < 6000; i++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			flock(fd, LOCK_UN);
+			close(fd);
+			return 0;
+		}
+		usleep(20000);
+	}
+	close(fd);
+	return -ETIMEDOUT;
+}
+
+static int cmd_umount(int argc, char **argv)
+{
+	char real[PATH_MAX], fstype[64], source[PATH_MAX];
+	int status;
+	pid_t pid;
+
+	if (wants_help(argc, argv)) {
+		fputs(usage_umount, stdout);
+		return 0;
+	}
+	if (argc != 2)
+		return fail("umount: expected MOUNTPOINT (see medvault umount --help)");
+	if (!realpath(argv[1], real))
+		return fail("mountpoint %s: %s", argv[1], strerror(errno));
+	if (!find_mount(real, fstype, sizeof(fstype), source, sizeof(source)) ||
+	    strcmp(fstype, "fuse.medvault"))
+		return fail("%s is not a mounted medvault filesystem", argv[1]);
+	pid = fork();
+	if (pid < 0)
+		return fail("fork: %s", strerror(errno));
+	if (pid == 0) {
+		execlp("fusermount3", "fusermount3", "-u", "-q", real, (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+		return fail("cannot unmount %s (busy? close files and leave the directory)", argv[1]);
+	if (wait_store_released(source) < 0)
+		return fail("unmounted %s, but its daemon has not exited yet", argv[1]);
+	return 0;
+}
+
+/* ---- info ---- */
+
+static void count_packs(const char *store, uint64_t *n, uint64_t *bytes)
+{
+	char path[PATH_MAX];
+	DIR *top;
+	struct dirent *d;
+
+	*n = *bytes = 0;
+	snprintf(path, sizeof(path), "%s/packs", store);
+	top = opendir(path);
+	if (!top)
+		return;
+	while ((d = readdir(top))) {
+		char sub[PATH_MAX + 256];
+		DIR *sd;
+		struct dirent *e;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", path, d->d_name);
+		if (!(sd = opendir(sub)))
+			continue;
+		while ((e = readdir(sd))) {
+			char file[PATH_MAX * 2];
+			struct stat st;
+
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(file, sizeof(file), "%s/%s", sub, e->d_name);
+			if (stat(file, &st) == 0 && S_ISREG(st.st_mode)) {
+				(*n)++;
+				*bytes += (uint64_t)st.st_size;
+			}
+		}
+		closedir(sd);
+	}
+	closedir(top);
+}
+
+static int cmd_info(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "keystore", required_argument, NULL, 'k' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct volconf vc;
+	const char *keystore = NULL;
+	char why[WHY_LEN], uuid[33], when[64];
+	uint64_t npacks, bytes;
+	time_t created;
+	int c;
+
+	if (wants_help(argc, argv)) {
+		fputs(usage_info, stdout);
+		return 0;
+	}
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c != 'k')
+			return fail("info: unknown option %s (see medvault info --help)", argv[optind - 1]);
+		keystore = optarg;
+	}
+	if (argc - optind != 1)
+		return fail("info: expected STORE (see medvault info --help)");
+	if (volconf_load(argv[optind], &vc, why, sizeof(why)) < 0)
+		return fail("%s", why);
+	volconf_uuid_hex(vc.uuid, uuid);
+	created = (time_t)vc.created;
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&created));
+	count_packs(argv[optind], &npacks, &bytes);
+	printf("store:       %s\n", argv[optind]);
+	printf("format:      %u\n", vc.format);
+	printf("volume:      %s\n", uuid);
+	printf("cipher:      %s\n", aead_cipher_name(vc.cipher));
+	printf("chunk size:  %" PRIu32 "\n", vc.chunk_size);
+	printf("pack size:   %" PRIu64 "\n", vc.pack_size);
+	printf("created:     %s\n", when);
+	printf("packs:       %" PRIu64 " (%" PRIu64 " bytes)\n", npacks, bytes);
+	if (keystore) {
+		struct keystore_slot_info *slots = NULL;
+		size_t n = 0;
+
+		if (keystore_list(keystore, vc.uuid, &slots, &n, why, sizeof(why)) < 0) {
+			volconf_release(&vc);
+			return fail("%s", why);
+		}
+		printf("key slots:   %zu\n", n);
+		for (size_t i = 0; i < n; i++)
+			printf("  slot %" PRIu32 ": %s%s%s\n", slots[i].id,
+			       slots[i].kind == KEYSTORE_SLOT_PKCS11 ? "pkcs11 token " : "passphrase",
+			       slots[i].kind == KEYSTORE_SLOT_PKCS11 ? slots[i].token : "",
+			       "");
+		free(slots);
+	}
+	volconf_release(&vc);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	char why[WHY_LEN] = "";
+
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		fputs(usage_top, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (secure_init() < 0)
+		return fail("libsodium failed to initialise");
+	if (!strcmp(argv[1], "init"))
+		return cmd_init(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "mount"))
+		return cmd_mount(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "umount") || !strcmp(argv[1], "unmount"))
+		return cmd_umount(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "info"))
+		return cmd_info(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "key")) {
+		if (cli_key(argc - 1, argv + 1, why, sizeof(why)) < 0)
+			return fail("%s", why);
+		return 0;
+	}
+	return fail("unknown command %s (see medvault --help)", argv[1]);
+}

@@ -1,0 +1,701 @@
+/*
+ * Namespace operations: each is one index_write() function that checks
+ * everything first and only then mutates, so a refused operation leaves
+ * the index untouched (see index.h).
+ */
+#include <errno.h>
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+
+#include "mvfs.h"
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+void ns_now(struct timespec *ts)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+}
+
+static void set_mtime(struct mv_attr *a, const struct timespec *t)
+{
+	a->mtime_s = a->ctime_s = t->tv_sec;
+	a->mtime_ns = a->ctime_ns = (uint32_t)t->tv_nsec;
+}
+
+static void set_ctime(struct mv_attr *a, const struct timespec *t)
+{
+	a->ctime_s = t->tv_sec;
+	a->ctime_ns = (uint32_t)t->tv_nsec;
+}
+
+static uint8_t dtype_of(uint32_t mode)
+{
+	return (uint8_t)((mode & S_IFMT) >> 12);
+}
+
+static int overlay(struct mvfs *fs, struct mv_attr *a)
+{
+	struct mv_inode *in;
+
+	if (!S_ISREG(a->mode))
+		return 0;
+	in = itable_find(fs, a->ino);
+	if (in) {
+		filedata_overlay(fs, in, a);
+		itable_put(fs, in);
+	}
+	return 0;
+}
+
+int ns_getattr(struct mvfs *fs, uint64_t ino, struct mv_attr *out)
+{
+	struct index_txn *t;
+	int rc;
+
+	if ((rc = index_read_begin(fs->v->ix, &t)) < 0)
+		return rc;
+	rc = index_inode_get(t, ino, out);
+	index_read_end(t);
+	if (rc == 0)
+		overlay(fs, out);
+	return rc;
+}
+
+int ns_lookup(struct mvfs *fs, uint64_t parent, const char *name, struct mv_attr *out)
+{
+	struct index_txn *t;
+	uint64_t ino;
+	uint8_t type;
+	size_t len = strlen(name);
+	int rc;
+
+	if (len > INDEX_NAME_MAX)
+		return -ENAMETOOLONG;
+	if ((rc = index_read_begin(fs->v->ix, &t)) < 0)
+		return rc;
+	rc = index_dirent_get(t, parent, name, len, &ino, &type);
+	if (rc == 0)
+		rc = index_inode_get(t, ino, out);
+	index_read_end(t);
+	if (rc == 0)
+		overlay(fs, out);
+	return rc;
+}
+
+/* Drop one link of child inside a write transaction; at zero, orphan it if
+ * the kernel still holds it, else free it now. */
+static int drop_link(struct mvfs *fs, struct index_txn *txn, struct mv_attr *child,
+		     const struct timespec *now)
+{
+	int rc;
+
+	if (S_ISDIR(child->mode))
+		child->nlink = 0;
+	else if (child->nlink > 0)
+		child->nlink--;
+	set_ctime(child, now);
+	if (child->nlink > 0)
+		return index_inode_put(txn, child);
+	if (itable_in_use(fs, child->ino)) {
+		itable_mark_unlinked(fs, child->ino);
+		if ((rc = index_inode_put(txn, child)) < 0)
+			return rc;
+		return index_orphan_add(txn, child->ino);
+	}
+	if ((rc = filedata_delete_chunks(txn, child->ino, 0)) < 0)
+		return rc;
+	if ((rc = index_xattr_del_all(txn, child->ino)) < 0)
+		return rc;
+	return index_inode_del(txn, child->ino);
+}
+
+/* ---- create ---- */
+
+struct mknod_arg {
+	struct mvfs *fs;
+	const struct ns_ctx *c;
+	uint64_t parent;
+	const char *name;
+	size_t len;
+	mode_t mode;
+	dev_t rdev;
+	const char *target;
+	struct mv_attr *out;
+};
+
+static int do_mknod(struct index_txn *txn, void *argp)
+{
+	struct mknod_arg *a = argp;
+	struct mv_attr p, *n = a->out;
+	struct timespec now;
+	uint64_t ino, next, child;
+	uint8_t type;
+	int rc;
+
+	if ((rc = index_inode_get(txn, a->parent, &p)) < 0)
+		return rc;
+	if (!S_ISDIR(p.mode))
+		return -ENOTDIR;
+	if (p.nlink == 0)
+		return -ENOENT;
+	rc = index_dirent_get(txn, a->parent, a->name, a->len, &child, &type);
+	if (rc == 0)
+		return -EEXIST;
+	if (rc != -ENOENT)
+		return rc;
+	if ((rc = index_meta_get(txn, "next_ino", &next)) < 0)
+		return rc;
+	ino = next;
+
+	ns_now(&now);
+	memset(n, 0, sizeof(*n));
+	n->ino = ino;
+	n->mode = a->mode;
+	n->uid = a->c->uid;
+	n->gid = (p.mode & S_ISGID) ? p.gid : a->c->gid;
+	if (S_ISDIR(a->mode) && (p.mode & S_ISGID))
+		n->mode |= S_ISGID;
+	n->nlink = S_ISDIR(a->mode) ? 2 : 1;
+	n->atime_s = n->mtime_s = n->ctime_s = now.tv_sec;
+	n->atime_ns = n->mtime_ns = n->ctime_ns = (uint32_t)now.tv_nsec;
+	n->rdev = a->rdev;
+	n->domain = p.domain;
+	if (S_ISDIR(a->mode)) {
+		n->size = 4096;
+		n->blocks = 8;
+		n->parent = a->parent;
+	} else if (S_ISLNK(a->mode)) {
+		n->symlink_len = (uint16_t)strlen(a->target);
+		memcpy(n->symlink, a->target, n->symlink_len);
+		n->size = n->symlink_len;
+	}
+
+	if ((rc = index_meta_put(txn, "next_ino", next + 1)) < 0)
+		return rc;
+	if ((rc = index_inode_put(txn, n)) < 0)
+		return rc;
+	if ((rc = index_dirent_put(txn, a->parent, a->name, a->len, ino, dtype_of(n->mode))) < 0)
+		return rc;
+	set_mtime(&p, &now);
+	if (S_ISDIR(a->mode))
+		p.nlink++;
+	return index_inode_put(txn, &p);
+}
+
+int ns_mknod(struct mvfs *fs, const struct ns_ctx *c, uint64_t parent, const char *name,
+	     mode_t mode, dev_t rdev, const char *link_target, struct mv_attr *out)
+{
+	struct mknod_arg a = { fs, c, parent, name, strlen(name), mode, rdev, link_target, out };
+
+	if (a.len > INDEX_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (link_target && strlen(link_target) > INDEX_SYMLINK_MAX)
+		return -ENAMETOOLONG;
+	return index_write(fs->v->ix, do_mknod, &a);
+}
+
+/* ---- link ---- */
+
+struct link_arg {
+	uint64_t ino, parent;
+	const char *name;
+	size_t len;
+	struct mv_attr *out;
+};
+
+static int do_link(struct index_txn *txn, void *argp)
+{
+	struct link_arg *a = argp;
+	struct mv_attr p;
+	struct timespec now;
+	uint64_t child;
+	uint8_t type;
+	int rc;
+
+	if ((rc = index_inode_get(txn, a->ino, a->out)) < 0)
+		return rc;
+	if (S_ISDIR(a->out->mode))
+		return -EPERM;
+	if (a->out->nlink == 0)
+		return -ENOENT;
+	if (a->out->nlink >= 65000)
+		return -EMLINK;
+	if ((rc = index_inode_get(txn, a->parent, &p)) < 0)
+		return rc;
+	if (!S_ISDIR(p.mode))
+		return -ENOTDIR;
+	rc = index_dirent_get(txn, a->parent, a->name, a->len, &child, &type);
+	if (rc == 0)
+		return -EEXIST;
+	if (rc != -ENOENT)
+		return rc;
+	ns_now(&now);
+	a->out->nlink++;
+	set_ctime(a->out, &now);
+	if ((rc = index_inode_put(txn, a->out)) < 0)
+		return rc;
+	if ((rc = index_dirent_put(txn, a->parent, a->name, a->len, a->ino, dtype_of(a->out->mode))) < 0)
+		return rc;
+	set_mtime(&p, &now);
+	return index_inode_put(txn, &p);
+}
+
+int ns_link(struct mvfs *fs, uint64_t ino, uint64_t newparent, const char *newname, struct mv_attr *out)
+{
+	struct link_arg a = { ino, newparent, newname, strlen(newname), out };
+	int rc;
+
+	if (a.len > INDEX_NAME_MAX)
+		return -ENAMETOOLONG;
+	rc = index_write(fs->v->ix, do_link, &a);
+	if (rc == 0)
+		overlay(fs, out);
+	return rc;
+}
+
+/* ---- unlink / rmdir ---- */
+
+struct unlink_arg {
+	struct mvfs *fs;
+	uint64_t parent;
+	const char *name;
+	size_t len;
+	int is_dir;
+};
+
+static int do_unlink(struct index_txn *txn, void *argp)
+{
+	struct unlink_arg *a = argp;
+	struct mv_attr p, c;
+	struct timespec now;
+	uint64_t ino;
+	uint8_t type;
+	int rc;
+
+	if ((rc = index_inode_get(txn, a->parent, &p)) < 0)
+		return rc;
+	if ((rc = index_dirent_get(txn, a->parent, a->name, a->len, &ino, &type)) < 0)
+		return rc;
+	if ((rc = index_inode_get(txn, ino, &c)) < 0)
+		return rc;
+	if (a->is_dir) {
+		if (!S_ISDIR(c.mode))
+			return -ENOTDIR;
+		if ((rc = index_dir_empty(txn, ino)) < 0)
+			return rc;
+		if (!rc)
+			return -ENOTEMPTY;
+	} else if (S_ISDIR(c.mode)) {
+		return -EISDIR;
+	}
+	ns_now(&now);
+	if ((rc = index_dirent_del(txn, a->parent, a->name, a->len)) < 0)
+		return rc;
+	set_mtime(&p, &now);
+	if (a->is_dir && p.nlink > 2)
+		p.nlink--;
+	if ((rc = index_inode_put(txn, &p)) < 0)
+		return rc;
+	return drop_link(a->fs, txn, &c, &now);
+}
+
+int ns_unlink(struct mvfs *fs, uint64_t parent, const char *name, int is_dir)
+{
+	struct unlink_arg a = { fs, parent, name, strlen(name), is_dir };
+
+	if (a.len > INDEX_NAME_MAX)
+		return -ENAMETOOLONG;
+	return index_write(fs->v->ix, do_unlink, &a);
+}
+
+/* ---- rename ---- */
+
+struct rename_arg {
+	struct mvfs *fs;
+	uint64_t parent, newparent;
+	const char *name, *newname;
+	size_t len, newlen;
+	unsigned flags;
+};
+
+/* 1 if dir is anc or below it */
+static int is_within(struct index_txn *txn, uint64_t dir, uint64_t anc)
+{
+	struct mv_attr a;
+	int depth = 0;
+
+	while (dir != anc) {
+		if (dir == INDEX_ROOT_INO || depth++ > 100000)
+			return 0;
+		if (index_inode_get(txn, dir, &a) < 0)
+			return -EIO;
+		dir = a.parent;
+	}
+	return 1;
+}
+
+static int do_rename(struct index_txn *txn, void *argp)
+{
+	struct rename_arg *a = argp;
+	struct mv_attr p, np, s, d, *pp = &p, *npp;
+	struct timespec now;
+	uint64_t sino, dino = 0;
+	uint8_t stype, dtype = 0;
+	int rc, have_dst;
+
+	if ((rc = index_inode_get(txn, a->parent, &p)) < 0)
+		return rc;
+	if (a->newparent == a->parent) {
+		npp = &p;
+	} else {
+		if ((rc = index_inode_get(txn, a->newparent, &np)) < 0)
+			return rc;
+		npp = &np;
+	}
+	if (!S_ISDIR(pp->mode) || !S_ISDIR(npp->mode))
+		return -ENOTDIR;
+	if ((rc = index_dirent_get(txn, a->parent, a->name, a->len, &sino, &stype)) < 0)
+		return rc;
+	if ((rc = index_inode_get(txn, sino, &s)) < 0)
+		return rc;
+	rc = index_dirent_get(txn, a->newparent, a->newname, a->newlen, &dino, &dtype);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	have_dst = rc == 0;
+	if (have_dst && (rc = index_inode_get(txn, dino, &d)) < 0)
+		return rc;
+
+	if (a->flags & RENAME_EXCHANGE) {
+		if (!have_dst)
+			return -ENOENT;
+	} else if (have_dst && (a->flags & RENAME_NOREPLACE)) {
+		return -EEXIST;
+	}
+	if (have_dst && dino == sino)
+		return 0;	/* two links to one file: POSIX says do nothing */
+	if (S_ISDIR(s.mode) && a->parent != a->newparent) {
+		if ((rc = is_within(txn, a->newparent, sino)) < 0)
+			return rc;
+		if (rc)
+			return -EINVAL;
+	}
+	if ((a->flags & RENAME_EXCHANGE) && S_ISDIR(d.mode) && a->parent != a->newparent) {
+		if ((rc = is_within(txn, a->parent, dino)) < 0)
+			return rc;
+		if (rc)
+			return -EINVAL;
+	}
+	if (have_dst && !(a->flags & RENAME_EXCHANGE)) {
+		if (S_ISDIR(s.mode)) {
+			if (!S_ISDIR(d.mode))
+				return -ENOTDIR;
+			if ((rc = index_dir_empty(txn, dino)) < 0)
+				return rc;
+			if (!rc)
+				return -ENOTEMPTY;
+		} else if (S_ISDIR(d.mode)) {
+			return -EISDIR;
+		}
+	}
+
+	ns_now(&now);
+	if (a->flags & RENAME_EXCHANGE) {
+		if ((rc = index_dirent_put(txn, a->parent, a->name, a->len, dino, dtype)) < 0)
+			return rc;
+		if ((rc = index_dirent_put(txn, a->newparent, a->newname, a->newlen, sino, stype)) < 0)
+			return rc;
+		if (a->parent != a->newparent) {
+			if (S_ISDIR(s.mode)) {
+				s.parent = a->newparent;
+				pp->nlink--;
+				npp->nlink++;
+			}
+			if (S_ISDIR(d.mode)) {
+				d.parent = a->parent;
+				npp->nlink--;
+				pp->nlink++;
+			}
+		}
+		set_ctime(&d, &now);
+		if ((rc = index_inode_put(txn, &d)) < 0)
+			return rc;
+	} else {
+		if (have_dst) {
+			if (S_ISDIR(d.mode) && npp->nlink > 2)
+				npp->nlink--;
+			if ((rc = drop_link(a->fs, txn, &d, &now)) < 0)
+				return rc;
+		}
+		if ((rc = index_dirent_put(txn, a->newparent, a->newname, a->newlen, sino, stype)) < 0)
+			return rc;
+		if ((rc = index_dirent_del(txn, a->parent, a->name, a->len)) < 0)
+			return rc;
+		if (S_ISDIR(s.mode) && a->parent != a->newparent) {
+			s.parent = a->newparent;
+			pp->nlink--;
+			npp->nlink++;
+		}
+	}
+	set_ctime(&s, &now);
+	if ((rc = index_inode_put(txn, &s)) < 0)
+		return rc;
+	set_mtime(pp, &now);
+	if ((rc = index_inode_put(txn, pp)) < 0)
+		return rc;
+	if (npp != pp) {
+		set_mtime(npp, &now);
+		if ((rc = index_inode_put(txn, npp)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int ns_rename(struct mvfs *fs, uint64_t parent, const char *name, uint64_t newparent,
+	      const char *newname, unsigned flags)
+{
+	struct rename_arg a = { fs, parent, newparent, name, newname, strlen(name),
+				strlen(newname), flags };
+
+	if (a.len > INDEX_NAME_MAX || a.newlen > INDEX_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return -EINVAL;
+	if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
+		return -EINVAL;
+	return index_write(fs->v->ix, do_rename, &a);
+}
+
+/* ---- setattr ---- */
+
+struct setattr_arg {
+	uint64_t ino;
+	const struct mv_attr *want;
+	int mask;
+	struct mv_attr *out;
+};
+
+static int do_setattr(struct index_txn *txn, void *argp)
+{
+	struct setattr_arg *a = argp;
+	struct mv_attr *o = a->out;
+	struct timespec now;
+	int rc;
+
+	if ((rc = index_inode_get(txn, a->ino, o)) < 0)
+		return rc;
+	ns_now(&now);
+	if (a->mask & NS_SET_MODE)
+		o->mode = (o->mode & S_IFMT) | (a->want->mode & 07777);
+	if (a->mask & NS_SET_UID)
+		o->uid = a->want->uid;
+	if (a->mask & NS_SET_GID)
+		o->gid = a->want->gid;
+	if (a->mask & NS_SET_ATIME) {
+		o->atime_s = a->want->atime_s;
+		o->atime_ns = a->want->atime_ns;
+	}
+	if (a->mask & NS_SET_MTIME) {
+		o->mtime_s = a->want->mtime_s;
+		o->mtime_ns = a->want->mtime_ns;
+	}
+	if (a->mask & NS_SET_CTIME) {
+		o->ctime_s = a->want->ctime_s;
+		o->ctime_ns = a->want->ctime_ns;
+	} else {
+		set_ctime(o, &now);
+	}
+	return index_inode_put(txn, o);
+}
+
+int ns_setattr(struct mvfs *fs, uint64_t ino, const struct mv_attr *want, int mask, struct mv_attr *out)
+{
+	struct setattr_arg a = { ino, want, mask & ~NS_SET_SIZE, out };
+	struct mv_inode *in = NULL;
+	int rc;
+
+	if (mask & NS_SET_SIZE) {
+		struct timespec now;
+
+		if ((rc = ns_getattr(fs, ino, out)) < 0)
+			return rc;
+		if (S_ISDIR(out->mode))
+			return -EISDIR;
+		if (!S_ISREG(out->mode))
+			return -EINVAL;
+		if ((rc = itable_get(fs, ino, &in)) < 0)
+			return rc;
+		ns_now(&now);
+		rc = filedata_truncate(fs, in, want->size, &now);
+		if (rc < 0)
+			goto out;
+	} else if (mask & (NS_SET_MTIME | NS_SET_ATIME)) {
+		/* buffered writes carry their own mtime: settle them first so
+		 * an explicit time is not overridden by an older write */
+		in = itable_find(fs, ino);
+		if (in && (rc = filedata_flush(fs, in)) < 0)
+			goto out;
+	}
+	if (a.mask)
+		rc = index_write(fs->v->ix, do_setattr, &a);
+	else
+		rc = ns_getattr(fs, ino, out);
+	if (rc == 0)
+		overlay(fs, out);
+out:
+	itable_put(fs, in);
+	return rc;
+}
+
+/* ---- xattrs ---- */
+
+struct xattr_arg {
+	uint64_t ino;
+	const char *name;
+	const void *value;
+	size_t len;
+	int flags;
+	int remove;
+};
+
+static int do_xattr(struct index_txn *txn, void *argp)
+{
+	struct xattr_arg *a = argp;
+	struct mv_attr at;
+	struct timespec now;
+	ssize_t have;
+	int rc;
+
+	if ((rc = index_inode_get(txn, a->ino, &at)) < 0)
+		return rc;
+	have = index_xattr_get(txn, a->ino, a->name, NULL, 0);
+	if (have < 0 && have != -ENODATA)
+		return (int)have;
+	if (a->remove) {
+		if (have == -ENODATA)
+			return -ENODATA;
+	} else {
+		if ((a->flags & XATTR_CREATE) && have >= 0)
+			return -EEXIST;
+		if ((a->flags & XATTR_REPLACE) && have == -ENODATA)
+			return -ENODATA;
+	}
+	rc = a->remove ? index_xattr_del(txn, a->ino, a->name)
+		       : index_xattr_put(txn, a->ino, a->name, a->value, a->len);
+	if (rc < 0)
+		return rc;
+	ns_now(&now);
+	set_ctime(&at, &now);
+	return index_inode_put(txn, &at);
+}
+
+int ns_setxattr(struct mvfs *fs, uint64_t ino, const char *name, const void *value, size_t len, int flags)
+{
+	struct xattr_arg a = { ino, name, value, len, flags, 0 };
+	size_t nlen = strlen(name);
+
+	if (nlen == 0 || nlen > INDEX_XATTR_NAME_MAX)
+		return -ERANGE;
+	if (len > INDEX_XATTR_VALUE_MAX)
+		return -E2BIG;
+	return index_write(fs->v->ix, do_xattr, &a);
+}
+
+int ns_removexattr(struct mvfs *fs, uint64_t ino, const char *name)
+{
+	struct xattr_arg a = { ino, name, NULL, 0, 0, 1 };
+
+	if (strlen(name) > INDEX_XATTR_NAME_MAX)
+		return -ERANGE;
+	return index_write(fs->v->ix, do_xattr, &a);
+}
+
+ssize_t ns_getxattr(struct mvfs *fs, uint64_t ino, const char *name, void *value, size_t cap)
+{
+	struct index_txn *t;
+	struct mv_attr at;
+	ssize_t n;
+	int rc;
+
+	if (strlen(name) > INDEX_XATTR_NAME_MAX)
+		return -ERANGE;
+	if ((rc = index_read_begin(fs->v->ix, &t)) < 0)
+		return rc;
+	n = index_inode_get(t, ino, &at);
+	if (n == 0)
+		n = index_xattr_get(t, ino, name, value, cap);
+	index_read_end(t);
+	return n;
+}
+
+ssize_t ns_listxattr(struct mvfs *fs, uint64_t ino, char *list, size_t cap)
+{
+	struct index_txn *t;
+	struct mv_attr at;
+	ssize_t n;
+	int rc;
+
+	if ((rc = index_read_begin(fs->v->ix, &t)) < 0)
+		return rc;
+	n = index_inode_get(t, ino, &at);
+	if (n == 0)
+		n = index_xattr_list(t, ino, list, cap);
+	index_read_end(t);
+	return n;
+}
+
+/* ---- freeing ---- */
+
+static int do_free(struct index_txn *txn, void *argp)
+{
+	uint64_t ino = *(uint64_t *)argp;
+	struct mv_attr at;
+	int rc;
+
+	rc = index_inode_get(txn, ino, &at);
+	if (rc == -ENOENT)
+		return index_orphan_del(txn, ino) == -ENOENT ? 0 : 0;
+	if (rc < 0)
+		return rc;
+	if (at.nlink > 0)
+		return index_orphan_del(txn, ino) == -ENOENT ? 0 : 0;
+	if ((rc = filedata_delete_chunks(txn, ino, 0)) < 0)
+		return rc;
+	if ((rc = index_xattr_del_all(txn, ino)) < 0)
+		return rc;
+	if ((rc = index_inode_del(txn, ino)) < 0)
+		return rc;
+	rc = index_orphan_del(txn, ino);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+int ns_free_inode(struct mvfs *fs, uint64_t ino)
+{
+	return index_write(fs->v->ix, do_free, &ino);
+}
+
+int ns_free_orphans(struct mvfs *fs)
+{
+	uint64_t inos[256];
+	struct index_txn *t;
+	int n, rc;
+
+	do {
+		if ((rc = index_read_begin(fs->v->ix, &t)) < 0)
+			return rc;
+		n = index_orphan_list(t, inos, 256);
+		index_read_end(t);
+		if (n < 0)
+			return n;
+		for (int i = 0; i < n; i++)
+			if ((rc = ns_free_inode(fs, inos[i])) < 0)
+				return rc;
+	} while (n == 256);
+	return 0;
+}

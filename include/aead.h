@@ -1,0 +1,54 @@
+/*
+ * aead: authenticated encryption of one item with a 32-byte key.
+ * Output layout: nonce || ciphertext || tag.  Nonces are random: 24 bytes
+ * for XChaCha20-Poly1305 (safe for any number of messages under one key),
+ * 12 bytes for AES-256-GCM, which we therefore only use with per-file keys
+ * (see volkeys.h) so that one key never sees anywhere near 2^32 messages.
+ */
+#ifndef MEDVAULT_AEAD_H
+#define MEDVAULT_AEAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum aead_cipher {
+	AEAD_XCHACHA20POLY1305 = 1,
+	AEAD_AES256GCM = 2,
+};
+
+struct aead;
+
+/* The best cipher for this CPU: AES-256-GCM if it has AES-NI, else XChaCha. */
+enum aead_cipher aead_cipher_best(void);
+const char *aead_cipher_name(enum aead_cipher c);
+/* -EINVAL for an unknown name */
+int aead_cipher_parse(const char *name, enum aead_cipher *out);
+/* 0 when this CPU can run cipher c, -ENOTSUP otherwise */
+int aead_cipher_usable(enum aead_cipher c);
+
+/* Copies key into guarded memory.  -ENOMEM, -ENOTSUP (no AES-NI). */
+int aead_new(struct aead **out, enum aead_cipher c, const uint8_t key[32]);
+void aead_free(struct aead *a);
+
+/* bytes added to a plaintext by sealing: nonce + tag */
+size_t aead_overhead(const struct aead *a);
+
+/*
+ * Seal pt into out (cap >= ptlen + aead_overhead).
+ * Returns the sealed length or -EOVERFLOW.
+ */
+ssize_t aead_seal(const struct aead *a, uint8_t *out, size_t cap,
+		  const uint8_t *pt, size_t ptlen,
+		  const uint8_t *ad, size_t adlen);
+
+/*
+ * Open a sealed item into out (cap >= ctlen - overhead).  out may not
+ * overlap ct.  Returns the plaintext length, or -EBADMSG when the item is
+ * truncated or fails authentication (out is then wiped).
+ */
+ssize_t aead_open(const struct aead *a, uint8_t *out, size_t cap,
+		  const uint8_t *ct, size_t ctlen,
+		  const uint8_t *ad, size_t adlen);
+
+#endif

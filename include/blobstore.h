@@ -1,0 +1,69 @@
+/*
+ * blobstore: sealed chunks appended to pack files, STORE/packs/XX/<id>.pack.
+ *
+ * A pack is written by one daemon only, append-only, and never reopened for
+ * appending after a restart (its tail may hold a write the index never
+ * committed), so every byte the index references is immutable.  Once a pack
+ * reaches the target size it is closed ("sealed") and a new one is started.
+ * The blobstore knows nothing of what the bytes mean: position in the index,
+ * identity in the AEAD's associated data.
+ */
+#ifndef MEDVAULT_BLOBSTORE_H
+#define MEDVAULT_BLOBSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BLOBSTORE_HEADER_LEN 32
+#define BLOBSTORE_CHUNK_MAX (16u << 20)
+
+struct blobstore;
+
+struct blob_loc {
+	uint64_t pack;
+	uint64_t off;
+	uint32_t len;
+};
+
+/*
+ * Open STORE/packs.  New pack ids start above both min_id and every pack
+ * found on disk, so an id is never reused.  -errno.
+ */
+int blobstore_open(struct blobstore **out, const char *store, const uint8_t uuid[16],
+		   uint64_t pack_size, uint64_t min_id);
+void blobstore_close(struct blobstore *bs);
+
+/* Create STORE/packs; used by init.  -errno. */
+int blobstore_create(const char *store);
+
+/*
+ * Append one sealed chunk to the open pack; thread-safe, and the write
+ * itself runs outside the lock so sealers proceed in parallel.
+ * -ENOSPC, -EIO, -EFBIG (len > BLOBSTORE_CHUNK_MAX).
+ */
+int blobstore_append(struct blobstore *bs, const uint8_t *buf, size_t len,
+		     struct blob_loc *loc);
+
+/* Read exactly loc->len bytes.  -ENOENT missing pack, -EIO short or failed read. */
+int blobstore_read(struct blobstore *bs, const struct blob_loc *loc, uint8_t *buf);
+
+/*
+ * Make every append that returned before this call durable (fdatasync of
+ * the packs written since the last sync, fsync of new pack directories).
+ * Concurrent callers share the work.  -EIO.
+ */
+int blobstore_sync(struct blobstore *bs);
+
+/* Close the open pack so the next append starts a new one (snapshots). */
+void blobstore_seal_open(struct blobstore *bs);
+
+/* Delete a pack that no index record references any more.  -errno. */
+int blobstore_pack_remove(struct blobstore *bs, uint64_t pack);
+
+/* Highest pack id handed out so far (0 if none). */
+uint64_t blobstore_last_id(struct blobstore *bs);
+
+/* Path of a pack, for tools (fsck, snapshot). */
+void blobstore_pack_path(const char *store, uint64_t pack, char *out, size_t outlen);
+
+#endif

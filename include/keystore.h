@@ -1,0 +1,168 @@
+/*
+ * keystore: the volume master key (MK), wrapped in one or more key slots
+ * kept in KSDIR/<uuid-hex>.keys, a directory that never lives inside the
+ * store.  Slot kinds: a passphrase (Argon2id) or a PKCS#11 token key
+ * (CKM_AES_GCM).  The file is authenticated with a key derived from MK, so
+ * an edited slot table is detected once any slot unlocks.
+ *
+ * Every function returns 0 on success or -errno, and on failure writes one
+ * human-readable line (no secrets, no trailing newline) into why[whylen].
+ */
+#ifndef MEDVAULT_KEYSTORE_H
+#define MEDVAULT_KEYSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KEYSTORE_MK_LEN 32
+#define KEYSTORE_UUID_LEN 16
+
+/*
+ * Where a key comes from, as given on the command line.  None of these are
+ * secrets: PINs and passphrases are read from the named files (or a prompt
+ * when the file is "-" and stdin is a terminal).  Exactly one of
+ * passphrase_file, pkcs11_module or pkcs11_uri is set.
+ */
+struct key_opts {
+	const char *passphrase_file;
+	const char *pkcs11_module;
+	const char *pkcs11_token;	/* token label; NULL: first token with a key */
+	const char *pkcs11_key;		/* key label; NULL: "medvault-kek" */
+	const char *pin_file;
+	const char *pkcs11_uri;		/* RFC 7512 */
+};
+
+/* true when opts names some key source */
+int key_opts_given(const struct key_opts *opts);
+
+/*
+ * Create KSDIR/<uuid>.keys holding one slot made from opts that wraps mk.
+ * KSDIR is created if missing.  -EEXIST if the file already exists,
+ * -EACCES wrong PIN, -ENOENT missing passphrase/pin file or module, -EIO
+ * token failure.
+ */
+int keystore_create(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
+		    const struct key_opts *opts, const uint8_t *mk,
+		    char *why, size_t whylen);
+
+/*
+ * Unlock the master key with opts.  On success *mk_out points to
+ * KEYSTORE_MK_LEN bytes of sodium_malloc'd, read-only memory; release it
+ * with keystore_key_free().
+ * -ENOENT no keystore file for this volume, -EACCES wrong passphrase/PIN or
+ * no slot of that kind, -EBADMSG keystore corrupt or of another volume.
+ */
+int keystore_unlock(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
+		    const struct key_opts *opts, uint8_t **mk_out,
+		    char *why, size_t whylen);
+
+void keystore_key_free(uint8_t *mk);
+
+/* ---------------------------------------------------------------------
+ * Added by the keystore module (crypto/keystore.c, crypto/key_opts.c).
+ * --------------------------------------------------------------------- */
+
+#define KEYSTORE_DEFAULT_KEY_LABEL "medvault-kek"
+#define KEYSTORE_SLOTS_MAX 32
+
+enum keystore_slot_kind {
+	KEYSTORE_SLOT_PASSPHRASE = 1,	/* Argon2id + XChaCha20-Poly1305 */
+	KEYSTORE_SLOT_PKCS11 = 2,	/* AES-256 key on a token, CKM_AES_GCM */
+};
+
+/* Help text for KEY-OPTIONS, for usage messages (prefix "" or "new-"). */
+#define KEY_OPTS_HELP(p) \
+	"  --" p "passphrase-file F    passphrase from file F (\"-\": prompt on the terminal)\n" \
+	"  --" p "pkcs11-module SO     PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so)\n" \
+	"  --" p "pkcs11-token LABEL   token label (default: the slot's token, else the first)\n" \
+	"  --" p "pkcs11-key LABEL     AES key label on the token (default " KEYSTORE_DEFAULT_KEY_LABEL ")\n" \
+	"  --" p "pin-file F           user PIN from file F (\"-\": prompt on the terminal)\n" \
+	"  --" p "pkcs11-uri URI       RFC 7512 'pkcs11:token=..;object=..?module-path=..&pin-source=file:..'\n"
+
+/*
+ * Take KEY-OPTIONS (prefix "") or NEW-KEY-OPTIONS (prefix "new-") out of
+ * argv[1 .. *argc-1]:
+ *   --<p>passphrase-file F  --<p>pkcs11-module SO  --<p>pkcs11-token LABEL
+ *   --<p>pkcs11-key LABEL   --<p>pin-file F        --<p>pkcs11-uri URI
+ * in the form "--opt VALUE" or "--opt=VALUE".  Matched options and their
+ * values are removed from argv, the rest keep their order, *argc shrinks
+ * and argv[*argc] = NULL, so a caller runs it (once per prefix) before its
+ * own parser (e.g. getopt_long) sees argv.  Scanning stops at "--".
+ * The fields set in opts point into argv; fields of options not present are
+ * left as they were (zero opts first).  Does not check consistency: use
+ * key_opts_check.
+ * -EINVAL (why set): an option without its value, or given twice.
+ */
+int key_opts_parse(int *argc, char **argv, const char *prefix, struct key_opts *opts,
+		   char *why, size_t whylen);
+
+/*
+ * Check that opts names exactly one usable key source (a PKCS#11 key needs a
+ * PIN file, a URI must parse and carry module-path, no mixing), without
+ * reading any file.  prefix ("" or "new-") only shapes the message.
+ * -EINVAL (why set).
+ */
+int key_opts_check(const struct key_opts *opts, const char *prefix, char *why, size_t whylen);
+
+struct keystore_slot_info {
+	uint32_t id;
+	int kind;			/* enum keystore_slot_kind */
+	int64_t created;		/* unix seconds, UTC */
+	/* KEYSTORE_SLOT_PASSPHRASE */
+	uint64_t opslimit;
+	uint64_t memlimit;
+	/* KEYSTORE_SLOT_PKCS11 */
+	char module[4096];
+	char token[33];
+	char key[256];
+};
+
+/*
+ * Read the slot table without unlocking (so not yet authenticated by the
+ * MK-keyed MAC; the unkeyed checksum is verified).  *slots is malloc'd:
+ * free() it.  -ENOENT no keystore, -EBADMSG corrupt or another volume,
+ * -EPROTONOSUPPORT newer format.
+ */
+int keystore_list(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
+		  struct keystore_slot_info **slots, size_t *nslots,
+		  char *why, size_t whylen);
+
+/*
+ * Unlock with `unlock`, then add a slot made from `add`; *new_id (may be
+ * NULL) receives its id.  A PKCS#11 key absent from the token is generated.
+ * Errors of keystore_unlock, plus -ENOSPC (KEYSTORE_SLOTS_MAX reached).
+ */
+int keystore_slot_add(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
+		      const struct key_opts *unlock, const struct key_opts *add,
+		      uint32_t *new_id, char *why, size_t whylen);
+
+/*
+ * Unlock with `unlock`, then delete slot id.  -ENOENT no such slot, -EPERM
+ * it is the last slot (the volume would become unreadable).
+ */
+int keystore_slot_remove(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
+			 const struct key_opts *unlock, uint32_t id,
+			 char *why, size_t whylen);
+
+/*
+ * Key rotation: unlock with `unlock` and re-seal MK in that same slot (same
+ * id, new creation time) under `repl` (a new HSM key label, or a new
+ * passphrase).  The old HSM key is left on the token; the store is not
+ * touched.  *slot_id (may be NULL) receives the slot's id.
+ */
+int keystore_rewrap(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
+		    const struct key_opts *unlock, const struct key_opts *repl,
+		    uint32_t *slot_id, char *why, size_t whylen);
+
+/* KSDIR/<uuid-hex>.keys into out (PATH_MAX is enough). */
+void keystore_path(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
+		   char *out, size_t outlen);
+
+/*
+ * Argon2id cost for passphrase slots created from now on in this process;
+ * 0 selects the default (opslimit 3, memlimit 128 MiB, ~0.3 s).  Tests use
+ * the minimum to stay fast under valgrind.  Unlock uses the slot's cost.
+ */
+void keystore_pwhash_cost(unsigned long long opslimit, size_t memlimit);
+
+#endif

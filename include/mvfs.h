@@ -1,0 +1,147 @@
+/*
+ * mvfs: the mounted filesystem's state shared by fs_ops (the FUSE
+ * adapter), the inode table, file contents and namespace operations.
+ *
+ * Lock order: inode->lock, then fs->barrier (read), then index_write's
+ * internal queue.  The table lock is a leaf: nothing else is taken while
+ * holding it.
+ */
+#ifndef MEDVAULT_MVFS_H
+#define MEDVAULT_MVFS_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "index.h"
+#include "vault.h"
+
+struct dirty_chunk {
+	uint64_t idx;
+	uint32_t len;		/* valid bytes from the chunk start */
+	uint8_t *buf;		/* chunk_size bytes */
+	struct dirty_chunk *next;
+};
+
+/* One inode the kernel knows about (nlookup > 0) or that is open. */
+struct mv_inode {
+	uint64_t ino;
+	/* protected by fs->table_lock */
+	uint64_t nlookup;
+	uint32_t nopen;
+	uint32_t pins;		/* short-lived references from fs code */
+	int unlinked;		/* nlink reached 0: free when unused */
+	struct mv_inode *hnext;
+
+	pthread_mutex_t lock;	/* protects everything below */
+	struct aead *aead;	/* content key, made on first use */
+	int size_loaded;	/* size below is the file's size */
+	int content_dirty;	/* size/mtime below are newer than the index */
+	uint64_t size;
+	struct timespec mtime;
+	struct dirty_chunk *dirty;
+	unsigned ndirty;
+	time_t dirty_since;
+	/* the last chunk read, decrypted: small reads need not reopen it */
+	uint8_t *rbuf;
+	uint64_t ridx;
+	uint32_t rlen;
+	int rvalid;
+};
+
+struct mvfs {
+	struct vault *v;
+	uint32_t chunk_size;
+	unsigned dirty_max;	/* per inode, in chunks, before write-back */
+
+	pthread_mutex_t table_lock;
+	struct mv_inode **table;
+	size_t table_size, table_count;
+
+	/*
+	 * Appending chunks and committing their records holds this for
+	 * reading; a checkpoint takes it for writing so that the index it
+	 * syncs never names pack bytes the pack sync did not cover.
+	 */
+	pthread_rwlock_t barrier;
+
+	pthread_mutex_t sync_lock;	/* fsync sharing: see fs_checkpoint() */
+	pthread_cond_t sync_cond;
+	uint64_t sync_started, sync_done;
+	int syncing;
+	int sync_error;
+
+	uint64_t next_version;	/* protected by table_lock */
+	int stop;
+	pthread_t flusher;
+	int flusher_running;
+};
+
+int mvfs_create(struct mvfs **out, struct vault *v);
+void mvfs_destroy(struct mvfs *fs);
+int mvfs_start_flusher(struct mvfs *fs);
+void mvfs_stop_flusher(struct mvfs *fs);
+
+/* ---- inode table (inode_table.c) ---- */
+/* find or create and pin; -ENOMEM */
+int itable_get(struct mvfs *fs, uint64_t ino, struct mv_inode **out);
+/* find and pin if present, else NULL */
+struct mv_inode *itable_find(struct mvfs *fs, uint64_t ino);
+void itable_put(struct mvfs *fs, struct mv_inode *in);
+void itable_lookup_inc(struct mvfs *fs, uint64_t ino);
+/* returns 1 when the inode was released and should be freed if unlinked */
+void itable_forget(struct mvfs *fs, uint64_t ino, uint64_t n);
+void itable_open_inc(struct mvfs *fs, struct mv_inode *in);
+void itable_open_dec(struct mvfs *fs, struct mv_inode *in);
+void itable_mark_unlinked(struct mvfs *fs, uint64_t ino);
+/* 1 if the kernel or a handle still uses ino */
+int itable_in_use(struct mvfs *fs, uint64_t ino);
+/* call fn on each pinned inode */
+void itable_foreach(struct mvfs *fs, void (*fn)(struct mvfs *, struct mv_inode *, void *), void *arg);
+uint64_t mvfs_new_version(struct mvfs *fs);
+
+/* ---- contents (filedata.c) ---- */
+ssize_t filedata_read(struct mvfs *fs, struct mv_inode *in, char *buf, size_t size, off_t off);
+ssize_t filedata_write(struct mvfs *fs, struct mv_inode *in, const char *buf, size_t size, off_t off);
+/* write back dirty chunks and size/mtime to the index */
+int filedata_flush(struct mvfs *fs, struct mv_inode *in);
+/* truncate to size (under the inode lock, committed at once) */
+int filedata_truncate(struct mvfs *fs, struct mv_inode *in, uint64_t size, const struct timespec *now);
+/* overlay in-memory size/mtime onto a from-index record */
+void filedata_overlay(struct mvfs *fs, struct mv_inode *in, struct mv_attr *a);
+/* delete all chunks of ino (inside a write txn) */
+int filedata_delete_chunks(struct index_txn *txn, uint64_t ino, uint64_t from_idx);
+/* fsync: flush + durable checkpoint */
+int fs_checkpoint(struct mvfs *fs);
+
+/* ---- namespace (namespace.c) ---- */
+struct ns_ctx { uint32_t uid, gid; mode_t umask; };
+int ns_lookup(struct mvfs *fs, uint64_t parent, const char *name, struct mv_attr *out);
+int ns_getattr(struct mvfs *fs, uint64_t ino, struct mv_attr *out);
+int ns_mknod(struct mvfs *fs, const struct ns_ctx *c, uint64_t parent, const char *name,
+	     mode_t mode, dev_t rdev, const char *link_target, struct mv_attr *out);
+int ns_link(struct mvfs *fs, uint64_t ino, uint64_t newparent, const char *newname, struct mv_attr *out);
+int ns_unlink(struct mvfs *fs, uint64_t parent, const char *name, int is_dir);
+int ns_rename(struct mvfs *fs, uint64_t parent, const char *name, uint64_t newparent,
+	      const char *newname, unsigned flags);
+#define NS_SET_MODE 1
+#define NS_SET_UID 2
+#define NS_SET_GID 4
+#define NS_SET_SIZE 8
+#define NS_SET_ATIME 16
+#define NS_SET_MTIME 32
+#define NS_SET_CTIME 64
+int ns_setattr(struct mvfs *fs, uint64_t ino, const struct mv_attr *want, int mask, struct mv_attr *out);
+int ns_setxattr(struct mvfs *fs, uint64_t ino, const char *name, const void *value, size_t len, int flags);
+int ns_removexattr(struct mvfs *fs, uint64_t ino, const char *name);
+ssize_t ns_getxattr(struct mvfs *fs, uint64_t ino, const char *name, void *value, size_t cap);
+ssize_t ns_listxattr(struct mvfs *fs, uint64_t ino, char *list, size_t cap);
+/* free an unlinked inode nobody uses any more */
+int ns_free_inode(struct mvfs *fs, uint64_t ino);
+/* free every orphan left by a crash */
+int ns_free_orphans(struct mvfs *fs);
+void ns_now(struct timespec *ts);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * vault: an opened store: its card (medvault.conf), its keys, its index and
+ * its packs, plus the lock that keeps a second daemon (or a repairing
+ * fsck) off it.
+ */
+#ifndef MEDVAULT_VAULT_H
+#define MEDVAULT_VAULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blobstore.h"
+#include "index.h"
+#include "keystore.h"
+#include "volconf.h"
+#include "volkeys.h"
+
+#define VAULT_DEFAULT_CHUNK (64u << 10)
+#define VAULT_DEFAULT_PACK (32ull << 20)
+
+struct vault {
+	char *store;
+	struct volconf conf;
+	struct volkeys *keys;
+	struct index *ix;
+	struct blobstore *bs;
+	int lock_fd;
+	uint64_t epoch;		/* this mount's number; high bits of chunk versions */
+};
+
+struct vault_init_opts {
+	const char *store;
+	const char *keystore;
+	const struct key_opts *key;
+	uint32_t chunk_size;	/* 0: default */
+	int cipher;		/* 0: best for this CPU */
+};
+
+/* Create a store and its keystore.  Refuses an existing store (-EEXIST). */
+int vault_init(const struct vault_init_opts *o, char *why, size_t whylen);
+
+/*
+ * Open and lock a store: -ENOENT not a store, -EACCES wrong key,
+ * -EBADMSG corrupt or foreign, -EBUSY already mounted, -EPROTONOSUPPORT
+ * newer format.  why[] gets one line.
+ */
+int vault_open(struct vault **out, const char *store, const char *keystore,
+	       const struct key_opts *key, char *why, size_t whylen);
+void vault_close(struct vault *v);
+
+#endif

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install everything medvault needs to build, test and demo on Debian 12.
+# Idempotent: skips apt-get when every package is already present.
+set -euo pipefail
+
+PKGS=(build-essential pkg-config libfuse3-dev fuse3 libsodium-dev liblmdb-dev
+      lmdb-utils softhsm2 opensc libp11-kit-dev p11-kit libcmocka-dev rsync
+      dcmtk fio attr acl xxd python3 util-linux procps psmisc)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	SUDO=
+	[ "$(id -u)" -eq 0 ] || SUDO=sudo
+	echo "install-deps: installing ${missing[*]}"
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# FUSE needs the device node; containers sometimes lack the module load.
+[ -e /dev/fuse ] || { modprobe fuse 2>/dev/null || true; }
+[ -e /dev/fuse ] || { echo "install-deps: /dev/fuse is missing; FUSE cannot work here" >&2; exit 1; }
