@@ -60,6 +60,13 @@ static void key_usage(FILE *out, int which)
 		fprintf(out, "NEW-KEY-OPTIONS (the key to add):\n%s", KEY_OPTS_HELP("new-"));
 }
 
+/* any KEY-OPTION at all, even a lone --pin-file (key_opts_given ignores those) */
+static int any_key_opt(const struct key_opts *o)
+{
+	return o->passphrase_file || o->pkcs11_module || o->pkcs11_token || o->pkcs11_key ||
+	       o->pin_file || o->pkcs11_uri;
+}
+
 static int is_help(const char *a)
 {
 	return !strcmp(a, "--help") || !strcmp(a, "-h");
@@ -112,10 +119,13 @@ int cli_key(int argc, char **argv, char *why, size_t whylen)
 
 	memset(&vc, 0, sizeof(vc));
 	if (argc < 2 || is_help(argv[1])) {
-		key_usage(argc < 2 ? stderr : stdout, -1);
-		rc = argc < 2 ? -EINVAL : 0;
-		if (rc)
-			snprintf(why, whylen, "key: missing subcommand (list, add, remove, rewrap)");
+		if (argc < 2) {
+			rc = -EINVAL;
+			snprintf(why, whylen, "key: missing subcommand (list, add, remove, rewrap; "
+				 "see medvault key --help)");
+		} else {
+			key_usage(stdout, -1);
+		}
 		goto out;
 	}
 	for (i = 0; i < (int)(sizeof(key_cmds) / sizeof(key_cmds[0])); i++)
@@ -179,7 +189,7 @@ int cli_key(int argc, char **argv, char *why, size_t whylen)
 		snprintf(why, whylen, "usage: medvault %s", key_cmds[which].synopsis);
 		goto out;
 	}
-	if (key_cmds[which].cmd == KEY_LIST && (key_opts_given(&opts) || key_opts_given(&nopts))) {
+	if (key_cmds[which].cmd == KEY_LIST && (any_key_opt(&opts) || any_key_opt(&nopts))) {
 		snprintf(why, whylen, "key list needs no key options");
 		goto out;
 	}
@@ -188,7 +198,7 @@ int cli_key(int argc, char **argv, char *why, size_t whylen)
 		goto out;
 	rc = -EINVAL;
 	if (key_cmds[which].cmd == KEY_REMOVE) {
-		if (key_opts_given(&nopts)) {
+		if (any_key_opt(&nopts)) {
 			snprintf(why, whylen, "key remove takes no --new-* options");
 			goto out;
 		}

@@ -308,8 +308,14 @@ static int cmd_mount(int argc, char **argv)
 		rc = fail("cannot start the filesystem: out of memory");
 		goto out;
 	}
-	snprintf(fuseopts, sizeof(fuseopts), "default_permissions,fsname=%s,subtype=medvault%s%s",
-		 v->store, user_opts ? "," : "", user_opts ? user_opts : "");
+	/*
+	 * The kernel checks modes (default_permissions) exactly as for ext4,
+	 * so when root mounts, other users get in as their modes allow, as
+	 * on a local disk; an unprivileged mount stays private to its owner.
+	 */
+	snprintf(fuseopts, sizeof(fuseopts), "default_permissions,fsname=%s,subtype=medvault%s%s%s",
+		 v->store, geteuid() == 0 ? ",allow_other" : "",
+		 user_opts ? "," : "", user_opts ? user_opts : "");
 	if (fuse_opt_add_arg(&args, "medvault") || fuse_opt_add_arg(&args, "-o") ||
 	    fuse_opt_add_arg(&args, fuseopts)) {
 		rc = fail("out of memory");

@@ -555,6 +555,24 @@ out:
 
 /* ---- xattrs ---- */
 
+/* The namespaces ext4 accepts; POSIX ACLs are not enabled yet, so
+ * system.* is refused as ext4 mounted with noacl does. */
+static int xattr_name_ok(const char *name)
+{
+	static const char *const prefixes[] = { "user.", "trusted.", "security." };
+	size_t nlen = strlen(name);
+
+	if (nlen == 0 || nlen > INDEX_XATTR_NAME_MAX)
+		return -ERANGE;
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+		size_t plen = strlen(prefixes[i]);
+
+		if (nlen > plen && !strncmp(name, prefixes[i], plen))
+			return 0;
+	}
+	return -EOPNOTSUPP;
+}
+
 struct xattr_arg {
 	uint64_t ino;
 	const char *name;
@@ -598,10 +616,10 @@ static int do_xattr(struct index_txn *txn, void *argp)
 int ns_setxattr(struct mvfs *fs, uint64_t ino, const char *name, const void *value, size_t len, int flags)
 {
 	struct xattr_arg a = { ino, name, value, len, flags, 0 };
-	size_t nlen = strlen(name);
+	int rc;
 
-	if (nlen == 0 || nlen > INDEX_XATTR_NAME_MAX)
-		return -ERANGE;
+	if ((rc = xattr_name_ok(name)) < 0)
+		return rc;
 	if (len > INDEX_XATTR_VALUE_MAX)
 		return -E2BIG;
 	return index_write(fs->v->ix, do_xattr, &a);
@@ -610,9 +628,10 @@ int ns_setxattr(struct mvfs *fs, uint64_t ino, const char *name, const void *val
 int ns_removexattr(struct mvfs *fs, uint64_t ino, const char *name)
 {
 	struct xattr_arg a = { ino, name, NULL, 0, 0, 1 };
+	int rc;
 
-	if (strlen(name) > INDEX_XATTR_NAME_MAX)
-		return -ERANGE;
+	if ((rc = xattr_name_ok(name)) < 0)
+		return rc;
 	return index_write(fs->v->ix, do_xattr, &a);
 }
 
@@ -623,8 +642,8 @@ ssize_t ns_getxattr(struct mvfs *fs, uint64_t ino, const char *name, void *value
 	ssize_t n;
 	int rc;
 
-	if (strlen(name) > INDEX_XATTR_NAME_MAX)
-		return -ERANGE;
+	if ((rc = xattr_name_ok(name)) < 0)
+		return rc;
 	if ((rc = index_read_begin(fs->v->ix, &t)) < 0)
 		return rc;
 	n = index_inode_get(t, ino, &at);

@@ -91,7 +91,15 @@ enum keystore_slot_kind {
  * The fields set in opts point into argv; fields of options not present are
  * left as they were (zero opts first).  Does not check consistency: use
  * key_opts_check.
- * -EINVAL (why set): an option without its value, or given twice.
+ * -EINVAL (why set): an option without its value, or given twice; argv
+ * is then half-permuted, so report the error and stop.
+ *
+ * Typical use in a command (argv[0] = the command name):
+ *	struct key_opts ko = { 0 };
+ *	if (key_opts_parse(&argc, argv, "", &ko, why, sizeof(why)) < 0 ||
+ *	    key_opts_check(&ko, "", why, sizeof(why)) < 0)
+ *		-> print why, exit 2
+ *	then getopt_long(argc, argv, ...) for the command's own options.
  */
 int key_opts_parse(int *argc, char **argv, const char *prefix, struct key_opts *opts,
 		   char *why, size_t whylen);

@@ -468,7 +468,7 @@ machine_info() {
 	echo "disk:      $BENCH_DIR on $dev ($(findmnt -n -o FSTYPE -T "$BENCH_DIR" 2>/dev/null || echo '?')), rotational=$(cat "/sys/block/$(basename "$dev")/queue/rotational" 2>/dev/null || echo '?')"
 	echo "versions:  $(for f in "${RUN_FS[@]}"; do
 		case $f in
-		gocryptfs) printf 'gocryptfs %s; ' "$(gocryptfs -version 2>/dev/null | awk '{ print $2; exit }')" ;;
+		gocryptfs) printf 'gocryptfs %s; ' "$(gocryptfs -version 2>/dev/null | awk '{ sub(/;$/, "", $2); print $2; exit }')" ;;
 		cryfs) printf 'cryfs %s; ' "$(dpkg-query -W -f='${Version}' cryfs 2>/dev/null || echo '?')" ;;
 		securefs) printf 'securefs %s; ' "$(dpkg-query -W -f='${Version}' securefs 2>/dev/null || echo '?')" ;;
 		passthrough) printf 'passthrough_ll (libfuse %s); ' "$(pkg-config --modversion fuse3 2>/dev/null || echo '?')" ;;
@@ -579,7 +579,8 @@ for t in "${TARGETS[@]}"; do
 		txt="$op$thr ${UNIT[$metric]}"
 	else
 		val=$(ratio "$metric" "$base")
-		txt="${op}${thr}x ${base:0:2}"
+		case $base in gocryptfs) ab=go ;; passthrough) ab=pt ;; *) ab=$base ;; esac
+		txt="${op}${thr}x $ab"
 	fi
 	if [ -n "$val" ]; then res=$(check "$val" "$op" "$thr"); else res=n/a; fi
 	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$metric" "$base" "$op" "$thr" "${val:--}" "$res" >>"$TGT_OUT"

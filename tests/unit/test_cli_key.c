@@ -120,6 +120,8 @@ int main(void)
 	   "list prints kind and an ISO 8601 UTC time:\n%s", output);
 	ok(run("key", "list", store, "--keystore", ks, "--passphrase-file", pw1, NULL) == -EINVAL,
 	   "list refuses key options: %s", why);
+	ok(run("key", "list", store, "--keystore", ks, "--pin-file", pw1, NULL) == -EINVAL,
+	   "list refuses a lone --pin-file: %s", why);
 
 	ok(run("key", "add", store, "--keystore", ks, "--passphrase-file", pw1, NULL) == -EINVAL,
 	   "add without a new key: %s", why);

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# t_20_cli_errors: every bad invocation fails with a non-zero status and
+# exactly one line on stderr, mounts nothing, starts no daemon and changes
+# no byte of any store or keystore.  --help works for every command.
+. "$(dirname "$0")/lib.sh"
+
+need_mv
+
+mv_vault_new a
+A_STORE=$STORE A_KS=$KS A_PF=$PF A_MNT=$MNT
+mv_vault_new b
+B_STORE=$STORE B_KS=$KS B_PF=$PF B_MNT=$MNT
+mkdir -p "$T/b/mnt2"
+mv_init "$A_STORE" "$A_KS" "$A_PF" || bail "init vault a"
+mv_init "$B_STORE" "$B_KS" "$B_PF" || bail "init vault b"
+ok "init two vaults"
+
+all_state() {
+	local d
+	for d in "$A_STORE" "$A_KS" "$B_STORE" "$B_KS"; do tree_state "$d"; done
+}
+
+# expect_fail NAME MNT CMD...: the three promises of a failed command.
+# MNT is the mountpoint the command names ("-" if none).
+expect_fail() {
+	local name=$1 mnt=$2 before_state before_mounts rc lines
+	shift 2
+	before_state=$(all_state)
+	before_mounts=$(our_mounts)
+	timeout --kill-after=10 "$MV_CMD_TIMEOUT" "$@" >"$T/out" 2>"$T/err"
+	rc=$?
+	if [ "$mnt" != - ] && is_mounted "$mnt" && [ "$before_mounts" = "$(our_mounts | grep -v " $mnt ")" ]; then
+		mv_track "$mnt"	# it mounted by mistake: clean up afterwards
+		mv_umount "$mnt" >/dev/null 2>&1
+	fi
+	if [ $rc -ne 0 ] && [ $rc -ne 124 ]; then ok "$name: fails (status $rc)"; else not_ok "$name: fails" "status $rc"; fi
+	lines=$(grep -c '' "$T/err")
+	if [ "$lines" -eq 1 ]; then
+		ok "$name: one line on stderr"
+		echo "#   stderr: $(cat "$T/err")"
+	else
+		not_ok "$name: one line on stderr" "got $lines lines:" "$(head -n 10 "$T/err")"
+	fi
+	sleep 0.2	# a daemon forked by mistake has time to mount
+	if [ "$before_mounts" = "$(our_mounts)" ] && { [ "$mnt" = - ] || ! daemon_alive "$mnt"; } &&
+	   [ "$before_state" = "$(all_state)" ]; then
+		ok "$name: nothing mounted, started or changed"
+	else
+		not_ok "$name: nothing mounted, started or changed" \
+			"mounts before: $before_mounts" "mounts after: $(our_mounts)" \
+			"daemon for $mnt: $( [ "$mnt" = - ] || daemon_pids "$mnt")" \
+			"stores/keystores changed: $( [ "$before_state" = "$(all_state)" ] && echo no || echo yes)"
+	fi
+}
+
+mount_a() { expect_fail "$1" "${3:-$A_MNT}" "$MV" mount "${2:-$A_STORE}" "${3:-$A_MNT}" --keystore "${4:-$A_KS}" --passphrase-file "${5:-$A_PF}"; }
+
+# --- key problems
+mv_passfile "$T/wrong" "not the passphrase"
+mount_a "wrong passphrase" "$A_STORE" "$A_MNT" "$A_KS" "$T/wrong"
+mount_a "missing passphrase file" "$A_STORE" "$A_MNT" "$A_KS" "$T/no-such-file"
+mkdir "$T/pf-is-a-dir"
+mount_a "passphrase file is a directory" "$A_STORE" "$A_MNT" "$A_KS" "$T/pf-is-a-dir"
+expect_fail "mount without any key option" "$A_MNT" "$MV" mount "$A_STORE" "$A_MNT" --keystore "$A_KS"
+mount_a "keystore of another volume" "$A_STORE" "$A_MNT" "$B_KS" "$B_PF"
+mount_a "keystore of another volume, right passphrase of ours" "$A_STORE" "$A_MNT" "$B_KS" "$A_PF"
+mount_a "keystore directory missing" "$A_STORE" "$A_MNT" "$T/no-keystore" "$A_PF"
+
+# b's key slot file renamed to a's uuid: its associated data names b's
+# volume, so it must not unlock a
+a_keys=$(cd "$A_KS" && ls | head -n 1)
+b_keys=$(cd "$B_KS" && ls | head -n 1)
+if [ -n "$a_keys" ] && [ -n "$b_keys" ]; then
+	mkdir -p "$T/swapped-ks"
+	cp "$B_KS/$b_keys" "$T/swapped-ks/$a_keys"
+	mount_a "another volume's key slots under our uuid" "$A_STORE" "$A_MNT" "$T/swapped-ks" "$B_PF"
+else
+	not_ok "each keystore holds a key file" "a: '$a_keys' b: '$b_keys'"
+fi
+
+# --- store problems
+mount_a "store missing" "$T/no-store"
+mkdir "$T/empty-dir"
+mount_a "store is an empty directory" "$T/empty-dir"
+echo "not a store" >"$T/plain-file"
+mount_a "store is a regular file" "$T/plain-file"
+mount_a "store is another vault's keystore" "$B_KS"
+
+# --- medvault.conf tampering (restored after each case)
+CONF=$A_STORE/medvault.conf
+if [ -f "$CONF" ]; then
+	cp -p "$CONF" "$T/conf.orig"
+	# flip one digit of a numeric value that is not the uuid or the mac
+	line=$(grep -n -E '^[a-z_]+=[0-9]+$' "$CONF" | grep -v -E '^[0-9]+:(uuid|mac|format)=' | head -n 1)
+	if [ -n "$line" ]; then
+		n=${line%%:*}
+		# change the first digit after '=' (9 becomes 8, others grow by one)
+		awk -v n="$n" 'NR == n { i = index($0, "="); d = substr($0, i + 1, 1); d = (d == "9") ? "8" : d + 1;
+			$0 = substr($0, 1, i) d substr($0, i + 2) } { print }' "$T/conf.orig" >"$CONF"
+		if cmp -s "$CONF" "$T/conf.orig"; then
+			not_ok "medvault.conf: a value was changed for the test"
+		else
+			mount_a "medvault.conf with one value changed ($(sed -n "${n}p" "$T/conf.orig" | cut -d= -f1))"
+		fi
+	else
+		not_ok "medvault.conf has a numeric key=value line to tamper with" "$(cat "$CONF")"
+	fi
+	# flip one byte in the middle of the file, whatever it is
+	cp "$T/conf.orig" "$CONF"
+	size=$(stat -c %s "$CONF")
+	off=$((size / 2))
+	byte=$(od -An -tu1 -j "$off" -N1 "$CONF" | tr -d ' ')
+	printf "\\x$(printf %02x $(( (byte ^ 1) & 255 )))" | dd of="$CONF" bs=1 seek="$off" conv=notrunc status=none
+	mount_a "medvault.conf with one byte flipped in the middle"
+	cp "$T/conf.orig" "$CONF"
+	head -c $((size / 2)) "$T/conf.orig" >"$CONF"
+	mount_a "medvault.conf truncated to half"
+	: >"$CONF"
+	mount_a "medvault.conf empty"
+	cp "$T/conf.orig" "$CONF"
+	sed -i '/^mac=/d' "$CONF"
+	mount_a "medvault.conf without its mac line"
+	cp -p "$T/conf.orig" "$CONF"
+	check "medvault.conf restored" cmp "$CONF" "$T/conf.orig"
+else
+	not_ok "the store has a medvault.conf" "$(ls -la "$A_STORE" 2>&1)"
+fi
+
+# --- mountpoint problems
+mount_a "mountpoint missing" "$A_STORE" "$T/no-mountpoint"
+echo file >"$T/mnt-is-file"
+mount_a "mountpoint is a regular file" "$A_STORE" "$T/mnt-is-file"
+if mv_mount "$B_STORE" "$B_MNT" "$B_KS" "$B_PF"; then
+	ok "mount vault b (to occupy a mountpoint)"
+	echo "b's data" >"$B_MNT/marker"
+	mount_a "mountpoint already mounted" "$A_STORE" "$B_MNT"
+	check "the occupied mountpoint still serves vault b" grep -q "b's data" "$B_MNT/marker"
+	expect_fail "store already mounted elsewhere" "$T/b/mnt2" \
+		"$MV" mount "$B_STORE" "$T/b/mnt2" --keystore "$B_KS" --passphrase-file "$B_PF"
+	check "umount vault b" mv_umount "$B_MNT"
+else
+	not_ok "mount vault b (to occupy a mountpoint)"
+fi
+
+# --- init problems
+expect_fail "init over an existing store" - "$MV" init "$A_STORE" --keystore "$A_KS" --passphrase-file "$A_PF"
+expect_fail "init over an existing store with a new keystore" - \
+	"$MV" init "$A_STORE" --keystore "$T/fresh-ks" --passphrase-file "$A_PF"
+rm -rf "$T/fresh-ks"
+expect_fail "init with a missing passphrase file" - \
+	"$MV" init "$T/new-store" --keystore "$T/new-ks" --passphrase-file "$T/no-such-file"
+check "a failed init leaves no store behind" test ! -e "$T/new-store/medvault.conf"
+
+# --- usage problems
+expect_fail "no command" - "$MV"
+expect_fail "unknown command" - "$MV" frobnicate
+expect_fail "mount without arguments" - "$MV" mount
+expect_fail "mount with an unknown option" "$A_MNT" "$MV" mount "$A_STORE" "$A_MNT" --keystore "$A_KS" --passphrase-file "$A_PF" --bogus-option
+expect_fail "init without arguments" - "$MV" init
+expect_fail "umount of a directory that is not mounted" - "$MV" umount "$A_MNT"
+expect_fail "info of a missing store" - "$MV" info "$T/no-store"
+
+# --- help
+for c in "" init mount umount info key; do
+	if out=$(timeout 30 "$MV" $c --help 2>&1) && [ -n "$out" ]; then
+		ok "medvault $c --help exits 0 and prints usage"
+	else
+		not_ok "medvault $c --help exits 0 and prints usage" "$(head -n 5 <<<"$out")"
+	fi
+done
+
+# --- after all that, the vaults are intact
+check "info of a good store exits 0" mv_run info "$A_STORE"
+if mv_mount "$A_STORE" "$A_MNT" "$A_KS" "$A_PF"; then
+	ok "vault a still mounts with the right key"
+	check "umount vault a" mv_umount "$A_MNT"
+else
+	not_ok "vault a still mounts with the right key"
+fi
+summary
