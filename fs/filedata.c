@@ -13,6 +13,8 @@
 
 #include "aead.h"
 #include "blobstore.h"
+#include "bufpool.h"
+#include "parallel.h"
 #include "fileutil.h"
 #include "mvfs.h"
 #include "volkeys.h"
@@ -64,8 +66,9 @@ static int ensure_size(struct mvfs *fs, struct mv_inode *in)
 }
 
 /*
- * Read and authenticate chunk idx into buf (chunk_size bytes); *len gets
- * its stored length, 0 for a hole.  in->lock held.  -EIO on any damage.
+ * Read and authenticate chunk idx of in into buf (chunk_size bytes); *len
+ * gets its stored length, 0 for a hole.  Needs in->aead but not in->lock,
+ * so readers of one file load chunks in parallel.  -EIO on any damage.
  */
 static int chunk_load(struct mvfs *fs, struct mv_inode *in, uint64_t idx, uint8_t *buf,
 		      uint32_t *len)
@@ -85,13 +88,11 @@ static int chunk_load(struct mvfs *fs, struct mv_inode *in, uint64_t idx, uint8_
 		return 0;
 	if (rc < 0)
 		goto damaged;
-	if ((rc = ensure_aead(fs, in)) < 0)
-		return rc;
 	if (c.plain_len > fs->chunk_size || c.len != c.plain_len + aead_overhead(in->aead)) {
 		rc = -EIO;
 		goto damaged;
 	}
-	ct = malloc(c.len);
+	ct = bufpool_get(fs->batches);
 	if (!ct)
 		return -ENOMEM;
 	{
@@ -107,16 +108,28 @@ static int chunk_load(struct mvfs *fs, struct mv_inode *in, uint64_t idx, uint8_
 		rc = -EIO;
 		goto damaged;
 	}
-	free(ct);
+	bufpool_put(fs->batches, ct);
 	*len = c.plain_len;
 	return 0;
 damaged:
-	free(ct);
+	bufpool_put(fs->batches, ct);
 	syslog(LOG_ERR, "inode %" PRIu64 " chunk %" PRIu64 ": %s", in->ino, idx,
 	       rc == -ENOENT ? "pack missing" : "failed authentication or unreadable");
-	fprintf(stderr, "medvault: inode %" PRIu64 " chunk %" PRIu64 ": damaged (%s)\n",
-		in->ino, idx, rc == -ENOENT ? "pack missing" : "authentication failed");
 	return -EIO;
+}
+
+/* Copy bytes [within, within+take) of a chunk holding valid bytes into
+ * out; whatever lies past the stored bytes is a hole: zeros. */
+static void chunk_copy(char *out, const uint8_t *src, uint32_t valid, uint64_t within, size_t take)
+{
+	if (within >= valid) {
+		memset(out, 0, take);
+	} else if (within + take > valid) {
+		memcpy(out, src + within, valid - within);
+		memset(out + (valid - within), 0, take - (valid - within));
+	} else {
+		memcpy(out, src + within, take);
+	}
 }
 
 static struct dirty_chunk *dirty_find(struct mv_inode *in, uint64_t idx)
@@ -127,72 +140,123 @@ static struct dirty_chunk *dirty_find(struct mv_inode *in, uint64_t idx)
 	return NULL;
 }
 
-static void dirty_free_all(struct mv_inode *in)
+static void dirty_free_all(struct mvfs *fs, struct mv_inode *in)
 {
 	struct dirty_chunk *d, *next;
 
 	for (d = in->dirty; d; d = next) {
 		next = d->next;
-		free(d->buf);
+		bufpool_put(fs->chunks, d->buf);
 		free(d);
 	}
 	in->dirty = NULL;
 	in->ndirty = 0;
 }
 
+struct read_item {
+	uint64_t idx, within;
+	size_t take;
+	char *out;
+	uint8_t *buf;		/* loaded plaintext, kept for the read cache */
+	uint32_t valid;
+	int rc;
+};
+
+struct read_job {
+	struct mvfs *fs;
+	struct mv_inode *in;
+	struct read_item *items;
+};
+
+static void read_one(void *ctx, size_t i)
+{
+	struct read_job *j = ctx;
+	struct read_item *it = &j->items[i];
+
+	it->buf = bufpool_get(j->fs->chunks);
+	if (!it->buf) {
+		it->rc = -ENOMEM;
+		return;
+	}
+	it->rc = chunk_load(j->fs, j->in, it->idx, it->buf, &it->valid);
+	if (it->rc == 0)
+		chunk_copy(it->out, it->buf, it->valid, it->within, it->take);
+}
+
 ssize_t filedata_read(struct mvfs *fs, struct mv_inode *in, char *buf, size_t size, off_t off)
 {
 	uint64_t cs = fs->chunk_size, pos = (uint64_t)off, end;
-	size_t done = 0;
+	struct read_item *items = NULL;
+	struct read_job job = { fs, in, NULL };
+	size_t nitems = 0, done = 0;
+	uint64_t gen;
 	int rc = 0;
 
 	pthread_mutex_lock(&in->lock);
-	if ((rc = ensure_size(fs, in)) < 0)
-		goto out;
+	gen = in->gen;
+	if ((rc = ensure_size(fs, in)) < 0 || (rc = ensure_aead(fs, in)) < 0)
+		goto unlock;
 	if (pos >= in->size)
-		goto out;
+		goto unlock;
 	end = pos + size < in->size ? pos + size : in->size;
+	items = calloc((size_t)((end - pos) / cs + 2), sizeof(*items));
+	if (!items) {
+		rc = -ENOMEM;
+		goto unlock;
+	}
+	/* buffered and cached chunks now; the rest is loaded unlocked */
 	while (pos < end) {
 		uint64_t idx = pos / cs, within = pos % cs;
 		size_t take = (size_t)((end - pos) < cs - within ? end - pos : cs - within);
 		struct dirty_chunk *d = dirty_find(in, idx);
-		const uint8_t *src;
-		uint32_t valid;
 
 		if (d) {
-			src = d->buf;
-			valid = d->len;
+			chunk_copy(buf + done, d->buf, d->len, within, take);
+		} else if (in->rvalid && in->ridx == idx) {
+			chunk_copy(buf + done, in->rbuf, in->rlen, within, take);
 		} else {
-			if (!in->rvalid || in->ridx != idx) {
-				if (!in->rbuf && !(in->rbuf = malloc(cs))) {
-					rc = -ENOMEM;
-					goto out;
-				}
-				in->rvalid = 0;
-				if ((rc = chunk_load(fs, in, idx, in->rbuf, &in->rlen)) < 0)
-					goto out;
-				in->ridx = idx;
-				in->rvalid = 1;
-			}
-			src = in->rbuf;
-			valid = in->rlen;
-		}
-		/* bytes past what the chunk stores are a hole or a gap left by
-		 * a truncate-and-extend: zeros */
-		if (within >= valid) {
-			memset(buf + done, 0, take);
-		} else if (within + take > valid) {
-			memcpy(buf + done, src + within, valid - within);
-			memset(buf + done + (valid - within), 0, take - (valid - within));
-		} else {
-			memcpy(buf + done, src + within, take);
+			struct read_item *it = &items[nitems++];
+
+			it->idx = idx;
+			it->within = within;
+			it->take = take;
+			it->out = buf + done;
 		}
 		done += take;
 		pos += take;
 	}
-out:
+unlock:
 	pthread_mutex_unlock(&in->lock);
-	return rc < 0 && done == 0 ? rc : (ssize_t)done;
+	if (rc < 0 || nitems == 0)
+		goto out;
+
+	job.items = items;
+	parallel_for(fs->par, nitems, read_one, &job);
+	for (size_t i = 0; i < nitems; i++)
+		if (items[i].rc < 0 && rc == 0)
+			rc = items[i].rc;
+	if (rc == 0) {
+		/* keep the last chunk read: small sequential reads come next */
+		struct read_item *last = &items[nitems - 1];
+
+		pthread_mutex_lock(&in->lock);
+		/* unless a flush or truncate changed the file meanwhile */
+		if (in->gen == gen && !dirty_find(in, last->idx)) {
+			uint8_t *old = in->rbuf;
+
+			in->rbuf = last->buf;
+			in->ridx = last->idx;
+			in->rlen = last->valid;
+			in->rvalid = 1;
+			last->buf = old;
+		}
+		pthread_mutex_unlock(&in->lock);
+	}
+out:
+	for (size_t i = 0; i < nitems; i++)
+		bufpool_put(fs->chunks, items[i].buf);
+	free(items);
+	return rc < 0 ? rc : (ssize_t)done;
 }
 
 /* ---- write-back ---- */
@@ -325,18 +389,47 @@ static int commit_chunks(struct index_txn *txn, void *argp)
 	return index_inode_put(txn, &at);
 }
 
+struct seal_job {
+	struct mvfs *fs;
+	struct mv_inode *in;
+	struct sealed_chunk *sc;
+	const uint8_t **plain;
+	size_t *at;		/* offset of each sealed chunk in out */
+	uint8_t *out;
+	size_t over;
+	int rc;
+};
+
+static void seal_one(void *ctx, size_t i)
+{
+	struct seal_job *j = ctx;
+	struct sealed_chunk *s = &j->sc[i];
+	uint8_t ad[CHUNK_AD_LEN];
+	ssize_t n;
+
+	chunk_ad(ad, j->fs, j->in->ino, s->idx, s->rec.version);
+	n = aead_seal(j->in->aead, j->out + j->at[i], s->rec.plain_len + j->over,
+		      j->plain[i], s->rec.plain_len, ad, sizeof(ad));
+	if (n < 0)
+		j->rc = (int)n;	/* any failure fails the batch; which one is moot */
+	else
+		s->rec.len = (uint32_t)n;
+}
+
 /*
- * Seal every dirty chunk, append them, and commit them with the size and
- * times in one transaction.  in->lock held.  On failure the dirty chunks
- * stay, so nothing written is lost and a later flush retries.
+ * Seal every dirty chunk (in parallel), append them as one run to the open
+ * pack, and commit them with the size and times in one transaction.
+ * in->lock held.  On failure the dirty chunks stay, so nothing written is
+ * lost and a later flush retries.
  */
 static int flush_locked(struct mvfs *fs, struct mv_inode *in, uint64_t delete_from,
 			const struct timespec *ctime)
 {
 	struct commit_arg a = { .ino = in->ino, .delete_from = delete_from };
+	struct seal_job job = { .fs = fs, .in = in };
 	struct sealed_chunk *sc = NULL;
-	uint8_t *ct = NULL;
-	size_t over;
+	const uint8_t **plain = NULL;
+	size_t *at = NULL, total = 0;
 	unsigned n = 0;
 	int rc;
 
@@ -344,22 +437,19 @@ static int flush_locked(struct mvfs *fs, struct mv_inode *in, uint64_t delete_fr
 		return 0;
 	if ((rc = ensure_aead(fs, in)) < 0)
 		return rc;
-	over = aead_overhead(in->aead);
+	job.over = aead_overhead(in->aead);
 	if (in->ndirty) {
 		sc = calloc(in->ndirty, sizeof(*sc));
-		ct = malloc(fs->chunk_size + over);
-		if (!sc || !ct) {
+		plain = calloc(in->ndirty, sizeof(*plain));
+		at = calloc(in->ndirty, sizeof(*at));
+		if (!sc || !plain || !at) {
 			rc = -ENOMEM;
 			goto out;
 		}
 	}
-	pthread_rwlock_rdlock(&fs->barrier);
 	for (struct dirty_chunk *d = in->dirty; d; d = d->next) {
 		uint64_t start = d->idx * fs->chunk_size;
 		uint32_t len = d->len;
-		uint8_t ad[CHUNK_AD_LEN];
-		struct blob_loc loc;
-		ssize_t sl;
 
 		if (start >= in->size)
 			continue;	/* cut off by a truncate */
@@ -368,37 +458,58 @@ static int flush_locked(struct mvfs *fs, struct mv_inode *in, uint64_t delete_fr
 		sc[n].idx = d->idx;
 		sc[n].rec.version = mvfs_new_version(fs);
 		sc[n].rec.plain_len = len;
-		chunk_ad(ad, fs, in->ino, d->idx, sc[n].rec.version);
-		sl = aead_seal(in->aead, ct, fs->chunk_size + over, d->buf, len, ad, sizeof(ad));
-		if (sl < 0) {
-			rc = (int)sl;
-			goto unlock;
-		}
-		if ((rc = blobstore_append(fs->v->bs, ct, (size_t)sl, &loc)) < 0)
-			goto unlock;
-		sc[n].rec.pack = loc.pack;
-		sc[n].rec.off = loc.off;
-		sc[n].rec.len = loc.len;
+		plain[n] = d->buf;
+		at[n] = total;
+		total += len + job.over;
 		n++;
 	}
-	a.chunks = sc;
-	a.n = n;
-	a.size = in->size;
-	a.set_times = in->content_dirty || ctime;
-	a.mtime = in->mtime;
-	a.ctime = ctime ? *ctime : in->mtime;
-	rc = index_write(fs->v->ix, commit_chunks, &a);
-unlock:
+	if (n) {
+		job.out = total <= fs->batch_size ? bufpool_get(fs->batches) : malloc(total);
+		if (!job.out) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		job.sc = sc;
+		job.plain = plain;
+		job.at = at;
+		parallel_for(fs->par, n, seal_one, &job);
+		if ((rc = job.rc) < 0)
+			goto out;
+	}
+	pthread_rwlock_rdlock(&fs->barrier);
+	if (n) {
+		struct blob_loc loc;
+
+		rc = blobstore_append(fs->v->bs, job.out, total, &loc);
+		for (unsigned i = 0; rc == 0 && i < n; i++) {
+			sc[i].rec.pack = loc.pack;
+			sc[i].rec.off = loc.off + at[i];
+		}
+	}
+	if (rc == 0) {
+		a.chunks = sc;
+		a.n = n;
+		a.size = in->size;
+		a.set_times = in->content_dirty || ctime;
+		a.mtime = in->mtime;
+		a.ctime = ctime ? *ctime : in->mtime;
+		rc = index_write(fs->v->ix, commit_chunks, &a);
+	}
 	pthread_rwlock_unlock(&fs->barrier);
 	if (rc == 0) {
-		dirty_free_all(in);
-		in->rvalid = 0;
+		dirty_free_all(fs, in);
 		in->content_dirty = 0;
+		in->gen++;
 	} else {
 		syslog(LOG_ERR, "inode %" PRIu64 ": write-back failed: %s", in->ino, strerror(-rc));
 	}
 out:
-	free(ct);
+	if (job.out && total <= fs->batch_size)
+		bufpool_put(fs->batches, job.out);
+	else
+		free(job.out);
+	free(at);
+	free(plain);
 	free(sc);
 	return rc;
 }
@@ -429,7 +540,7 @@ static int dirty_get(struct mvfs *fs, struct mv_inode *in, uint64_t idx, int who
 	if (!d)
 		return -ENOMEM;
 	d->idx = idx;
-	d->buf = malloc(fs->chunk_size);
+	d->buf = bufpool_get(fs->chunks);
 	if (!d->buf) {
 		free(d);
 		return -ENOMEM;
@@ -439,12 +550,14 @@ static int dirty_get(struct mvfs *fs, struct mv_inode *in, uint64_t idx, int who
 	} else if (in->rvalid && in->ridx == idx) {
 		memcpy(d->buf, in->rbuf, in->rlen);
 		d->len = in->rlen;
-	} else if ((rc = chunk_load(fs, in, idx, d->buf, &d->len)) < 0) {
-		free(d->buf);
+	} else if ((rc = ensure_aead(fs, in)) < 0 ||
+		   (rc = chunk_load(fs, in, idx, d->buf, &d->len)) < 0) {
+		bufpool_put(fs->chunks, d->buf);
 		free(d);
 		return rc;
 	}
-	memset(d->buf + d->len, 0, fs->chunk_size - d->len);
+	/* bytes past d->len are garbage: readers and sealing stop at len,
+	 * and a write past it zeroes the gap first */
 	if (in->rvalid && in->ridx == idx)
 		in->rvalid = 0;
 	d->next = in->dirty;
@@ -474,6 +587,8 @@ ssize_t filedata_write(struct mvfs *fs, struct mv_inode *in, const char *buf, si
 
 		if ((rc = dirty_get(fs, in, idx, within == 0 && take == cs, &d)) < 0)
 			break;
+		if (within > d->len)
+			memset(d->buf + d->len, 0, within - d->len);
 		memcpy(d->buf + within, buf + done, take);
 		if (within + take > d->len)
 			d->len = (uint32_t)(within + take);
@@ -506,15 +621,13 @@ int filedata_truncate(struct mvfs *fs, struct mv_inode *in, uint64_t size, const
 	for (pp = &in->dirty; (d = *pp);) {
 		if (d->idx >= keep) {
 			*pp = d->next;
-			free(d->buf);
+			bufpool_put(fs->chunks, d->buf);
 			free(d);
 			in->ndirty--;
 			continue;
 		}
-		if (d->idx * cs + d->len > size) {
+		if (d->idx * cs + d->len > size)
 			d->len = (uint32_t)(size - d->idx * cs);
-			memset(d->buf + d->len, 0, cs - d->len);
-		}
 		pp = &d->next;
 	}
 	/* a stored chunk across the new end must be rewritten shorter, or a
@@ -522,12 +635,11 @@ int filedata_truncate(struct mvfs *fs, struct mv_inode *in, uint64_t size, const
 	if (size < old && size % cs) {
 		if ((rc = dirty_get(fs, in, size / cs, 0, &d)) < 0)
 			goto out;
-		if (d->len > size % cs) {
+		if (d->len > size % cs)
 			d->len = (uint32_t)(size % cs);
-			memset(d->buf + d->len, 0, cs - d->len);
-		}
 	}
 	in->rvalid = 0;
+	in->gen++;
 	in->size = size;
 	in->mtime = *now;
 	in->content_dirty = 1;

@@ -76,7 +76,13 @@ static void mv_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	/* locks stay in the kernel: one mount, so local locking is exact */
 	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
-	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	/*
+	 * The kernel's page cache absorbs small writes and sends large,
+	 * concurrent ones; it flushes them on close and fsync, and keeps
+	 * size and mtime itself meanwhile.
+	 */
+	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 }
 
 static void mv_destroy(void *userdata)

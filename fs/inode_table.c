@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "aead.h"
+#include "bufpool.h"
 #include "mvfs.h"
 
 static size_t slot_of(struct mvfs *fs, uint64_t ino)
@@ -114,7 +115,7 @@ static void release(struct mvfs *fs, struct mv_inode *in)
 
 		for (d = in->dirty; d; d = next) {
 			next = d->next;
-			free(d->buf);
+			bufpool_put(fs->chunks, d->buf);
 			free(d);
 		}
 		in->dirty = NULL;
@@ -123,7 +124,7 @@ static void release(struct mvfs *fs, struct mv_inode *in)
 	} else if (in->dirty || in->content_dirty) {
 		filedata_flush(fs, in);
 	}
-	free(in->rbuf);
+	bufpool_put(fs->chunks, in->rbuf);
 	aead_free(in->aead);
 	pthread_mutex_destroy(&in->lock);
 	free(in);

@@ -9,11 +9,22 @@
 #include <syslog.h>
 
 #include "aead.h"
+#include "bufpool.h"
+#include "parallel.h"
+#include <unistd.h>
 #include "mvfs.h"
 
 #define FLUSH_AGE_S 2		/* dirty data older than this is written back */
 #define CHECKPOINT_EVERY_S 2	/* and made durable this often */
 #define DIRTY_BYTES_PER_INODE (8u << 20)
+
+/* one sealer per core; the calling thread makes one more */
+static unsigned sealing_workers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 1 ? (unsigned)(n > 8 ? 8 : n) : 1;
+}
 
 int mvfs_create(struct mvfs **out, struct vault *v)
 {
@@ -30,6 +41,14 @@ int mvfs_create(struct mvfs **out, struct vault *v)
 	fs->dirty_max = DIRTY_BYTES_PER_INODE / fs->chunk_size;
 	if (fs->dirty_max < 4)
 		fs->dirty_max = 4;
+	fs->batch_size = (size_t)fs->dirty_max * (fs->chunk_size + 64);
+	if (bufpool_create(&fs->chunks, fs->chunk_size, 256) < 0 ||
+	    bufpool_create(&fs->batches, fs->batch_size, 4) < 0) {
+		bufpool_destroy(fs->chunks);
+		bufpool_destroy(fs->batches);
+		free(fs);
+		return -ENOMEM;
+	}
 	fs->table_size = 1024;
 	fs->table = calloc(fs->table_size, sizeof(*fs->table));
 	if (!fs->table) {
@@ -103,8 +122,12 @@ static void *flusher_main(void *arg)
 
 int mvfs_start_flusher(struct mvfs *fs)
 {
-	int rc = pthread_create(&fs->flusher, NULL, flusher_main, fs);
+	int rc;
 
+	/* threads are made here, after the daemon has forked away */
+	if ((rc = parallel_create(&fs->par, sealing_workers())) < 0)
+		return rc;
+	rc = pthread_create(&fs->flusher, NULL, flusher_main, fs);
 	if (rc)
 		return -rc;
 	fs->flusher_running = 1;
@@ -138,10 +161,10 @@ void mvfs_destroy(struct mvfs *fs)
 			next = in->hnext;
 			for (struct dirty_chunk *d = in->dirty, *dn; d; d = dn) {
 				dn = d->next;
-				free(d->buf);
+				bufpool_put(fs->chunks, d->buf);
 				free(d);
 			}
-			free(in->rbuf);
+			bufpool_put(fs->chunks, in->rbuf);
 			aead_free(in->aead);
 			pthread_mutex_destroy(&in->lock);
 			free(in);
@@ -149,6 +172,9 @@ void mvfs_destroy(struct mvfs *fs)
 	}
 	ns_free_orphans(fs);
 	fs_checkpoint(fs);
+	parallel_destroy(fs->par);
+	bufpool_destroy(fs->chunks);
+	bufpool_destroy(fs->batches);
 	free(fs->table);
 	pthread_rwlock_destroy(&fs->barrier);
 	pthread_mutex_destroy(&fs->table_lock);

@@ -15,7 +15,8 @@
 #include <stdint.h>
 
 #define BLOBSTORE_HEADER_LEN 32
-#define BLOBSTORE_CHUNK_MAX (16u << 20)
+/* largest single append: a write-back batch of several sealed chunks */
+#define BLOBSTORE_CHUNK_MAX (64u << 20)
 
 struct blobstore;
 

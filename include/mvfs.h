@@ -46,6 +46,7 @@ struct mv_inode {
 	time_t dirty_since;
 	/* the last chunk read, decrypted: small reads need not reopen it */
 	uint8_t *rbuf;
+	uint64_t gen;		/* bumped when committed contents change */
 	uint64_t ridx;
 	uint32_t rlen;
 	int rvalid;
@@ -55,6 +56,10 @@ struct mvfs {
 	struct vault *v;
 	uint32_t chunk_size;
 	unsigned dirty_max;	/* per inode, in chunks, before write-back */
+	struct bufpool *chunks;	/* chunk_size plaintext buffers */
+	struct bufpool *batches;	/* sealed write-back batches */
+	size_t batch_size;
+	struct parallel *par;	/* sealing and opening run here */
 
 	pthread_mutex_t table_lock;
 	struct mv_inode **table;
@@ -81,6 +86,7 @@ struct mvfs {
 
 int mvfs_create(struct mvfs **out, struct vault *v);
 void mvfs_destroy(struct mvfs *fs);
+/* start the sealing pool and the flusher: call after fork() */
 int mvfs_start_flusher(struct mvfs *fs);
 void mvfs_stop_flusher(struct mvfs *fs);
 

@@ -20,13 +20,24 @@ all_state() {
 	for d in "$A_STORE" "$A_KS" "$B_STORE" "$B_KS"; do tree_state "$d"; done
 }
 
+# changed_dirs STATE: which of the four directories differ from STATE
+changed_dirs() {
+	local names=("$A_STORE" "$A_KS" "$B_STORE" "$B_KS") i=0 old now
+	now=$(all_state)
+	while IFS= read -r old; do
+		[ "$old" = "$(sed -n "$((i + 1))p" <<<"$now")" ] || printf '%s ' "${names[$i]}"
+		i=$((i + 1))
+	done <<<"$1"
+}
+
 # expect_fail NAME MNT CMD...: the three promises of a failed command.
 # MNT is the mountpoint the command names ("-" if none).
 expect_fail() {
-	local name=$1 mnt=$2 before_state before_mounts rc lines
+	local name=$1 mnt=$2 before_state before_mounts before_daemons rc lines
 	shift 2
 	before_state=$(all_state)
 	before_mounts=$(our_mounts)
+	before_daemons=$( [ "$mnt" = - ] || daemon_pids "$mnt")
 	timeout --kill-after=10 "$MV_CMD_TIMEOUT" "$@" >"$T/out" 2>"$T/err"
 	rc=$?
 	if [ "$mnt" != - ] && is_mounted "$mnt" && [ "$before_mounts" = "$(our_mounts | grep -v " $mnt ")" ]; then
@@ -42,14 +53,16 @@ expect_fail() {
 		not_ok "$name: one line on stderr" "got $lines lines:" "$(head -n 10 "$T/err")"
 	fi
 	sleep 0.2	# a daemon forked by mistake has time to mount
-	if [ "$before_mounts" = "$(our_mounts)" ] && { [ "$mnt" = - ] || ! daemon_alive "$mnt"; } &&
+	# a mountpoint already in use keeps its own daemon: compare, not absence
+	if [ "$before_mounts" = "$(our_mounts)" ] &&
+	   [ "$before_daemons" = "$( [ "$mnt" = - ] || daemon_pids "$mnt")" ] &&
 	   [ "$before_state" = "$(all_state)" ]; then
 		ok "$name: nothing mounted, started or changed"
 	else
 		not_ok "$name: nothing mounted, started or changed" \
 			"mounts before: $before_mounts" "mounts after: $(our_mounts)" \
-			"daemon for $mnt: $( [ "$mnt" = - ] || daemon_pids "$mnt")" \
-			"stores/keystores changed: $( [ "$before_state" = "$(all_state)" ] && echo no || echo yes)"
+			"daemons for $mnt before: $before_daemons after: $( [ "$mnt" = - ] || daemon_pids "$mnt")" \
+			"changed: $(changed_dirs "$before_state")"
 	fi
 }
 
