@@ -1042,3 +1042,87 @@ int index_meta_put(struct index_txn *t, const char *name, uint64_t val)
 	be64_put(rec, val);
 	return rec_put(t, DB_META, name, strlen(name), rec, sizeof(rec));
 }
+
+/* ---- raw access for fsck ---- */
+
+_Static_assert((int)INDEX_DB_INODE == (int)DB_INODE && (int)INDEX_DB_META == (int)DB_META,
+	       "index_db must mirror db_id");
+
+int index_walk(struct index_txn *t, enum index_db db, index_walk_cb cb, void *ctx)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, stop = 0;
+
+	if ((rc = mdb_err(mdb_cursor_open(t->txn, t->ix->dbi[db], &c))) < 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !stop;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		uint8_t key[64];
+		size_t klen = k.mv_size < sizeof(key) ? k.mv_size : sizeof(key);
+		ssize_t n;
+
+		memcpy(key, k.mv_data, klen);
+		n = k.mv_size <= 40 ? rec_open_val(t, (enum db_id)db, key, klen, &v) : -EIO;
+		if (n < 0)
+			stop = cb(ctx, key, klen, NULL, 0, -EIO);
+		else
+			stop = cb(ctx, key, klen, t->buf, (size_t)n, 0);
+	}
+	mdb_cursor_close(c);
+	if (stop)
+		return stop;
+	return rc == MDB_NOTFOUND ? 0 : mdb_err(rc);
+}
+
+int index_count(struct index_txn *t, enum index_db db, uint64_t *count)
+{
+	MDB_stat st;
+	int rc = mdb_err(mdb_stat(t->txn, t->ix->dbi[db], &st));
+
+	if (rc == 0)
+		*count = st.ms_entries;
+	return rc;
+}
+
+int index_raw_del(struct index_txn *t, enum index_db db, const uint8_t *key, size_t klen)
+{
+	return rec_del(t, (enum db_id)db, key, klen);
+}
+
+int index_decode_inode(const uint8_t *key, size_t klen, const uint8_t *plain, size_t plen,
+		       struct mv_attr *out)
+{
+	if (klen != 8)
+		return -EIO;
+	return inode_decode(out, be64_get(key), plain, plen);
+}
+
+int index_decode_dirent(const uint8_t *key, size_t klen, const uint8_t *plain, size_t plen,
+			uint64_t *parent, uint64_t *ino, uint8_t *type,
+			const char **name, size_t *len)
+{
+	if (klen != DIRENT_KEY)
+		return -EIO;
+	*parent = be64_get(key);
+	return dirent_decode(plain, plen, ino, type, name, len);
+}
+
+int index_decode_chunk(const uint8_t *key, size_t klen, const uint8_t *plain, size_t plen,
+		       uint64_t *ino, uint64_t *idx, struct chunk_rec *out)
+{
+	if (klen != 16)
+		return -EIO;
+	*ino = be64_get(key);
+	*idx = be64_get(key + 8);
+	return chunk_decode(out, plain, plen);
+}
+
+int index_decode_pack(const uint8_t *key, size_t klen, const uint8_t *plain, size_t plen,
+		      uint64_t *pack, struct pack_rec *out)
+{
+	if (klen != 8)
+		return -EIO;
+	*pack = be64_get(key);
+	return pack_decode(out, plain, plen);
+}

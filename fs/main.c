@@ -22,6 +22,7 @@
 #include "aead.h"
 #include "cli_key.h"
 #include "fs_ops.h"
+#include "fsck.h"
 #include "keystore.h"
 #include "mvfs.h"
 #include "secure.h"
@@ -50,6 +51,7 @@ static const char *const usage_top =
 	"  init STORE --keystore KS KEY-OPTIONS [--chunk-size N] [--cipher C]\n"
 	"  mount STORE MOUNTPOINT --keystore KS KEY-OPTIONS [-f] [-o FUSE-OPTS]\n"
 	"  umount MOUNTPOINT\n"
+	"  fsck STORE --keystore KS KEY-OPTIONS [--repair]\n"
 	"  info STORE [--keystore KS]\n"
 	"  key list|add|remove|rewrap STORE --keystore KS ...\n"
 	"\n"
@@ -75,6 +77,15 @@ static const char *const usage_umount =
 	"usage: medvault umount MOUNTPOINT\n"
 	"Unmount a medvault filesystem and wait until its daemon has written\n"
 	"everything back and released the store.\n";
+
+static const char *const usage_fsck =
+	"usage: medvault fsck STORE --keystore KS KEY-OPTIONS [--repair]\n"
+	"Verify every index record and every chunk of an unmounted store: exit 0 when\n"
+	"clean, 1 when damage is found (damaged files are named), 2 on usage errors.\n"
+	"  --repair   drop unreferenced records and packs, fix link counts and\n"
+	"             accounting, reattach lost inodes under /lost+found; never\n"
+	"             deletes data that a file still references\n"
+	"KEY-OPTIONS:\n" KEY_OPTS_HELP("");
 
 static const char *const usage_info =
 	"usage: medvault info STORE [--keystore KS]\n"
@@ -415,6 +426,73 @@ static int cmd_umount(int argc, char **argv)
 	return 0;
 }
 
+/* ---- fsck ---- */
+
+static int cmd_fsck(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "keystore", required_argument, NULL, 'k' },
+		{ "repair", no_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct key_opts ko = { 0 };
+	struct fsck_report r;
+	struct vault *v = NULL;
+	const char *keystore = NULL;
+	char why[WHY_LEN] = "";
+	int c, repair = 0, rc;
+
+	if (wants_help(argc, argv)) {
+		fputs(usage_fsck, stdout);
+		return 0;
+	}
+	if (key_opts_parse(&argc, argv, "", &ko, why, sizeof(why)) < 0)
+		return fail("%s", why), 2;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'k')
+			keystore = optarg;
+		else if (c == 'r')
+			repair = 1;
+		else
+			return fail("fsck: unknown option %s (see medvault fsck --help)", argv[optind - 1]), 2;
+	}
+	if (argc - optind != 1)
+		return fail("fsck: expected STORE (see medvault fsck --help)"), 2;
+	if (!keystore)
+		return fail("fsck: --keystore KS is required"), 2;
+	if (key_opts_check(&ko, "", why, sizeof(why)) < 0)
+		return fail("%s", why), 2;
+	secure_harden_process();
+	if ((rc = vault_open(&v, argv[optind], keystore, &ko, why, sizeof(why))) < 0) {
+		if (rc == -EBUSY)
+			return fail("store %s is mounted or in use; unmount it first", argv[optind]), 2;
+		return fail("%s", why), 2;
+	}
+	rc = fsck_run(v, repair, stdout, stderr, &r);
+	vault_close(v);
+	if (rc < 0)
+		return fail("fsck of %s stopped: %s", argv[optind], strerror(-rc)), 2;
+	printf("fsck: %" PRIu64 " inodes (%" PRIu64 " directories, %" PRIu64 " files), %" PRIu64
+	       " entries, %" PRIu64 " chunks (%" PRIu64 " bytes), %" PRIu64 " packs, %" PRIu64
+	       " orphans: %" PRIu64 " problems (%" PRIu64 " damaged)%s\n",
+	       r.inodes, r.dirs, r.files, r.dirents, r.chunks, r.chunk_bytes, r.packs, r.orphans,
+	       r.problems, r.damaged, repair ? "" : "");
+	if (repair)
+		printf("fsck: %" PRIu64 " repairs made\n", r.repaired);
+	if (r.problems == 0)
+		return 0;
+	if (repair && r.damaged == 0)
+		return 0;
+	if (!repair)
+		fprintf(stderr, "medvault: %s has %" PRIu64 " problems\n", argv[optind], r.problems);
+	else
+		fprintf(stderr, "medvault: %s has %" PRIu64 " damaged items that cannot be repaired\n",
+			argv[optind], r.damaged);
+	return 1;
+}
+
 /* ---- info ---- */
 
 static void count_packs(const char *store, uint64_t *n, uint64_t *bytes)
@@ -533,6 +611,8 @@ int main(int argc, char **argv)
 		return cmd_umount(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "info"))
 		return cmd_info(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "fsck"))
+		return cmd_fsck(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "key")) {
 		if (cli_key(argc - 1, argv + 1, why, sizeof(why)) < 0)
 			return fail("%s", why);

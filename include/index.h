@@ -146,4 +146,39 @@ int index_meta_put(struct index_txn *txn, const char *name, uint64_t val);
 /* Statistics for statfs/info: entries in the inode db. */
 int index_count_inodes(struct index_txn *txn, uint64_t *count);
 
+
+/* ---- raw access for fsck ---- */
+
+enum index_db {
+	INDEX_DB_INODE, INDEX_DB_DIRENT, INDEX_DB_CHUNK, INDEX_DB_PACK,
+	INDEX_DB_XATTR, INDEX_DB_ORPHAN, INDEX_DB_META, INDEX_DB_COUNT
+};
+
+/*
+ * Visit every record of db in key order, authenticating each on its own:
+ * rc is 0 with the plaintext, or -EIO (plain NULL) for a record that fails
+ * authentication, so one bad record does not hide the others.  cb returns
+ * 0 to go on, non-zero to stop (returned).
+ */
+typedef int (*index_walk_cb)(void *ctx, const uint8_t *key, size_t klen,
+			     const uint8_t *plain, size_t plen, int rc);
+int index_walk(struct index_txn *txn, enum index_db db, index_walk_cb cb, void *ctx);
+
+/* number of records in db */
+int index_count(struct index_txn *txn, enum index_db db, uint64_t *count);
+
+/* delete one record by its raw key (repair).  -ENOENT, -EIO */
+int index_raw_del(struct index_txn *txn, enum index_db db, const uint8_t *key, size_t klen);
+
+/* decoders for walked records: 0 or -EIO */
+int index_decode_inode(const uint8_t *key, size_t klen, const uint8_t *plain, size_t plen,
+		       struct mv_attr *out);
+int index_decode_dirent(const uint8_t *key, size_t klen, const uint8_t *plain, size_t plen,
+			uint64_t *parent, uint64_t *ino, uint8_t *type,
+			const char **name, size_t *len);
+int index_decode_chunk(const uint8_t *key, size_t klen, const uint8_t *plain, size_t plen,
+		       uint64_t *ino, uint64_t *idx, struct chunk_rec *out);
+int index_decode_pack(const uint8_t *key, size_t klen, const uint8_t *plain, size_t plen,
+		      uint64_t *pack, struct pack_rec *out);
+
 #endif

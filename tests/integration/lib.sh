@@ -208,10 +208,13 @@ fuse_abort() {
 
 # mv_umount MNT: the CLI first, then fusermount3 -u, then lazy -uz.
 mv_umount() {
-	local mnt=$1
+	local mnt=$1 rc
 	is_mounted "$mnt" || return 0
-	mv_run umount "$mnt" && ! is_mounted "$mnt" && return 0
-	echo "mv_umount: '$MV umount $mnt' failed, using fusermount3" >&2
+	mv_run umount "$mnt"
+	rc=$?
+	[ $rc -eq 0 ] && ! is_mounted "$mnt" && return 0
+	echo "mv_umount: '$MV umount $mnt' failed (status $rc$( [ $rc -eq 124 ] && echo ": timed out"))," \
+		"$(is_mounted "$mnt" && echo "still mounted" || echo "not mounted"); using fusermount3" >&2
 	timeout 30 fusermount3 -u "$mnt" 2>/dev/null && ! is_mounted "$mnt" && return 1
 	fuse_abort "$mnt"
 	timeout 30 fusermount3 -uz "$mnt" 2>/dev/null || timeout 30 umount -l "$mnt" 2>/dev/null
