@@ -232,19 +232,20 @@ int blobstore_append(struct blobstore *bs, const uint8_t *buf, size_t len,
 	if (len > BLOBSTORE_CHUNK_MAX)
 		return -EFBIG;
 	pthread_mutex_lock(&bs->lock);
+	if (bs->ndirty >= DIRTY_MAX - 1) {
+		/* too many unsynced packs to track (a new pack needs a slot
+		 * too): make room the slow way */
+		pthread_mutex_unlock(&bs->lock);
+		if ((rc = blobstore_sync(bs)) < 0)
+			return rc;
+		return blobstore_append(bs, buf, len, loc);
+	}
 	if (bs->open_pack && bs->open_size + len > bs->pack_size &&
 	    bs->open_size > BLOBSTORE_HEADER_LEN)
 		bs->open_pack = NULL;	/* sealed: never appended again */
 	if (!bs->open_pack && (rc = pack_start(bs)) < 0) {
 		pthread_mutex_unlock(&bs->lock);
 		return rc;
-	}
-	if (bs->ndirty >= DIRTY_MAX) {
-		/* too many unsynced packs to track: make room the slow way */
-		pthread_mutex_unlock(&bs->lock);
-		if ((rc = blobstore_sync(bs)) < 0)
-			return rc;
-		return blobstore_append(bs, buf, len, loc);
 	}
 	p = bs->open_pack;
 	off = bs->open_size;

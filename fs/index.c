@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "aead.h"
 #include "fileutil.h"
@@ -16,8 +17,10 @@
 /* Never change: part of every record's associated data (format 1). */
 #define AD_MAGIC "MVI1"
 
-/* Virtual address space only; the file grows as pages are used. */
-#define INDEX_MAP_SIZE (1ull << 40)
+/* Virtual address space only (the file grows as pages are used); doubled
+ * whenever a commit finds it full.  Small enough for valgrind to map. */
+#define INDEX_MAP_SIZE (16ull << 30)
+#define INDEX_KEY_MAX 40
 #define READ_POOL 32
 
 enum db_id { DB_INODE, DB_DIRENT, DB_CHUNK, DB_PACK, DB_XATTR, DB_ORPHAN, DB_META, DB_COUNT };
@@ -46,6 +49,8 @@ struct index {
 	int leader;
 
 	pthread_mutex_t pool_lock;	/* protects the read pool */
+	/* read transactions hold it shared; growing the map needs it alone */
+	pthread_rwlock_t resize_lock;
 	MDB_txn *pool[READ_POOL];
 	int npool;
 };
@@ -55,6 +60,7 @@ struct index_txn {
 	MDB_txn *txn;
 	int write;
 	int broken;	/* a put/del failed: the whole write txn must go */
+	int mutated;	/* the current write function has changed something */
 	uint8_t *buf;	/* scratch for sealing/opening, grown on demand */
 	size_t bufcap;
 };
@@ -101,13 +107,15 @@ static size_t make_ad(uint8_t *ad, const struct index *ix, enum db_id db,
 static int rec_put(struct index_txn *t, enum db_id db, const void *key, size_t klen,
 		   const void *plain, size_t plen)
 {
-	uint8_t ad[64];
-	size_t adlen = make_ad(ad, t->ix, db, key, klen);
-	size_t over = aead_overhead(t->ix->aead);
+	uint8_t ad[21 + INDEX_KEY_MAX];
+	size_t adlen, over = aead_overhead(t->ix->aead);
 	MDB_val k = { klen, (void *)key }, v;
 	ssize_t n;
 	int rc;
 
+	if (klen > INDEX_KEY_MAX)
+		return -ENAMETOOLONG;	/* refused before any change: not broken */
+	adlen = make_ad(ad, t->ix, db, key, klen);
 	if ((rc = scratch(t, plen + over)) < 0)
 		goto fail;
 	n = aead_seal(t->ix->aead, t->buf, t->bufcap, plain, plen, ad, adlen);
@@ -119,6 +127,7 @@ static int rec_put(struct index_txn *t, enum db_id db, const void *key, size_t k
 	v.mv_data = t->buf;
 	if ((rc = mdb_err(mdb_put(t->txn, t->ix->dbi[db], &k, &v, 0))) < 0)
 		goto fail;
+	t->mutated = 1;
 	return 0;
 fail:
 	t->broken = 1;
@@ -132,6 +141,8 @@ static int rec_del(struct index_txn *t, enum db_id db, const void *key, size_t k
 
 	if (rc < 0 && rc != -ENOENT)
 		t->broken = 1;
+	if (rc == 0)
+		t->mutated = 1;
 	return rc;
 }
 
@@ -139,11 +150,14 @@ static int rec_del(struct index_txn *t, enum db_id db, const void *key, size_t k
 static ssize_t rec_open_val(struct index_txn *t, enum db_id db, const void *key,
 			    size_t klen, const MDB_val *v)
 {
-	uint8_t ad[64];
-	size_t adlen = make_ad(ad, t->ix, db, key, klen);
+	uint8_t ad[21 + INDEX_KEY_MAX];
+	size_t adlen;
 	ssize_t n;
 	int rc;
 
+	if (klen > INDEX_KEY_MAX)
+		return -EIO;
+	adlen = make_ad(ad, t->ix, db, key, klen);
 	if ((rc = scratch(t, v->mv_size + 1)) < 0)
 		return rc;
 	n = aead_open(t->ix->aead, t->buf, t->bufcap, v->mv_data, v->mv_size, ad, adlen);
@@ -158,7 +172,11 @@ static ssize_t rec_open_val(struct index_txn *t, enum db_id db, const void *key,
 static ssize_t rec_get(struct index_txn *t, enum db_id db, const void *key, size_t klen)
 {
 	MDB_val k = { klen, (void *)key }, v;
-	int rc = mdb_err(mdb_get(t->txn, t->ix->dbi[db], &k, &v));
+	int rc;
+
+	if (klen > INDEX_KEY_MAX)
+		return -ENAMETOOLONG;
+	rc = mdb_err(mdb_get(t->txn, t->ix->dbi[db], &k, &v));
 
 	if (rc < 0)
 		return rc;
@@ -192,6 +210,7 @@ int index_open(struct index **out, const char *dir, const uint8_t uuid[16],
 	pthread_mutex_init(&ix->qlock, NULL);
 	pthread_cond_init(&ix->qcond, NULL);
 	pthread_mutex_init(&ix->pool_lock, NULL);
+	pthread_rwlock_init(&ix->resize_lock, NULL);
 
 	if ((rc = mdb_err(mdb_env_create(&ix->env))) < 0)
 		goto fail;
@@ -240,6 +259,7 @@ void index_close(struct index *ix)
 	pthread_mutex_destroy(&ix->qlock);
 	pthread_cond_destroy(&ix->qcond);
 	pthread_mutex_destroy(&ix->pool_lock);
+	pthread_rwlock_destroy(&ix->resize_lock);
 	free(ix);
 }
 
@@ -265,6 +285,7 @@ int index_read_begin(struct index *ix, struct index_txn **out)
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
+	pthread_rwlock_rdlock(&ix->resize_lock);
 	pthread_mutex_lock(&ix->pool_lock);
 	if (ix->npool)
 		txn = ix->pool[--ix->npool];
@@ -276,6 +297,7 @@ int index_read_begin(struct index *ix, struct index_txn **out)
 	if (rc < 0) {
 		if (txn)
 			mdb_txn_abort(txn);
+		pthread_rwlock_unlock(&ix->resize_lock);
 		free(t);
 		return rc;
 	}
@@ -301,6 +323,7 @@ void index_read_end(struct index_txn *t)
 	pthread_mutex_unlock(&ix->pool_lock);
 	if (t->txn)
 		mdb_txn_abort(t->txn);
+	pthread_rwlock_unlock(&ix->resize_lock);
 	free(t->buf);
 	free(t);
 }
@@ -315,8 +338,11 @@ static int run_batch(struct index *ix, struct write_req *reqs, int single)
 	if ((rc = mdb_err(mdb_txn_begin(ix->env, NULL, 0, &t.txn))) < 0)
 		return rc;
 	for (struct write_req *r = reqs; r; r = single ? NULL : r->next) {
+		t.mutated = 0;
 		r->rc = r->fn(&t, r->arg);
-		if (t.broken) {
+		/* an error after a put breaks the contract: its half-done
+		 * changes must not be committed with the others */
+		if (t.broken || (r->rc < 0 && t.mutated)) {
 			rc = r->rc < 0 ? r->rc : -EIO;
 			mdb_txn_abort(t.txn);
 			free(t.buf);
@@ -325,6 +351,30 @@ static int run_batch(struct index *ix, struct write_req *reqs, int single)
 	}
 	rc = mdb_err(mdb_txn_commit(t.txn));
 	free(t.buf);
+	return rc;
+}
+
+/*
+ * Double the map.  LMDB allows it only with no transaction open in the
+ * process: the leader has none, and readers are drained by the lock.  A
+ * reader stuck behind a writer would deadlock us, hence the timeout.
+ */
+static int grow_map(struct index *ix)
+{
+	struct timespec until;
+	MDB_envinfo info;
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	if (pthread_rwlock_timedwrlock(&ix->resize_lock, &until) != 0)
+		return -EBUSY;
+	mdb_env_info(ix->env, &info);
+	for (int i = 0; i < ix->npool; i++)
+		mdb_txn_abort(ix->pool[i]);
+	ix->npool = 0;
+	rc = mdb_err(mdb_env_set_mapsize(ix->env, info.me_mapsize * 2));
+	pthread_rwlock_unlock(&ix->resize_lock);
 	return rc;
 }
 
@@ -351,6 +401,8 @@ int index_write(struct index *ix, index_write_fn fn, void *arg)
 		pthread_mutex_unlock(&ix->qlock);
 
 		rc = run_batch(ix, batch, 0);
+		if (rc == -ENOSPC && grow_map(ix) == 0)
+			rc = run_batch(ix, batch, 0);
 		if (rc < 0) {
 			/* One request broke the transaction: replay each alone so
 			 * only the culprit fails. */
@@ -451,6 +503,8 @@ int index_inode_put(struct index_txn *t, const struct mv_attr *a)
 	uint8_t key[8], rec[INODE_FIXED + INDEX_SYMLINK_MAX];
 	size_t n;
 
+	if (a->symlink_len > INDEX_SYMLINK_MAX)
+		return -ENAMETOOLONG;
 	be64_put(key, a->ino);
 	n = inode_encode(a, rec);
 	return rec_put(t, DB_INODE, key, sizeof(key), rec, n);
@@ -929,8 +983,15 @@ int index_orphan_list(struct index_txn *t, uint64_t *inos, int max)
 		return rc;
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && n < max;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (k.mv_size == 8)
-			inos[n++] = be64_get(k.mv_data);
+		uint8_t key[8];
+
+		if (k.mv_size != 8)
+			continue;
+		memcpy(key, k.mv_data, 8);
+		/* a forged orphan record must not get a live inode freed */
+		if (rec_open_val(t, DB_ORPHAN, key, 8, &v) < 0)
+			continue;
+		inos[n++] = be64_get(key);
 	}
 	mdb_cursor_close(c);
 	return n;

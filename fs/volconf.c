@@ -94,6 +94,17 @@ int volconf_load(const char *store, struct volconf *vc, char *why, size_t whylen
 		rc = -ENOMEM;
 		goto out;
 	}
+	/* a newer format may use fields this build cannot parse: say so
+	 * rather than calling the store corrupt */
+	{
+		const char *f = strstr(text, "\nformat=");
+
+		if (f && strtoul(f + 8, NULL, 10) > VOLCONF_FORMAT) {
+			rc = -EPROTONOSUPPORT;
+			set_why(why, whylen, rc, "%s uses a newer medvault format; upgrade medvault to mount it", store);
+			goto out;
+		}
+	}
 	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *eq;
 

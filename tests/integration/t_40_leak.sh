@@ -131,8 +131,14 @@ search() {
 for m in "${MARKERS[@]}"; do
 	printf '%s' "${!m}" >"$T/needle"
 	search "$m=${!m}" "$T/needle"
-	hits=$(find "$STORE" "$KS" -name "*${!m}*" | head -n 3)
-	if [ -z "$hits" ]; then ok "$m: no file or directory name in the store holds it"; else not_ok "$m: no file or directory name in the store holds it" "$hits"; fi
+	# the store's own metadata: names, symlink targets, xattrs
+	hits=$( { find "$STORE" "$KS" \( -name "*${!m}*" -o -lname "*${!m}*" \) -print
+		getfattr -R -h -d -m - -e text "$STORE" "$KS" 2>/dev/null | grep -F -- "${!m}"; } | head -n 3)
+	if [ -z "$hits" ]; then
+		ok "$m: no name, symlink target or xattr in the store holds it"
+	else
+		not_ok "$m: no name, symlink target or xattr in the store holds it" "$hits"
+	fi
 done
 
 if [[ $MK_HEX =~ ^[0-9a-f]{64}$ ]]; then
