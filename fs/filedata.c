@@ -490,7 +490,7 @@ static int flush_locked(struct mvfs *fs, struct mv_inode *in, uint64_t delete_fr
 		a.chunks = sc;
 		a.n = n;
 		a.size = in->size;
-		a.set_times = in->content_dirty || ctime;
+		a.set_times = in->mtime_dirty || ctime;
 		a.mtime = in->mtime;
 		a.ctime = ctime ? *ctime : in->mtime;
 		rc = index_write(fs->v->ix, commit_chunks, &a);
@@ -499,6 +499,7 @@ static int flush_locked(struct mvfs *fs, struct mv_inode *in, uint64_t delete_fr
 	if (rc == 0) {
 		dirty_free_all(fs, in);
 		in->content_dirty = 0;
+		in->mtime_dirty = 0;
 		in->gen++;
 	} else {
 		syslog(LOG_ERR, "inode %" PRIu64 ": write-back failed: %s", in->ino, strerror(-rc));
@@ -598,7 +599,15 @@ ssize_t filedata_write(struct mvfs *fs, struct mv_inode *in, const char *buf, si
 	if (done) {
 		if (pos > in->size)
 			in->size = pos;
-		ns_now(&in->mtime);
+		/*
+		 * With the writeback cache the kernel stamps mtime at write(2)
+		 * time and sends it in a setattr; pages may reach us after
+		 * that, and must not overwrite it with the writeback time.
+		 */
+		if (!fs->writeback) {
+			ns_now(&in->mtime);
+			in->mtime_dirty = 1;
+		}
 		in->content_dirty = 1;
 	}
 out:
@@ -642,6 +651,7 @@ int filedata_truncate(struct mvfs *fs, struct mv_inode *in, uint64_t size, const
 	in->gen++;
 	in->size = size;
 	in->mtime = *now;
+	in->mtime_dirty = 1;
 	in->content_dirty = 1;
 	rc = flush_locked(fs, in, size < old ? keep : UINT64_MAX, now);
 	if (rc < 0)
@@ -657,7 +667,7 @@ void filedata_overlay(struct mvfs *fs, struct mv_inode *in, struct mv_attr *a)
 	pthread_mutex_lock(&in->lock);
 	if (in->size_loaded)
 		a->size = in->size;
-	if (in->content_dirty) {
+	if (in->mtime_dirty) {
 		a->mtime_s = a->ctime_s = in->mtime.tv_sec;
 		a->mtime_ns = a->ctime_ns = (uint32_t)in->mtime.tv_nsec;
 	}

@@ -67,7 +67,8 @@ static void reply_entry(fuse_req_t req, int rc, const struct mv_attr *a)
 
 static void mv_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct mvfs *fs = userdata;
+
 	conn->max_write = 1u << 20;
 	conn->max_readahead = 1u << 20;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
@@ -81,8 +82,10 @@ static void mv_init(void *userdata, struct fuse_conn_info *conn)
 	 * concurrent ones; it flushes them on close and fsync, and keeps
 	 * size and mtime itself meanwhile.
 	 */
-	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
+	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE) {
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+		fs->writeback = 1;
+	}
 }
 
 static void mv_destroy(void *userdata)

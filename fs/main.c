@@ -597,9 +597,13 @@ int main(int argc, char **argv)
 {
 	char why[WHY_LEN] = "";
 
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-		fputs(usage_top, argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
+	if (argc < 2) {
+		fail("missing command (see medvault --help)");
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		fputs(usage_top, stdout);
+		return 0;
 	}
 	if (secure_init() < 0)
 		return fail("libsodium failed to initialise");

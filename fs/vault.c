@@ -141,6 +141,17 @@ int vault_init(const struct vault_init_opts *o, char *why, size_t whylen)
 		why_set(why, whylen, rc, "cannot create %s/packs: %s", o->store, strerror(-rc));
 		goto fail_ks;
 	}
+	snprintf(path, sizeof(path), "%s/%s", o->store, LOCK_NAME);
+	{
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+		if (fd < 0) {
+			rc = -errno;
+			why_set(why, whylen, rc, "cannot create %s: %s", path, strerror(errno));
+			goto fail_ks;
+		}
+		close(fd);
+	}
 	/* the card last: a store without it is visibly unfinished */
 	if ((rc = volconf_save(o->store, &vc, mk)) < 0) {
 		why_set(why, whylen, rc, "cannot write %s/medvault.conf: %s", o->store, strerror(-rc));
@@ -174,6 +185,8 @@ fail:
 		rmdir(cmd);
 		snprintf(cmd, sizeof(cmd), "%s/packs", o->store);
 		rmdir(cmd);
+		snprintf(cmd, sizeof(cmd), "%s/%s", o->store, LOCK_NAME);
+		unlink(cmd);
 		rmdir(o->store);
 	}
 	return rc;
@@ -213,7 +226,10 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 		goto fail;
 
 	snprintf(path, sizeof(path), "%s/%s", v->store, LOCK_NAME);
-	v->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/* made by init, so a refused open changes nothing in the store */
+	v->lock_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (v->lock_fd < 0 && errno == ENOENT)
+		v->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (v->lock_fd < 0) {
 		rc = why_set(why, whylen, -errno, "cannot open %s: %s", path, strerror(errno));
 		goto fail;

@@ -38,7 +38,8 @@ struct mv_inode {
 	pthread_mutex_t lock;	/* protects everything below */
 	struct aead *aead;	/* content key, made on first use */
 	int size_loaded;	/* size below is the file's size */
-	int content_dirty;	/* size/mtime below are newer than the index */
+	int content_dirty;	/* size below is newer than the index */
+	int mtime_dirty;	/* mtime below is newer than the index */
 	uint64_t size;
 	struct timespec mtime;
 	struct dirty_chunk *dirty;
@@ -55,6 +56,7 @@ struct mv_inode {
 struct mvfs {
 	struct vault *v;
 	uint32_t chunk_size;
+	int writeback;		/* the kernel caches writes and owns mtime */
 	unsigned dirty_max;	/* per inode, in chunks, before write-back */
 	struct bufpool *chunks;	/* chunk_size plaintext buffers */
 	struct bufpool *batches;	/* sealed write-back batches */

@@ -71,6 +71,59 @@ die() { log "ERROR: $*"; exit 1; }
 NOTES=()
 note() { NOTES+=("$*"); log "note: $*"; }
 
+# ---------------------------------------------------------------- metrics
+declare -A LABEL UNIT BETTER
+defm() { LABEL[$1]=$2; UNIT[$1]=$3; BETTER[$1]=$4; }
+defm seq_write      "seq write ${SEQ_MB} MiB (fsync)" MB/s    h
+defm seq_read_cold  "seq read ${SEQ_MB} MiB cold"     MB/s    h
+defm ct_write       "CT ${CT_DIRS}x${CT_FILES}x${CT_KB}K cp -r+sync" MB/s h
+defm ct_read_cold   "CT study read cold"              MB/s    h
+defm pacs_ingest    "PACS ingest (fsync/file)"        files/s h
+defm untar          "untar tree (+sync)"              files/s h
+defm find_cold      "find tree cold"                  s       l
+defm lsR_cold       "ls -lR tree cold"                s       l
+defm du_cold        "du -s tree cold"                 s       l
+defm rand_write     "fio randwrite 4K QD1"            IOPS    h
+defm rand_read_cold "fio randread 4K QD1 cold"        IOPS    h
+defm mount          "mount (cold, populated)"         s       l
+defm rss_peak       "daemon RSS peak, seq write"      MiB     l
+defm rss_hwm        "daemon VmHWM after seq write"    MiB     l
+defm store_mib      "backing store allocated"         MiB     l
+defm store_files    "backing store files"             files   l
+defm store_overhead "store overhead vs plaintext"     %       l
+METRICS=(seq_write seq_read_cold ct_write ct_read_cold pacs_ingest untar find_cold
+         lsR_cold du_cold rand_write rand_read_cold mount rss_peak rss_hwm
+         store_mib store_files store_overhead)
+
+# medvault targets: METRIC BASELINE(gocryptfs|passthrough|abs) OP THRESHOLD
+TARGETS=(
+	"seq_write gocryptfs >= 1.1" "seq_write passthrough >= 0.9"
+	"seq_read_cold gocryptfs >= 1.1" "seq_read_cold passthrough >= 0.9"
+	"ct_write gocryptfs >= 2" "ct_read_cold gocryptfs >= 1.2"
+	"pacs_ingest gocryptfs >= 1.5" "untar gocryptfs >= 2"
+	"lsR_cold gocryptfs <= 0.5"
+	"rand_write gocryptfs >= 1" "rand_read_cold gocryptfs >= 1"
+	"rss_peak abs <= 256" "mount abs <= 1"
+)
+
+REPORT=${REPORT:-}
+if [ -n "$REPORT" ]; then
+	# Re-render the table from an earlier run's samples; nothing is mounted.
+	[ -r "$REPORT" ] || die "REPORT=$REPORT not readable"
+	STEM=${REPORT%.raw.tsv}
+	OUT=$STEM.tsv; RAW_OUT=$REPORT; TGT_OUT=$STEM.targets.tsv; TXT_OUT=$STEM.txt
+	RUN_FS=()
+	for fs in "${ALL_FS[@]}"; do
+		if awk -F'\t' -v f="$fs" 'NR > 1 && $3 == f { found = 1 } END { exit !found }' "$REPORT"; then RUN_FS+=("$fs"); fi
+	done
+	REPEAT=$(awk -F'\t' 'NR > 1 && $1 > m { m = $1 } END { print m + 0 }' "$REPORT")
+	# Machine lines and run time from the earlier report, if it is there.
+	INFO=$(sed -n '2,/^sizes:/p' "$TXT_OUT" 2>/dev/null || true)
+	[ -n "$INFO" ] || INFO="(re-rendered from $REPORT)"
+	TOTAL_S=$(awk '/^run time:/ { print $3; exit }' "$TXT_OUT" 2>/dev/null || true)
+	TOTAL_S=${TOTAL_S:-0}
+	declare -A MED
+else
 for v in REPEAT SEQ_MB CT_DIRS CT_FILES CT_KB FIO_MB RUNTIME; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
 done
@@ -423,41 +476,6 @@ wl_store() {
 WORKLOADS=(seq_write seq_read_cold ct_write ct_read_cold pacs_ingest untar
            find_cold lsR_cold du_cold rand_write rand_read_cold)
 
-# ---------------------------------------------------------------- metrics
-declare -A LABEL UNIT BETTER
-defm() { LABEL[$1]=$2; UNIT[$1]=$3; BETTER[$1]=$4; }
-defm seq_write      "seq write ${SEQ_MB} MiB (fsync)" MB/s    h
-defm seq_read_cold  "seq read ${SEQ_MB} MiB cold"     MB/s    h
-defm ct_write       "CT ${CT_DIRS}x${CT_FILES}x${CT_KB}K cp -r+sync" MB/s h
-defm ct_read_cold   "CT study read cold"              MB/s    h
-defm pacs_ingest    "PACS ingest (fsync/file)"        files/s h
-defm untar          "untar tree (+sync)"              files/s h
-defm find_cold      "find tree cold"                  s       l
-defm lsR_cold       "ls -lR tree cold"                s       l
-defm du_cold        "du -s tree cold"                 s       l
-defm rand_write     "fio randwrite 4K QD1"            IOPS    h
-defm rand_read_cold "fio randread 4K QD1 cold"        IOPS    h
-defm mount          "mount (cold, populated)"         s       l
-defm rss_peak       "daemon RSS peak, seq write"      MiB     l
-defm rss_hwm        "daemon VmHWM after seq write"    MiB     l
-defm store_mib      "backing store allocated"         MiB     l
-defm store_files    "backing store files"             files   l
-defm store_overhead "store overhead vs plaintext"     %       l
-METRICS=(seq_write seq_read_cold ct_write ct_read_cold pacs_ingest untar find_cold
-         lsR_cold du_cold rand_write rand_read_cold mount rss_peak rss_hwm
-         store_mib store_files store_overhead)
-
-# medvault targets: METRIC BASELINE(gocryptfs|passthrough|abs) OP THRESHOLD
-TARGETS=(
-	"seq_write gocryptfs >= 1.1" "seq_write passthrough >= 0.9"
-	"seq_read_cold gocryptfs >= 1.1" "seq_read_cold passthrough >= 0.9"
-	"ct_write gocryptfs >= 2" "ct_read_cold gocryptfs >= 1.2"
-	"pacs_ingest gocryptfs >= 1.5" "untar gocryptfs >= 2"
-	"lsR_cold gocryptfs <= 0.5"
-	"rand_write gocryptfs >= 1" "rand_read_cold gocryptfs >= 1"
-	"rss_peak abs <= 256" "mount abs <= 1"
-)
-
 # ---------------------------------------------------------------- setup
 machine_info() {
 	local dev
@@ -533,16 +551,17 @@ for ((REP = 1; REP <= REPEAT; REP++)); do
 	done
 done
 TOTAL_S=$(elapsed "$T_START")
-
-# ---------------------------------------------------------------- report
 mv "$RAW_OUT.tmp" "$RAW_OUT.body"
 { printf 'repeat\tmetric\tfs\tvalue\n'; cat "$RAW_OUT.body"; } >"$RAW_OUT"
 rm -f "$RAW_OUT.body"
+fi   # end of the measuring part (skipped with REPORT=)
+
+# ---------------------------------------------------------------- report
 
 # medians: metric fs median n values
 {
 	printf 'metric\tunit\tbetter\tfs\tmedian\tn\tvalues\n'
-	awk -F'\t' 'NR > 1 { k = $2 "\t" $3; v[k] = (k in v) ? v[k] "," $4 : $4 } END { for (k in v) print k "\t" v[k] }' "$RAW_OUT" |
+	awk -F'\t' 'NR > 1 { k = $2 "\t" $3; if (n[k]++) v[k] = v[k] "," $4; else v[k] = $4 } END { for (k in v) print k "\t" v[k] }' "$RAW_OUT" |
 	while IFS=$'\t' read -r metric fs vals; do
 		med=$(tr , '\n' <<<"$vals" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.6f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
 		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$metric" "${UNIT[$metric]}" "${BETTER[$metric]}" "$fs" "$med" "$(tr , '\n' <<<"$vals" | wc -l)" "$vals"
