@@ -262,8 +262,15 @@ int blobstore_append(struct blobstore *bs, const uint8_t *buf, size_t len,
 
 	pthread_mutex_lock(&bs->lock);
 	p->refs--;
-	if (rc < 0 && p == bs->open_pack)
-		bs->open_pack = NULL;	/* a failed write leaves a gap: start afresh */
+	if (rc < 0 && p == bs->open_pack) {
+		/* give the space back if nothing was appended after us (a full
+		 * disk must not fill up further with torn writes); otherwise
+		 * the gap stays and a new pack starts */
+		if (bs->open_size == off + len && ftruncate(p->fd, (off_t)off) == 0)
+			bs->open_size = off;
+		else
+			bs->open_pack = NULL;
+	}
 	pthread_mutex_unlock(&bs->lock);
 	return rc;
 }

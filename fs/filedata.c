@@ -435,6 +435,12 @@ static int flush_locked(struct mvfs *fs, struct mv_inode *in, uint64_t delete_fr
 
 	if (!in->dirty && !in->content_dirty && delete_from == UINT64_MAX)
 		return 0;
+	if (itable_is_dead(fs, in)) {
+		/* unlinked and closed: nobody can read it again */
+		dirty_free_all(fs, in);
+		in->content_dirty = in->mtime_dirty = 0;
+		return 0;
+	}
 	if ((rc = ensure_aead(fs, in)) < 0)
 		return rc;
 	job.over = aead_overhead(in->aead);

@@ -50,8 +50,10 @@ static void fill_entry(struct fuse_entry_param *e, const struct mv_attr *a)
 	e->entry_timeout = ENTRY_TIMEOUT;
 }
 
-/* Reply with a new entry, counting the kernel's lookup first. */
-static void reply_entry(fuse_req_t req, int rc, const struct mv_attr *a)
+/* Reply with a new entry, reached as parent/name, counting the kernel's
+ * lookup first. */
+static void reply_entry(fuse_req_t req, int rc, const struct mv_attr *a, uint64_t parent,
+			const char *name)
 {
 	struct fuse_entry_param e;
 
@@ -59,7 +61,7 @@ static void reply_entry(fuse_req_t req, int rc, const struct mv_attr *a)
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	itable_lookup_inc(fs_of(req), a->ino);
+	itable_lookup_inc(fs_of(req), a->ino, parent, name);
 	fill_entry(&e, a);
 	if (fuse_reply_entry(req, &e) != 0)
 		itable_forget(fs_of(req), a->ino, 1);
@@ -97,7 +99,7 @@ static void mv_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct mv_attr a;
 
-	reply_entry(req, ns_lookup(fs_of(req), parent, name, &a), &a);
+	reply_entry(req, ns_lookup(fs_of(req), parent, name, &a), &a, parent, name);
 }
 
 static void mv_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -198,7 +200,7 @@ static void mv_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct mv_attr a;
 
 	ctx_of(req, &c);
-	reply_entry(req, ns_mknod(fs_of(req), &c, parent, name, mode, rdev, NULL, &a), &a);
+	reply_entry(req, ns_mknod(fs_of(req), &c, parent, name, mode, rdev, NULL, &a), &a, parent, name);
 }
 
 static void mv_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -207,7 +209,8 @@ static void mv_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct mv_attr a;
 
 	ctx_of(req, &c);
-	reply_entry(req, ns_mknod(fs_of(req), &c, parent, name, S_IFDIR | (mode & 07777), 0, NULL, &a), &a);
+	reply_entry(req, ns_mknod(fs_of(req), &c, parent, name, S_IFDIR | (mode & 07777), 0, NULL, &a), &a,
+		    parent, name);
 }
 
 static void mv_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
@@ -216,14 +219,15 @@ static void mv_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	struct mv_attr a;
 
 	ctx_of(req, &c);
-	reply_entry(req, ns_mknod(fs_of(req), &c, parent, name, S_IFLNK | 0777, 0, link, &a), &a);
+	reply_entry(req, ns_mknod(fs_of(req), &c, parent, name, S_IFLNK | 0777, 0, link, &a), &a,
+		    parent, name);
 }
 
 static void mv_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	struct mv_attr a;
 
-	reply_entry(req, ns_link(fs_of(req), ino, newparent, newname, &a), &a);
+	reply_entry(req, ns_link(fs_of(req), ino, newparent, newname, &a), &a, newparent, newname);
 }
 
 static void mv_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -239,7 +243,7 @@ static void mv_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void mv_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
-	fuse_reply_err(req, -ns_rename(fs_of(req), parent, name, newparent, newname, flags));
+	fuse_reply_err(req, -ns_rename(fs_of(req), parent, name, newparent, newname, flags, NULL, NULL));
 }
 
 static void mv_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -303,7 +307,7 @@ static void mv_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	itable_lookup_inc(fs, a.ino);
+	itable_lookup_inc(fs, a.ino, parent, name);
 	fill_entry(&e, &a);
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		close_handle(fs, fi);
@@ -414,6 +418,7 @@ static void mv_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 struct dir_fill {
 	fuse_req_t req;
+	uint64_t dir;
 	struct mvfs *fs;
 	struct index_txn *txn;
 	char *buf;
@@ -453,7 +458,7 @@ static int fill_one(void *ctx, const char *name, size_t len, uint64_t ino, uint8
 					      cname, &e, (off_t)next_off);
 		if (need > d->size - d->used)
 			return 1;
-		itable_lookup_inc(d->fs, ino);
+		itable_lookup_inc(d->fs, ino, d->dir, cname);
 	} else {
 		struct stat st = { .st_ino = ino, .st_mode = (mode_t)type << 12 };
 
@@ -492,7 +497,7 @@ static int fill_dot(struct dir_fill *d, const char *name, uint64_t ino, off_t ne
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
 {
-	struct dir_fill d = { .req = req, .fs = fs_of(req), .size = size, .plus = plus };
+	struct dir_fill d = { .req = req, .dir = ino, .fs = fs_of(req), .size = size, .plus = plus };
 	struct mv_attr dir;
 	int rc;
 

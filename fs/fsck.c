@@ -201,8 +201,7 @@ static int walk_inode(void *ctx, const uint8_t *key, size_t klen, const uint8_t 
 	if (rc == 0)
 		rc = index_decode_inode(key, klen, plain, plen, &a);
 	if (rc < 0) {
-		fi.flags = F_BAD_RECORD;
-		problem(f, 1, "inode %" PRIu64 ": record fails authentication", fi.ino);
+		fi.flags = F_BAD_RECORD;	/* reported with its path, once names are known */
 	} else {
 		fi.mode = a.mode;
 		fi.nlink = a.nlink;
@@ -453,8 +452,12 @@ static int check_tree(struct fsck *f)
 		struct fk_inode *fi = &f->in[i];
 		uint32_t want;
 
-		if (fi->flags & F_BAD_RECORD)
+		if (fi->flags & F_BAD_RECORD) {
+			path_of(f, fi->ino, path, sizeof(path));
+			problem(f, 1, "%s (inode %" PRIu64 "): inode record fails authentication",
+				path, fi->ino);
 			continue;
+		}
 		if (fi->ino == INDEX_ROOT_INO) {
 			want = 2 + fi->subdirs;
 		} else if (S_ISDIR(fi->mode)) {

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "aead.h"
@@ -127,6 +128,7 @@ static void release(struct mvfs *fs, struct mv_inode *in)
 	bufpool_put(fs->chunks, in->rbuf);
 	aead_free(in->aead);
 	pthread_mutex_destroy(&in->lock);
+	free(in->name);
 	free(in);
 }
 
@@ -150,7 +152,24 @@ void itable_put(struct mvfs *fs, struct mv_inode *in)
 		drop(fs, in, 0, 0, 1);
 }
 
-void itable_lookup_inc(struct mvfs *fs, uint64_t ino)
+/* table_lock held */
+static void set_name_locked(struct mv_inode *in, uint64_t parent, const char *name)
+{
+	char *copy;
+
+	if (!name)
+		return;
+	if (in->name && in->name_parent == parent && !strcmp(in->name, name))
+		return;
+	copy = strdup(name);
+	if (!copy)
+		return;	/* a path shown as <inode N> is the only loss */
+	free(in->name);
+	in->name = copy;
+	in->name_parent = parent;
+}
+
+void itable_lookup_inc(struct mvfs *fs, uint64_t ino, uint64_t parent, const char *name)
 {
 	struct mv_inode *in;
 
@@ -158,8 +177,54 @@ void itable_lookup_inc(struct mvfs *fs, uint64_t ino)
 		return;
 	pthread_mutex_lock(&fs->table_lock);
 	in->nlookup++;
+	set_name_locked(in, parent, name);
 	pthread_mutex_unlock(&fs->table_lock);
 	itable_put(fs, in);
+}
+
+void itable_set_name(struct mvfs *fs, uint64_t ino, uint64_t parent, const char *name)
+{
+	struct mv_inode *in;
+
+	pthread_mutex_lock(&fs->table_lock);
+	in = find_locked(fs, ino);
+	if (in)
+		set_name_locked(in, parent, name);
+	pthread_mutex_unlock(&fs->table_lock);
+}
+
+void itable_path(struct mvfs *fs, uint64_t ino, char *buf, size_t len)
+{
+	const char *parts[128];
+	char unknown[32];
+	size_t n = 0, used = 0;
+
+	if (len == 0)
+		return;
+	buf[0] = '\0';
+	pthread_mutex_lock(&fs->table_lock);
+	while (ino != INDEX_ROOT_INO && n < 128) {
+		struct mv_inode *in = find_locked(fs, ino);
+
+		if (!in || !in->name) {
+			snprintf(unknown, sizeof(unknown), "<inode %llu>", (unsigned long long)ino);
+			parts[n++] = unknown;
+			break;
+		}
+		parts[n++] = in->name;
+		ino = in->name_parent;
+	}
+	if (n == 0)
+		snprintf(buf, len, "/");
+	while (n-- > 0 && used + 1 < len) {
+		int w = snprintf(buf + used, len - used, "%s%s",
+				 parts[n] == unknown ? "" : "/", parts[n]);
+
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+	pthread_mutex_unlock(&fs->table_lock);
 }
 
 void itable_forget(struct mvfs *fs, uint64_t ino, uint64_t n)
@@ -191,6 +256,16 @@ void itable_mark_unlinked(struct mvfs *fs, uint64_t ino)
 	if (in)
 		in->unlinked = 1;
 	pthread_mutex_unlock(&fs->table_lock);
+}
+
+int itable_is_dead(struct mvfs *fs, struct mv_inode *in)
+{
+	int dead;
+
+	pthread_mutex_lock(&fs->table_lock);
+	dead = in->unlinked && in->nopen == 0;
+	pthread_mutex_unlock(&fs->table_lock);
+	return dead;
 }
 
 int itable_in_use(struct mvfs *fs, uint64_t ino)

@@ -167,6 +167,7 @@ void mvfs_destroy(struct mvfs *fs)
 			bufpool_put(fs->chunks, in->rbuf);
 			aead_free(in->aead);
 			pthread_mutex_destroy(&in->lock);
+			free(in->name);
 			free(in);
 		}
 	}

@@ -323,6 +323,7 @@ struct rename_arg {
 	const char *name, *newname;
 	size_t len, newlen;
 	unsigned flags;
+	uint64_t moved, swapped;
 };
 
 /* 1 if dir is anc or below it */
@@ -378,8 +379,12 @@ static int do_rename(struct index_txn *txn, void *argp)
 	} else if (have_dst && (a->flags & RENAME_NOREPLACE)) {
 		return -EEXIST;
 	}
-	if (have_dst && dino == sino)
+	a->moved = sino;
+	a->swapped = (a->flags & RENAME_EXCHANGE) ? dino : 0;
+	if (have_dst && dino == sino) {
+		a->moved = a->swapped = 0;
 		return 0;	/* two links to one file: POSIX says do nothing */
+	}
 	if (S_ISDIR(s.mode) && a->parent != a->newparent) {
 		if ((rc = is_within(txn, a->newparent, sino)) < 0)
 			return rc;
@@ -458,10 +463,11 @@ static int do_rename(struct index_txn *txn, void *argp)
 }
 
 int ns_rename(struct mvfs *fs, uint64_t parent, const char *name, uint64_t newparent,
-	      const char *newname, unsigned flags)
+	      const char *newname, unsigned flags, uint64_t *moved, uint64_t *swapped)
 {
 	struct rename_arg a = { fs, parent, newparent, name, newname, strlen(name),
-				strlen(newname), flags };
+				strlen(newname), flags, 0, 0 };
+	int rc;
 
 	if (a.len > INDEX_NAME_MAX || a.newlen > INDEX_NAME_MAX)
 		return -ENAMETOOLONG;
@@ -469,7 +475,18 @@ int ns_rename(struct mvfs *fs, uint64_t parent, const char *name, uint64_t newpa
 		return -EINVAL;
 	if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
 		return -EINVAL;
-	return index_write(fs->v->ix, do_rename, &a);
+	rc = index_write(fs->v->ix, do_rename, &a);
+	if (rc == 0) {
+		if (a.moved)
+			itable_set_name(fs, a.moved, newparent, newname);
+		if (a.swapped)
+			itable_set_name(fs, a.swapped, parent, name);
+	}
+	if (moved)
+		*moved = rc == 0 ? a.moved : 0;
+	if (swapped)
+		*swapped = rc == 0 ? a.swapped : 0;
+	return rc;
 }
 
 /* ---- setattr ---- */

@@ -33,6 +33,8 @@ struct mv_inode {
 	uint32_t nopen;
 	uint32_t pins;		/* short-lived references from fs code */
 	int unlinked;		/* nlink reached 0: free when unused */
+	uint64_t name_parent;	/* the name the kernel last reached it by, */
+	char *name;		/* for audit paths (NULL: not known) */
 	struct mv_inode *hnext;
 
 	pthread_mutex_t lock;	/* protects everything below */
@@ -98,12 +100,19 @@ int itable_get(struct mvfs *fs, uint64_t ino, struct mv_inode **out);
 /* find and pin if present, else NULL */
 struct mv_inode *itable_find(struct mvfs *fs, uint64_t ino);
 void itable_put(struct mvfs *fs, struct mv_inode *in);
-void itable_lookup_inc(struct mvfs *fs, uint64_t ino);
+/* count one kernel lookup of ino, reached as parent/name (name may be NULL) */
+void itable_lookup_inc(struct mvfs *fs, uint64_t ino, uint64_t parent, const char *name);
+/* remember that ino is now reached as parent/name (after a rename) */
+void itable_set_name(struct mvfs *fs, uint64_t ino, uint64_t parent, const char *name);
+/* "/a/b/c" as the kernel last reached ino; "<inode N>" parts where unknown */
+void itable_path(struct mvfs *fs, uint64_t ino, char *buf, size_t len);
 /* returns 1 when the inode was released and should be freed if unlinked */
 void itable_forget(struct mvfs *fs, uint64_t ino, uint64_t n);
 void itable_open_inc(struct mvfs *fs, struct mv_inode *in);
 void itable_open_dec(struct mvfs *fs, struct mv_inode *in);
 void itable_mark_unlinked(struct mvfs *fs, uint64_t ino);
+/* 1 if in is unlinked and no handle has it open */
+int itable_is_dead(struct mvfs *fs, struct mv_inode *in);
 /* 1 if the kernel or a handle still uses ino */
 int itable_in_use(struct mvfs *fs, uint64_t ino);
 /* call fn on each pinned inode */
@@ -132,8 +141,10 @@ int ns_mknod(struct mvfs *fs, const struct ns_ctx *c, uint64_t parent, const cha
 	     mode_t mode, dev_t rdev, const char *link_target, struct mv_attr *out);
 int ns_link(struct mvfs *fs, uint64_t ino, uint64_t newparent, const char *newname, struct mv_attr *out);
 int ns_unlink(struct mvfs *fs, uint64_t parent, const char *name, int is_dir);
+/* *moved (may be NULL) gets the inode now at newparent/newname, and
+ * *swapped the one now at parent/name after RENAME_EXCHANGE (else 0) */
 int ns_rename(struct mvfs *fs, uint64_t parent, const char *name, uint64_t newparent,
-	      const char *newname, unsigned flags);
+	      const char *newname, unsigned flags, uint64_t *moved, uint64_t *swapped);
 #define NS_SET_MODE 1
 #define NS_SET_UID 2
 #define NS_SET_GID 4
