@@ -1,7 +1,9 @@
 #include "aead.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 #include <sodium.h>
 
 struct aead {
@@ -16,6 +18,38 @@ struct aead {
 #define GCM_TAG crypto_aead_aes256gcm_ABYTES
 #define XC_NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define XC_TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
+
+/*
+ * Nonces: libsodium's randombytes_buf makes one getrandom(2) call per
+ * nonce, a syscall on every sealed record.  Instead each thread keeps a
+ * ChaCha20 key drawn from the kernel once and emits the keystream for an
+ * incrementing counter: unpredictable, and never repeating within a
+ * thread.  The key is redrawn in a forked child so parent and child never
+ * share a stream.
+ */
+struct nonce_gen {
+	pid_t pid;
+	uint64_t counter;
+	uint8_t key[crypto_stream_chacha20_ietf_KEYBYTES];
+};
+
+static _Thread_local struct nonce_gen nonce_gen;
+
+static void nonce_fill(uint8_t *out, size_t len)
+{
+	struct nonce_gen *g = &nonce_gen;
+	uint8_t n[crypto_stream_chacha20_ietf_NONCEBYTES] = { 0 };
+	pid_t pid = getpid();
+
+	if (g->pid != pid || g->counter >= (1ull << 62)) {
+		randombytes_buf(g->key, sizeof(g->key));
+		g->pid = pid;
+		g->counter = 0;
+	}
+	memcpy(n, &g->counter, sizeof(g->counter));
+	g->counter++;
+	crypto_stream_chacha20_ietf(out, len, n, g->key);
+}
 
 enum aead_cipher aead_cipher_best(void)
 {
@@ -49,6 +83,56 @@ int aead_cipher_usable(enum aead_cipher c)
 	return c == AEAD_XCHACHA20POLY1305 ? 0 : -ENOTSUP;
 }
 
+/*
+ * Per-file keys come and go with every file opened, and sodium_malloc
+ * costs an mmap, mprotects and an mlock each time.  They are carved
+ * instead from slabs of sodium_malloc'd (locked, guarded) memory, wiped
+ * when freed.  Slabs are never returned: their number follows the peak of
+ * files in use.
+ */
+#define SLAB_OBJECTS 64
+
+union aead_slot {
+	struct aead a;
+	union aead_slot *next_free;
+};
+
+static pthread_mutex_t slab_lock = PTHREAD_MUTEX_INITIALIZER;
+static union aead_slot *slab_free;	/* protected by slab_lock */
+
+static struct aead *slot_get(void)
+{
+	union aead_slot *s;
+
+	pthread_mutex_lock(&slab_lock);
+	if (!slab_free) {
+		union aead_slot *slab = sodium_malloc(SLAB_OBJECTS * sizeof(*slab));
+
+		if (slab) {
+			for (int i = 0; i < SLAB_OBJECTS; i++) {
+				slab[i].next_free = slab_free;
+				slab_free = &slab[i];
+			}
+		}
+	}
+	s = slab_free;
+	if (s)
+		slab_free = s->next_free;
+	pthread_mutex_unlock(&slab_lock);
+	return s ? &s->a : NULL;
+}
+
+static void slot_put(struct aead *a)
+{
+	union aead_slot *s = (union aead_slot *)a;
+
+	sodium_memzero(a, sizeof(*a));
+	pthread_mutex_lock(&slab_lock);
+	s->next_free = slab_free;
+	slab_free = s;
+	pthread_mutex_unlock(&slab_lock);
+}
+
 int aead_new(struct aead **out, enum aead_cipher c, const uint8_t key[32])
 {
 	struct aead *a;
@@ -57,14 +141,13 @@ int aead_new(struct aead **out, enum aead_cipher c, const uint8_t key[32])
 	*out = NULL;
 	if ((rc = aead_cipher_usable(c)) < 0)
 		return rc;
-	a = sodium_malloc(sizeof(*a));
+	a = slot_get();
 	if (!a)
 		return -ENOMEM;
 	a->cipher = c;
 	memcpy(a->key, key, 32);
 	if (c == AEAD_AES256GCM)
 		crypto_aead_aes256gcm_beforenm(&a->gcm, key);
-	sodium_mprotect_readonly(a);
 	*out = a;
 	return 0;
 }
@@ -72,7 +155,7 @@ int aead_new(struct aead **out, enum aead_cipher c, const uint8_t key[32])
 void aead_free(struct aead *a)
 {
 	if (a)
-		sodium_free(a);	/* sodium_free wipes before unmapping */
+		slot_put(a);
 }
 
 size_t aead_overhead(const struct aead *a)
@@ -88,12 +171,12 @@ ssize_t aead_seal(const struct aead *a, uint8_t *out, size_t cap,
 	if (cap < ptlen + aead_overhead(a))
 		return -EOVERFLOW;
 	if (a->cipher == AEAD_AES256GCM) {
-		randombytes_buf(out, GCM_NONCE);
+		nonce_fill(out, GCM_NONCE);
 		crypto_aead_aes256gcm_encrypt_afternm(out + GCM_NONCE, &clen, pt, ptlen,
 						      ad, adlen, NULL, out, &a->gcm);
 		return (ssize_t)(clen + GCM_NONCE);
 	}
-	randombytes_buf(out, XC_NONCE);
+	nonce_fill(out, XC_NONCE);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(out + XC_NONCE, &clen, pt, ptlen,
 						   ad, adlen, NULL, out, a->key);
 	return (ssize_t)(clen + XC_NONCE);

@@ -10,12 +10,14 @@
 #define CTX_DOMAIN "mvdomain"
 #define CTX_FILE "mvfile__"
 #define CTX_CONF "mvconf__"
+#define CTX_AUDIT "mvaudit_"
 
 struct volkeys {
 	enum aead_cipher content;
 	struct aead *index;
 	uint8_t names[32];
 	uint8_t domain0[32];
+	uint8_t audit[32];	/* seals the access trail (fs/audit.c) */
 };
 
 int volkeys_derive(struct volkeys **out, const uint8_t *mk, enum aead_cipher content)
@@ -42,6 +44,7 @@ int volkeys_derive(struct volkeys **out, const uint8_t *mk, enum aead_cipher con
 	crypto_kdf_derive_from_key(vk->names, sizeof(vk->names), 1, CTX_NAMES, mk);
 	crypto_kdf_derive_from_key(vk->domain0, sizeof(vk->domain0),
 				   VOLKEYS_DEFAULT_DOMAIN, CTX_DOMAIN, mk);
+	crypto_kdf_derive_from_key(vk->audit, sizeof(vk->audit), 1, CTX_AUDIT, mk);
 	sodium_mprotect_readonly(vk);
 	*out = vk;
 	return 0;
@@ -58,6 +61,11 @@ void volkeys_free(struct volkeys *vk)
 const struct aead *volkeys_index_aead(const struct volkeys *vk)
 {
 	return vk->index;
+}
+
+const uint8_t *volkeys_audit_key(const struct volkeys *vk)
+{
+	return vk->audit;
 }
 
 void volkeys_name_hash(const struct volkeys *vk, uint64_t parent,

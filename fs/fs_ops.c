@@ -7,8 +7,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/statvfs.h>
 
+#include "audit.h"
 #include "fs_ops.h"
 #include "mvfs.h"
 
@@ -67,6 +69,30 @@ static void reply_entry(fuse_req_t req, int rc, const struct mv_attr *a, uint64_
 		itable_forget(fs_of(req), a->ino, 1);
 }
 
+/* ---- the access trail: queue one record (never blocks on I/O) ---- */
+
+static void audit_req(fuse_req_t req, int op, int rc, uint64_t ino, const char *path,
+		      const char *path2, const char *detail)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct audit_event e = {
+		.op = op, .result = rc < 0 ? -rc : 0, .uid = c->uid, .gid = c->gid,
+		.pid = (uint32_t)c->pid, .ino = ino, .path = path, .path2 = path2, .detail = detail,
+	};
+
+	audit_log(fs_of(req)->audit, &e);
+}
+
+/* parent's path + "/" + name, as the kernel reached it */
+static void audit_child_path(struct mvfs *fs, uint64_t parent, const char *name, char *buf, size_t len)
+{
+	size_t n;
+
+	itable_path(fs, parent, buf, len);
+	n = strlen(buf);
+	snprintf(buf + n, len - n, "%s%s", n == 1 && buf[0] == '/' ? "" : "/", name);
+}
+
 static void mv_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct mvfs *fs = userdata;
@@ -98,8 +124,17 @@ static void mv_destroy(void *userdata)
 static void mv_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct mv_attr a;
+	int rc = ns_lookup(fs_of(req), parent, name, &a);
 
-	reply_entry(req, ns_lookup(fs_of(req), parent, name, &a), &a, parent, name);
+	if (rc == -ENOENT) {
+		/* a negative entry the kernel may cache: every create goes
+		 * through it, so it can never hide a file */
+		struct fuse_entry_param e = { .ino = 0, .entry_timeout = ENTRY_TIMEOUT };
+
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	reply_entry(req, rc, &a, parent, name);
 }
 
 static void mv_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -177,6 +212,28 @@ static void mv_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		want.ctime_ns = (uint32_t)attr->st_ctim.tv_nsec;
 	}
 	rc = ns_setattr(fs_of(req), ino, &want, mask, &out);
+	if (fs_of(req)->audit && (mask & (NS_SET_SIZE | NS_SET_MODE | NS_SET_UID | NS_SET_GID))) {
+		char path[AUDIT_PATH_MAX + 1], d[64];
+
+		itable_path(fs_of(req), ino, path, sizeof(path));
+		if (mask & NS_SET_SIZE) {
+			snprintf(d, sizeof(d), "size=%llu", (unsigned long long)want.size);
+			audit_req(req, AUDIT_OP_TRUNCATE, rc, ino, path, NULL, d);
+		}
+		if (mask & NS_SET_MODE) {
+			snprintf(d, sizeof(d), "mode=%04o", (unsigned)(want.mode & 07777));
+			audit_req(req, AUDIT_OP_CHMOD, rc, ino, path, NULL, d);
+		}
+		if (mask & (NS_SET_UID | NS_SET_GID)) {
+			d[0] = '\0';
+			if (mask & NS_SET_UID)
+				snprintf(d, sizeof(d), "uid=%u", (unsigned)want.uid);
+			if (mask & NS_SET_GID)
+				snprintf(d + strlen(d), sizeof(d) - strlen(d), "%sgid=%u",
+					 d[0] ? " " : "", (unsigned)want.gid);
+			audit_req(req, AUDIT_OP_CHOWN, rc, ino, path, NULL, d);
+		}
+	}
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -230,20 +287,51 @@ static void mv_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	reply_entry(req, ns_link(fs_of(req), ino, newparent, newname, &a), &a, newparent, newname);
 }
 
+static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, int is_dir)
+{
+	struct mvfs *fs = fs_of(req);
+	char path[AUDIT_PATH_MAX + 1];
+	struct mv_attr a = { .ino = 0 };
+	int rc;
+
+	if (fs->audit) {
+		audit_child_path(fs, parent, name, path, sizeof(path));
+		if (ns_lookup(fs, parent, name, &a) < 0)
+			a.ino = 0;
+	}
+	rc = ns_unlink(fs, parent, name, is_dir);
+	if (fs->audit)
+		audit_req(req, is_dir ? AUDIT_OP_RMDIR : AUDIT_OP_UNLINK, rc, a.ino, path, NULL, NULL);
+	fuse_reply_err(req, -rc);
+}
+
 static void mv_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	fuse_reply_err(req, -ns_unlink(fs_of(req), parent, name, 0));
+	do_unlink(req, parent, name, 0);
 }
 
 static void mv_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	fuse_reply_err(req, -ns_unlink(fs_of(req), parent, name, 1));
+	do_unlink(req, parent, name, 1);
 }
 
 static void mv_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
-	fuse_reply_err(req, -ns_rename(fs_of(req), parent, name, newparent, newname, flags, NULL, NULL));
+	struct mvfs *fs = fs_of(req);
+	char from[AUDIT_PATH_MAX + 1], to[AUDIT_PATH_MAX + 1];
+	uint64_t moved = 0;
+	int rc;
+
+	if (fs->audit) {
+		audit_child_path(fs, parent, name, from, sizeof(from));
+		audit_child_path(fs, newparent, newname, to, sizeof(to));
+	}
+	rc = ns_rename(fs, parent, name, newparent, newname, flags, &moved, NULL);
+	if (fs->audit)
+		audit_req(req, AUDIT_OP_RENAME, rc, moved, from, to,
+			  (flags & RENAME_EXCHANGE) ? "exchange" : (flags & RENAME_NOREPLACE) ? "noreplace" : NULL);
+	fuse_reply_err(req, -rc);
 }
 
 static void mv_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -294,7 +382,10 @@ static void mv_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	int rc;
 
 	ctx_of(req, &c);
-	rc = ns_mknod(fs, &c, parent, name, S_IFREG | (mode & 07777), 0, NULL, &a);
+	/* fail closed: no new file while the access trail cannot be written */
+	rc = audit_allowed(fs->audit);
+	if (rc == 0)
+		rc = ns_mknod(fs, &c, parent, name, S_IFREG | (mode & 07777), 0, NULL, &a);
 	if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
 		/* lost a race with another creator: open the winner's file */
 		rc = ns_lookup(fs, parent, name, &a);
@@ -303,6 +394,14 @@ static void mv_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	if (rc == 0)
 		rc = open_handle(fs, a.ino, fi);
+	if (fs->audit) {
+		char path[AUDIT_PATH_MAX + 1], d[64];
+
+		audit_child_path(fs, parent, name, path, sizeof(path));
+		snprintf(d, sizeof(d), "mode=%04o%s", (unsigned)(mode & 07777),
+			 audit_allowed(fs->audit) < 0 ? " refused: audit log unavailable" : "");
+		audit_req(req, AUDIT_OP_CREATE, rc, rc == 0 ? a.ino : 0, path, NULL, d);
+	}
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -318,7 +417,8 @@ static void mv_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 static void mv_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mvfs *fs = fs_of(req);
-	int rc = open_handle(fs, ino, fi);
+	int refused = audit_allowed(fs->audit);	/* fail closed */
+	int rc = refused ? refused : open_handle(fs, ino, fi);
 
 	if (rc == 0 && (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY) {
 		struct mv_attr want = { .size = 0 }, out;
@@ -326,6 +426,17 @@ static void mv_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = ns_setattr(fs, ino, &want, NS_SET_SIZE, &out);
 		if (rc < 0)
 			close_handle(fs, fi);
+	}
+	if (fs->audit) {
+		char path[AUDIT_PATH_MAX + 1];
+		int acc = fi->flags & O_ACCMODE;
+
+		itable_path(fs, ino, path, sizeof(path));
+		audit_req(req, acc == O_RDONLY ? AUDIT_OP_OPEN_R : acc == O_WRONLY ? AUDIT_OP_OPEN_W : AUDIT_OP_OPEN_RW,
+			  rc, ino, path, NULL,
+			  refused ? "refused: audit log unavailable" :
+			  (fi->flags & O_TRUNC) && acc != O_RDONLY ? "trunc" :
+			  (fi->flags & O_APPEND) ? "append" : NULL);
 	}
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
@@ -395,6 +506,9 @@ static void mv_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	rc = filedata_flush(fs, in);
 	if (rc == 0)
 		rc = fs_checkpoint(fs);
+	/* the records about this file are as durable as its data */
+	if (rc == 0)
+		rc = audit_sync(fs->audit);
 	fuse_reply_err(req, -rc);
 }
 
@@ -588,10 +702,23 @@ static void mv_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- xattrs ---- */
 
+static void audit_xattr(fuse_req_t req, int op, int rc, fuse_ino_t ino, const char *name)
+{
+	char path[AUDIT_PATH_MAX + 1];
+
+	if (!fs_of(req)->audit)
+		return;
+	itable_path(fs_of(req), ino, path, sizeof(path));
+	audit_req(req, op, rc, ino, path, NULL, name);
+}
+
 static void mv_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	fuse_reply_err(req, -ns_setxattr(fs_of(req), ino, name, value, size, flags));
+	int rc = ns_setxattr(fs_of(req), ino, name, value, size, flags);
+
+	audit_xattr(req, AUDIT_OP_SETXATTR, rc, ino, name);
+	fuse_reply_err(req, -rc);
 }
 
 static void mv_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
@@ -634,7 +761,10 @@ static void mv_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void mv_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	fuse_reply_err(req, -ns_removexattr(fs_of(req), ino, name));
+	int rc = ns_removexattr(fs_of(req), ino, name);
+
+	audit_xattr(req, AUDIT_OP_REMOVEXATTR, rc, ino, name);
+	fuse_reply_err(req, -rc);
 }
 
 const struct fuse_lowlevel_ops mv_fuse_ops = {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
 
 #include "aead.h"
@@ -162,7 +163,7 @@ static ssize_t rec_open_val(struct index_txn *t, enum db_id db, const void *key,
 		return rc;
 	n = aead_open(t->ix->aead, t->buf, t->bufcap, v->mv_data, v->mv_size, ad, adlen);
 	if (n < 0) {
-		fprintf(stderr, "medvault: index record in %s failed authentication\n",
+		syslog(LOG_ERR, "index record in %s failed authentication",
 			db_names[db]);
 		return -EIO;
 	}

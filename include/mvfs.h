@@ -55,8 +55,11 @@ struct mv_inode {
 	int rvalid;
 };
 
+struct audit;
+
 struct mvfs {
 	struct vault *v;
+	struct audit *audit;	/* access trail (fs/audit.c); NULL: not audited */
 	uint32_t chunk_size;
 	int writeback;		/* the kernel caches writes and owns mtime */
 	unsigned dirty_max;	/* per inode, in chunks, before write-back */

@@ -4,6 +4,7 @@
  *
  *   index   XChaCha20-Poly1305 key sealing every LMDB value
  *   names   BLAKE2b key hashing (parent, name) into dirent/xattr keys
+ *   audit   XChaCha20-Poly1305 key sealing the access trail (fs/audit.c)
  *   domain  per key-domain root; per-file content keys derive from it with
  *           the inode number, which is never reused in a volume, so a
  *           96-bit random GCM nonce only ever meets one file's chunks.
@@ -25,6 +26,9 @@ int volkeys_derive(struct volkeys **out, const uint8_t *mk, enum aead_cipher con
 void volkeys_free(struct volkeys *vk);
 
 const struct aead *volkeys_index_aead(const struct volkeys *vk);
+
+/* 32 bytes (guarded, read-only, lives as long as vk): the access-trail key */
+const uint8_t *volkeys_audit_key(const struct volkeys *vk);
 
 void volkeys_name_hash(const struct volkeys *vk, uint64_t parent,
 		       const char *name, size_t len, uint8_t out[VOLKEYS_NAME_HASH_LEN]);
