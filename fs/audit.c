@@ -397,10 +397,8 @@ static int append(struct audit *a, const uint8_t *p, size_t n)
 
 	if ((rc = injected(a)) < 0)
 		return rc;
-	if (fstat(a->fd, &st) == 0 && st.st_nlink == 0) {
-		syslog(LOG_ALERT, "audit log file %" PRIu64 " in %s was removed while in use", a->file_no, a->dir);
-		return -ENOENT;
-	}
+	if (fstat(a->fd, &st) == 0 && st.st_nlink == 0)
+		return -ENOENT;		/* removed since write_list looked */
 	rc = write_all(a->fd, p, n);
 	if (rc < 0) {
 		if (ftruncate(a->fd, (off_t)a->file_len) < 0)
@@ -426,6 +424,18 @@ static int write_list(struct audit *a, struct qrec *list, struct qrec **rest, ui
 
 	*nwritten = 0;
 	memcpy(seg_head, a->head, AUDIT_HASH_LEN);
+	if (a->fd >= 0) {
+		struct stat st;
+
+		/* someone removed the file we append to: go on in a new one (the
+		 * gap stays visible to verify) */
+		if (fstat(a->fd, &st) == 0 && st.st_nlink == 0) {
+			syslog(LOG_ALERT, "audit log file %" PRIu64 " in %s was removed while in use",
+			       a->file_no, a->dir);
+			close(a->fd);
+			a->fd = -1;
+		}
+	}
 	for (struct qrec *r = list; r; r = r->next) {
 		size_t need = AUDIT_FRAME_HEAD + r->len + AUDIT_SEAL_LEN;
 		int turn = a->fd < 0 || day_of(r->time_us) != a->file_day ||

@@ -418,3 +418,24 @@ int blobstore_pack_remove(struct blobstore *bs, uint64_t pack)
 		return -errno;
 	return 0;
 }
+
+uint64_t blobstore_open_id(struct blobstore *bs)
+{
+	uint64_t id;
+
+	pthread_mutex_lock(&bs->lock);
+	id = bs->open_pack ? bs->open_pack->id : 0;
+	pthread_mutex_unlock(&bs->lock);
+	return id;
+}
+
+int64_t blobstore_pack_size(struct blobstore *bs, uint64_t pack)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	blobstore_pack_path(bs->store, pack, path, sizeof(path));
+	if (stat(path, &st) < 0)
+		return -errno;
+	return st.st_size;
+}

@@ -333,9 +333,12 @@ static int has_log(const char *dir)
 	return found;
 }
 
-/* DIR itself, or its only volume subdirectory (KS/audit/<uuid>) */
+/* DIR itself, or its only volume subdirectory (KS/audit/<uuid>); a
+ * keystore directory stands for its audit/ */
 static int resolve_dir(const char *dir, char *out, size_t len, char *why, size_t whylen)
 {
+	char sub_audit[PATH_MAX];
+	struct stat st;
 	DIR *d;
 	struct dirent *e;
 	int n = 0;
@@ -344,6 +347,9 @@ static int resolve_dir(const char *dir, char *out, size_t len, char *why, size_t
 		snprintf(out, len, "%s", dir);
 		return 0;
 	}
+	snprintf(sub_audit, sizeof(sub_audit), "%s/audit", dir);
+	if (stat(sub_audit, &st) == 0 && S_ISDIR(st.st_mode) && strlen(sub_audit) < PATH_MAX - 64)
+		dir = sub_audit;
 	d = opendir(dir);
 	if (!d) {
 		snprintf(why, whylen, "audit directory %s: %s", dir, strerror(errno));

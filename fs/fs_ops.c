@@ -379,11 +379,11 @@ static void mv_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct fuse_entry_param e;
 	struct ns_ctx c;
 	struct mv_attr a;
-	int rc;
+	int rc, refused;
 
 	ctx_of(req, &c);
 	/* fail closed: no new file while the access trail cannot be written */
-	rc = audit_allowed(fs->audit);
+	refused = rc = audit_allowed(fs->audit);
 	if (rc == 0)
 		rc = ns_mknod(fs, &c, parent, name, S_IFREG | (mode & 07777), 0, NULL, &a);
 	if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
@@ -399,7 +399,7 @@ static void mv_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 
 		audit_child_path(fs, parent, name, path, sizeof(path));
 		snprintf(d, sizeof(d), "mode=%04o%s", (unsigned)(mode & 07777),
-			 audit_allowed(fs->audit) < 0 ? " refused: audit log unavailable" : "");
+			 refused ? " refused: audit log unavailable" : "");
 		audit_req(req, AUDIT_OP_CREATE, rc, rc == 0 ? a.ino : 0, path, NULL, d);
 	}
 	if (rc < 0) {
@@ -663,10 +663,15 @@ static void mv_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 static void mv_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+	int rc;
+
 	(void)ino;
 	(void)datasync;
 	(void)fi;
-	fuse_reply_err(req, -fs_checkpoint(fs_of(req)));
+	rc = fs_checkpoint(fs_of(req));
+	if (rc == 0)
+		rc = audit_sync(fs_of(req)->audit);
+	fuse_reply_err(req, -rc);
 }
 
 static void mv_statfs(fuse_req_t req, fuse_ino_t ino)

@@ -1188,3 +1188,21 @@ int index_decode_pack(const uint8_t *key, size_t klen, const uint8_t *plain, siz
 	*pack = be64_get(key);
 	return pack_decode(out, plain, plen);
 }
+
+int index_copy_env(const char *dir, const char *dest_dir)
+{
+	MDB_env *env = NULL;
+	int rc;
+
+	if ((rc = mdb_err(mdb_env_create(&env))) < 0)
+		return rc;
+	mdb_env_set_maxdbs(env, DB_COUNT);
+	mdb_env_set_mapsize(env, INDEX_MAP_SIZE);
+	/* a reader in the daemon's reader table: the writer will not reuse
+	 * the pages this copy is reading */
+	rc = mdb_err(mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600));
+	if (rc == 0)
+		rc = mdb_err(mdb_env_copy2(env, dest_dir, 0));
+	mdb_env_close(env);
+	return rc;
+}

@@ -20,12 +20,18 @@
 #include <unistd.h>
 
 #include "aead.h"
+#include "audit.h"
+#include "cli_audit.h"
 #include "cli_key.h"
 #include "fs_ops.h"
 #include "fsck.h"
 #include "keystore.h"
 #include "mvfs.h"
 #include "secure.h"
+#include "snapshot.h"
+#include "compact.h"
+#include "fileutil.h"
+#include <signal.h>
 #include "vault.h"
 #include "volconf.h"
 
@@ -52,8 +58,12 @@ static const char *const usage_top =
 	"  mount STORE MOUNTPOINT --keystore KS KEY-OPTIONS [-f] [-o FUSE-OPTS]\n"
 	"  umount MOUNTPOINT\n"
 	"  fsck STORE --keystore KS KEY-OPTIONS [--repair]\n"
+	"  snapshot STORE DEST\n"
+	"  compact STORE [--ratio R] [--keystore KS KEY-OPTIONS]\n"
 	"  info STORE [--keystore KS]\n"
 	"  key list|add|remove|rewrap STORE --keystore KS ...\n"
+	"  audit DIR --keystore KS KEY-OPTIONS [--path P] [--uid U] [--since T] [--until T] [--op OP] [--json]\n"
+	"  audit verify DIR --keystore KS KEY-OPTIONS\n"
 	"\n"
 	"KEY-OPTIONS:\n" KEY_OPTS_HELP("")
 	"\n'medvault COMMAND --help' describes one command.\n";
@@ -71,6 +81,13 @@ static const char *const usage_mount =
 	"Unlock STORE and mount it on MOUNTPOINT.  Returns once the filesystem serves;\n"
 	"the daemon stays in the background (-f keeps it in the foreground).\n"
 	"  -o OPTS   FUSE mount options, e.g. allow_other\n"
+	"  --audit-dir DIR           access trail directory (default KS/audit/<volume id>)\n"
+	"  --audit-failure=closed|continue\n"
+	"                            when the trail cannot be written: refuse new opens\n"
+	"                            with EACCES (closed, the default) or go on without it\n"
+	"  --audit-max-size N        rotate trail files at N bytes (default 64 MiB)\n"
+	"  --audit-retain-days N     delete trail files older than N days (default 366)\n"
+	"  --no-audit                no access trail (benchmarks only)\n"
 	"KEY-OPTIONS:\n" KEY_OPTS_HELP("");
 
 static const char *const usage_umount =
@@ -232,9 +249,18 @@ static int cmd_mount(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "keystore", required_argument, NULL, 'k' },
 		{ "foreground", no_argument, NULL, 'f' },
+		{ "audit-dir", required_argument, NULL, 'A' },
+		{ "audit-failure", required_argument, NULL, 'F' },
+		{ "audit-max-size", required_argument, NULL, 'S' },
+		{ "audit-retain-days", required_argument, NULL, 'R' },
+		{ "no-audit", no_argument, NULL, 'N' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct key_opts ko = { 0 };
+	struct audit_opts ao = { 0 };
+	struct audit *audit = NULL;
+	char audit_dir[PATH_MAX], audit_detail[PATH_MAX + 16];
+	int no_audit = 0;
 	const char *keystore = NULL, *store, *mnt;
 	char why[WHY_LEN] = "", mntreal[PATH_MAX], fstype[64], source[PATH_MAX];
 	char fuseopts[PATH_MAX + 256], *user_opts = NULL;
@@ -261,6 +287,35 @@ static int cmd_mount(int argc, char **argv)
 			break;
 		case 'f':
 			foreground = 1;
+			break;
+		case 'A':
+			ao.dir = optarg;
+			break;
+		case 'F':
+			if (strcmp(optarg, "closed") && strcmp(optarg, "continue")) {
+				free(user_opts);
+				return fail("--audit-failure: closed or continue, not %s", optarg);
+			}
+			ao.fail_open = !strcmp(optarg, "continue");
+			break;
+		case 'S':
+		case 'R': {
+			char *end;
+			unsigned long long v = strtoull(optarg, &end, 10);
+
+			if (*end || end == optarg || v == 0 || (c == 'R' && v > 100000)) {
+				free(user_opts);
+				return fail("--audit-%s: not a number: %s", c == 'S' ? "max-size" : "retain-days",
+					    optarg);
+			}
+			if (c == 'S')
+				ao.max_file = v;
+			else
+				ao.retain_days = (unsigned)v;
+			break;
+		}
+		case 'N':
+			no_audit = 1;
 			break;
 		case 'o': {
 			size_t old = user_opts ? strlen(user_opts) : 0;
@@ -319,6 +374,28 @@ static int cmd_mount(int argc, char **argv)
 		rc = fail("cannot start the filesystem: out of memory");
 		goto out;
 	}
+	if (!no_audit) {
+		/* opened before mounting so that a bad trail fails the mount;
+		 * its writer thread starts after fuse_daemonize() */
+		char uuid[33];
+
+		volconf_uuid_hex(v->conf.uuid, uuid);
+		if (!ao.dir) {
+			snprintf(audit_dir, sizeof(audit_dir), "%s/audit/%s", keystore, uuid);
+			ao.dir = audit_dir;
+		}
+		snprintf(audit_detail, sizeof(audit_detail), "mnt=%s", mntreal);
+		ao.uuid = v->conf.uuid;
+		ao.key = volkeys_audit_key(v->keys);
+		ao.store = v->store;
+		ao.mountpoint = mntreal;
+		ao.mount_detail = audit_detail;
+		if (audit_open(&audit, &ao, why, sizeof(why)) < 0) {
+			rc = fail("%s", why);
+			goto out;
+		}
+		fs->audit = audit;
+	}
 	/*
 	 * The kernel checks modes (default_permissions) exactly as for ext4,
 	 * so when root mounts, other users get in as their modes allow, as
@@ -346,7 +423,9 @@ static int cmd_mount(int argc, char **argv)
 		rc = fail("cannot go to the background");
 		goto unmount;
 	}
-	if (fuse_set_signal_handlers(se) != 0 || mvfs_start_flusher(fs) < 0) {
+	vault_note_pid(v);	/* snapshot and compact signal this process */
+	if (fuse_set_signal_handlers(se) != 0 || mvfs_start_flusher(fs) < 0 ||
+	    audit_start(audit) < 0) {
 		syslog(LOG_ERR, "cannot start the daemon's threads");
 		goto unmount;
 	}
@@ -362,12 +441,15 @@ unmount:
 	fuse_session_unmount(se);
 	mvfs_destroy(fs);
 	fs = NULL;
+	audit_close(audit);
+	audit = NULL;
 	syslog(LOG_INFO, "unmounted %s", mntreal);
 out:
 	if (se)
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
 	mvfs_destroy(fs);
+	audit_close(audit);
 	vault_close(v);
 	free(user_opts);
 	return rc;
@@ -423,6 +505,146 @@ static int cmd_umount(int argc, char **argv)
 		return fail("cannot unmount %s (busy? close files and leave the directory)", argv[1]);
 	if (wait_store_released(source) < 0)
 		return fail("unmounted %s, but its daemon has not exited yet", argv[1]);
+	return 0;
+}
+
+/* ---- snapshot ---- */
+
+static const char *const usage_snapshot =
+	"usage: medvault snapshot STORE DEST\n"
+	"Make a consistent point-in-time copy of STORE in DEST (new or empty), even\n"
+	"while it is mounted and written.  Needs no key.  Packs are hard-linked when\n"
+	"DEST is on the same filesystem, copied otherwise.  Back up DEST, never a live\n"
+	"store: DEST mounts with the original keystore.\n";
+
+static int cmd_snapshot(int argc, char **argv)
+{
+	char why[WHY_LEN] = "";
+
+	if (wants_help(argc, argv)) {
+		fputs(usage_snapshot, stdout);
+		return 0;
+	}
+	if (argc != 3 || argv[1][0] == '-' || argv[2][0] == '-')
+		return fail("snapshot: expected STORE and DEST (see medvault snapshot --help)"), 2;
+	if (snapshot_take(argv[1], argv[2], stderr, why, sizeof(why)) < 0)
+		return fail("%s", why);
+	return 0;
+}
+
+/* ---- compact ---- */
+
+static const char *const usage_compact =
+	"usage: medvault compact STORE [--ratio R] [--keystore KS KEY-OPTIONS]\n"
+	"Rewrite the packs whose live data is below R of their size (default 0.5) and\n"
+	"delete the emptied ones, so deleted files free their space.  A mounted\n"
+	"store is compacted by its daemon (no key needed); an unmounted one needs\n"
+	"--keystore and KEY-OPTIONS.  Packs a running snapshot uses are kept.\n"
+	"KEY-OPTIONS:\n" KEY_OPTS_HELP("");
+
+static int compact_mounted(const char *store, pid_t pid, double ratio)
+{
+	char req[PATH_MAX + 32], done[PATH_MAX + 32], buf[64], *text = NULL;
+	unsigned long long rewritten, deleted, moved, freed, kept;
+	size_t len;
+	int n;
+
+	snprintf(req, sizeof(req), "%s/%s", store, MVFS_COMPACT_REQUEST);
+	snprintf(done, sizeof(done), "%s/%s", store, MVFS_COMPACT_DONE);
+	unlink(done);
+	n = snprintf(buf, sizeof(buf), "%.6f\n", ratio);
+	if (file_write_atomic(req, buf, (size_t)n, 0600) < 0)
+		return fail("cannot write %s: %s", req, strerror(errno));
+	if (kill(pid, SIGUSR2) < 0) {
+		unlink(req);
+		return fail("cannot reach the daemon of %s (pid %d): %s", store, (int)pid, strerror(errno));
+	}
+	/* the daemon answers when it is done, however long that takes */
+	while (file_read_all(done, 256, &text, &len) < 0) {
+		pid_t still;
+
+		if (vault_holder(store, &still) != 1) {
+			unlink(req);
+			return fail("the daemon of %s stopped before compaction finished", store);
+		}
+		usleep(50000);
+	}
+	unlink(done);
+	if (sscanf(text, "ok %llu %llu %llu %llu %llu", &rewritten, &deleted, &moved, &freed, &kept) != 5) {
+		fail("compaction of %s failed: %s", store, text);
+		free(text);
+		return 1;
+	}
+	free(text);
+	printf("compact: %llu packs rewritten, %llu deleted, %llu bytes moved, %llu bytes freed%s\n",
+	       rewritten, deleted, moved, freed, kept ? " (some kept for a running snapshot)" : "");
+	return 0;
+}
+
+static int cmd_compact(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "keystore", required_argument, NULL, 'k' },
+		{ "ratio", required_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct key_opts ko = { 0 };
+	struct compact_stats st;
+	struct vault *v = NULL;
+	const char *keystore = NULL;
+	char why[WHY_LEN] = "", *end;
+	double ratio = COMPACT_DEFAULT_RATIO;
+	pid_t pid;
+	int c, rc;
+
+	if (wants_help(argc, argv)) {
+		fputs(usage_compact, stdout);
+		return 0;
+	}
+	if (key_opts_parse(&argc, argv, "", &ko, why, sizeof(why)) < 0)
+		return fail("%s", why), 2;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'k') {
+			keystore = optarg;
+		} else if (c == 'r') {
+			ratio = strtod(optarg, &end);
+			if (*end || ratio <= 0 || ratio > 1)
+				return fail("--ratio: a number in (0, 1], not %s", optarg), 2;
+		} else {
+			return fail("compact: unknown option %s (see medvault compact --help)", argv[optind - 1]), 2;
+		}
+	}
+	if (argc - optind != 1)
+		return fail("compact: expected STORE (see medvault compact --help)"), 2;
+	{
+		struct volconf vc;
+
+		if (volconf_load(argv[optind], &vc, why, sizeof(why)) < 0)
+			return fail("%s", why);
+		volconf_release(&vc);
+	}
+	rc = vault_holder(argv[optind], &pid);
+	if (rc == 1 && pid > 0)
+		return compact_mounted(argv[optind], pid, ratio);
+	if (rc == 1)
+		return fail("store %s is in use (fsck?); try again later", argv[optind]);
+	if (!keystore || !key_opts_given(&ko))
+		return fail("store %s is not mounted: give --keystore and KEY-OPTIONS to compact it", argv[optind]), 2;
+	if (key_opts_check(&ko, "", why, sizeof(why)) < 0)
+		return fail("%s", why), 2;
+	secure_harden_process();
+	if (vault_open(&v, argv[optind], keystore, &ko, why, sizeof(why)) < 0)
+		return fail("%s", why);
+	rc = compact_run(v, ratio, NULL, NULL, NULL, stderr, &st);
+	vault_close(v);
+	if (rc < 0)
+		return fail("compaction of %s failed: %s", argv[optind], strerror(-rc));
+	printf("compact: %llu packs rewritten, %llu deleted, %llu bytes moved, %llu bytes freed%s\n",
+	       (unsigned long long)st.packs_rewritten, (unsigned long long)st.packs_deleted,
+	       (unsigned long long)st.bytes_moved, (unsigned long long)st.bytes_freed,
+	       st.packs_kept ? " (some kept for a running snapshot)" : "");
 	return 0;
 }
 
@@ -617,6 +839,15 @@ int main(int argc, char **argv)
 		return cmd_info(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "fsck"))
 		return cmd_fsck(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "snapshot"))
+		return cmd_snapshot(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "compact"))
+		return cmd_compact(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "audit")) {
+		if (cli_audit(argc - 1, argv + 1, why, sizeof(why)) < 0)
+			return fail("%s", why);
+		return 0;
+	}
 	if (!strcmp(argv[1], "key")) {
 		if (cli_key(argc - 1, argv + 1, why, sizeof(why)) < 0)
 			return fail("%s", why);

@@ -4,11 +4,17 @@
  * orderly shutdown that writes everything back.
  */
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 
 #include "aead.h"
+#include "compact.h"
+#include "fileutil.h"
+#include <inttypes.h>
 #include "bufpool.h"
 #include "parallel.h"
 #include <unistd.h>
@@ -17,6 +23,7 @@
 #define FLUSH_AGE_S 2		/* dirty data older than this is written back */
 #define CHECKPOINT_EVERY_S 2	/* and made durable this often */
 #define DIRTY_BYTES_PER_INODE (8u << 20)
+#define COMPACT_EVERY_S 300	/* background compaction of packs below the ratio */
 
 /* one sealer per core; the calling thread makes one more */
 static unsigned sealing_workers(void)
@@ -63,6 +70,7 @@ int mvfs_create(struct mvfs **out, struct vault *v)
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&fs->sync_lock, NULL);
 	pthread_cond_init(&fs->sync_cond, NULL);
+	sem_init(&fs->wake, 0, 0);
 	/* inodes unlinked while open when the last daemon died */
 	if ((rc = ns_free_orphans(fs)) < 0)
 		syslog(LOG_WARNING, "could not free orphaned inodes: %s", strerror(-rc));
@@ -89,23 +97,110 @@ static void flush_all(struct mvfs *fs, struct mv_inode *in, void *arg)
 	filedata_flush(fs, in);
 }
 
+static void flush_all_cb(struct mvfs *fs, struct mv_inode *in, void *arg)
+{
+	flush_all(fs, in, arg);
+}
+
+/* SIGUSR1 from `medvault snapshot`: seal the open pack.  Only
+ * async-signal-safe work here; the flusher does the rest. */
+static struct mvfs *signalled_fs;
+static volatile sig_atomic_t seal_requested;
+
+static volatile sig_atomic_t compact_requested;
+
+static void on_seal_signal(int sig)
+{
+	if (sig == SIGUSR2)
+		compact_requested = 1;
+	else
+		seal_requested = 1;
+	if (signalled_fs)
+		sem_post(&signalled_fs->wake);
+}
+
+static int checkpoint_cb(void *ctx)
+{
+	return fs_checkpoint(ctx);
+}
+
+/* Compact now (SIGUSR2 from `medvault compact`, ratio in the request
+ * file) or in the background (default ratio, at most every interval). */
+static void compact_now(struct mvfs *fs, int requested)
+{
+	char req[PATH_MAX + 32], done[PATH_MAX + 32], line[256];
+	double ratio = COMPACT_DEFAULT_RATIO;
+	struct compact_stats st;
+	char *text = NULL;
+	size_t len;
+	int rc;
+
+	snprintf(req, sizeof(req), "%s/%s", fs->v->store, MVFS_COMPACT_REQUEST);
+	snprintf(done, sizeof(done), "%s/%s", fs->v->store, MVFS_COMPACT_DONE);
+	if (requested) {
+		compact_requested = 0;
+		if (file_read_all(req, 64, &text, &len) == 0) {
+			double r = strtod(text, NULL);
+
+			if (r > 0 && r <= 1)
+				ratio = r;
+		}
+		free(text);
+	}
+	rc = compact_run(fs->v, ratio, &fs->barrier, checkpoint_cb, fs, stderr, &st);
+	if (!requested)
+		return;
+	if (rc < 0)
+		snprintf(line, sizeof(line), "error %s\n", strerror(-rc));
+	else
+		snprintf(line, sizeof(line), "ok %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+			 st.packs_rewritten, st.packs_deleted, st.bytes_moved, st.bytes_freed, st.packs_kept);
+	if (file_write_atomic(done, line, strlen(line), 0600) == 0)
+		unlink(req);
+}
+
+static void seal_for_snapshot(struct mvfs *fs)
+{
+	char path[PATH_MAX];
+
+	seal_requested = 0;
+	/* everything written so far lands in packs the snapshot can link,
+	 * and nothing more is ever appended to them */
+	itable_foreach(fs, flush_all_cb, NULL);
+	blobstore_seal_open(fs->v->bs);
+	snprintf(path, sizeof(path), "%s/%s", fs->v->store, MVFS_SEAL_REQUEST);
+	unlink(path);
+	syslog(LOG_INFO, "open pack sealed for a snapshot");
+}
+
 static void *flusher_main(void *arg)
 {
 	struct mvfs *fs = arg;
-	time_t last_checkpoint = time(NULL);
+	time_t last_checkpoint = time(NULL), last_compaction = time(NULL);
 
 	pthread_mutex_lock(&fs->sync_lock);
 	while (!fs->stop) {
 		struct timespec until;
 		time_t now;
 
+		pthread_mutex_unlock(&fs->sync_lock);
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += 1;
-		pthread_cond_timedwait(&fs->sync_cond, &fs->sync_lock, &until);
+		while (sem_timedwait(&fs->wake, &until) < 0 && errno == EINTR)
+			;
+		pthread_mutex_lock(&fs->sync_lock);
 		if (fs->stop)
 			break;
 		pthread_mutex_unlock(&fs->sync_lock);
+		if (seal_requested)
+			seal_for_snapshot(fs);
+		if (compact_requested)
+			compact_now(fs, 1);
 		now = time(NULL);
+		if (now - last_compaction >= COMPACT_EVERY_S) {
+			compact_now(fs, 0);
+			last_compaction = now;
+		}
 		itable_foreach(fs, flush_old, &now);
 		if (now - last_checkpoint >= CHECKPOINT_EVERY_S) {
 			int rc = fs_checkpoint(fs);
@@ -131,6 +226,15 @@ int mvfs_start_flusher(struct mvfs *fs)
 	if (rc)
 		return -rc;
 	fs->flusher_running = 1;
+	{
+		struct sigaction sa = { .sa_handler = on_seal_signal };
+
+		signalled_fs = fs;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = SA_RESTART;
+		sigaction(SIGUSR1, &sa, NULL);
+		sigaction(SIGUSR2, &sa, NULL);
+	}
 	return 0;
 }
 
@@ -138,10 +242,13 @@ void mvfs_stop_flusher(struct mvfs *fs)
 {
 	if (!fs->flusher_running)
 		return;
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
+	signalled_fs = NULL;
 	pthread_mutex_lock(&fs->sync_lock);
 	fs->stop = 1;
-	pthread_cond_broadcast(&fs->sync_cond);
 	pthread_mutex_unlock(&fs->sync_lock);
+	sem_post(&fs->wake);
 	pthread_join(fs->flusher, NULL);
 	fs->flusher_running = 0;
 }
@@ -181,5 +288,6 @@ void mvfs_destroy(struct mvfs *fs)
 	pthread_mutex_destroy(&fs->table_lock);
 	pthread_mutex_destroy(&fs->sync_lock);
 	pthread_cond_destroy(&fs->sync_cond);
+	sem_destroy(&fs->wake);
 	free(fs);
 }

@@ -11,6 +11,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "aead.h"
@@ -298,4 +299,40 @@ void vault_close(struct vault *v)
 		close(v->lock_fd);
 	free(v->store);
 	free(v);
+}
+
+void vault_note_pid(struct vault *v)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+
+	if (ftruncate(v->lock_fd, 0) == 0 && pwrite(v->lock_fd, buf, (size_t)n, 0) != n)
+		syslog(LOG_WARNING, "cannot record the daemon pid in the lock file");
+}
+
+int vault_holder(const char *store, pid_t *pid)
+{
+	char path[PATH_MAX], buf[32];
+	ssize_t n;
+	int fd, rc = 0;
+
+	*pid = 0;
+	snprintf(path, sizeof(path), "%s/%s", store, LOCK_NAME);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+		flock(fd, LOCK_UN);
+	} else if (errno == EWOULDBLOCK) {
+		rc = 1;
+		n = pread(fd, buf, sizeof(buf) - 1, 0);
+		if (n > 0) {
+			buf[n] = '\0';
+			*pid = (pid_t)strtol(buf, NULL, 10);
+		}
+	} else {
+		rc = -errno;
+	}
+	close(fd);
+	return rc;
 }

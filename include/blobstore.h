@@ -61,6 +61,12 @@ void blobstore_seal_open(struct blobstore *bs);
 /* Delete a pack that no index record references any more.  -errno. */
 int blobstore_pack_remove(struct blobstore *bs, uint64_t pack);
 
+/* The pack being appended to, 0 if none (compaction leaves it alone). */
+uint64_t blobstore_open_id(struct blobstore *bs);
+
+/* Size of a pack file, -errno (-ENOENT: gone). */
+int64_t blobstore_pack_size(struct blobstore *bs, uint64_t pack);
+
 /* Highest pack id handed out so far (0 if none). */
 uint64_t blobstore_last_id(struct blobstore *bs);
 

@@ -181,4 +181,11 @@ int index_decode_chunk(const uint8_t *key, size_t klen, const uint8_t *plain, si
 int index_decode_pack(const uint8_t *key, size_t klen, const uint8_t *plain, size_t plen,
 		      uint64_t *pack, struct pack_rec *out);
 
+/*
+ * Copy the index environment in dir to dest_dir from one read transaction,
+ * without keys (values stay sealed).  Safe while a daemon writes to it.
+ * -errno.
+ */
+int index_copy_env(const char *dir, const char *dest_dir);
+
 #endif

@@ -10,6 +10,7 @@
 #define MEDVAULT_MVFS_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -89,7 +90,14 @@ struct mvfs {
 	int stop;
 	pthread_t flusher;
 	int flusher_running;
+	sem_t wake;		/* posted to wake the flusher early (signals too) */
 };
+
+/* Files in STORE the daemon and the snapshot/compact commands meet at. */
+#define MVFS_SEAL_REQUEST "seal.request"	/* removed once the open pack is sealed */
+#define MVFS_SNAPSHOT_LOCK "snapshot.lock"	/* shared by snapshots, exclusive to delete packs */
+#define MVFS_COMPACT_REQUEST "compact.request"	/* holds the ratio; becomes compact.done */
+#define MVFS_COMPACT_DONE "compact.done"	/* one line: what compaction did */
 
 int mvfs_create(struct mvfs **out, struct vault *v);
 void mvfs_destroy(struct mvfs *fs);

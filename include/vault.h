@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "blobstore.h"
 #include "index.h"
@@ -47,5 +48,12 @@ int vault_init(const struct vault_init_opts *o, char *why, size_t whylen);
 int vault_open(struct vault **out, const char *store, const char *keystore,
 	       const struct key_opts *key, char *why, size_t whylen);
 void vault_close(struct vault *v);
+
+/* Record the serving daemon's pid in the lock file (after it forked). */
+void vault_note_pid(struct vault *v);
+
+/* 1 and *pid if a process holds STORE's lock (a mounted daemon, or fsck;
+ * *pid 0 if it did not say), 0 if none, -errno. */
+int vault_holder(const char *store, pid_t *pid);
 
 #endif
