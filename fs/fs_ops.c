@@ -110,6 +110,12 @@ static void mv_init(void *userdata, struct fuse_conn_info *conn)
 	 * concurrent ones; it flushes them on close and fsync, and keeps
 	 * size and mtime itself meanwhile.
 	 */
+	/* ACLs checked by the kernel, kept consistent with modes by us */
+	if ((conn->capable & FUSE_CAP_POSIX_ACL) && (conn->capable & FUSE_CAP_DONT_MASK)) {
+		/* the umask must reach us unapplied: a default ACL replaces it */
+		conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
+		fs->posix_acl = 1;
+	}
 	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE) {
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 		fs->writeback = 1;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/xattr.h>
 
+#include "acl.h"
 #include "mvfs.h"
 
 #ifndef RENAME_NOREPLACE
@@ -116,6 +117,23 @@ static int drop_link(struct mvfs *fs, struct index_txn *txn, struct mv_attr *chi
 	return index_inode_del(txn, child->ino);
 }
 
+/* Store an ACL xattr; an access ACL that only restates the mode is not
+ * stored at all (drop_equiv), as ext4 does. */
+static int put_acl(struct index_txn *txn, uint64_t ino, const char *name, const struct acl *acl,
+		   int drop_equiv)
+{
+	uint8_t raw[4 + 8 * ACL_MAX_ENTRIES];
+	size_t len;
+	int rc;
+
+	if (drop_equiv && acl_equiv_mode(acl)) {
+		rc = index_xattr_del(txn, ino, name);
+		return rc == -ENODATA ? 0 : rc;
+	}
+	len = acl_format(acl, raw, sizeof(raw));
+	return index_xattr_put(txn, ino, name, raw, len);
+}
+
 /* ---- create ---- */
 
 struct mknod_arg {
@@ -128,6 +146,8 @@ struct mknod_arg {
 	dev_t rdev;
 	const char *target;
 	struct mv_attr *out;
+	int has_dacl;
+	struct acl dacl, aacl;	/* the parent's default ACL, the new access ACL */
 };
 
 static int do_mknod(struct index_txn *txn, void *argp)
@@ -154,6 +174,25 @@ static int do_mknod(struct index_txn *txn, void *argp)
 		return rc;
 	ino = next;
 
+	/* POSIX ACLs: a default ACL on the parent replaces the umask */
+	if (!S_ISLNK(a->mode) && a->fs->posix_acl) {
+		ssize_t dl = index_xattr_get(txn, a->parent, ACL_XATTR_DEFAULT, NULL, 0);
+
+		if (dl == -ENODATA) {
+			a->mode &= ~(a->c->umask & 0777);
+		} else if (dl < 0) {
+			return (int)dl;
+		} else {
+			uint8_t raw[4 + 8 * ACL_MAX_ENTRIES];
+
+			dl = index_xattr_get(txn, a->parent, ACL_XATTR_DEFAULT, raw, sizeof(raw));
+			if (dl < 0 || acl_parse(&a->dacl, raw, (size_t)dl) < 0)
+				return dl < 0 ? (int)dl : -EIO;
+			a->has_dacl = 1;
+			a->aacl = a->dacl;
+			acl_create_masq(&a->aacl, &a->mode);
+		}
+	}
 	ns_now(&now);
 	memset(n, 0, sizeof(*n));
 	n->ino = ino;
@@ -181,6 +220,10 @@ static int do_mknod(struct index_txn *txn, void *argp)
 		return rc;
 	if ((rc = index_inode_put(txn, n)) < 0)
 		return rc;
+	if (a->has_dacl && (rc = put_acl(txn, ino, ACL_XATTR_ACCESS, &a->aacl, 1)) < 0)
+		return rc;
+	if (a->has_dacl && S_ISDIR(n->mode) && (rc = put_acl(txn, ino, ACL_XATTR_DEFAULT, &a->dacl, 0)) < 0)
+		return rc;
 	if ((rc = index_dirent_put(txn, a->parent, a->name, a->len, ino, dtype_of(n->mode))) < 0)
 		return rc;
 	set_mtime(&p, &now);
@@ -192,13 +235,22 @@ static int do_mknod(struct index_txn *txn, void *argp)
 int ns_mknod(struct mvfs *fs, const struct ns_ctx *c, uint64_t parent, const char *name,
 	     mode_t mode, dev_t rdev, const char *link_target, struct mv_attr *out)
 {
-	struct mknod_arg a = { fs, c, parent, name, strlen(name), mode, rdev, link_target, out };
+	struct mknod_arg *a;
+	int rc;
 
-	if (a.len > INDEX_NAME_MAX)
+	if (strlen(name) > INDEX_NAME_MAX)
 		return -ENAMETOOLONG;
 	if (link_target && strlen(link_target) > INDEX_SYMLINK_MAX)
 		return -ENAMETOOLONG;
-	return index_write(fs->v->ix, do_mknod, &a);
+	a = calloc(1, sizeof(*a));	/* two ACLs: too big for a FUSE thread's stack */
+	if (!a)
+		return -ENOMEM;
+	*a = (struct mknod_arg){ .fs = fs, .c = c, .parent = parent, .name = name,
+				 .len = strlen(name), .mode = mode, .rdev = rdev,
+				 .target = link_target, .out = out };
+	rc = index_write(fs->v->ix, do_mknod, a);
+	free(a);
+	return rc;
 }
 
 /* ---- link ---- */
@@ -496,6 +548,8 @@ struct setattr_arg {
 	const struct mv_attr *want;
 	int mask;
 	struct mv_attr *out;
+	int acl_changed;
+	struct acl acl;
 };
 
 static int do_setattr(struct index_txn *txn, void *argp)
@@ -508,8 +562,22 @@ static int do_setattr(struct index_txn *txn, void *argp)
 	if ((rc = index_inode_get(txn, a->ino, o)) < 0)
 		return rc;
 	ns_now(&now);
+	if ((a->mask & NS_SET_MODE) && !S_ISLNK(o->mode)) {
+		/* chmod rewrites the access ACL's owner, mask and other */
+		uint8_t raw[4 + 8 * ACL_MAX_ENTRIES];
+		ssize_t n = index_xattr_get(txn, a->ino, ACL_XATTR_ACCESS, raw, sizeof(raw));
+
+		if (n >= 0 && acl_parse(&a->acl, raw, (size_t)n) == 0) {
+			acl_chmod(&a->acl, a->want->mode);
+			a->acl_changed = 1;
+		} else if (n < 0 && n != -ENODATA) {
+			return (int)n;
+		}
+	}
 	if (a->mask & NS_SET_MODE)
 		o->mode = (o->mode & S_IFMT) | (a->want->mode & 07777);
+	if (a->acl_changed && (rc = put_acl(txn, a->ino, ACL_XATTR_ACCESS, &a->acl, 0)) < 0)
+		return rc;
 	if (a->mask & NS_SET_UID)
 		o->uid = a->want->uid;
 	if (a->mask & NS_SET_GID)
@@ -533,9 +601,16 @@ static int do_setattr(struct index_txn *txn, void *argp)
 
 int ns_setattr(struct mvfs *fs, uint64_t ino, const struct mv_attr *want, int mask, struct mv_attr *out)
 {
-	struct setattr_arg a = { ino, want, mask & ~NS_SET_SIZE, out };
+	struct setattr_arg *a = calloc(1, sizeof(*a));
 	struct mv_inode *in = NULL;
 	int rc;
+
+	if (!a)
+		return -ENOMEM;
+	a->ino = ino;
+	a->want = want;
+	a->mask = mask & ~NS_SET_SIZE;
+	a->out = out;
 
 	if (mask & NS_SET_SIZE) {
 		struct timespec now;
@@ -559,21 +634,21 @@ int ns_setattr(struct mvfs *fs, uint64_t ino, const struct mv_attr *want, int ma
 		if (in && (rc = filedata_flush(fs, in)) < 0)
 			goto out;
 	}
-	if (a.mask)
-		rc = index_write(fs->v->ix, do_setattr, &a);
+	if (a->mask)
+		rc = index_write(fs->v->ix, do_setattr, a);
 	else
 		rc = ns_getattr(fs, ino, out);
 	if (rc == 0)
 		overlay(fs, out);
 out:
 	itable_put(fs, in);
+	free(a);
 	return rc;
 }
 
 /* ---- xattrs ---- */
 
-/* The namespaces ext4 accepts; POSIX ACLs are not enabled yet, so
- * system.* is refused as ext4 mounted with noacl does. */
+/* The namespaces ext4 accepts: of system.*, only the two POSIX ACLs. */
 static int xattr_name_ok(const char *name)
 {
 	static const char *const prefixes[] = { "user.", "trusted.", "security." };
@@ -581,6 +656,8 @@ static int xattr_name_ok(const char *name)
 
 	if (nlen == 0 || nlen > INDEX_XATTR_NAME_MAX)
 		return -ERANGE;
+	if (!strcmp(name, ACL_XATTR_ACCESS) || !strcmp(name, ACL_XATTR_DEFAULT))
+		return 0;
 	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
 		size_t plen = strlen(prefixes[i]);
 
@@ -597,6 +674,8 @@ struct xattr_arg {
 	size_t len;
 	int flags;
 	int remove;
+	int is_acl;		/* 1 access ACL, 2 default ACL */
+	struct acl acl;
 };
 
 static int do_xattr(struct index_txn *txn, void *argp)
@@ -621,35 +700,64 @@ static int do_xattr(struct index_txn *txn, void *argp)
 		if ((a->flags & XATTR_REPLACE) && have == -ENODATA)
 			return -ENODATA;
 	}
-	rc = a->remove ? index_xattr_del(txn, a->ino, a->name)
-		       : index_xattr_put(txn, a->ino, a->name, a->value, a->len);
-	if (rc < 0)
-		return rc;
 	ns_now(&now);
 	set_ctime(&at, &now);
+	if (a->is_acl && !a->remove) {
+		if (a->is_acl == 2 && !S_ISDIR(at.mode))
+			return -EACCES;	/* only directories have default ACLs */
+		if (a->is_acl == 1)
+			at.mode = (at.mode & ~(uint32_t)0777) | acl_mode_bits(&a->acl);
+		rc = put_acl(txn, a->ino, a->name, &a->acl, a->is_acl == 1);
+	} else {
+		rc = a->remove ? index_xattr_del(txn, a->ino, a->name)
+			       : index_xattr_put(txn, a->ino, a->name, a->value, a->len);
+	}
+	if (rc < 0)
+		return rc;
 	return index_inode_put(txn, &at);
 }
 
 int ns_setxattr(struct mvfs *fs, uint64_t ino, const char *name, const void *value, size_t len, int flags)
 {
-	struct xattr_arg a = { ino, name, value, len, flags, 0 };
+	struct xattr_arg *a;
 	int rc;
 
 	if ((rc = xattr_name_ok(name)) < 0)
 		return rc;
 	if (len > INDEX_XATTR_VALUE_MAX)
 		return -E2BIG;
-	return index_write(fs->v->ix, do_xattr, &a);
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	*a = (struct xattr_arg){ .ino = ino, .name = name, .value = value, .len = len, .flags = flags };
+	if (!strcmp(name, ACL_XATTR_ACCESS))
+		a->is_acl = 1;
+	else if (!strcmp(name, ACL_XATTR_DEFAULT))
+		a->is_acl = 2;
+	if (a->is_acl && !fs->posix_acl)
+		rc = -EOPNOTSUPP;
+	else if (a->is_acl)
+		rc = acl_parse(&a->acl, value, len);
+	if (rc == 0)
+		rc = index_write(fs->v->ix, do_xattr, a);
+	free(a);
+	return rc;
 }
 
 int ns_removexattr(struct mvfs *fs, uint64_t ino, const char *name)
 {
-	struct xattr_arg a = { ino, name, NULL, 0, 0, 1 };
+	struct xattr_arg *a;
 	int rc;
 
 	if ((rc = xattr_name_ok(name)) < 0)
 		return rc;
-	return index_write(fs->v->ix, do_xattr, &a);
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	*a = (struct xattr_arg){ .ino = ino, .name = name, .remove = 1 };
+	rc = index_write(fs->v->ix, do_xattr, a);
+	free(a);
+	return rc;
 }
 
 ssize_t ns_getxattr(struct mvfs *fs, uint64_t ino, const char *name, void *value, size_t cap)

@@ -63,6 +63,7 @@ struct mvfs {
 	struct audit *audit;	/* access trail (fs/audit.c); NULL: not audited */
 	uint32_t chunk_size;
 	int writeback;		/* the kernel caches writes and owns mtime */
+	int posix_acl;		/* the kernel enforces ACLs; we apply umask */
 	unsigned dirty_max;	/* per inode, in chunks, before write-back */
 	struct bufpool *chunks;	/* chunk_size plaintext buffers */
 	struct bufpool *batches;	/* sealed write-back batches */
