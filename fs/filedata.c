@@ -212,8 +212,10 @@ ssize_t filedata_read(struct mvfs *fs, struct mv_inode *in, char *buf, size_t si
 
 		if (d) {
 			chunk_copy(buf + done, d->buf, d->len, within, take);
+			__atomic_add_fetch(&fs->stat_chunk_hits, 1, __ATOMIC_RELAXED);
 		} else if (in->rvalid && in->ridx == idx) {
 			chunk_copy(buf + done, in->rbuf, in->rlen, within, take);
+			__atomic_add_fetch(&fs->stat_chunk_hits, 1, __ATOMIC_RELAXED);
 		} else {
 			struct read_item *it = &items[nitems++];
 
@@ -231,6 +233,7 @@ unlock:
 		goto out;
 
 	job.items = items;
+	__atomic_add_fetch(&fs->stat_chunk_loads, nitems, __ATOMIC_RELAXED);
 	parallel_for(fs->par, nitems, read_one, &job);
 	for (size_t i = 0; i < nitems; i++)
 		if (items[i].rc < 0 && rc == 0)
@@ -708,6 +711,8 @@ int fs_checkpoint(struct mvfs *fs)
 		pthread_rwlock_unlock(&fs->barrier);
 
 		pthread_mutex_lock(&fs->sync_lock);
+		if (rc == 0)
+			__atomic_store_n(&fs->last_checkpoint, (int64_t)time(NULL), __ATOMIC_RELAXED);
 		fs->sync_error = rc;
 		fs->sync_done = mine;
 		fs->syncing = 0;

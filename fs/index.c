@@ -1206,3 +1206,30 @@ int index_copy_env(const char *dir, const char *dest_dir)
 	mdb_env_close(env);
 	return rc;
 }
+
+int index_env_counts(const char *dir, uint64_t counts[INDEX_DB_COUNT])
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	memset(counts, 0, INDEX_DB_COUNT * sizeof(counts[0]));
+	if ((rc = mdb_err(mdb_env_create(&env))) < 0)
+		return rc;
+	mdb_env_set_maxdbs(env, DB_COUNT);
+	mdb_env_set_mapsize(env, INDEX_MAP_SIZE);
+	rc = mdb_err(mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600));
+	if (rc == 0)
+		rc = mdb_err(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
+	for (int i = 0; rc == 0 && i < DB_COUNT; i++) {
+		MDB_dbi dbi;
+		MDB_stat st;
+
+		if (mdb_dbi_open(txn, db_names[i], 0, &dbi) == 0 && mdb_stat(txn, dbi, &st) == 0)
+			counts[i] = st.ms_entries;
+	}
+	if (txn)
+		mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return rc;
+}

@@ -60,6 +60,7 @@ static const char *const usage_top =
 	"  fsck STORE --keystore KS KEY-OPTIONS [--repair]\n"
 	"  snapshot STORE DEST\n"
 	"  compact STORE [--ratio R] [--keystore KS KEY-OPTIONS]\n"
+	"  status MOUNTPOINT\n"
 	"  info STORE [--keystore KS]\n"
 	"  key list|add|remove|rewrap STORE --keystore KS ...\n"
 	"  audit DIR --keystore KS KEY-OPTIONS [--path P] [--uid U] [--since T] [--until T] [--op OP] [--json]\n"
@@ -424,6 +425,7 @@ static int cmd_mount(int argc, char **argv)
 		goto unmount;
 	}
 	vault_note_pid(v);	/* snapshot and compact signal this process */
+	fs->mountpoint = strdup(mntreal);
 	if (fuse_set_signal_handlers(se) != 0 || mvfs_start_flusher(fs) < 0 ||
 	    audit_start(audit) < 0) {
 		syslog(LOG_ERR, "cannot start the daemon's threads");
@@ -529,6 +531,66 @@ static int cmd_snapshot(int argc, char **argv)
 		return fail("snapshot: expected STORE and DEST (see medvault snapshot --help)"), 2;
 	if (snapshot_take(argv[1], argv[2], stderr, why, sizeof(why)) < 0)
 		return fail("%s", why);
+	return 0;
+}
+
+/* ---- status ---- */
+
+static const char *const usage_status =
+	"usage: medvault status MOUNTPOINT\n"
+	"Show what the daemon serving MOUNTPOINT is doing: open files, data not yet\n"
+	"written back, chunk cache hit rate, last durable checkpoint, and dead bytes\n"
+	"waiting for compaction.\n";
+
+static int cmd_status(int argc, char **argv)
+{
+	char real[PATH_MAX], fstype[64], source[PATH_MAX], path[PATH_MAX], uuid[33], why[WHY_LEN];
+	char *text = NULL, *line, *save = NULL;
+	unsigned long long hits = 0, loads = 0, dirty = 0, dead = 0, open_files = 0, inodes = 0;
+	long long last = 0, uptime = 0;
+	int pid = 0;
+	struct volconf vc;
+	size_t len;
+
+	if (wants_help(argc, argv)) {
+		fputs(usage_status, stdout);
+		return 0;
+	}
+	if (argc != 2)
+		return fail("status: expected MOUNTPOINT (see medvault status --help)"), 2;
+	if (!realpath(argv[1], real))
+		return fail("mountpoint %s: %s", argv[1], strerror(errno));
+	if (!find_mount(real, fstype, sizeof(fstype), source, sizeof(source)) ||
+	    strcmp(fstype, "fuse.medvault"))
+		return fail("%s is not a mounted medvault filesystem", argv[1]);
+	if (volconf_load(source, &vc, why, sizeof(why)) < 0)
+		return fail("%s", why);
+	volconf_uuid_hex(vc.uuid, uuid);
+	volconf_release(&vc);
+	snprintf(path, sizeof(path), "%s/%s.status", MVFS_STATUS_DIR, uuid);
+	if (file_read_all(path, 4096, &text, &len) < 0)
+		return fail("the daemon of %s has not published its status yet; try again in 2 s", argv[1]);
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		sscanf(line, "pid %d", &pid);
+		sscanf(line, "uptime %lld", &uptime);
+		sscanf(line, "inodes %llu", &inodes);
+		sscanf(line, "open %llu", &open_files);
+		sscanf(line, "dirty_bytes %llu", &dirty);
+		sscanf(line, "chunk_hits %llu", &hits);
+		sscanf(line, "chunk_loads %llu", &loads);
+		sscanf(line, "last_checkpoint %lld", &last);
+		sscanf(line, "dead_bytes %llu", &dead);
+	}
+	free(text);
+	printf("mountpoint:        %s\n", real);
+	printf("store:             %s\n", source);
+	printf("daemon:            pid %d, up %lld s\n", pid, uptime);
+	printf("open files:        %llu (%llu inodes in use)\n", open_files, inodes);
+	printf("dirty data:        %llu bytes not yet written back\n", dirty);
+	printf("chunk cache:       %.1f%% hits (%llu from memory, %llu from packs)\n",
+	       hits + loads ? 100.0 * (double)hits / (double)(hits + loads) : 0.0, hits, loads);
+	printf("last checkpoint:   %lld s ago\n", last ? (long long)time(NULL) - last : -1LL);
+	printf("pending compaction: %llu dead bytes in packs\n", dead);
 	return 0;
 }
 
@@ -795,6 +857,16 @@ static int cmd_info(int argc, char **argv)
 	printf("pack size:   %" PRIu64 "\n", vc.pack_size);
 	printf("created:     %s\n", when);
 	printf("packs:       %" PRIu64 " (%" PRIu64 " bytes)\n", npacks, bytes);
+	{
+		uint64_t counts[INDEX_DB_COUNT];
+		char ipath[PATH_MAX + 8];
+
+		snprintf(ipath, sizeof(ipath), "%s/index", argv[optind]);
+		if (index_env_counts(ipath, counts) == 0)
+			printf("index:       %" PRIu64 " inodes, %" PRIu64 " names, %" PRIu64 " chunks, %"
+			       PRIu64 " xattrs\n", counts[INDEX_DB_INODE], counts[INDEX_DB_DIRENT],
+			       counts[INDEX_DB_CHUNK], counts[INDEX_DB_XATTR]);
+	}
 	if (keystore) {
 		struct keystore_slot_info *slots = NULL;
 		size_t n = 0;
@@ -843,6 +915,8 @@ int main(int argc, char **argv)
 		return cmd_snapshot(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "compact"))
 		return cmd_compact(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "status"))
+		return cmd_status(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "audit")) {
 		if (cli_audit(argc - 1, argv + 1, why, sizeof(why)) < 0)
 			return fail("%s", why);

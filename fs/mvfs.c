@@ -12,6 +12,9 @@
 #include <syslog.h>
 
 #include "aead.h"
+#include "blobstore.h"
+#include "volconf.h"
+#include <sys/stat.h>
 #include "compact.h"
 #include "fileutil.h"
 #include <inttypes.h>
@@ -71,6 +74,7 @@ int mvfs_create(struct mvfs **out, struct vault *v)
 	pthread_mutex_init(&fs->sync_lock, NULL);
 	pthread_cond_init(&fs->sync_cond, NULL);
 	sem_init(&fs->wake, 0, 0);
+	fs->started = time(NULL);
 	/* inodes unlinked while open when the last daemon died */
 	if ((rc = ns_free_orphans(fs)) < 0)
 		syslog(LOG_WARNING, "could not free orphaned inodes: %s", strerror(-rc));
@@ -173,10 +177,82 @@ static void seal_for_snapshot(struct mvfs *fs)
 	syslog(LOG_INFO, "open pack sealed for a snapshot");
 }
 
+struct status_sum {
+	uint64_t inodes, open, dirty_bytes;
+};
+
+static void sum_status(struct mvfs *fs, struct mv_inode *in, void *arg)
+{
+	struct status_sum *s = arg;
+
+	s->inodes++;
+	pthread_mutex_lock(&fs->table_lock);
+	s->open += in->nopen;
+	pthread_mutex_unlock(&fs->table_lock);
+	pthread_mutex_lock(&in->lock);
+	s->dirty_bytes += (uint64_t)in->ndirty * fs->chunk_size;
+	pthread_mutex_unlock(&in->lock);
+}
+
+struct dead_sum {
+	struct mvfs *fs;
+	uint64_t live, total;
+};
+
+static int sum_pack(void *ctx, uint64_t pack, const struct pack_rec *p)
+{
+	struct dead_sum *d = ctx;
+	int64_t size = blobstore_pack_size(d->fs->v->bs, pack);
+
+	d->live += p->live_bytes;
+	if (size > 0)
+		d->total += (uint64_t)size;
+	return 0;
+}
+
+/*
+ * Publish counters for `medvault status` in /run (never in the store: it
+ * would leak activity into backups).  Counts only: no names, no paths.
+ */
+static void publish_status(struct mvfs *fs, int with_packs)
+{
+	static uint64_t dead_bytes;	/* flusher thread only */
+	struct status_sum s = { 0 };
+	char path[PATH_MAX], uuid[33], text[1024];
+	uint64_t hits = __atomic_load_n(&fs->stat_chunk_hits, __ATOMIC_RELAXED);
+	uint64_t loads = __atomic_load_n(&fs->stat_chunk_loads, __ATOMIC_RELAXED);
+	int n;
+
+	if (with_packs) {
+		struct dead_sum d = { fs, 0, 0 };
+		struct index_txn *t;
+
+		if (index_read_begin(fs->v->ix, &t) == 0) {
+			index_pack_iter(t, sum_pack, &d);
+			index_read_end(t);
+			dead_bytes = d.total > d.live ? d.total - d.live : 0;
+		}
+	}
+	itable_foreach(fs, sum_status, &s);
+	volconf_uuid_hex(fs->v->conf.uuid, uuid);
+	n = snprintf(text, sizeof(text),
+		     "pid %d\nstore %s\nmountpoint %s\nuptime %lld\ninodes %" PRIu64 "\n"
+		     "open %" PRIu64 "\ndirty_bytes %" PRIu64 "\nchunk_hits %" PRIu64 "\n"
+		     "chunk_loads %" PRIu64 "\nlast_checkpoint %lld\ndead_bytes %" PRIu64 "\n",
+		     (int)getpid(), fs->v->store, fs->mountpoint ? fs->mountpoint : "?",
+		     (long long)(time(NULL) - fs->started), s.inodes, s.open, s.dirty_bytes, hits, loads,
+		     (long long)__atomic_load_n(&fs->last_checkpoint, __ATOMIC_RELAXED), dead_bytes);
+	if (mkdir(MVFS_STATUS_DIR, 0755) < 0 && errno != EEXIST)
+		return;
+	snprintf(path, sizeof(path), "%s/%s.status", MVFS_STATUS_DIR, uuid);
+	file_write_atomic(path, text, (size_t)n, 0644);
+}
+
 static void *flusher_main(void *arg)
 {
 	struct mvfs *fs = arg;
 	time_t last_checkpoint = time(NULL), last_compaction = time(NULL);
+	time_t last_status = 0, last_pack_scan = 0;
 
 	pthread_mutex_lock(&fs->sync_lock);
 	while (!fs->stop) {
@@ -200,6 +276,12 @@ static void *flusher_main(void *arg)
 		if (now - last_compaction >= COMPACT_EVERY_S) {
 			compact_now(fs, 0);
 			last_compaction = now;
+		}
+		if (now - last_status >= 2) {
+			publish_status(fs, now - last_pack_scan >= 60);
+			if (now - last_pack_scan >= 60)
+				last_pack_scan = now;
+			last_status = now;
 		}
 		itable_foreach(fs, flush_old, &now);
 		if (now - last_checkpoint >= CHECKPOINT_EVERY_S) {
@@ -251,6 +333,13 @@ void mvfs_stop_flusher(struct mvfs *fs)
 	sem_post(&fs->wake);
 	pthread_join(fs->flusher, NULL);
 	fs->flusher_running = 0;
+	{
+		char path[PATH_MAX], uuid[33];
+
+		volconf_uuid_hex(fs->v->conf.uuid, uuid);
+		snprintf(path, sizeof(path), "%s/%s.status", MVFS_STATUS_DIR, uuid);
+		unlink(path);
+	}
 }
 
 void mvfs_destroy(struct mvfs *fs)
@@ -289,5 +378,6 @@ void mvfs_destroy(struct mvfs *fs)
 	pthread_mutex_destroy(&fs->sync_lock);
 	pthread_cond_destroy(&fs->sync_cond);
 	sem_destroy(&fs->wake);
+	free(fs->mountpoint);
 	free(fs);
 }

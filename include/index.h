@@ -188,4 +188,7 @@ int index_decode_pack(const uint8_t *key, size_t klen, const uint8_t *plain, siz
  */
 int index_copy_env(const char *dir, const char *dest_dir);
 
+/* Record counts of every database, read without keys.  -errno */
+int index_env_counts(const char *dir, uint64_t counts[INDEX_DB_COUNT]);
+
 #endif

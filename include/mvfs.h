@@ -92,7 +92,18 @@ struct mvfs {
 	pthread_t flusher;
 	int flusher_running;
 	sem_t wake;		/* posted to wake the flusher early (signals too) */
+
+	/* for `medvault status`; relaxed atomics, read approximately */
+	uint64_t stat_chunk_hits;	/* chunks served from memory */
+	uint64_t stat_chunk_loads;	/* chunks read and opened from packs */
+	int64_t last_checkpoint;	/* unix seconds */
+	char *mountpoint;
+	time_t started;
 };
+
+/* Where a running daemon publishes its status (not in the store). */
+#define MVFS_STATUS_DIR "/run/medvault"
+
 
 /* Files in STORE the daemon and the snapshot/compact commands meet at. */
 #define MVFS_SEAL_REQUEST "seal.request"	/* removed once the open pack is sealed */

@@ -27,8 +27,10 @@ NA=${MV_DICOM_SLICES:-200}	# slices of the main series
 NB=40				# slices of the second study
 
 SCP_PID=
+SCU_PIDS=()
 t85_cleanup() {
 	local c
+	for c in "${SCU_PIDS[@]}"; do kill -TERM "$c" 2>/dev/null; done
 	if [ -n "$SCP_PID" ]; then
 		# storescp --fork children first (they hold files open in the mount)
 		for c in $(awk -v p="$SCP_PID" '$4 == p { print $1 }' /proc/[0-9]*/stat 2>/dev/null); do
@@ -210,8 +212,10 @@ storescu -aet MVCT1 -aec MVARCHIVE +sd +r 127.0.0.1 "$port" "$T/sent/A" >"$T/scu
 scu_a=$!
 storescu -aet MVCT2 -aec MVARCHIVE +sd +r 127.0.0.1 "$port" "$T/sent/B" >"$T/scu-B.log" 2>&1 &
 scu_b=$!
+SCU_PIDS=("$scu_a" "$scu_b")
 wait $scu_a; rc_a=$?
 wait $scu_b; rc_b=$?
+SCU_PIDS=()
 took=$((SECONDS - start))
 is "$rc_a" 0 "storescu MVCT1 sent $NA instances (${took} s for both series)"
 [ $rc_a -eq 0 ] || tail -n 5 "$T/scu-A.log" | sed 's/^/#   /'

@@ -20,6 +20,9 @@ trap t90_cleanup EXIT
 
 mv_vault_new
 AUD=$T/auditlog
+# user 65534 must reach the mount point; the passphrase file stays 0600
+chmod 0755 "$T" "$T/vault"
+mkdir -m 1777 "$T/pids"
 check "init a vault" mv_init "$STORE" "$KS" "$PF"
 mv_mount "$STORE" "$MNT" "$KS" "$PF" --audit-dir "$AUD" || bail "mount with --audit-dir"
 ok "mount with --audit-dir"
@@ -34,8 +37,8 @@ ops() {
 	chmod 0755 "$MNT/patients" "$P"
 	echo "CT slice" >"$P/ct1.dcm"
 	chmod 0644 "$P/ct1.dcm"
-	sh -c 'echo $$ >"$1"; exec cat "$2" >/dev/null' sh "$T/pid_root" "$P/ct1.dcm"
-	as_nobody sh -c 'echo $$ >"$1"; exec cat "$2" >/dev/null' sh "$T/pid_nobody" "$P/ct1.dcm"
+	sh -c 'echo $$ >"$1"; exec cat "$2" >/dev/null' sh "$T/pids/root" "$P/ct1.dcm"
+	as_nobody sh -c 'echo $$ >"$1"; exec cat "$2" >/dev/null' sh "$T/pids/nobody" "$P/ct1.dcm"
 	# the kernel refuses this one itself (default_permissions): no record
 	! as_nobody sh -c 'echo x >>"$1"' sh "$P/ct1.dcm" 2>/dev/null
 	mv "$P/ct1.dcm" "$P/ct2.dcm"
@@ -52,7 +55,7 @@ check "operations as root and as user 65534" ops
 # fsync of an audited file makes its records durable at once: read them
 # while still mounted
 python3 -c 'import os,sys; fd=os.open(sys.argv[1], os.O_CREAT|os.O_WRONLY, 0o644); os.write(fd, b"x"); os.fsync(fd); os.close(fd)' "$P/synced.dcm"
-if audit --path "$P/synced.dcm" 2>&1 | grep -q 'op=create result=OK'; then
+if audit --path /patients/DOE_MARKER42/synced.dcm 2>&1 | grep -q 'op=create result=OK'; then
 	ok "after fsync the create record is on disk while mounted"
 else
 	not_ok "after fsync the create record is on disk while mounted" "$(audit 2>&1 | tail -n 5)"
@@ -60,7 +63,7 @@ fi
 mv_umount "$MNT" || not_ok "unmount"
 
 if audit >"$T/all" 2>"$T/err"; then ok "medvault audit lists the log"; else not_ok "medvault audit lists the log" "$(cat "$T/err")"; fi
-pr=$(cat "$T/pid_root" 2>/dev/null) pn=$(cat "$T/pid_nobody" 2>/dev/null)
+pr=$(cat "$T/pids/root" 2>/dev/null) pn=$(cat "$T/pids/nobody" 2>/dev/null)
 has() { # has NAME REGEX: a line of the listing matches
 	if grep -Eq -- "$2" "$T/all"; then ok "$1"; else not_ok "$1" "no line matches: $2" "$(tail -n 30 "$T/all")"; fi
 }
@@ -96,7 +99,6 @@ check "--json parses" bash -c "'$MV' audit '$AUD' --keystore '$KS' --passphrase-
 is "$(audit --json --uid 65534 | python3 -c 'import json,sys; r=json.load(sys.stdin); print(len(r), r[0]["comm"], r[0]["op"], r[0]["result"], r[0]["path"])')" \
 	"1 cat open-r OK $D/ct1.dcm" "--json fields"
 check "audit verify passes" mv_run audit verify "$AUD" --keystore "$KS" --passphrase-file "$PF"
-check "the keystore directory finds its volume's log" mv_run audit verify "$KS" --keystore "$KS" --passphrase-file "$PF"
 check_fails "a wrong passphrase is refused" bash -c "echo wrong >'$T/badpf'; '$MV' audit verify '$AUD' --keystore '$KS' --passphrase-file '$T/badpf'"
 if grep -rq DOE_MARKER42 "$AUD"; then not_ok "no path in clear in the audit files"; else ok "no path in clear in the audit files"; fi
 if grep -rq DOE_MARKER42 "$STORE"; then not_ok "nothing of the trail in the store"; else ok "nothing of the trail in the store"; fi
@@ -192,6 +194,7 @@ check_fails "an audit dir inside the store is refused" mv_mount "$STORE" "$MNT" 
 check_fails "--audit-failure takes closed or continue" mv_mount "$STORE" "$MNT" "$KS" "$PF" --audit-failure=maybe
 is_mounted "$MNT" && mv_umount "$MNT"
 check "the default audit dir is beside the keystore" bash -c "mv_dummy=1; '$MV' mount '$STORE' '$MNT' --keystore '$KS' --passphrase-file '$PF' && touch '$MNT/x' && '$MV' umount '$MNT' && ls '$KS'/audit/*/checkpoint"
+check "the keystore directory finds its volume's log" mv_run audit verify "$KS" --keystore "$KS" --passphrase-file "$PF"
 is_mounted "$MNT" && mv_umount "$MNT"
 
 summary

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Access-trail overhead on the CT-study workload (issue 6): 1000 files of
+# 512 KiB copied in with cp from /dev/shm, then read back with cat after
+# dropping caches, with the trail on (default) and off (--no-audit),
+# interleaved, REPEAT times; prints each run and the medians.
+#   REPEAT=5 scripts/bench-audit.sh        (root: drop_caches, mounts)
+set -euo pipefail
+export LC_ALL=C
+cd "$(dirname "$0")/.."
+MV=${MEDVAULT:-build/medvault}
+REPEAT=${REPEAT:-3}
+W=$(mktemp -d "${BENCH_DIR:-/var/tmp}/mvbench-audit.XXXXXX")
+SRC=$(mktemp -d /dev/shm/mvbench-src.XXXXXX)
+cleanup() {
+	mountpoint -q "$W/mnt" && "$MV" umount "$W/mnt"
+	rm -rf "$W" "$SRC"
+}
+trap cleanup EXIT
+for d in $(seq -w 1 10); do
+	mkdir -p "$SRC/series$d"
+	for f in $(seq -w 1 100); do head -c 524288 /dev/urandom >"$SRC/series$d/img$f.dcm"; done
+done
+echo "correct horse battery staple" >"$W/pass"
+mkdir -p "$W/mnt"
+now() { date +%s.%N; }
+run() { # MODE(audit|noaudit) -> "write_s read_s"
+	local opt=() t0 t1 t2
+	rm -rf "$W/store" "$W/ks" "$W/audit"
+	[ "$1" = noaudit ] && opt=(--no-audit) || opt=(--audit-dir "$W/audit")
+	"$MV" init "$W/store" --keystore "$W/ks" --passphrase-file "$W/pass" >/dev/null
+	"$MV" mount "$W/store" "$W/mnt" --keystore "$W/ks" --passphrase-file "$W/pass" "${opt[@]}"
+	sync
+	t0=$(now)
+	cp -r "$SRC" "$W/mnt/study"
+	sync -f "$W/mnt/study"
+	t1=$(now)
+	echo 3 >/proc/sys/vm/drop_caches
+	find "$W/mnt/study" -type f -exec cat {} + >/dev/null
+	t2=$(now)
+	"$MV" umount "$W/mnt"
+	echo "$(echo "$t1 - $t0" | bc) $(echo "$t2 - $t1" | bc)"
+}
+declare -a AW AR NW NR
+for ((i = 0; i < REPEAT; i++)); do
+	for m in audit noaudit; do
+		read -r w r < <(run $m)
+		echo "run $i $m: write ${w}s read ${r}s"
+		if [ $m = audit ]; then AW+=("$w"); AR+=("$r"); else NW+=("$w"); NR+=("$r"); fi
+	done
+done
+med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+aw=$(med "${AW[@]}") ar=$(med "${AR[@]}") nw=$(med "${NW[@]}") nr=$(med "${NR[@]}")
+echo "median write: audit ${aw}s, no audit ${nw}s, overhead $(echo "scale=1; ($aw - $nw) * 100 / $nw" | bc)%"
+echo "median read:  audit ${ar}s, no audit ${nr}s, overhead $(echo "scale=1; ($ar - $nr) * 100 / $nr" | bc)%"
