@@ -16,7 +16,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 
-.PHONY: all test unit integration asan clean demo deps stress fuzz bench
+.PHONY: all test unit integration asan clean demo deps stress fuzz bench install uninstall
 all: $(BIN) $(UNIT_BIN) $(TOOL_BIN)
 
 $(BUILD)/%.o: %.c
@@ -61,6 +61,21 @@ demo:
 
 deps:
 	scripts/install-deps.sh
+
+PREFIX ?= /usr/local
+install: all
+	install -D -m 0755 $(BUILD)/medvault $(DESTDIR)$(PREFIX)/bin/medvault
+	install -D -m 0755 scripts/mount.medvault $(DESTDIR)/sbin/mount.medvault
+	install -D -m 0644 docs/medvault.1 $(DESTDIR)$(PREFIX)/share/man/man1/medvault.1
+	install -d -m 0700 $(DESTDIR)/etc/medvault
+	install -m 0644 contrib/medvault.conf.example $(DESTDIR)/etc/medvault/
+	sed 's|/usr/local/bin/medvault|$(PREFIX)/bin/medvault|g' contrib/medvault@.service >$(BUILD)/medvault@.service
+	install -D -m 0644 $(BUILD)/medvault@.service $(DESTDIR)/etc/systemd/system/medvault@.service
+	-systemctl daemon-reload 2>/dev/null
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/medvault $(DESTDIR)/sbin/mount.medvault \
+	      $(DESTDIR)$(PREFIX)/share/man/man1/medvault.1 $(DESTDIR)/etc/systemd/system/medvault@.service
 
 clean:
 	rm -rf build

@@ -622,7 +622,8 @@ static void *writer_main(void *arg)
 		struct timespec until;
 		int64_t wait = a->failing ? RETRY_US : CP_EVERY_US;
 
-		if (a->nqueued < WAKE_AT && a->sync_want <= a->durable_gen) {
+		/* a failing log is retried once per RETRY_US, whoever asks */
+		if (a->failing || (a->nqueued < WAKE_AT && a->sync_want <= a->durable_gen)) {
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_sec += wait / 1000000;
 			until.tv_nsec += (long)(wait % 1000000) * 1000;

@@ -320,8 +320,11 @@ static int cmd_mount(int argc, char **argv)
 			break;
 		case 'o': {
 			size_t old = user_opts ? strlen(user_opts) : 0;
-			char *n = realloc(user_opts, old + strlen(optarg) + 2);
+			char *n;
 
+			if (!*optarg)
+				break;	/* -o '' adds nothing */
+			n = realloc(user_opts, old + strlen(optarg) + 2);
 			if (!n)
 				return fail("out of memory");
 			if (old)
@@ -410,7 +413,21 @@ static int cmd_mount(int argc, char **argv)
 		rc = fail("out of memory");
 		goto out;
 	}
-	se = fuse_session_new(&args, &mv_fuse_ops, sizeof(mv_fuse_ops), fs);
+	{
+		/* libfuse explains a bad option on stderr itself; the contract
+		 * is one line, ours */
+		int saved = dup(STDERR_FILENO), devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+		if (saved >= 0 && devnull >= 0)
+			dup2(devnull, STDERR_FILENO);
+		se = fuse_session_new(&args, &mv_fuse_ops, sizeof(mv_fuse_ops), fs);
+		if (saved >= 0) {
+			dup2(saved, STDERR_FILENO);
+			close(saved);
+		}
+		if (devnull >= 0)
+			close(devnull);
+	}
 	if (!se) {
 		rc = fail("mount: invalid FUSE options: %s", user_opts ? user_opts : "");
 		goto out;

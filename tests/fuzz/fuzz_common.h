@@ -26,7 +26,7 @@
 
 static char fuzz_dir_path[PATH_MAX];
 
-static void fuzz_dir_remove(void)
+static __attribute__((unused)) void fuzz_dir_remove(void)
 {
 	DIR *d;
 	struct dirent *e;
@@ -44,7 +44,7 @@ static void fuzz_dir_remove(void)
 }
 
 /* the per-process scratch directory */
-static const char *fuzz_dir(void)
+static __attribute__((unused)) const char *fuzz_dir(void)
 {
 	if (!fuzz_dir_path[0]) {
 		const char *t = getenv("TMPDIR");
@@ -61,7 +61,7 @@ static const char *fuzz_dir(void)
 }
 
 /* write exactly data[0..size) to DIR/name (replacing it) */
-static void fuzz_write_file(const char *name, const uint8_t *data, size_t size)
+static __attribute__((unused)) void fuzz_write_file(const char *name, const uint8_t *data, size_t size)
 {
 	char p[PATH_MAX + 256];
 	int fd;
@@ -85,7 +85,7 @@ static void fuzz_write_file(const char *name, const uint8_t *data, size_t size)
 	close(fd);
 }
 
-static void fuzz_unlink(const char *name)
+static __attribute__((unused)) void fuzz_unlink(const char *name)
 {
 	char p[PATH_MAX + 256];
 

@@ -9,10 +9,10 @@
 # (61001) and mvbob (61002), both in group mvshare (61010), and mvcarol
 # (61003), in no shared group.  Commands run as them with setpriv.
 #
-# POSIX ACLs are not supported by medvault yet (system.posix_acl_* is refused
-# with EOPNOTSUPP).  By default one check only records that setfacl is refused
-# cleanly; MV_TEST_ACL=1 runs the ACL checks (access and default ACLs, mask,
-# inheritance, remount) that must pass once ACLs are implemented.
+# POSIX ACLs (access and default ACLs, mask, inheritance, remount) are
+# checked too (MV_TEST_ACL=1, the default, since medvault supports them).
+# MV_TEST_ACL=0 skips them and only checks that setfacl either works or is
+# refused cleanly with EOPNOTSUPP (for a build without ACL support).
 . "$(dirname "$0")/lib.sh"
 
 need_mv
@@ -20,7 +20,7 @@ need_mv
 for t in useradd userdel groupadd groupdel setpriv; do
 	command -v "$t" >/dev/null || bail "$t is installed"
 done
-ACL=${MV_TEST_ACL:-0}
+ACL=${MV_TEST_ACL:-1}
 if [ "$ACL" = 1 ]; then
 	command -v setfacl >/dev/null && command -v getfacl >/dev/null || bail "setfacl/getfacl installed (package acl)"
 fi
@@ -229,7 +229,7 @@ acl_checks() {
 	cannot "ACL: chmod g-r narrows the mask: mvbob denied" mvbob EACCES cat "$A/private"
 	# default ACL: new files in a directory grant mvshare rw
 	can "setfacl -d -m g:$SHARE:rwx on a directory" mvalice sh -c \
-		"mkdir '$A/acl' && setfacl -m g:$SHARE:rwx '$A/acl' && setfacl -d -m g:$SHARE:rwx '$A/acl'"
+		"mkdir '$A/acl' && setfacl -m g:$SHARE:rwx '$A/acl' && setfacl -d -m u::rwx,g::---,o::---,g:$SHARE:rwx '$A/acl'"
 	can "mvalice creates a file under the default ACL (umask 077)" mvalice sh -c "umask 077 && echo acl >'$A/acl/f'"
 	getfacl -cp "$A/acl/f" 2>&1 | grep -q "^group:$SHARE:rw" &&
 		ok "ACL: the new file inherits group:$SHARE (default ACL beats the umask)" ||
@@ -249,7 +249,7 @@ else
 	out=$(setfacl -m u:mvbob:r "$A/private" 2>&1)
 	rc=$?
 	if [ $rc -ne 0 ] && grep -q "Operation not supported" <<<"$out"; then
-		ok "setfacl is refused cleanly (EOPNOTSUPP: ACLs not supported yet; MV_TEST_ACL=1 runs the ACL checks)"
+		ok "setfacl is refused cleanly (EOPNOTSUPP: no ACL support; MV_TEST_ACL=1 runs the ACL checks)"
 	elif [ $rc -eq 0 ]; then
 		ok "setfacl works: run with MV_TEST_ACL=1 to check ACL semantics"
 		setfacl -b "$A/private"
