@@ -62,6 +62,10 @@ demo:
 deps:
 	scripts/install-deps.sh
 
+bench: all
+	scripts/install-bench-deps.sh
+	scripts/bench.sh
+
 PREFIX ?= /usr/local
 install: all
 	install -D -m 0755 $(BUILD)/medvault $(DESTDIR)$(PREFIX)/bin/medvault

@@ -14,6 +14,7 @@
 #include "aead.h"
 #include "blobstore.h"
 #include "bufpool.h"
+#include "chunkcache.h"
 #include "parallel.h"
 #include "fileutil.h"
 #include "mvfs.h"
@@ -92,7 +93,9 @@ static int chunk_load(struct mvfs *fs, struct mv_inode *in, uint64_t idx, uint8_
 		rc = -EIO;
 		goto damaged;
 	}
-	ct = bufpool_get(fs->batches);
+	if (chunkcache_get(fs->cache, in->ino, idx, c.version, buf, len))
+		return 0;
+	ct = bufpool_get(fs->sealed);
 	if (!ct)
 		return -ENOMEM;
 	{
@@ -108,11 +111,12 @@ static int chunk_load(struct mvfs *fs, struct mv_inode *in, uint64_t idx, uint8_
 		rc = -EIO;
 		goto damaged;
 	}
-	bufpool_put(fs->batches, ct);
+	bufpool_put(fs->sealed, ct);
 	*len = c.plain_len;
+	chunkcache_put(fs->cache, in->ino, idx, c.version, buf, c.plain_len);
 	return 0;
 damaged:
-	bufpool_put(fs->batches, ct);
+	bufpool_put(fs->sealed, ct);
 	syslog(LOG_ERR, "inode %" PRIu64 " chunk %" PRIu64 ": %s", in->ino, idx,
 	       rc == -ENOENT ? "pack missing" : "failed authentication or unreadable");
 	return -EIO;

@@ -13,6 +13,7 @@
 
 #include "aead.h"
 #include "blobstore.h"
+#include "chunkcache.h"
 #include "volconf.h"
 #include <sys/stat.h>
 #include "compact.h"
@@ -26,7 +27,8 @@
 #define FLUSH_AGE_S 2		/* dirty data older than this is written back */
 #define CHECKPOINT_EVERY_S 2	/* and made durable this often */
 #define DIRTY_BYTES_PER_INODE (8u << 20)
-#define COMPACT_EVERY_S 300	/* background compaction of packs below the ratio */
+#define COMPACT_EVERY_S 60	/* background compaction of packs below the ratio */
+#define CHUNK_CACHE_BYTES (64u << 20)	/* plaintext chunks kept after reads */
 
 /* one sealer per core; the calling thread makes one more */
 static unsigned sealing_workers(void)
@@ -53,9 +55,12 @@ int mvfs_create(struct mvfs **out, struct vault *v)
 		fs->dirty_max = 4;
 	fs->batch_size = (size_t)fs->dirty_max * (fs->chunk_size + 64);
 	if (bufpool_create(&fs->chunks, fs->chunk_size, 256) < 0 ||
-	    bufpool_create(&fs->batches, fs->batch_size, 4) < 0) {
+	    bufpool_create(&fs->batches, fs->batch_size, 4) < 0 ||
+	    bufpool_create(&fs->sealed, fs->chunk_size + 64, 64) < 0 ||
+	    chunkcache_create(&fs->cache, fs->chunk_size, CHUNK_CACHE_BYTES) < 0) {
 		bufpool_destroy(fs->chunks);
 		bufpool_destroy(fs->batches);
+		bufpool_destroy(fs->sealed);
 		free(fs);
 		return -ENOMEM;
 	}
@@ -372,6 +377,8 @@ void mvfs_destroy(struct mvfs *fs)
 	parallel_destroy(fs->par);
 	bufpool_destroy(fs->chunks);
 	bufpool_destroy(fs->batches);
+	bufpool_destroy(fs->sealed);
+	chunkcache_destroy(fs->cache);
 	free(fs->table);
 	pthread_rwlock_destroy(&fs->barrier);
 	pthread_mutex_destroy(&fs->table_lock);

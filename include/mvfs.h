@@ -67,6 +67,8 @@ struct mvfs {
 	unsigned dirty_max;	/* per inode, in chunks, before write-back */
 	struct bufpool *chunks;	/* chunk_size plaintext buffers */
 	struct bufpool *batches;	/* sealed write-back batches */
+	struct bufpool *sealed;		/* one sealed chunk, for reads */
+	struct chunkcache *cache;	/* recently read chunks, all files */
 	size_t batch_size;
 	struct parallel *par;	/* sealing and opening run here */
 

@@ -9,12 +9,14 @@ set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
 MV=${MEDVAULT:-build/medvault}
+# a private copy: a rebuild during the run must not change the binary
+cp "$MV" /tmp/medvault-bench-audit.$$ && MV=/tmp/medvault-bench-audit.$$
 REPEAT=${REPEAT:-3}
 W=$(mktemp -d "${BENCH_DIR:-/var/tmp}/mvbench-audit.XXXXXX")
 SRC=$(mktemp -d /dev/shm/mvbench-src.XXXXXX)
 cleanup() {
 	mountpoint -q "$W/mnt" && "$MV" umount "$W/mnt"
-	rm -rf "$W" "$SRC"
+	rm -rf "$W" "$SRC" "$MV"
 }
 trap cleanup EXIT
 for d in $(seq -w 1 10); do
@@ -48,7 +50,9 @@ run() { # MODE(audit|noaudit) -> "write_s read_s cpu_s"
 }
 declare -a AW AR NW NR AC NC
 for ((i = 0; i < REPEAT; i++)); do
-	for m in audit noaudit; do
+	order="audit noaudit"
+	[ $((i % 2)) -eq 1 ] && order="noaudit audit"	# neither always goes first
+	for m in $order; do
 		read -r w r c < <(run $m)
 		echo "run $i $m: write ${w}s read ${r}s daemon cpu ${c}s"
 		if [ $m = audit ]; then AW+=("$w"); AR+=("$r"); AC+=("$c"); else NW+=("$w"); NR+=("$r"); NC+=("$c"); fi
