@@ -272,6 +272,7 @@ static int cmd_mount(int argc, char **argv)
 	struct mvfs *fs = NULL;
 	struct stat st;
 	int c, foreground = 0, rc = 1;
+	int status_pipe[2] = { -1, -1 };
 
 	if (wants_help(argc, argv)) {
 		fputs(usage_mount, stdout);
@@ -365,6 +366,37 @@ static int cmd_mount(int argc, char **argv)
 		rc = fail("%s is already a mount point (%s)", mnt, fstype);
 		goto out;
 	}
+	/*
+	 * Go to the background first: LMDB's locks and our threads belong to
+	 * the process that made them, so the daemon must be the one that
+	 * opens everything.  The parent only waits for a verdict; the child
+	 * prints its own one-line error on the shared stderr.
+	 */
+	if (!foreground) {
+		pid_t pid;
+
+		if (pipe2(status_pipe, O_CLOEXEC) < 0) {
+			rc = fail("pipe: %s", strerror(errno));
+			goto out;
+		}
+		pid = fork();
+		if (pid < 0) {
+			rc = fail("fork: %s", strerror(errno));
+			goto out;
+		}
+		if (pid > 0) {
+			char verdict = '1';
+
+			close(status_pipe[1]);
+			while (read(status_pipe[0], &verdict, 1) < 0 && errno == EINTR)
+				;
+			close(status_pipe[0]);
+			free(user_opts);
+			return verdict == '0' ? 0 : 1;
+		}
+		close(status_pipe[0]);
+		status_pipe[0] = -1;
+	}
 	if (secure_init() < 0) {
 		rc = fail("libsodium failed to initialise");
 		goto out;
@@ -437,9 +469,25 @@ static int cmd_mount(int argc, char **argv)
 		goto out;
 	}
 	openlog("medvault", LOG_PID | (foreground ? LOG_PERROR : 0), LOG_DAEMON);
-	if (fuse_daemonize(foreground) != 0) {
-		rc = fail("cannot go to the background");
-		goto unmount;
+	if (!foreground) {
+		int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		/* mounted and serving: release the waiting parent */
+		if (write(status_pipe[1], "0", 1) != 1) {
+			syslog(LOG_ERR, "the starting command went away");
+			goto unmount;
+		}
+		close(status_pipe[1]);
+		status_pipe[1] = -1;
+		setsid();
+		if (chdir("/") < 0)
+			syslog(LOG_WARNING, "chdir /: %s", strerror(errno));
+		if (devnull >= 0) {
+			dup2(devnull, STDIN_FILENO);
+			dup2(devnull, STDOUT_FILENO);
+			dup2(devnull, STDERR_FILENO);
+			close(devnull);
+		}
 	}
 	vault_note_pid(v);	/* snapshot and compact signal this process */
 	fs->mountpoint = strdup(mntreal);
@@ -471,6 +519,8 @@ out:
 	audit_close(audit);
 	vault_close(v);
 	free(user_opts);
+	if (status_pipe[1] >= 0)
+		close(status_pipe[1]);	/* the parent reads EOF: startup failed */
 	return rc;
 }
 

@@ -41,7 +41,13 @@ check "init a vault" mv_init "$STORE" "$KS" "$PF"
 mv_mount "$STORE" "$MNT" "$KS" "$PF" || bail "mount the vault"
 ok "mount the vault"
 
-digest() { "$TOOLS/tree_digest" "$1" >"$2"; }
+# digest DIR MANIFEST: a failed read (EIO...) is a failure of its own
+digest() {
+	if ! "$TOOLS/tree_digest" "$1" >"$2" 2>"$T/digest.err"; then
+		not_ok "manifest of $1 reads every entry" "$(head -n 5 "$T/digest.err")"
+		return 1
+	fi
+}
 same_tree() {	# NAME MANIFEST-A MANIFEST-B
 	if diff "$2" "$3" >"$T/diff.out"; then
 		ok "$1"

@@ -30,6 +30,14 @@ OUT=$T/out
 have_acl=0
 command -v setfacl >/dev/null && command -v getfacl >/dev/null && have_acl=1
 
+# pin_times R: symlinks and directories get times far from "now".  rsync
+# (3.5.0 here, on ext4 as well) leaves a re-created symlink's or a
+# directory's mtime unset when the source's is in the current second: it
+# compares whole seconds there.  That is rsync's doing, not the vault's.
+pin_times() {
+	find "$SRC" -type l -exec touch -h -d "@$((1500000000 + $1 * 1000)).25" {} +
+	find "$SRC" -type d -exec touch -d "@$((1500000000 + $1 * 1000)).75" {} +
+}
 make_plain() {
 	set -e
 	mkdir -p "$SRC/study/series1" "$SRC/study/series2" "$SRC/empty dir" "$SRC/private"
@@ -57,6 +65,7 @@ make_plain() {
 	chmod 1777 "$SRC/empty dir"
 	chown 1234:5678 "$SRC/report.txt"
 	chown -h 99:99 "$SRC/report.symlink"
+	pin_times 0
 	touch -d '2003-04-05 06:07:08.123456789' "$SRC/study/large.bin"
 	touch -h -d '1990-01-01 00:00:00.5' "$SRC/report.symlink"
 	touch -d '2020-02-29 12:00:00.000000001' "$SRC/study"
@@ -96,8 +105,9 @@ digest "$SRC" "$T/m_src"
 digest "$MNT/in" "$T/m_in"
 same_tree "the tree in the mount equals the source (${RSYNC_OPTS[*]})" "$T/m_src" "$T/m_in"
 if [ $have_acl -eq 1 ]; then
-	a=$(cd "$SRC" && getfacl -pR . 2>/dev/null)
-	b=$(cd "$MNT/in" && getfacl -pR . 2>/dev/null)
+	# file by file in sorted order (getfacl -R follows readdir order)
+	a=$(cd "$SRC" && find . ! -type l | sort | xargs -d '\n' getfacl -p 2>/dev/null)
+	b=$(cd "$MNT/in" && find . ! -type l | sort | xargs -d '\n' getfacl -p 2>/dev/null)
 	if [ "$a" = "$b" ] && grep -q 'user:1234:rw-' <<<"$b"; then
 		ok "POSIX ACLs (access and default) copied into the mount"
 	else
@@ -141,6 +151,7 @@ modify_src() {	# ROUND
 	ln -sfn "target$r" "$SRC/report.symlink"
 	rm -f "$SRC/study/series2/im$((2 * r)).dcm"
 	head -c 100000 /dev/urandom >"$SRC/study/series2/new$r.dcm"
+	pin_times "$r"
 }
 round=0
 for mode in whole-file no-whole-file inplace; do
