@@ -7,6 +7,7 @@
 #include "audit.h"
 
 #include <errno.h>
+#include <sys/file.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -861,6 +862,14 @@ int audit_open(struct audit **out, const struct audit_opts *o, char *why, size_t
 	a->dirfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (a->dirfd < 0) {
 		rc = why_set(why, whylen, -errno, "audit directory %s: %s", o->dir, strerror(errno));
+		goto fail;
+	}
+	/* one writer per trail: a snapshot or copy of this volume mounted
+	 * beside it would otherwise fork the hash chain */
+	if (flock(a->dirfd, LOCK_EX | LOCK_NB) < 0) {
+		rc = why_set(why, whylen, -EBUSY,
+			     "audit trail %s is in use by another mount of this volume; give this one its own --audit-dir",
+			     a->dir);
 		goto fail;
 	}
 	if ((rc = aead_new(&a->k, AEAD_XCHACHA20POLY1305, o->key)) < 0) {

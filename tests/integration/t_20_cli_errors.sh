@@ -145,7 +145,10 @@ echo file >"$T/mnt-is-file"
 mount_a "mountpoint is a regular file" "$A_STORE" "$T/mnt-is-file"
 if mv_mount "$B_STORE" "$B_MNT" "$B_KS" "$B_PF"; then
 	ok "mount vault b (to occupy a mountpoint)"
-	echo "b's data" >"$B_MNT/marker"
+	# written and synced now, so the daemon has nothing left to write back
+	# while the failing commands below are watched
+	echo "b's data" | dd of="$B_MNT/marker" conv=fsync status=none
+	sleep 3
 	mount_a "mountpoint already mounted" "$A_STORE" "$B_MNT"
 	check "the occupied mountpoint still serves vault b" grep -q "b's data" "$B_MNT/marker"
 	expect_fail "store already mounted elsewhere" "$T/b/mnt2" \
