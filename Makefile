@@ -66,6 +66,9 @@ bench: all
 	scripts/install-bench-deps.sh
 	scripts/bench.sh
 
+fuzz:
+	scripts/fuzz.sh
+
 PREFIX ?= /usr/local
 install: all
 	install -D -m 0755 $(BUILD)/medvault $(DESTDIR)$(PREFIX)/bin/medvault

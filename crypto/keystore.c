@@ -163,7 +163,9 @@ static void get_bytes(struct rbuf *r, void *dst, size_t n)
 		memcpy(dst, q, n);
 }
 
-/* strings: no NUL inside, at most max bytes; non-canonical input is an error */
+/* strings: no NUL or other control character inside (they end up on
+ * terminals and in one-line errors, and the checksum is unkeyed), at most
+ * max bytes; non-canonical input is an error */
 static void get_str(struct rbuf *r, char *dst, size_t max, int allow_empty)
 {
 	size_t n = (size_t)get_be(r, 2);
@@ -174,9 +176,15 @@ static void get_str(struct rbuf *r, char *dst, size_t max, int allow_empty)
 		return;
 	}
 	q = get(r, n);
-	if (!q || memchr(q, 0, n)) {
+	if (!q) {
 		r->err = 1;
 		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (q[i] < 0x20 || q[i] == 0x7f) {
+			r->err = 1;
+			return;
+		}
 	}
 	memcpy(dst, q, n);
 	dst[n] = '\0';

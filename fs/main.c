@@ -39,15 +39,20 @@
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* One line on stderr, always: control characters that came from user
+ * input or a damaged file are shown as '?'. */
 static int fail(const char *fmt, ...)
 {
+	char line[2048];
 	va_list ap;
 
-	fputs("medvault: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	for (char *p = line; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	fprintf(stderr, "medvault: %s\n", line);
 	return 1;
 }
 

@@ -69,12 +69,14 @@ done
 run_one() {
 	local t=${1##*/} seeds=tests/fuzz/corpus/${1##*/} work=$OUT/corpus/${1##*/}
 	local log=$OUT/$t.log art=$OUT/artifacts/$t/ rc runs secs crash
-	mkdir -p "$work" "$art"
+	mkdir -p "$work" "$art" "$OUT/tmp/$t"
 	[ -d "$seeds" ] || mkdir -p "$seeds"
-	# -rss_limit_mb: the keystore and audit targets map files; 2 GiB is ample
-	"$OUT/$t" -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=25 \
+	# -rss_limit_mb: the keystore and audit targets map files; 2 GiB is ample.
+	# TMPDIR: the targets' scratch files (a crash skips their atexit cleanup)
+	TMPDIR=$ROOT/$OUT/tmp/$t "$OUT/$t" -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=25 \
 		-print_final_stats=1 -artifact_prefix="$art" "$work" "$seeds" >"$log" 2>&1
 	rc=$?
+	rm -rf "${OUT:?}/tmp/$t"
 	runs=$(awk '/stat::number_of_executed_units:/ { print $2 }' "$log" | tail -n 1)
 	secs=$(awk '/stat::average_exec_per_sec:/ { e = $2 } END { print e }' "$log")
 	crash=$(ls -t "$art" 2>/dev/null | head -n 1)

@@ -28,6 +28,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *s, why[512];
 	int rc;
 
+	static int skip_known = -1;
+
+	if (skip_known < 0)
+		skip_known = getenv("FUZZ_SKIP_KNOWN") != NULL;
 	if (size > 65536)
 		return 0;
 	s = malloc(size + 1);
@@ -46,7 +50,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_field(u.module_path);
 		check_field(u.pin_file);
 	} else {
-		FUZZ_ASSERT(why[0] != '\0' && !strchr(why, '\n'));
+		FUZZ_ASSERT(why[0] != '\0');
+		/* known bug (tests/fuzz/crashes/fuzz_pkcs11_uri-type-newline): the
+		 * type= value is echoed into the message; FUZZ_SKIP_KNOWN=1 lets a
+		 * run go past it until crypto/pkcs11_uri.c is fixed */
+		if (!skip_known)
+			FUZZ_ASSERT(!strchr(why, '\n'));
 	}
 	pkcs11_uri_release(&u);
 
@@ -56,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = key_opts_check(&ko, "", why, sizeof(why));
 	FUZZ_ASSERT(rc == 0 || rc == -EINVAL || rc == -ENAMETOOLONG);
 	if (rc < 0)
-		FUZZ_ASSERT(why[0] != '\0' && !strchr(why, '\n'));
+		FUZZ_ASSERT(why[0] != '\0' && (skip_known || !strchr(why, '\n')));
 
 	memset(&src, 0, sizeof(src));
 	rc = ks_source_resolve(&ko, &src, why, sizeof(why));
