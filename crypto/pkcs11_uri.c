@@ -110,9 +110,14 @@ static int handle_attr(struct pkcs11_uri *u, const char *name, size_t nlen, char
 	} else if (!query && !strcmp(attr, "object")) {
 		rc = set_once(&u->object, val, attr, why, whylen);
 	} else if (!query && !strcmp(attr, "type")) {
-		if (strcmp(val, "secret-key"))
+		if (strcmp(val, "secret-key")) {
+			/* shown in a one-line error: no control characters */
+			for (char *p = val; *p; p++)
+				if ((unsigned char)*p < 0x20 || *p == 0x7f)
+					*p = '?';
 			rc = ks_why(why, whylen, -EINVAL,
 				    "pkcs11 URI: type=%s, medvault needs a secret-key", val);
+		}
 		free(val);
 	} else if (query && !strcmp(attr, "module-path")) {
 		rc = set_once(&u->module_path, val, attr, why, whylen);

@@ -69,6 +69,7 @@ done
 run_one() {
 	local t=${1##*/} seeds=tests/fuzz/corpus/${1##*/} work=$OUT/corpus/${1##*/}
 	local log=$OUT/$t.log art=$OUT/artifacts/$t/ rc runs secs crash
+	rm -rf "$art"	# a reproducer left by an earlier run is not this run's
 	mkdir -p "$work" "$art" "$OUT/tmp/$t"
 	[ -d "$seeds" ] || mkdir -p "$seeds"
 	# -rss_limit_mb: the keystore and audit targets map files; 2 GiB is ample.
