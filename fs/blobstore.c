@@ -22,9 +22,16 @@
 struct pack_fd {
 	uint64_t id;
 	int fd;
+	int dfd;	/* O_DIRECT, for large appends to the open pack; -1 if none */
 	unsigned refs;
 	uint64_t last_use;
 };
+
+/* Large appends bypass the page cache: copying tens of MiB per second into
+ * it costs more CPU than sealing them, and the data is not read back soon. */
+#define DIRECT_ALIGN 4096u
+#define DIRECT_MIN (256u << 10)
+#define ALIGN_UP(x) (((x) + DIRECT_ALIGN - 1) & ~(uint64_t)(DIRECT_ALIGN - 1))
 
 struct blobstore {
 	char *store;
@@ -113,7 +120,7 @@ int blobstore_open(struct blobstore **out, const char *store, const uint8_t uuid
 	found = scan_max_id(store);
 	bs->last_id = found > min_id ? found : min_id;
 	for (int i = 0; i < FD_CACHE; i++)
-		bs->cache[i].fd = -1;
+		bs->cache[i].fd = bs->cache[i].dfd = -1;
 	pthread_mutex_init(&bs->lock, NULL);
 	pthread_mutex_init(&bs->sync_lock, NULL);
 	*out = bs;
@@ -124,9 +131,12 @@ void blobstore_close(struct blobstore *bs)
 {
 	if (!bs)
 		return;
-	for (int i = 0; i < FD_CACHE; i++)
+	for (int i = 0; i < FD_CACHE; i++) {
 		if (bs->cache[i].fd >= 0)
 			close(bs->cache[i].fd);
+		if (bs->cache[i].dfd >= 0)
+			close(bs->cache[i].dfd);
+	}
 	pthread_mutex_destroy(&bs->lock);
 	pthread_mutex_destroy(&bs->sync_lock);
 	free(bs->store);
@@ -159,7 +169,9 @@ static struct pack_fd *cache_slot(struct blobstore *bs)
 	}
 	if (best) {
 		close(best->fd);
-		best->fd = -1;
+		if (best->dfd >= 0)
+			close(best->dfd);
+		best->fd = best->dfd = -1;
 	}
 	return best;
 }
@@ -206,6 +218,8 @@ static int pack_start(struct blobstore *bs)
 	bs->last_id = id;
 	slot->id = id;
 	slot->fd = fd;
+	/* tmpfs and some others refuse O_DIRECT: then every append is buffered */
+	slot->dfd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
 	slot->refs = 0;
 	slot->last_use = ++bs->tick;
 	bs->open_pack = slot;
@@ -222,12 +236,14 @@ void blobstore_seal_open(struct blobstore *bs)
 	pthread_mutex_unlock(&bs->lock);
 }
 
-int blobstore_append(struct blobstore *bs, const uint8_t *buf, size_t len,
-		     struct blob_loc *loc)
+/* cap > len with an aligned buf allows a direct write (the tail up to the
+ * next 4 KiB is zeroed and written too). */
+static int append(struct blobstore *bs, uint8_t *buf, size_t len, size_t cap,
+		  struct blob_loc *loc)
 {
 	struct pack_fd *p;
-	uint64_t off;
-	int rc = 0;
+	uint64_t off, wlen;
+	int rc = 0, direct;
 
 	if (len > BLOBSTORE_CHUNK_MAX)
 		return -EFBIG;
@@ -238,7 +254,7 @@ int blobstore_append(struct blobstore *bs, const uint8_t *buf, size_t len,
 		pthread_mutex_unlock(&bs->lock);
 		if ((rc = blobstore_sync(bs)) < 0)
 			return rc;
-		return blobstore_append(bs, buf, len, loc);
+		return append(bs, buf, len, cap, loc);
 	}
 	if (bs->open_pack && bs->open_size + len > bs->pack_size &&
 	    bs->open_size > BLOBSTORE_HEADER_LEN)
@@ -248,8 +264,11 @@ int blobstore_append(struct blobstore *bs, const uint8_t *buf, size_t len,
 		return rc;
 	}
 	p = bs->open_pack;
-	off = bs->open_size;
-	bs->open_size += len;
+	direct = p->dfd >= 0 && len >= DIRECT_MIN && cap >= ALIGN_UP(len) &&
+		 ((uintptr_t)buf % DIRECT_ALIGN) == 0;
+	off = direct ? ALIGN_UP(bs->open_size) : bs->open_size;
+	wlen = direct ? ALIGN_UP(len) : len;
+	bs->open_size = off + wlen;
 	p->refs++;
 	p->last_use = ++bs->tick;
 	mark_dirty(bs, p->id);
@@ -258,7 +277,14 @@ int blobstore_append(struct blobstore *bs, const uint8_t *buf, size_t len,
 	loc->len = (uint32_t)len;
 	pthread_mutex_unlock(&bs->lock);
 
-	rc = pwrite_full(p->fd, buf, len, (off_t)off);
+	if (direct) {
+		memset(buf + len, 0, wlen - len);
+		rc = pwrite_full(p->dfd, buf, wlen, (off_t)off);
+		if (rc == -EINVAL)	/* the filesystem changed its mind */
+			rc = pwrite_full(p->fd, buf, len, (off_t)off);
+	} else {
+		rc = pwrite_full(p->fd, buf, len, (off_t)off);
+	}
 
 	pthread_mutex_lock(&bs->lock);
 	p->refs--;
@@ -266,13 +292,25 @@ int blobstore_append(struct blobstore *bs, const uint8_t *buf, size_t len,
 		/* give the space back if nothing was appended after us (a full
 		 * disk must not fill up further with torn writes); otherwise
 		 * the gap stays and a new pack starts */
-		if (bs->open_size == off + len && ftruncate(p->fd, (off_t)off) == 0)
+		if (bs->open_size == off + wlen && ftruncate(p->fd, (off_t)off) == 0)
 			bs->open_size = off;
 		else
 			bs->open_pack = NULL;
 	}
 	pthread_mutex_unlock(&bs->lock);
 	return rc;
+}
+
+int blobstore_append(struct blobstore *bs, const uint8_t *buf, size_t len,
+		     struct blob_loc *loc)
+{
+	return append(bs, (uint8_t *)buf, len, 0, loc);
+}
+
+int blobstore_append_buf(struct blobstore *bs, uint8_t *buf, size_t len, size_t cap,
+			 struct blob_loc *loc)
+{
+	return append(bs, buf, len, cap, loc);
 }
 
 /* lock held: a referenced descriptor for pack id, opening it if needed. */
@@ -301,6 +339,7 @@ static int pack_get(struct blobstore *bs, uint64_t id, struct pack_fd **out)
 	}
 	slot->id = id;
 	slot->fd = fd;
+	slot->dfd = -1;
 	slot->refs = 1;
 	slot->last_use = ++bs->tick;
 	*out = slot;
@@ -409,7 +448,9 @@ int blobstore_pack_remove(struct blobstore *bs, uint64_t pack)
 	for (int i = 0; i < FD_CACHE; i++) {
 		if (bs->cache[i].fd >= 0 && bs->cache[i].id == pack && bs->cache[i].refs == 0) {
 			close(bs->cache[i].fd);
-			bs->cache[i].fd = -1;
+			if (bs->cache[i].dfd >= 0)
+				close(bs->cache[i].dfd);
+			bs->cache[i].fd = bs->cache[i].dfd = -1;
 		}
 	}
 	pthread_mutex_unlock(&bs->lock);

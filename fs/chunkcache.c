@@ -10,6 +10,7 @@ struct entry {
 	uint64_t ino, idx, version;
 	uint32_t len;
 	int used;
+	int locked;	/* mlock'd on first use, so an idle cache costs no RAM */
 	struct entry *hnext;		/* hash chain */
 	struct entry *prev, *next;	/* LRU: head is the most recent */
 	uint8_t *data;
@@ -56,8 +57,7 @@ int chunkcache_create(struct chunkcache **out, uint32_t chunk_size, size_t capac
 			chunkcache_destroy(cc);
 			return -ENOMEM;
 		}
-		/* never swapped, never in a core dump */
-		mlock(cc->arena, cc->arena_len);
+		/* never in a core dump; each slot is locked when first filled */
 		madvise(cc->arena, cc->arena_len, MADV_DONTDUMP);
 		for (size_t i = 0; i < cc->nslots; i++) {
 			struct entry *e = &cc->slots[i];
@@ -167,6 +167,10 @@ void chunkcache_put(struct chunkcache *cc, uint64_t ino, uint64_t idx, uint64_t 
 		e->hnext = cc->buckets[bucket(cc, ino, idx)];
 		cc->buckets[bucket(cc, ino, idx)] = e;
 		e->used = 1;
+	}
+	if (!e->locked) {
+		mlock(e->data, cc->chunk_size);	/* plaintext never reaches swap */
+		e->locked = 1;
 	}
 	e->version = version;
 	e->len = len;

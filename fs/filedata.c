@@ -72,7 +72,7 @@ static int ensure_size(struct mvfs *fs, struct mv_inode *in)
  * so readers of one file load chunks in parallel.  -EIO on any damage.
  */
 static int chunk_load(struct mvfs *fs, struct mv_inode *in, uint64_t idx, uint8_t *buf,
-		      uint32_t *len)
+		      uint32_t *len, int cache_it)
 {
 	struct index_txn *t;
 	struct chunk_rec c;
@@ -113,7 +113,8 @@ static int chunk_load(struct mvfs *fs, struct mv_inode *in, uint64_t idx, uint8_
 	}
 	bufpool_put(fs->sealed, ct);
 	*len = c.plain_len;
-	chunkcache_put(fs->cache, in->ino, idx, c.version, buf, c.plain_len);
+	if (cache_it)
+		chunkcache_put(fs->cache, in->ino, idx, c.version, buf, c.plain_len);
 	return 0;
 damaged:
 	bufpool_put(fs->sealed, ct);
@@ -176,13 +177,22 @@ static void read_one(void *ctx, size_t i)
 {
 	struct read_job *j = ctx;
 	struct read_item *it = &j->items[i];
+	uint32_t cs = j->fs->chunk_size;
 
+	if (it->within == 0 && it->take == cs) {
+		/* a whole chunk: open it straight into the reply; a sequential
+		 * reader will not ask for it again, so no cache either */
+		it->rc = chunk_load(j->fs, j->in, it->idx, (uint8_t *)it->out, &it->valid, 0);
+		if (it->rc == 0 && it->valid < cs)
+			memset(it->out + it->valid, 0, cs - it->valid);
+		return;
+	}
 	it->buf = bufpool_get(j->fs->chunks);
 	if (!it->buf) {
 		it->rc = -ENOMEM;
 		return;
 	}
-	it->rc = chunk_load(j->fs, j->in, it->idx, it->buf, &it->valid);
+	it->rc = chunk_load(j->fs, j->in, it->idx, it->buf, &it->valid, 1);
 	if (it->rc == 0)
 		chunk_copy(it->out, it->buf, it->valid, it->within, it->take);
 }
@@ -242,7 +252,7 @@ unlock:
 	for (size_t i = 0; i < nitems; i++)
 		if (items[i].rc < 0 && rc == 0)
 			rc = items[i].rc;
-	if (rc == 0) {
+	if (rc == 0 && items[nitems - 1].buf) {
 		/* keep the last chunk read: small sequential reads come next */
 		struct read_item *last = &items[nitems - 1];
 
@@ -493,7 +503,8 @@ static int flush_locked(struct mvfs *fs, struct mv_inode *in, uint64_t delete_fr
 	if (n) {
 		struct blob_loc loc;
 
-		rc = blobstore_append(fs->v->bs, job.out, total, &loc);
+		rc = blobstore_append_buf(fs->v->bs, job.out, total,
+					  total <= fs->batch_size ? fs->batch_size : total, &loc);
 		for (unsigned i = 0; rc == 0 && i < n; i++) {
 			sc[i].rec.pack = loc.pack;
 			sc[i].rec.off = loc.off + at[i];
@@ -565,7 +576,7 @@ static int dirty_get(struct mvfs *fs, struct mv_inode *in, uint64_t idx, int who
 		memcpy(d->buf, in->rbuf, in->rlen);
 		d->len = in->rlen;
 	} else if ((rc = ensure_aead(fs, in)) < 0 ||
-		   (rc = chunk_load(fs, in, idx, d->buf, &d->len)) < 0) {
+		   (rc = chunk_load(fs, in, idx, d->buf, &d->len, 0)) < 0) {
 		bufpool_put(fs->chunks, d->buf);
 		free(d);
 		return rc;

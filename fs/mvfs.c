@@ -53,7 +53,11 @@ int mvfs_create(struct mvfs **out, struct vault *v)
 	fs->dirty_max = DIRTY_BYTES_PER_INODE / fs->chunk_size;
 	if (fs->dirty_max < 4)
 		fs->dirty_max = 4;
-	fs->batch_size = (size_t)fs->dirty_max * (fs->chunk_size + 64);
+	/* room for the sealed batch: dirty_max is checked before a write, which
+	 * may add up to max_write's worth of chunks; plus the rounding up to
+	 * 4 KiB for O_DIRECT */
+	fs->batch_size = (size_t)(fs->dirty_max + (1u << 20) / fs->chunk_size + 2) *
+			 (fs->chunk_size + 64) + 4096;
 	if (bufpool_create(&fs->chunks, fs->chunk_size, 256) < 0 ||
 	    bufpool_create(&fs->batches, fs->batch_size, 4) < 0 ||
 	    bufpool_create(&fs->sealed, fs->chunk_size + 64, 64) < 0 ||

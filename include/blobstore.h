@@ -45,6 +45,15 @@ int blobstore_create(const char *store);
 int blobstore_append(struct blobstore *bs, const uint8_t *buf, size_t len,
 		     struct blob_loc *loc);
 
+/*
+ * Same, for a caller whose buffer may be scribbled on up to cap bytes: a
+ * large run from a 4 KiB-aligned buffer with cap >= len rounded up to
+ * 4 KiB is written with O_DIRECT at a 4 KiB-aligned offset, bypassing the
+ * page cache.
+ */
+int blobstore_append_buf(struct blobstore *bs, uint8_t *buf, size_t len, size_t cap,
+			 struct blob_loc *loc);
+
 /* Read exactly loc->len bytes.  -ENOENT missing pack, -EIO short or failed read. */
 int blobstore_read(struct blobstore *bs, const struct blob_loc *loc, uint8_t *buf);
 
