@@ -276,6 +276,26 @@ out:
 	return rc < 0 ? rc : (ssize_t)done;
 }
 
+size_t filedata_chunk_peek(struct mvfs *fs, struct mv_inode *in, off_t off, uint8_t *buf,
+			   uint64_t *start)
+{
+	uint64_t idx = (uint64_t)off / fs->chunk_size;
+	size_t n = 0;
+
+	pthread_mutex_lock(&in->lock);
+	if (in->rvalid && in->ridx == idx && in->size_loaded && !dirty_find(in, idx)) {
+		uint64_t s = idx * fs->chunk_size;
+
+		if (s < in->size) {
+			n = (size_t)(in->size - s < fs->chunk_size ? in->size - s : fs->chunk_size);
+			chunk_copy((char *)buf, in->rbuf, in->rlen, 0, n);
+			*start = s;
+		}
+	}
+	pthread_mutex_unlock(&in->lock);
+	return n;
+}
+
 /* ---- write-back ---- */
 
 struct sealed_chunk {

@@ -364,6 +364,13 @@ static int open_handle(struct mvfs *fs, fuse_ino_t ino, struct fuse_file_info *f
 		return rc;
 	itable_open_inc(fs, in);
 	itable_put(fs, in);
+	/* writeback-cache writes can come through any handle (mmap, or the
+	 * kernel's own writeback): count every handle that may write */
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+		pthread_mutex_lock(&in->store_lock);
+		in->nwriters++;
+		pthread_mutex_unlock(&in->store_lock);
+	}
 	fi->fh = (uint64_t)(uintptr_t)in;
 	/* this daemon is the only way to the data: cached pages stay valid */
 	fi->keep_cache = 1;
@@ -374,6 +381,11 @@ static void close_handle(struct mvfs *fs, struct fuse_file_info *fi)
 {
 	struct mv_inode *in = (struct mv_inode *)(uintptr_t)fi->fh;
 
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+		pthread_mutex_lock(&in->store_lock);
+		in->nwriters--;
+		pthread_mutex_unlock(&in->store_lock);
+	}
 	filedata_flush(fs, in);
 	itable_open_dec(fs, in);
 }
@@ -452,24 +464,63 @@ static void mv_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		close_handle(fs, fi);
 }
 
+/*
+ * A small read made us open a whole chunk: give the kernel the rest of it,
+ * so the neighbouring reads (random 4 KiB reads of a 64 KiB chunk) are
+ * served from its page cache with no round trip.  Only after the reply,
+ * when the pages of this request are unlocked again.
+ */
+static void store_rest_of_chunk(struct mvfs *fs, struct mv_inode *in, fuse_ino_t ino,
+				off_t off, size_t n)
+{
+	uint8_t *chunk;
+	uint64_t start = 0;
+	size_t len;
+
+	if (!fs->session || !(chunk = malloc(fs->chunk_size)))
+		return;
+	pthread_mutex_lock(&in->store_lock);
+	len = in->nwriters ? 0 : filedata_chunk_peek(fs, in, off, chunk, &start);
+	if (len) {
+		uint64_t lo = (uint64_t)off, hi = (uint64_t)off + n, end = start + len;
+
+		if (lo > start) {
+			struct fuse_bufvec bv = FUSE_BUFVEC_INIT(lo - start);
+
+			bv.buf[0].mem = chunk;
+			fuse_lowlevel_notify_store(fs->session, ino, (off_t)start, &bv, 0);
+		}
+		if (hi < end) {
+			struct fuse_bufvec bv = FUSE_BUFVEC_INIT(end - hi);
+
+			bv.buf[0].mem = chunk + (hi - start);
+			fuse_lowlevel_notify_store(fs->session, ino, (off_t)hi, &bv, 0);
+		}
+	}
+	pthread_mutex_unlock(&in->store_lock);
+	free(chunk);
+}
+
 static void mv_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct mv_inode *in = (struct mv_inode *)(uintptr_t)fi->fh;
+	struct mvfs *fs = fs_of(req);	/* req is gone once replied to */
 	char *buf = malloc(size ? size : 1);
 	ssize_t n;
 
-	(void)ino;
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = filedata_read(fs_of(req), in, buf, size, off);
+	n = filedata_read(fs, in, buf, size, off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
 	free(buf);
+	if (n > 0 && size < fs->chunk_size)
+		store_rest_of_chunk(fs, in, ino, off, (size_t)n);
 }
 
 static void mv_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,

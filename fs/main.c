@@ -506,6 +506,7 @@ static int cmd_mount(int argc, char **argv)
 		rc = fail("mount: invalid FUSE options: %s", user_opts ? user_opts : "");
 		goto out;
 	}
+	fs->session = se;
 	if (fuse_session_mount(se, mntreal) != 0) {
 		rc = fail("cannot mount on %s (is /dev/fuse usable and fusermount3 installed?)", mnt);
 		goto out;

@@ -372,6 +372,7 @@ void mvfs_destroy(struct mvfs *fs)
 			bufpool_put(fs->chunks, in->rbuf);
 			aead_free(in->aead);
 			pthread_mutex_destroy(&in->lock);
+			pthread_mutex_destroy(&in->store_lock);
 			free(in->name);
 			free(in);
 		}

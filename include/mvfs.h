@@ -38,6 +38,15 @@ struct mv_inode {
 	char *name;		/* for audit paths (NULL: not known) */
 	struct mv_inode *hnext;
 
+	/*
+	 * Pushing decrypted pages into the kernel's cache (notify_store) is
+	 * only safe while no handle can write: a writer's pages may sit dirty
+	 * in that cache, and a store would overwrite them.  Taken alone, never
+	 * with lock held.
+	 */
+	pthread_mutex_t store_lock;
+	uint32_t nwriters;	/* protected by store_lock */
+
 	pthread_mutex_t lock;	/* protects everything below */
 	struct aead *aead;	/* content key, made on first use */
 	int size_loaded;	/* size below is the file's size */
@@ -101,6 +110,7 @@ struct mvfs {
 	int64_t last_checkpoint;	/* unix seconds */
 	char *mountpoint;
 	time_t started;
+	void *session;		/* struct fuse_session, for cache notifications */
 };
 
 /* Where a running daemon publishes its status (not in the store). */
@@ -147,6 +157,15 @@ uint64_t mvfs_new_version(struct mvfs *fs);
 /* ---- contents (filedata.c) ---- */
 ssize_t filedata_read(struct mvfs *fs, struct mv_inode *in, char *buf, size_t size, off_t off);
 ssize_t filedata_write(struct mvfs *fs, struct mv_inode *in, const char *buf, size_t size, off_t off);
+/*
+ * After a read smaller than a chunk: copy the whole chunk holding off (as
+ * the last read left it decrypted) into buf (chunk_size bytes), so the
+ * caller can hand the rest of it to the kernel's page cache.  Returns the
+ * number of bytes (to the end of the file at most) and its file offset in
+ * *start, or 0 when nothing is known.
+ */
+size_t filedata_chunk_peek(struct mvfs *fs, struct mv_inode *in, off_t off, uint8_t *buf,
+			   uint64_t *start);
 /* write back dirty chunks and size/mtime to the index */
 int filedata_flush(struct mvfs *fs, struct mv_inode *in);
 /* truncate to size (under the inode lock, committed at once) */
