@@ -273,13 +273,15 @@ trap 'exit 129' HUP
 # tree_state DIR: one hash of names, types, modes, sizes, mtimes and
 # contents below DIR, to prove that a failed command changed nothing.
 # A keystore's audit/ subdirectory is left out: a mounted vault's daemon
-# appends its access trail there at any time.
+# appends its access trail there at any time; so is LMDB's index/lock.mdb,
+# its reader table, which a mounted daemon's read transactions update.
 tree_state() {
 	[ -e "$1" ] || { echo absent; return; }
 	(
 		cd "$1" || exit 1
-		find . -path ./audit -prune -o -printf '%p %y %m %s %T@\n' | sort
-		find . -path ./audit -prune -o -type f -print0 | sort -z | xargs -0 -r sha256sum
+		find . \( -path ./audit -o -path ./index/lock.mdb \) -prune -o -printf '%p %y %m %s %T@\n' | sort
+		find . \( -path ./audit -o -path ./index/lock.mdb \) -prune -o -type f -print0 | sort -z |
+			xargs -0 -r sha256sum
 	) | sha256sum | cut -d' ' -f1
 }
 
