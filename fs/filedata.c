@@ -454,13 +454,12 @@ static void seal_one(void *ctx, size_t i)
 }
 
 /*
- * Seal every dirty chunk (in parallel), append them as one run to the open
- * pack, and commit them with the size and times in one transaction.
- * in->lock held.  On failure the dirty chunks stay, so nothing written is
- * lost and a later flush retries.
+ * Seal the n dirty chunks of list (in parallel), append them as one run to
+ * the open pack, and commit them with the size and times in one
+ * transaction.  in->lock held; the list is not freed here.
  */
-static int flush_locked(struct mvfs *fs, struct mv_inode *in, uint64_t delete_from,
-			const struct timespec *ctime)
+static int flush_list(struct mvfs *fs, struct mv_inode *in, struct dirty_chunk *list,
+		      unsigned count, uint64_t delete_from, const struct timespec *ctime)
 {
 	struct commit_arg a = { .ino = in->ino, .delete_from = delete_from };
 	struct seal_job job = { .fs = fs, .in = in };
@@ -468,29 +467,19 @@ static int flush_locked(struct mvfs *fs, struct mv_inode *in, uint64_t delete_fr
 	const uint8_t **plain = NULL;
 	size_t *at = NULL, total = 0;
 	unsigned n = 0;
-	int rc;
+	int rc = 0;
 
-	if (!in->dirty && !in->content_dirty && delete_from == UINT64_MAX)
-		return 0;
-	if (itable_is_dead(fs, in)) {
-		/* unlinked and closed: nobody can read it again */
-		dirty_free_all(fs, in);
-		in->content_dirty = in->mtime_dirty = 0;
-		return 0;
-	}
-	if ((rc = ensure_aead(fs, in)) < 0)
-		return rc;
 	job.over = aead_overhead(in->aead);
-	if (in->ndirty) {
-		sc = calloc(in->ndirty, sizeof(*sc));
-		plain = calloc(in->ndirty, sizeof(*plain));
-		at = calloc(in->ndirty, sizeof(*at));
+	if (count) {
+		sc = calloc(count, sizeof(*sc));
+		plain = calloc(count, sizeof(*plain));
+		at = calloc(count, sizeof(*at));
 		if (!sc || !plain || !at) {
 			rc = -ENOMEM;
 			goto out;
 		}
 	}
-	for (struct dirty_chunk *d = in->dirty; d; d = d->next) {
+	for (struct dirty_chunk *d = list; d && n < count; d = d->next) {
 		uint64_t start = d->idx * fs->chunk_size;
 		uint32_t len = d->len;
 
@@ -540,14 +529,10 @@ static int flush_locked(struct mvfs *fs, struct mv_inode *in, uint64_t delete_fr
 		rc = index_write(fs->v->ix, commit_chunks, &a);
 	}
 	pthread_rwlock_unlock(&fs->barrier);
-	if (rc == 0) {
-		dirty_free_all(fs, in);
-		in->content_dirty = 0;
-		in->mtime_dirty = 0;
+	if (rc == 0)
 		in->gen++;
-	} else {
+	else
 		syslog(LOG_ERR, "inode %" PRIu64 ": write-back failed: %s", in->ino, strerror(-rc));
-	}
 out:
 	if (job.out && total <= fs->batch_size)
 		bufpool_put(fs->batches, job.out);
@@ -556,6 +541,60 @@ out:
 	free(at);
 	free(plain);
 	free(sc);
+	return rc;
+}
+
+/*
+ * Write back every dirty chunk, in groups of at most flush_group chunks so
+ * that a large dirty budget (which lets random writes gather in a chunk
+ * before it is rewritten) never needs a large sealing buffer.  in->lock
+ * held, so nobody sees the groups detached.  On failure the unwritten
+ * chunks stay dirty, so nothing written is lost and a later flush retries.
+ */
+static int flush_locked(struct mvfs *fs, struct mv_inode *in, uint64_t delete_from,
+			const struct timespec *ctime)
+{
+	int rc;
+
+	if (!in->dirty && !in->content_dirty && delete_from == UINT64_MAX)
+		return 0;
+	if (itable_is_dead(fs, in)) {
+		/* unlinked and closed: nobody can read it again */
+		dirty_free_all(fs, in);
+		in->content_dirty = in->mtime_dirty = 0;
+		return 0;
+	}
+	if ((rc = ensure_aead(fs, in)) < 0)
+		return rc;
+	while (in->ndirty > fs->flush_group) {
+		struct dirty_chunk *group = in->dirty, *tail = group;
+
+		for (unsigned i = 1; i < fs->flush_group; i++)
+			tail = tail->next;
+		in->dirty = tail->next;
+		tail->next = NULL;
+		in->ndirty -= fs->flush_group;
+		rc = flush_list(fs, in, group, fs->flush_group, UINT64_MAX, NULL);
+		if (rc < 0) {
+			tail->next = in->dirty;
+			in->dirty = group;
+			in->ndirty += fs->flush_group;
+			return rc;
+		}
+		while (group) {
+			struct dirty_chunk *next = group->next;
+
+			bufpool_put(fs->chunks, group->buf);
+			free(group);
+			group = next;
+		}
+	}
+	rc = flush_list(fs, in, in->dirty, in->ndirty, delete_from, ctime);
+	if (rc == 0) {
+		dirty_free_all(fs, in);
+		in->content_dirty = 0;
+		in->mtime_dirty = 0;
+	}
 	return rc;
 }
 

@@ -26,7 +26,11 @@
 
 #define FLUSH_AGE_S 2		/* dirty data older than this is written back */
 #define CHECKPOINT_EVERY_S 2	/* and made durable this often */
-#define DIRTY_BYTES_PER_INODE (8u << 20)
+/* Dirty data per file before write-back: large, so that random 4 KiB
+ * writes gather in a chunk before it is rewritten; written back in groups
+ * of FLUSH_GROUP_BYTES so the sealing buffers stay small. */
+#define DIRTY_BYTES_PER_INODE (32u << 20)
+#define FLUSH_GROUP_BYTES (8u << 20)
 #define COMPACT_EVERY_S 60	/* background compaction of packs below the ratio */
 #define CHUNK_CACHE_BYTES (64u << 20)	/* plaintext chunks kept after reads */
 
@@ -53,10 +57,13 @@ int mvfs_create(struct mvfs **out, struct vault *v)
 	fs->dirty_max = DIRTY_BYTES_PER_INODE / fs->chunk_size;
 	if (fs->dirty_max < 4)
 		fs->dirty_max = 4;
+	fs->flush_group = FLUSH_GROUP_BYTES / fs->chunk_size;
+	if (fs->flush_group < 2)
+		fs->flush_group = 2;
 	/* room for the sealed batch: dirty_max is checked before a write, which
 	 * may add up to max_write's worth of chunks; plus the rounding up to
 	 * 4 KiB for O_DIRECT */
-	fs->batch_size = (size_t)(fs->dirty_max + (1u << 20) / fs->chunk_size + 2) *
+	fs->batch_size = (size_t)(fs->flush_group + (1u << 20) / fs->chunk_size + 2) *
 			 (fs->chunk_size + 64) + 4096;
 	if (bufpool_create(&fs->chunks, fs->chunk_size, 256) < 0 ||
 	    bufpool_create(&fs->batches, fs->batch_size, 4) < 0 ||

@@ -74,6 +74,7 @@ struct mvfs {
 	int writeback;		/* the kernel caches writes and owns mtime */
 	int posix_acl;		/* the kernel enforces ACLs; we apply umask */
 	unsigned dirty_max;	/* per inode, in chunks, before write-back */
+	unsigned flush_group;	/* chunks sealed and committed together */
 	struct bufpool *chunks;	/* chunk_size plaintext buffers */
 	struct bufpool *batches;	/* sealed write-back batches */
 	struct bufpool *sealed;		/* one sealed chunk, for reads */
