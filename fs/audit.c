@@ -4,6 +4,7 @@
  * sealed checkpoints, retention, and the fail-closed state.  The format is
  * in include/audit.h and fs/audit_read.c.
  */
+#include "why.h"
 #include "audit.h"
 
 #include <errno.h>
@@ -113,19 +114,6 @@ static int64_t now_us(struct audit *a)
 static int64_t day_of(int64_t us)
 {
 	return us >= 0 ? us / DAY_US : (us - DAY_US + 1) / DAY_US;
-}
-
-static int why_set(char *why, size_t whylen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int why_set(char *why, size_t whylen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	return rc;
 }
 
 /* ---- the process-name cache ---- */

@@ -69,37 +69,58 @@ int blobstore_create(const char *store)
 	return 0;
 }
 
-static uint64_t scan_max_id(const char *store)
+int blobstore_scan(const char *store, blobstore_scan_cb cb, void *ctx)
 {
 	char path[PATH_MAX];
-	uint64_t max = 0;
-	DIR *top, *sub;
-	struct dirent *d, *e;
+	DIR *top;
+	struct dirent *d;
+	int rc = 0;
 
 	snprintf(path, sizeof(path), "%s/packs", store);
-	top = opendir(path);
-	if (!top)
-		return 0;
-	while ((d = readdir(top))) {
-		char subpath[PATH_MAX + 256];
+	if (!(top = opendir(path)))
+		return -errno;
+	while (!rc && (d = readdir(top))) {
+		char sub[PATH_MAX + 256];
+		DIR *sd;
+		struct dirent *e;
 
-		if (d->d_name[0] == '.')
+		if (strlen(d->d_name) != 2)
 			continue;
-		snprintf(subpath, sizeof(subpath), "%s/%s", path, d->d_name);
-		sub = opendir(subpath);
-		if (!sub)
+		snprintf(sub, sizeof(sub), "%s/%s", path, d->d_name);
+		if (!(sd = opendir(sub)))
 			continue;
-		while ((e = readdir(sub))) {
-			uint64_t id;
-			char *end;
+		while (!rc && (e = readdir(sd))) {
+			char file[PATH_MAX * 2], *end;
+			uint64_t id = strtoull(e->d_name, &end, 16);
+			struct stat st;
 
-			id = strtoull(e->d_name, &end, 16);
-			if (end != e->d_name && !strcmp(end, ".pack") && id > max)
-				max = id;
+			if (end == e->d_name || strcmp(end, ".pack"))
+				continue;
+			snprintf(file, sizeof(file), "%s/%s", sub, e->d_name);
+			if (stat(file, &st) == 0 && S_ISREG(st.st_mode))
+				rc = cb(ctx, id, (uint64_t)st.st_size);
 		}
-		closedir(sub);
+		closedir(sd);
 	}
 	closedir(top);
+	return rc;
+}
+
+static int note_max(void *ctx, uint64_t pack, uint64_t size)
+{
+	uint64_t *max = ctx;
+
+	(void)size;
+	if (pack > *max)
+		*max = pack;
+	return 0;
+}
+
+static uint64_t scan_max_id(const char *store)
+{
+	uint64_t max = 0;
+
+	blobstore_scan(store, note_max, &max);
 	return max;
 }
 

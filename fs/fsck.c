@@ -484,39 +484,19 @@ static int check_tree(struct fsck *f)
 	return 0;
 }
 
+static int note_pack_file(void *ctx, uint64_t pack, uint64_t size)
+{
+	struct fk_pack *p = find_pack(ctx, pack, 1);
+
+	(void)size;
+	if (p)
+		p->on_disk = 1;
+	return 0;
+}
+
 static void scan_pack_files(struct fsck *f)
 {
-	char path[PATH_MAX];
-	DIR *top;
-	struct dirent *d;
-
-	snprintf(path, sizeof(path), "%s/packs", f->v->store);
-	if (!(top = opendir(path)))
-		return;
-	while ((d = readdir(top))) {
-		char sub[PATH_MAX + 256];
-		DIR *sd;
-		struct dirent *e;
-
-		if (d->d_name[0] == '.')
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", path, d->d_name);
-		if (!(sd = opendir(sub)))
-			continue;
-		while ((e = readdir(sd))) {
-			char *end;
-			uint64_t id = strtoull(e->d_name, &end, 16);
-			struct fk_pack *p;
-
-			if (end == e->d_name || strcmp(end, ".pack"))
-				continue;
-			p = find_pack(f, id, 1);
-			if (p)
-				p->on_disk = 1;
-		}
-		closedir(sd);
-	}
-	closedir(top);
+	blobstore_scan(f->v->store, note_pack_file, f);
 }
 
 static void check_packs(struct fsck *f)

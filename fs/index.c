@@ -1193,38 +1193,50 @@ int index_decode_pack(const uint8_t *key, size_t klen, const uint8_t *plain, siz
 	return pack_decode(out, plain, plen);
 }
 
-int index_copy_env(const char *dir, const char *dest_dir)
+/* Open an index read-only and keyless, beside a daemon that may be writing
+ * it: its readers sit in the daemon's reader table, so the writer never
+ * reuses the pages they read. */
+static int open_env_readonly(const char *dir, MDB_env **out)
 {
 	MDB_env *env = NULL;
 	int rc;
 
+	*out = NULL;
 	if ((rc = mdb_err(mdb_env_create(&env))) < 0)
 		return rc;
 	mdb_env_set_maxdbs(env, DB_COUNT);
 	mdb_env_set_mapsize(env, INDEX_MAP_SIZE);
-	/* a reader in the daemon's reader table: the writer will not reuse
-	 * the pages this copy is reading */
 	rc = mdb_err(mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600));
-	if (rc == 0)
-		rc = mdb_err(mdb_env_copy2(env, dest_dir, 0));
+	if (rc < 0) {
+		mdb_env_close(env);
+		return rc;
+	}
+	*out = env;
+	return 0;
+}
+
+int index_copy_env(const char *dir, const char *dest_dir)
+{
+	MDB_env *env;
+	int rc = open_env_readonly(dir, &env);
+
+	if (rc < 0)
+		return rc;
+	rc = mdb_err(mdb_env_copy2(env, dest_dir, 0));
 	mdb_env_close(env);
 	return rc;
 }
 
 int index_env_counts(const char *dir, uint64_t counts[INDEX_DB_COUNT])
 {
-	MDB_env *env = NULL;
+	MDB_env *env;
 	MDB_txn *txn = NULL;
 	int rc;
 
 	memset(counts, 0, INDEX_DB_COUNT * sizeof(counts[0]));
-	if ((rc = mdb_err(mdb_env_create(&env))) < 0)
+	if ((rc = open_env_readonly(dir, &env)) < 0)
 		return rc;
-	mdb_env_set_maxdbs(env, DB_COUNT);
-	mdb_env_set_mapsize(env, INDEX_MAP_SIZE);
-	rc = mdb_err(mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600));
-	if (rc == 0)
-		rc = mdb_err(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
+	rc = mdb_err(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
 	for (int i = 0; rc == 0 && i < DB_COUNT; i++) {
 		MDB_dbi dbi;
 		MDB_stat st;

@@ -890,42 +890,27 @@ static int cmd_fsck(int argc, char **argv)
 
 /* ---- info ---- */
 
+struct pack_count {
+	uint64_t n, bytes;
+};
+
+static int count_pack(void *ctx, uint64_t pack, uint64_t size)
+{
+	struct pack_count *c = ctx;
+
+	(void)pack;
+	c->n++;
+	c->bytes += size;
+	return 0;
+}
+
 static void count_packs(const char *store, uint64_t *n, uint64_t *bytes)
 {
-	char path[PATH_MAX];
-	DIR *top;
-	struct dirent *d;
+	struct pack_count c = { 0, 0 };
 
-	*n = *bytes = 0;
-	snprintf(path, sizeof(path), "%s/packs", store);
-	top = opendir(path);
-	if (!top)
-		return;
-	while ((d = readdir(top))) {
-		char sub[PATH_MAX + 256];
-		DIR *sd;
-		struct dirent *e;
-
-		if (d->d_name[0] == '.')
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", path, d->d_name);
-		if (!(sd = opendir(sub)))
-			continue;
-		while ((e = readdir(sd))) {
-			char file[PATH_MAX * 2];
-			struct stat st;
-
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(file, sizeof(file), "%s/%s", sub, e->d_name);
-			if (stat(file, &st) == 0 && S_ISREG(st.st_mode)) {
-				(*n)++;
-				*bytes += (uint64_t)st.st_size;
-			}
-		}
-		closedir(sd);
-	}
-	closedir(top);
+	blobstore_scan(store, count_pack, &c);
+	*n = c.n;
+	*bytes = c.bytes;
 }
 
 static int cmd_info(int argc, char **argv)

@@ -7,6 +7,7 @@
  * if the daemon did not answer the seal request: it is copied, never
  * linked, so the snapshot never changes after the fact.
  */
+#include "why.h"
 #include "snapshot.h"
 
 #include <dirent.h>
@@ -31,80 +32,48 @@
 #include "vault.h"
 #include "volconf.h"
 
-static int why_set(char *why, size_t whylen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int why_set(char *why, size_t whylen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
 struct pack_file {
 	uint64_t id;
 	char sub[3];
 	off_t size;
 };
 
+struct pack_list {
+	struct pack_file *v;
+	size_t n, cap;
+};
+
+static int list_pack(void *ctx, uint64_t pack, uint64_t size)
+{
+	struct pack_list *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 256;
+		struct pack_file *nv = realloc(l->v, ncap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		l->v = nv;
+		l->cap = ncap;
+	}
+	l->v[l->n].id = pack;
+	snprintf(l->v[l->n].sub, sizeof(l->v[l->n].sub), "%02x", (unsigned)(pack & 0xff));
+	l->v[l->n].size = (off_t)size;
+	l->n++;
+	return 0;
+}
+
 static int list_packs(const char *store, struct pack_file **out, size_t *n)
 {
-	char path[PATH_MAX + 16];
-	struct pack_file *v = NULL;
-	size_t cap = 0;
-	DIR *top;
-	struct dirent *d;
+	struct pack_list l = { 0 };
+	int rc = blobstore_scan(store, list_pack, &l);
 
-	*out = NULL;
-	*n = 0;
-	snprintf(path, sizeof(path), "%s/packs", store);
-	if (!(top = opendir(path)))
-		return -errno;
-	while ((d = readdir(top))) {
-		char sub[PATH_MAX + 256];
-		DIR *sd;
-		struct dirent *e;
-
-		if (strlen(d->d_name) != 2)
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", path, d->d_name);
-		if (!(sd = opendir(sub)))
-			continue;
-		while ((e = readdir(sd))) {
-			char *end, file[PATH_MAX * 2];
-			uint64_t id = strtoull(e->d_name, &end, 16);
-			struct stat st;
-
-			if (end == e->d_name || strcmp(end, ".pack"))
-				continue;
-			snprintf(file, sizeof(file), "%s/%s", sub, e->d_name);
-			if (stat(file, &st) < 0)
-				continue;	/* removed by compaction meanwhile */
-			if (*n == cap) {
-				size_t ncap = cap ? cap * 2 : 256;
-				struct pack_file *nv = realloc(v, ncap * sizeof(*nv));
-
-				if (!nv) {
-					closedir(sd);
-					closedir(top);
-					free(v);
-					return -ENOMEM;
-				}
-				v = nv;
-				cap = ncap;
-			}
-			v[*n].id = id;
-			memcpy(v[*n].sub, d->d_name, 3);
-			v[*n].size = st.st_size;
-			(*n)++;
-		}
-		closedir(sd);
+	if (rc < 0) {
+		free(l.v);
+		return rc;
 	}
-	closedir(top);
-	*out = v;
+	*out = l.v;
+	*n = l.n;
 	return 0;
 }
 

@@ -1,3 +1,4 @@
+#include "why.h"
 #include "vault.h"
 
 #include <dirent.h>
@@ -18,19 +19,6 @@
 #include "secure.h"
 
 #define LOCK_NAME "medvault.lock"
-
-static int why_set(char *why, size_t whylen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int why_set(char *why, size_t whylen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	return rc;
-}
 
 /* The root directory and the counters, in the index's first transaction. */
 struct root_arg {

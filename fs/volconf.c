@@ -1,3 +1,4 @@
+#include "why.h"
 #include "volconf.h"
 
 #include <errno.h>
@@ -17,13 +18,6 @@
 void volconf_uuid_hex(const uint8_t uuid[16], char out[33])
 {
 	secure_hex(out, uuid, 16);
-}
-
-static int set_why(char *why, size_t whylen, int rc, const char *fmt, const char *arg)
-{
-	if (why && whylen)
-		snprintf(why, whylen, fmt, arg);
-	return rc;
 }
 
 static int parse_line(struct volconf *vc, const char *key, const char *val, unsigned *seen)
@@ -82,9 +76,9 @@ int volconf_load(const char *store, struct volconf *vc, char *why, size_t whylen
 	snprintf(path, sizeof(path), "%s/%s", store, VOLCONF_NAME);
 	rc = file_read_all(path, VOLCONF_MAX, &text, &len);
 	if (rc == -ENOENT)
-		return set_why(why, whylen, rc, "%s is not a medvault store (no medvault.conf)", store);
+		return why_set(why, whylen, rc, "%s is not a medvault store (no medvault.conf)", store);
 	if (rc < 0)
-		return set_why(why, whylen, rc, "cannot read %s/medvault.conf", store);
+		return why_set(why, whylen, rc, "cannot read %s/medvault.conf", store);
 	if (strlen(text) != len) {
 		rc = -EBADMSG;
 		goto bad;
@@ -101,7 +95,7 @@ int volconf_load(const char *store, struct volconf *vc, char *why, size_t whylen
 
 		if (f && strtoul(f + 8, NULL, 10) > VOLCONF_FORMAT) {
 			rc = -EPROTONOSUPPORT;
-			set_why(why, whylen, rc, "%s uses a newer medvault format; upgrade medvault to mount it", store);
+			why_set(why, whylen, rc, "%s uses a newer medvault format; upgrade medvault to mount it", store);
 			goto out;
 		}
 	}
@@ -138,7 +132,7 @@ int volconf_load(const char *store, struct volconf *vc, char *why, size_t whylen
 	}
 	if (vc->format > VOLCONF_FORMAT) {
 		rc = -EPROTONOSUPPORT;
-		set_why(why, whylen, rc, "%s uses a newer medvault format; upgrade medvault to mount it", store);
+		why_set(why, whylen, rc, "%s uses a newer medvault format; upgrade medvault to mount it", store);
 		goto out;
 	}
 	if (seen != 63) {
@@ -150,7 +144,7 @@ int volconf_load(const char *store, struct volconf *vc, char *why, size_t whylen
 	rc = 0;
 	goto out;
 bad:
-	set_why(why, whylen, rc, "%s/medvault.conf is corrupt", store);
+	why_set(why, whylen, rc, "%s/medvault.conf is corrupt", store);
 out:
 	free(copy);
 	free(text);

@@ -79,6 +79,14 @@ int64_t blobstore_pack_size(struct blobstore *bs, uint64_t pack);
 /* Highest pack id handed out so far (0 if none). */
 uint64_t blobstore_last_id(struct blobstore *bs);
 
+/*
+ * Every pack file under STORE/packs, in no particular order: cb gets its
+ * id and size (stat'ed; a pack removed meanwhile is skipped) and returns
+ * 0 to go on, non-zero to stop (returned).  -errno if packs/ is unreadable.
+ */
+typedef int (*blobstore_scan_cb)(void *ctx, uint64_t pack, uint64_t size);
+int blobstore_scan(const char *store, blobstore_scan_cb cb, void *ctx);
+
 /* Path of a pack, for tools (fsck, snapshot). */
 void blobstore_pack_path(const char *store, uint64_t pack, char *out, size_t outlen);
 

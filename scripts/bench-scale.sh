@@ -148,6 +148,11 @@ fuse_daemon_pid() {
 	return 1
 }
 
+wbytes() {   # bytes the daemon made the kernel write to storage so far (its fdatasync/msync writeback)
+	[ -n "$FS_PID" ] || { echo 0; return; }
+	awk '$1 == "write_bytes:" { print $2 }' "/proc/$FS_PID/io" 2>/dev/null || echo 0
+}
+
 mem_kb() {   # PID FIELD (VmRSS|VmHWM)
 	[ -n "$1" ] || { echo 0; return; }
 	awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
@@ -283,10 +288,12 @@ run_fs() {   # KIND NFILES SMALLFILES BIGMB
 	t0=$EPOCHREALTIME
 	"$SCALE" mkdirs "$FS_DIR" "$DIRS" || die "$kind: mkdirs failed"
 	[ "$kind" = medvault ] && store_stats "$kind" 0
+	rec "$kind" 0 wbytes "$(wbytes)"
 	read -r -a a <<<"$(create "$kind" 0 "$FIRST" 0 f)"
 	rec "$kind" first create "${a[0]}"
 	rec "$kind" first create_avg "${a[1]}"
 	rec "$kind" first rss_created_kb "$(mem_kb "$FS_PID" VmRSS)"
+	sleep 2.5; rec "$kind" first wbytes "$(wbytes)"   # after the next checkpoint
 	measure "$kind" first "$FIRST"
 	from=$FIRST
 	if [ "$kind" = medvault ] && [ "$REF_N" -gt "$FIRST" ] && [ "$REF_N" -lt "$n" ] && [ -n "$REF_FS" ]; then
@@ -297,7 +304,10 @@ run_fs() {   # KIND NFILES SMALLFILES BIGMB
 		measure "$kind" ref "$REF_N"
 		from=$REF_N
 	fi
+	rec "$kind" bulk wbytes0 "$(wbytes)"
 	read -r -a a <<<"$(create "$kind" "$from" "$n" 0 f)"
+	sleep 2.5; rec "$kind" bulk wbytes1 "$(wbytes)"
+	rec "$kind" bulk from "$from"
 	rec "$kind" last rss_created_kb "$(mem_kb "$FS_PID" VmRSS)"
 	rec "$kind" last create "${a[0]}"
 	rec "$kind" last create_avg "${a[1]}"
@@ -370,6 +380,9 @@ verdict() { awk -v a="$1" -v b="$2" -v l="$LIMIT" 'BEGIN { if (a == "" || b == "
 		END { for (f in v) { split(substr(v[f], 2), a, " "); printf "  %-16s %d windows: %.0f / %.0f / %.0f\n", f, n[f], a[1], a[int((n[f] + 1) / 2)], a[n[f]] } }' | sort
 	echo
 	echo "daemon memory (medvault, MiB): VmRSS right after creating $FIRST / $N files: $(( $(val medvault first rss_created_kb) / 1024 )) / $(( $(val medvault last rss_created_kb) / 1024 ));"
+	awk -v w0="$(val medvault 0 wbytes)" -v w1="$(val medvault first wbytes)" -v b0="$(val medvault bulk wbytes0)" -v b1="$(val medvault bulk wbytes1)" \
+		-v f="$FIRST" -v from="$(val medvault bulk from)" -v n="$N" 'BEGIN {
+		printf "daemon writes to storage per created file (/proc/PID/io write_bytes, checkpoints): files 0-%d: %.0f B, files %d-%d: %.0f B\n", f, (w1 - w0) / f, from, n, (b1 - b0) / (n - from) }'
 	echo "  after the lookups (kernel caches dropped, FORGETs handled): $(( $(val medvault first rss_kb) / 1024 )) / $(( $(val medvault last rss_kb) / 1024 )); VmHWM at $N: $(( $(val medvault last hwm_kb) / 1024 )), at the end: $(( $(val medvault end hwm_kb) / 1024 )) (includes the mount's KDF)"
 	echo
 	ia0=$(val medvault 0 index_alloc); ia1=$(val medvault empty index_alloc); ia2=$(val medvault small index_alloc); ia3=$(val medvault big index_alloc)
