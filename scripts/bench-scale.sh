@@ -380,10 +380,10 @@ verdict() { awk -v a="$1" -v b="$2" -v l="$LIMIT" 'BEGIN { if (a == "" || b == "
 		END { for (f in v) { split(substr(v[f], 2), a, " "); printf "  %-16s %d windows: %.0f / %.0f / %.0f\n", f, n[f], a[1], a[int((n[f] + 1) / 2)], a[n[f]] } }' | sort
 	echo
 	echo "daemon memory (medvault, MiB): VmRSS right after creating $FIRST / $N files: $(( $(val medvault first rss_created_kb) / 1024 )) / $(( $(val medvault last rss_created_kb) / 1024 ));"
+	echo "  after the lookups (kernel caches dropped, FORGETs handled): $(( $(val medvault first rss_kb) / 1024 )) / $(( $(val medvault last rss_kb) / 1024 )); VmHWM at $N: $(( $(val medvault last hwm_kb) / 1024 )), at the end: $(( $(val medvault end hwm_kb) / 1024 )) (includes the mount's KDF)"
 	awk -v w0="$(val medvault 0 wbytes)" -v w1="$(val medvault first wbytes)" -v b0="$(val medvault bulk wbytes0)" -v b1="$(val medvault bulk wbytes1)" \
 		-v f="$FIRST" -v from="$(val medvault bulk from)" -v n="$N" 'BEGIN {
 		printf "daemon writes to storage per created file (/proc/PID/io write_bytes, checkpoints): files 0-%d: %.0f B, files %d-%d: %.0f B\n", f, (w1 - w0) / f, from, n, (b1 - b0) / (n - from) }'
-	echo "  after the lookups (kernel caches dropped, FORGETs handled): $(( $(val medvault first rss_kb) / 1024 )) / $(( $(val medvault last rss_kb) / 1024 )); VmHWM at $N: $(( $(val medvault last hwm_kb) / 1024 )), at the end: $(( $(val medvault end hwm_kb) / 1024 )) (includes the mount's KDF)"
 	echo
 	ia0=$(val medvault 0 index_alloc); ia1=$(val medvault empty index_alloc); ia2=$(val medvault small index_alloc); ia3=$(val medvault big index_alloc)
 	echo "index (STORE/index/data.mdb, du -B1: allocated, the file is sparse; apparent $(val medvault empty index_apparent) B):"
