@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(build-essential pkg-config libfuse3-dev fuse3 libsodium-dev liblmdb-dev
       lmdb-utils softhsm2 opensc libp11-kit-dev p11-kit libcmocka-dev rsync
       dcmtk fio attr acl xxd python3 python3-lmdb util-linux procps psmisc e2fsprogs
-      clang libclang-rt-14-dev)
+      clang libclang-rt-14-dev orthanc curl)
 
 missing=()
 for p in "${PKGS[@]}"; do
