@@ -270,8 +270,9 @@ static void *flusher_main(void *arg)
 {
 	struct mvfs *fs = arg;
 	time_t last_checkpoint = time(NULL), last_compaction = time(NULL);
-	time_t last_status = 0, last_pack_scan = 0;
+	time_t last_status = time(NULL), last_pack_scan = time(NULL);
 
+	publish_status(fs, 1);	/* `medvault status` works as soon as mount returns */
 	pthread_mutex_lock(&fs->sync_lock);
 	while (!fs->stop) {
 		struct timespec until;
