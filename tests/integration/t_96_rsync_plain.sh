@@ -138,14 +138,19 @@ modify_src() {	# ROUND
 	local r=$1 f
 	for f in "$SRC"/study/series1/im*.dcm; do
 		case $((RANDOM % 4)) in
-		0) head -c $((RANDOM * 7 + 1)) /dev/urandom >"$f" ;;	# new content and size
-		1) dd if=/dev/urandom of="$f" bs=4096 seek=1 count=2 conv=notrunc status=none ;;	# same size
+		# rsync's quick check compares whole seconds: new content must not
+		# keep the previous sync's second, or rsync rightly skips it
+		0) head -c $((RANDOM * 7 + 1)) /dev/urandom >"$f"	# new content and size
+		   touch -d "@$((1650000000 + r * 100000 + RANDOM)).25" "$f" ;;
+		1) dd if=/dev/urandom of="$f" bs=4096 seek=1 count=2 conv=notrunc status=none	# same size
+		   touch -d "@$((1650000000 + r * 100000 + RANDOM)).75" "$f" ;;
 		2) touch -d "@$((1600000000 + RANDOM)).$RANDOM" "$f" ;;	# time only
 		3) chmod 0$((RANDOM % 8))$((RANDOM % 8))0 "$f"; chmod u+r "$f" ;;
 		esac
 	done
 	# a block in the middle of the large file: the delta algorithm's case
 	dd if=/dev/urandom of="$SRC/study/large.bin" bs=64K seek=$((40 + r)) count=1 conv=notrunc status=none
+	touch -d "@$((1660000000 + r * 1000)).5" "$SRC/study/large.bin"
 	printf 'appended %s\n' "$r" >>"$SRC/report.txt"
 	setfattr -n user.patient -v "ID-00$r" "$SRC/report.txt"
 	setfattr -x user.binary "$SRC/study/large.bin" 2>/dev/null || setfattr -n user.binary -v 0x01 "$SRC/study/large.bin"
