@@ -715,10 +715,19 @@ static const char *const usage_compact =
 	"--keystore and KEY-OPTIONS.  Packs a running snapshot uses are kept.\n"
 	"KEY-OPTIONS:\n" KEY_OPTS_HELP("");
 
+static void print_compact_stats(const struct compact_stats *st)
+{
+	printf("compact: %llu packs rewritten, %llu deleted, %llu bytes moved, %llu bytes freed%s\n",
+	       (unsigned long long)st->packs_rewritten, (unsigned long long)st->packs_deleted,
+	       (unsigned long long)st->bytes_moved, (unsigned long long)st->bytes_freed,
+	       st->packs_kept ? " (some kept for a running snapshot)" : "");
+}
+
 static int compact_mounted(const char *store, pid_t pid, double ratio)
 {
 	char req[PATH_MAX + 32], done[PATH_MAX + 32], buf[64], *text = NULL;
 	unsigned long long rewritten, deleted, moved, freed, kept;
+	struct compact_stats st;
 	size_t len;
 	int n;
 
@@ -749,8 +758,9 @@ static int compact_mounted(const char *store, pid_t pid, double ratio)
 		return 1;
 	}
 	free(text);
-	printf("compact: %llu packs rewritten, %llu deleted, %llu bytes moved, %llu bytes freed%s\n",
-	       rewritten, deleted, moved, freed, kept ? " (some kept for a running snapshot)" : "");
+	st = (struct compact_stats){ .packs_rewritten = rewritten, .packs_deleted = deleted,
+				     .bytes_moved = moved, .bytes_freed = freed, .packs_kept = kept };
+	print_compact_stats(&st);
 	return 0;
 }
 
@@ -814,10 +824,7 @@ static int cmd_compact(int argc, char **argv)
 	vault_close(v);
 	if (rc < 0)
 		return fail("compaction of %s failed: %s", argv[optind], strerror(-rc));
-	printf("compact: %llu packs rewritten, %llu deleted, %llu bytes moved, %llu bytes freed%s\n",
-	       (unsigned long long)st.packs_rewritten, (unsigned long long)st.packs_deleted,
-	       (unsigned long long)st.bytes_moved, (unsigned long long)st.bytes_freed,
-	       st.packs_kept ? " (some kept for a running snapshot)" : "");
+	print_compact_stats(&st);
 	return 0;
 }
 

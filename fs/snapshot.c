@@ -147,18 +147,9 @@ static int dest_prepare(const char *dest, char *why, size_t whylen)
 	struct stat st;
 
 	if (stat(dest, &st) == 0) {
-		DIR *d = opendir(dest);
-		struct dirent *e;
-		int used = 0;
-
 		if (!S_ISDIR(st.st_mode))
 			return why_set(why, whylen, -ENOTDIR, "%s exists and is not a directory", dest);
-		while (d && (e = readdir(d)))
-			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-				used = 1;
-		if (d)
-			closedir(d);
-		if (used)
+		if (dir_is_empty(dest) == 0)
 			return why_set(why, whylen, -EEXIST, "%s is not empty; a snapshot needs a new directory", dest);
 		return 0;
 	}

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "aead.h"
+#include "fileutil.h"
 #include "secure.h"
 
 #define LOCK_NAME "medvault.lock"
@@ -79,19 +80,9 @@ int vault_init(const struct vault_init_opts *o, char *why, size_t whylen)
 	if (stat(path, &st) == 0)
 		return why_set(why, whylen, -EEXIST, "%s already holds a medvault store", o->store);
 	if (stat(o->store, &st) == 0) {
-		DIR *d;
-		struct dirent *e;
-		int used = 0;
-
 		if (!S_ISDIR(st.st_mode))
 			return why_set(why, whylen, -ENOTDIR, "%s is not a directory", o->store);
-		d = opendir(o->store);
-		while (d && (e = readdir(d)))
-			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-				used = 1;
-		if (d)
-			closedir(d);
-		if (used)
+		if (dir_is_empty(o->store) == 0)
 			return why_set(why, whylen, -EEXIST,
 				       "%s is not empty; medvault init needs a new or empty directory",
 				       o->store);

@@ -15,6 +15,9 @@ int file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode
 
 int fsync_dir(const char *dir);
 
+/* 1 if dir holds nothing but . and .., 0 if it holds something, -errno */
+int dir_is_empty(const char *dir);
+
 /* write/pwrite that retry short writes and EINTR */
 int write_full(int fd, const void *buf, size_t len);
 int pwrite_full(int fd, const void *buf, size_t len, off_t off);
