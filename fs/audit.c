@@ -533,7 +533,7 @@ static void drain(struct audit *a, int final)
 {
 	struct qrec *list, *rest = NULL, *r;
 	uint64_t n, nw = 0, lost = 0;
-	int want_sync, rc = 0, was_failing;
+	int want_sync, rc = 0, was_failing, synced = 0;
 
 	pthread_mutex_lock(&a->lock);
 	list = a->qhead;
@@ -559,9 +559,17 @@ static void drain(struct audit *a, int final)
 	if (list)
 		rc = write_list(a, list, &rest, &nw);
 	/* after a failure, also retry an empty pass: the checkpoint clears it */
-	if (rc == 0 && (final || want_sync || was_failing ||
-			(a->next_seq != a->cp_seq && mono_us() - a->last_cp >= CP_EVERY_US)))
+	if (rc == 0 && (final || was_failing ||
+			(a->next_seq != a->cp_seq && mono_us() - a->last_cp >= CP_EVERY_US))) {
 		rc = checkpoint(a, now_us(a));
+		synced = rc == 0;
+	} else if (rc == 0 && want_sync) {
+		/* an fsync needs its records on disk, not a new checkpoint: one
+		 * flush instead of three; the next periodic checkpoint covers them */
+		if (a->fd >= 0 && fdatasync(a->fd) < 0)
+			rc = -errno;
+		synced = rc == 0;
+	}
 
 	for (r = list; r && r != rest; ) {
 		struct qrec *nx = r->next;
@@ -594,7 +602,7 @@ static void drain(struct audit *a, int final)
 		if (a->failing)
 			syslog(LOG_NOTICE, "audit log %s can be written again", a->dir);
 		a->failing = 0;
-		if (a->cp_seq == a->next_seq)
+		if (synced)
 			a->durable_gen = a->written_gen;
 	}
 	(void)n;
@@ -632,15 +640,35 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-int audit_sync(struct audit *a)
+uint64_t audit_sync_start(struct audit *a)
 {
 	uint64_t target;
-	int rc = 0, running;
 
 	if (!a)
 		return 0;
 	pthread_mutex_lock(&a->lock);
 	target = a->enq_gen;
+	if (a->durable_gen < target && a->sync_want < target) {
+		a->sync_want = target;
+		if (a->running && !a->failing)
+			pthread_cond_signal(&a->wake);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return target;
+}
+
+int audit_sync(struct audit *a)
+{
+	return audit_sync_wait(a, audit_sync_start(a));
+}
+
+int audit_sync_wait(struct audit *a, uint64_t target)
+{
+	int rc = 0, running;
+
+	if (!a)
+		return 0;
+	pthread_mutex_lock(&a->lock);
 	running = a->running;
 	if (a->durable_gen >= target) {
 		pthread_mutex_unlock(&a->lock);

@@ -82,7 +82,7 @@ int dir_is_empty(const char *dir)
 	return empty;
 }
 
-int file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode)
+static int replace_file(const char *path, const void *buf, size_t len, mode_t mode, int durable)
 {
 	char tmp[PATH_MAX], dir[PATH_MAX];
 	int fd, rc = 0;
@@ -94,7 +94,7 @@ int file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode
 		return -errno;
 	if ((rc = write_full(fd, buf, len)) < 0)
 		goto fail;
-	if (fsync(fd) < 0) {
+	if (durable && fsync(fd) < 0) {
 		rc = -errno;
 		goto fail;
 	}
@@ -104,6 +104,8 @@ int file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode
 		rc = -errno;
 		goto fail;
 	}
+	if (!durable)
+		return 0;
 	snprintf(dir, sizeof(dir), "%s", path);
 	return fsync_dir(dirname(dir));
 fail:
@@ -111,6 +113,16 @@ fail:
 		close(fd);
 	unlink(tmp);
 	return rc;
+}
+
+int file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode)
+{
+	return replace_file(path, buf, len, mode, 1);
+}
+
+int file_replace_volatile(const char *path, const void *buf, size_t len, mode_t mode)
+{
+	return replace_file(path, buf, len, mode, 0);
 }
 
 int write_full(int fd, const void *buf, size_t len)

@@ -101,8 +101,14 @@ static void mv_init(void *userdata, struct fuse_conn_info *conn)
 	conn->max_readahead = 1u << 20;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
-	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
-		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/*
+	 * No atomic O_TRUNC: with the writeback cache the kernel stamps the
+	 * truncated file's mtime itself after OPEN returns and never sends
+	 * that time, so the stored mtime (ours) and the one stat showed (the
+	 * kernel's) differed after a remount.  Without it the kernel sends
+	 * SETATTR(size 0, its mtime), and both agree.
+	 */
+	conn->want &= ~(unsigned)FUSE_CAP_ATOMIC_O_TRUNC;
 	/* locks stay in the kernel: one mount, so local locking is exact */
 	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 	/*
@@ -556,16 +562,19 @@ static void mv_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 {
 	struct mvfs *fs = fs_of(req);
 	struct mv_inode *in = (struct mv_inode *)(uintptr_t)fi->fh;
+	uint64_t audit_point;
 	int rc;
 
 	(void)ino;
 	(void)datasync;
+	/* the records about this file are as durable as its data; the log's
+	 * flush runs beside ours */
+	audit_point = audit_sync_start(fs->audit);
 	rc = filedata_flush(fs, in);
 	if (rc == 0)
 		rc = fs_checkpoint(fs);
-	/* the records about this file are as durable as its data */
 	if (rc == 0)
-		rc = audit_sync(fs->audit);
+		rc = audit_sync_wait(fs->audit, audit_point);
 	fuse_reply_err(req, -rc);
 }
 
@@ -720,6 +729,7 @@ static void mv_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 static void mv_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+	uint64_t audit_point = audit_sync_start(fs_of(req)->audit);
 	int rc;
 
 	(void)ino;
@@ -727,7 +737,7 @@ static void mv_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 	(void)fi;
 	rc = fs_checkpoint(fs_of(req));
 	if (rc == 0)
-		rc = audit_sync(fs_of(req)->audit);
+		rc = audit_sync_wait(fs_of(req)->audit, audit_point);
 	fuse_reply_err(req, -rc);
 }
 

@@ -263,7 +263,7 @@ static void publish_status(struct mvfs *fs, int with_packs)
 	if (mkdir(MVFS_STATUS_DIR, 0755) < 0 && errno != EEXIST)
 		return;
 	snprintf(path, sizeof(path), "%s/%s.status", MVFS_STATUS_DIR, uuid);
-	file_write_atomic(path, text, (size_t)n, 0644);
+	file_replace_volatile(path, text, (size_t)n, 0644);
 }
 
 static void *flusher_main(void *arg)

@@ -138,6 +138,10 @@ int audit_allowed(struct audit *a);
 /* Wait until every record queued before the call is on stable storage.
  * 0, or -EIO when it cannot be written (fail-closed policy only). */
 int audit_sync(struct audit *a);
+/* audit_sync in two halves, so the log's flush overlaps the caller's own:
+ * start returns the point to wait for (records queued so far). */
+uint64_t audit_sync_start(struct audit *a);
+int audit_sync_wait(struct audit *a, uint64_t target);
 
 /* counters for tests and `status` */
 struct audit_stats {

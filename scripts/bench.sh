@@ -475,6 +475,13 @@ wl_store() {
 
 WORKLOADS=(seq_write seq_read_cold ct_write ct_read_cold pacs_ingest untar
            find_cold lsR_cold du_cold rand_write rand_read_cold)
+# WL=ct_write,pacs_ingest runs a subset (cold reads need their write first)
+if [ -n "${WL:-}" ]; then
+	IFS=, read -r -a WORKLOADS <<<"$WL"
+	for wl in "${WORKLOADS[@]}"; do
+		declare -F "wl_$wl" >/dev/null || die "WL: unknown workload $wl"
+	done
+fi
 
 # ---------------------------------------------------------------- setup
 machine_info() {
