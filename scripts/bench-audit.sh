@@ -4,7 +4,8 @@
 # dropping caches, with the trail on (default) and off (--no-audit),
 # interleaved, REPEAT times; prints each run and the medians of wall time
 # and of the daemon's CPU time (less sensitive to other load on the host).
-#   REPEAT=5 scripts/bench-audit.sh        (root: drop_caches, mounts)
+#   REPEAT=10 scripts/bench-audit.sh       (root: drop_caches, mounts)
+# Quote the paired medians (last three lines); run on an idle machine.
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
@@ -64,3 +65,16 @@ ac=$(med "${AC[@]}") nc=$(med "${NC[@]}")
 echo "median write: audit ${aw}s, no audit ${nw}s, overhead $(echo "scale=1; ($aw - $nw) * 100 / $nw" | bc)%"
 echo "median read:  audit ${ar}s, no audit ${nr}s, overhead $(echo "scale=1; ($ar - $nr) * 100 / $nr" | bc)%"
 echo "median daemon CPU: audit ${ac}s, no audit ${nc}s, overhead $(echo "scale=1; ($ac - $nc) * 100 / $nc" | bc)%"
+# Each repeat ran both modes back to back, so the ratio within a pair
+# cancels the slow drifts of a shared VM that unpaired medians keep.
+paired() { # NAME A[] B[] -> median of A[i]/B[i]
+	local -n a=$2 b=$3
+	local r=() i
+	for ((i = 0; i < ${#a[@]}; i++)); do r+=("$(echo "scale=4; ${a[i]} / ${b[i]}" | bc)"); done
+	local m
+	m=$(med "${r[@]}")
+	echo "paired median $1 (audit/no audit): $m, overhead $(echo "scale=1; ($m - 1) * 100 / 1" | bc)%"
+}
+paired write AW NW
+paired read AR NR
+paired cpu AC NC
