@@ -1,6 +1,6 @@
 # medvault: one non-recursive Makefile.  make | make test | make asan | make demo
 BUILD ?= build
-PKGS := fuse3 libsodium lmdb p11-kit-1
+PKGS := fuse3 libsodium lmdb p11-kit-1 libcrypto
 CC ?= cc
 CPPFLAGS += -Iinclude -D_GNU_SOURCE -DFUSE_USE_VERSION=312 $(shell pkg-config --cflags $(PKGS))
 CFLAGS += -std=c11 -g -O2 -Wall -Wextra -MMD -MP -pthread $(SAN)

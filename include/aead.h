@@ -36,7 +36,7 @@ size_t aead_overhead(const struct aead *a);
 
 /*
  * Seal pt into out (cap >= ptlen + aead_overhead).
- * Returns the sealed length or -EOVERFLOW.
+ * Returns the sealed length, -EOVERFLOW, or -EIO if libcrypto fails.
  */
 ssize_t aead_seal(const struct aead *a, uint8_t *out, size_t cap,
 		  const uint8_t *pt, size_t ptlen,
@@ -45,10 +45,15 @@ ssize_t aead_seal(const struct aead *a, uint8_t *out, size_t cap,
 /*
  * Open a sealed item into out (cap >= ctlen - overhead).  out may not
  * overlap ct.  Returns the plaintext length, or -EBADMSG when the item is
- * truncated or fails authentication (out is then wiped).
+ * truncated or fails authentication (out is then wiped), -EIO if
+ * libcrypto fails.
  */
 ssize_t aead_open(const struct aead *a, uint8_t *out, size_t cap,
 		  const uint8_t *ct, size_t ctlen,
 		  const uint8_t *ad, size_t adlen);
+
+/* tests: AES-GCM items of at least n bytes use libcrypto, smaller ones
+ * libsodium (default 16 KiB; 0: always libcrypto, SIZE_MAX: never) */
+void aead_set_bulk_min(size_t n);
 
 #endif

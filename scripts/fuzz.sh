@@ -24,7 +24,7 @@ OUT=build/fuzz
 SECS=${FUZZ_SECONDS:-60}
 JOBS=${FUZZ_JOBS:-1}
 CC=${FUZZ_CC:-clang}
-PKGS="fuse3 libsodium lmdb p11-kit-1"
+PKGS="fuse3 libsodium lmdb p11-kit-1 libcrypto"
 
 command -v "$CC" >/dev/null || { echo "fuzz: $CC not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 2; }
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"

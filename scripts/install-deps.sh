@@ -3,7 +3,7 @@
 # Idempotent: skips apt-get when every package is already present.
 set -euo pipefail
 
-PKGS=(build-essential pkg-config libfuse3-dev fuse3 libsodium-dev liblmdb-dev
+PKGS=(build-essential pkg-config libfuse3-dev fuse3 libsodium-dev libssl-dev liblmdb-dev
       lmdb-utils softhsm2 opensc libp11-kit-dev p11-kit libcmocka-dev rsync
       dcmtk fio attr acl xxd python3 python3-lmdb util-linux procps psmisc e2fsprogs
       clang libclang-rt-14-dev orthanc curl)
