@@ -531,8 +531,10 @@ static int flush_list(struct mvfs *fs, struct mv_inode *in, struct dirty_chunk *
 	pthread_rwlock_unlock(&fs->barrier);
 	if (rc == 0)
 		in->gen++;
-	else
+	else {
 		syslog(LOG_ERR, "inode %" PRIu64 ": write-back failed: %s", in->ino, strerror(-rc));
+		itable_activate(fs, in);	/* the flusher retries it */
+	}
 out:
 	if (job.out && total <= fs->batch_size)
 		bufpool_put(fs->batches, job.out);

@@ -92,6 +92,34 @@ struct mv_inode *itable_find(struct mvfs *fs, uint64_t ino)
 	return in;
 }
 
+/* table_lock held */
+static void activate_locked(struct mvfs *fs, struct mv_inode *in)
+{
+	if (in->active)
+		return;
+	in->active = 1;
+	in->aprev = NULL;
+	in->anext = fs->active;
+	if (fs->active)
+		fs->active->aprev = in;
+	fs->active = in;
+}
+
+/* table_lock held */
+static void deactivate_locked(struct mvfs *fs, struct mv_inode *in)
+{
+	if (!in->active)
+		return;
+	if (in->aprev)
+		in->aprev->anext = in->anext;
+	else
+		fs->active = in->anext;
+	if (in->anext)
+		in->anext->aprev = in->aprev;
+	in->anext = in->aprev = NULL;
+	in->active = 0;
+}
+
 /* table_lock held: unhook in if nothing uses it; returns 1 if unhooked */
 static int maybe_unhook(struct mvfs *fs, struct mv_inode *in)
 {
@@ -103,6 +131,7 @@ static int maybe_unhook(struct mvfs *fs, struct mv_inode *in)
 		if (*pp == in) {
 			*pp = in->hnext;
 			fs->table_count--;
+			deactivate_locked(fs, in);
 			return 1;
 		}
 	}
@@ -241,7 +270,25 @@ void itable_open_inc(struct mvfs *fs, struct mv_inode *in)
 {
 	pthread_mutex_lock(&fs->table_lock);
 	in->nopen++;
+	activate_locked(fs, in);
 	pthread_mutex_unlock(&fs->table_lock);
+}
+
+void itable_activate(struct mvfs *fs, struct mv_inode *in)
+{
+	pthread_mutex_lock(&fs->table_lock);
+	activate_locked(fs, in);
+	pthread_mutex_unlock(&fs->table_lock);
+}
+
+size_t itable_count(struct mvfs *fs)
+{
+	size_t n;
+
+	pthread_mutex_lock(&fs->table_lock);
+	n = fs->table_count;
+	pthread_mutex_unlock(&fs->table_lock);
+	return n;
 }
 
 void itable_open_dec(struct mvfs *fs, struct mv_inode *in)
@@ -298,6 +345,38 @@ void itable_foreach(struct mvfs *fs, void (*fn)(struct mvfs *, struct mv_inode *
 	for (size_t i = 0; i < n; i++) {
 		fn(fs, list[i], arg);
 		itable_put(fs, list[i]);
+	}
+	free(list);
+}
+
+void itable_foreach_active(struct mvfs *fs, int (*fn)(struct mvfs *, struct mv_inode *, void *),
+			   void *arg)
+{
+	struct mv_inode **list = NULL;
+	size_t n = 0, cap = 0;
+
+	pthread_mutex_lock(&fs->table_lock);
+	for (struct mv_inode *in = fs->active; in; in = in->anext)
+		cap++;
+	list = malloc((cap + 1) * sizeof(*list));
+	if (list) {
+		for (struct mv_inode *in = fs->active; in; in = in->anext) {
+			in->pins++;
+			list[n++] = in;
+		}
+	}
+	pthread_mutex_unlock(&fs->table_lock);
+	for (size_t i = 0; i < n; i++) {
+		struct mv_inode *in = list[i];
+		int busy = fn(fs, in, arg);
+
+		pthread_mutex_lock(&fs->table_lock);
+		/* an open since fn looked keeps it listed (nopen is checked
+		 * here, under the lock that open_inc takes) */
+		if (!busy && in->nopen == 0)
+			deactivate_locked(fs, in);
+		pthread_mutex_unlock(&fs->table_lock);
+		itable_put(fs, in);
 	}
 	free(list);
 }

@@ -4,6 +4,7 @@
  * orderly shutdown that writes everything back.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -100,10 +101,10 @@ int mvfs_create(struct mvfs **out, struct vault *v)
 	return 0;
 }
 
-static void flush_old(struct mvfs *fs, struct mv_inode *in, void *arg)
+static int flush_old(struct mvfs *fs, struct mv_inode *in, void *arg)
 {
 	time_t now = *(time_t *)arg;
-	int due;
+	int due, left;
 
 	pthread_mutex_lock(&in->lock);
 	due = (in->ndirty && now - in->dirty_since >= FLUSH_AGE_S) ||
@@ -111,6 +112,10 @@ static void flush_old(struct mvfs *fs, struct mv_inode *in, void *arg)
 	pthread_mutex_unlock(&in->lock);
 	if (due)
 		filedata_flush(fs, in);
+	pthread_mutex_lock(&in->lock);
+	left = in->ndirty || in->content_dirty;
+	pthread_mutex_unlock(&in->lock);
+	return left;
 }
 
 static void flush_all(struct mvfs *fs, struct mv_inode *in, void *arg)
@@ -199,17 +204,19 @@ struct status_sum {
 	uint64_t inodes, open, dirty_bytes;
 };
 
-static void sum_status(struct mvfs *fs, struct mv_inode *in, void *arg)
+static int sum_status(struct mvfs *fs, struct mv_inode *in, void *arg)
 {
 	struct status_sum *s = arg;
+	int left;
 
-	s->inodes++;
 	pthread_mutex_lock(&fs->table_lock);
 	s->open += in->nopen;
 	pthread_mutex_unlock(&fs->table_lock);
 	pthread_mutex_lock(&in->lock);
 	s->dirty_bytes += (uint64_t)in->ndirty * fs->chunk_size;
+	left = in->ndirty || in->content_dirty;
 	pthread_mutex_unlock(&in->lock);
+	return left;
 }
 
 struct dead_sum {
@@ -251,7 +258,8 @@ static void publish_status(struct mvfs *fs, int with_packs)
 			dead_bytes = d.total > d.live ? d.total - d.live : 0;
 		}
 	}
-	itable_foreach(fs, sum_status, &s);
+	s.inodes = itable_count(fs);
+	itable_foreach_active(fs, sum_status, &s);
 	volconf_uuid_hex(fs->v->conf.uuid, uuid);
 	n = snprintf(text, sizeof(text),
 		     "pid %d\nstore %s\nmountpoint %s\nuptime %lld\ninodes %" PRIu64 "\n"
@@ -266,11 +274,30 @@ static void publish_status(struct mvfs *fs, int with_packs)
 	file_replace_volatile(path, text, (size_t)n, 0644);
 }
 
+/*
+ * When the kernel forgets most of the inodes it held (memory pressure, a
+ * drop_caches after a walk of a million files), their entries are freed
+ * but malloc keeps the pages; give them back once the table has shrunk by
+ * half and by at least 64k entries.
+ */
+static void return_freed_memory(struct mvfs *fs, size_t *peak)
+{
+	size_t n = itable_count(fs);
+
+	if (n > *peak)
+		*peak = n;
+	else if (*peak - n >= 65536 && n < *peak / 2) {
+		malloc_trim(0);
+		*peak = n;
+	}
+}
+
 static void *flusher_main(void *arg)
 {
 	struct mvfs *fs = arg;
 	time_t last_checkpoint = time(NULL), last_compaction = time(NULL);
 	time_t last_status = time(NULL), last_pack_scan = time(NULL);
+	size_t table_peak = 0;
 
 	publish_status(fs, 1);	/* `medvault status` works as soon as mount returns */
 	pthread_mutex_lock(&fs->sync_lock);
@@ -302,7 +329,8 @@ static void *flusher_main(void *arg)
 				last_pack_scan = now;
 			last_status = now;
 		}
-		itable_foreach(fs, flush_old, &now);
+		itable_foreach_active(fs, flush_old, &now);
+		return_freed_memory(fs, &table_peak);
 		if (now - last_checkpoint >= CHECKPOINT_EVERY_S) {
 			int rc = fs_checkpoint(fs);
 

@@ -37,6 +37,10 @@ struct mv_inode {
 	uint64_t name_parent;	/* the name the kernel last reached it by, */
 	char *name;		/* for audit paths (NULL: not known) */
 	struct mv_inode *hnext;
+	/* on fs->active: open, or holding data a flush has not written;
+	 * the flusher visits only these, never the whole table */
+	struct mv_inode *anext, *aprev;
+	int active;
 
 	/*
 	 * Pushing decrypted pages into the kernel's cache (notify_store) is
@@ -85,6 +89,7 @@ struct mvfs {
 	pthread_mutex_t table_lock;
 	struct mv_inode **table;
 	size_t table_size, table_count;
+	struct mv_inode *active;	/* list head (table_lock) */
 
 	/*
 	 * Appending chunks and committing their records holds this for
@@ -153,6 +158,18 @@ int itable_is_dead(struct mvfs *fs, struct mv_inode *in);
 int itable_in_use(struct mvfs *fs, uint64_t ino);
 /* call fn on each pinned inode */
 void itable_foreach(struct mvfs *fs, void (*fn)(struct mvfs *, struct mv_inode *, void *), void *arg);
+/*
+ * Visit the active inodes only (open, or with unwritten data): cost
+ * follows the files in use, not the million the kernel may cache.  fn
+ * returns non-zero while the inode still has unwritten data; a closed
+ * inode for which it returns 0 leaves the list.
+ */
+void itable_foreach_active(struct mvfs *fs, int (*fn)(struct mvfs *, struct mv_inode *, void *),
+			   void *arg);
+/* keep in on the active list (a flush failed: the flusher retries it) */
+void itable_activate(struct mvfs *fs, struct mv_inode *in);
+/* inodes in the table */
+size_t itable_count(struct mvfs *fs);
 uint64_t mvfs_new_version(struct mvfs *fs);
 
 /* ---- contents (filedata.c) ---- */
