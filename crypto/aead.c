@@ -216,8 +216,6 @@ ssize_t aead_open(const struct aead *a, uint8_t *out, size_t cap,
 		plen = ctlen - over;
 		rc = gcm_bulk_open(a->key, ct, ct + GCM_NONCE, plen, ad, adlen,
 				   ct + GCM_NONCE + plen, out);
-		if (rc == -EIO)
-			return -EIO;
 	} else if (a->cipher == AEAD_AES256GCM)
 		rc = crypto_aead_aes256gcm_decrypt_afternm(out, &plen, NULL, ct + GCM_NONCE,
 							   ctlen - GCM_NONCE, ad, adlen, ct, &a->gcm);
@@ -225,8 +223,9 @@ ssize_t aead_open(const struct aead *a, uint8_t *out, size_t cap,
 		rc = crypto_aead_xchacha20poly1305_ietf_decrypt(out, &plen, NULL, ct + XC_NONCE,
 								ctlen - XC_NONCE, ad, adlen, ct, a->key);
 	if (rc != 0) {
+		/* unauthenticated bytes never reach the caller, whatever failed */
 		sodium_memzero(out, ctlen - over);
-		return -EBADMSG;
+		return rc == -EIO ? -EIO : -EBADMSG;
 	}
 	return (ssize_t)plen;
 }

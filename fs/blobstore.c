@@ -33,9 +33,7 @@ struct pack_fd {
  * would make every small file's close() wait too (measured: 512 KiB files
  * written 40% slower with a 256 KiB threshold). */
 #define DIRECT_ALIGN 4096u
-#ifndef DIRECT_MIN
 #define DIRECT_MIN (4u << 20)
-#endif
 #define ALIGN_UP(x) (((x) + DIRECT_ALIGN - 1) & ~(uint64_t)(DIRECT_ALIGN - 1))
 
 struct blobstore {

@@ -746,6 +746,16 @@ out:
 	return rc;
 }
 
+int filedata_unwritten(struct mv_inode *in)
+{
+	int left;
+
+	pthread_mutex_lock(&in->lock);
+	left = in->ndirty || in->content_dirty;
+	pthread_mutex_unlock(&in->lock);
+	return left;
+}
+
 void filedata_overlay(struct mvfs *fs, struct mv_inode *in, struct mv_attr *a)
 {
 	(void)fs;

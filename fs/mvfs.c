@@ -104,7 +104,7 @@ int mvfs_create(struct mvfs **out, struct vault *v)
 static int flush_old(struct mvfs *fs, struct mv_inode *in, void *arg)
 {
 	time_t now = *(time_t *)arg;
-	int due, left;
+	int due;
 
 	pthread_mutex_lock(&in->lock);
 	due = (in->ndirty && now - in->dirty_since >= FLUSH_AGE_S) ||
@@ -112,10 +112,7 @@ static int flush_old(struct mvfs *fs, struct mv_inode *in, void *arg)
 	pthread_mutex_unlock(&in->lock);
 	if (due)
 		filedata_flush(fs, in);
-	pthread_mutex_lock(&in->lock);
-	left = in->ndirty || in->content_dirty;
-	pthread_mutex_unlock(&in->lock);
-	return left;
+	return filedata_unwritten(in);
 }
 
 static void flush_all(struct mvfs *fs, struct mv_inode *in, void *arg)
@@ -207,16 +204,14 @@ struct status_sum {
 static int sum_status(struct mvfs *fs, struct mv_inode *in, void *arg)
 {
 	struct status_sum *s = arg;
-	int left;
 
 	pthread_mutex_lock(&fs->table_lock);
 	s->open += in->nopen;
 	pthread_mutex_unlock(&fs->table_lock);
 	pthread_mutex_lock(&in->lock);
 	s->dirty_bytes += (uint64_t)in->ndirty * fs->chunk_size;
-	left = in->ndirty || in->content_dirty;
 	pthread_mutex_unlock(&in->lock);
-	return left;
+	return filedata_unwritten(in);
 }
 
 struct dead_sum {

@@ -188,6 +188,8 @@ size_t filedata_chunk_peek(struct mvfs *fs, struct mv_inode *in, off_t off, uint
 int filedata_flush(struct mvfs *fs, struct mv_inode *in);
 /* truncate to size (under the inode lock, committed at once) */
 int filedata_truncate(struct mvfs *fs, struct mv_inode *in, uint64_t size, const struct timespec *now);
+/* 1 while in holds data (or a size) not yet committed to the index */
+int filedata_unwritten(struct mv_inode *in);
 /* overlay in-memory size/mtime onto a from-index record */
 void filedata_overlay(struct mvfs *fs, struct mv_inode *in, struct mv_attr *a);
 /* delete all chunks of ino (inside a write txn) */
