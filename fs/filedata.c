@@ -145,6 +145,30 @@ static struct dirty_chunk *dirty_find(struct mv_inode *in, uint64_t idx)
 	return NULL;
 }
 
+/* A chunk some writer is writing back right now (see flush_behind). */
+static struct dirty_chunk *inflight_find(struct mv_inode *in, uint64_t idx)
+{
+	for (struct dirty_chunk *d = in->inflight; d; d = d->next)
+		if (d->idx == idx)
+			return d;
+	return NULL;
+}
+
+/* The newest copy of chunk idx that the index does not have yet. */
+static struct dirty_chunk *pending_find(struct mv_inode *in, uint64_t idx)
+{
+	struct dirty_chunk *d = dirty_find(in, idx);
+
+	return d ? d : inflight_find(in, idx);
+}
+
+/* in->lock held; returns with it held and no write-back in flight. */
+static void wait_inflight(struct mv_inode *in)
+{
+	while (in->inflight)
+		pthread_cond_wait(&in->inflight_done, &in->lock);
+}
+
 static void dirty_free_all(struct mvfs *fs, struct mv_inode *in)
 {
 	struct dirty_chunk *d, *next;
@@ -222,7 +246,7 @@ ssize_t filedata_read(struct mvfs *fs, struct mv_inode *in, char *buf, size_t si
 	while (pos < end) {
 		uint64_t idx = pos / cs, within = pos % cs;
 		size_t take = (size_t)((end - pos) < cs - within ? end - pos : cs - within);
-		struct dirty_chunk *d = dirty_find(in, idx);
+		struct dirty_chunk *d = pending_find(in, idx);
 
 		if (d) {
 			chunk_copy(buf + done, d->buf, d->len, within, take);
@@ -258,7 +282,7 @@ unlock:
 
 		pthread_mutex_lock(&in->lock);
 		/* unless a flush or truncate changed the file meanwhile */
-		if (in->gen == gen && !dirty_find(in, last->idx)) {
+		if (in->gen == gen && !pending_find(in, last->idx)) {
 			uint8_t *old = in->rbuf;
 
 			in->rbuf = last->buf;
@@ -283,7 +307,7 @@ size_t filedata_chunk_peek(struct mvfs *fs, struct mv_inode *in, off_t off, uint
 	size_t n = 0;
 
 	pthread_mutex_lock(&in->lock);
-	if (in->rvalid && in->ridx == idx && in->size_loaded && !dirty_find(in, idx)) {
+	if (in->rvalid && in->ridx == idx && in->size_loaded && !pending_find(in, idx)) {
 		uint64_t s = idx * fs->chunk_size;
 
 		if (s < in->size) {
@@ -453,13 +477,44 @@ static void seal_one(void *ctx, size_t i)
 		s->rec.len = (uint32_t)n;
 }
 
+/* What a flush commits besides the chunks, taken under in->lock. */
+struct flush_meta {
+	uint64_t size;
+	struct timespec mtime, ctime;
+	int set_times;
+};
+
+static void meta_take(const struct mv_inode *in, const struct timespec *ctime,
+		      struct flush_meta *m)
+{
+	m->size = in->size;
+	m->set_times = in->mtime_dirty || ctime;
+	m->mtime = in->mtime;
+	m->ctime = ctime ? *ctime : in->mtime;
+}
+
+/* Whether the n chunks mostly cover one range of neighbouring indexes. */
+static int chunks_clustered(const struct sealed_chunk *sc, unsigned n)
+{
+	uint64_t lo = UINT64_MAX, hi = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (sc[i].idx < lo)
+			lo = sc[i].idx;
+		if (sc[i].idx > hi)
+			hi = sc[i].idx;
+	}
+	return n && hi - lo < (uint64_t)n + n / 8;
+}
+
 /*
- * Seal the n dirty chunks of list (in parallel), append them as one run to
- * the open pack, and commit them with the size and times in one
- * transaction.  in->lock held; the list is not freed here.
+ * Seal the first count chunks of list (in parallel), append them as one
+ * run to the open pack, and commit them with m's size and times in one
+ * transaction.  Reads only in->ino and in->aead, so in->lock need not be
+ * held as long as nobody changes these chunks meanwhile.
  */
 static int flush_list(struct mvfs *fs, struct mv_inode *in, struct dirty_chunk *list,
-		      unsigned count, uint64_t delete_from, const struct timespec *ctime)
+		      unsigned count, uint64_t delete_from, const struct flush_meta *m)
 {
 	struct commit_arg a = { .ino = in->ino, .delete_from = delete_from };
 	struct seal_job job = { .fs = fs, .in = in };
@@ -479,14 +534,15 @@ static int flush_list(struct mvfs *fs, struct mv_inode *in, struct dirty_chunk *
 			goto out;
 		}
 	}
-	for (struct dirty_chunk *d = list; d && n < count; d = d->next) {
+	for (unsigned seen = 0; list && seen < count; list = list->next, seen++) {
+		struct dirty_chunk *d = list;
 		uint64_t start = d->idx * fs->chunk_size;
 		uint32_t len = d->len;
 
-		if (start >= in->size)
+		if (start >= m->size)
 			continue;	/* cut off by a truncate */
-		if (start + len > in->size)
-			len = (uint32_t)(in->size - start);
+		if (start + len > m->size)
+			len = (uint32_t)(m->size - start);
 		sc[n].idx = d->idx;
 		sc[n].rec.version = mvfs_new_version(fs);
 		sc[n].rec.plain_len = len;
@@ -511,9 +567,17 @@ static int flush_list(struct mvfs *fs, struct mv_inode *in, struct dirty_chunk *
 	pthread_rwlock_rdlock(&fs->barrier);
 	if (n) {
 		struct blob_loc loc;
+		size_t cap = total <= fs->batch_size ? fs->batch_size : total;
 
-		rc = blobstore_append_buf(fs->v->bs, job.out, total,
-					  total <= fs->batch_size ? fs->batch_size : total, &loc);
+		/*
+		 * Scattered chunks (random writes) are likely to be rewritten
+		 * soon, and each rewrite must read the chunk back: keep them
+		 * in the page cache.  Only a run of neighbours, a file being
+		 * streamed out, bypasses it.
+		 */
+		if (!chunks_clustered(sc, n))
+			cap = 0;
+		rc = blobstore_append_buf(fs->v->bs, job.out, total, cap, &loc);
 		for (unsigned i = 0; rc == 0 && i < n; i++) {
 			sc[i].rec.pack = loc.pack;
 			sc[i].rec.off = loc.off + at[i];
@@ -522,20 +586,16 @@ static int flush_list(struct mvfs *fs, struct mv_inode *in, struct dirty_chunk *
 	if (rc == 0) {
 		a.chunks = sc;
 		a.n = n;
-		a.size = in->size;
-		a.set_times = in->mtime_dirty || ctime;
-		a.mtime = in->mtime;
-		a.ctime = ctime ? *ctime : in->mtime;
+		a.size = m->size;
+		a.set_times = m->set_times;
+		a.mtime = m->mtime;
+		a.ctime = m->ctime;
 		rc = index_write(fs->v->ix, commit_chunks, &a);
 	}
 	pthread_rwlock_unlock(&fs->barrier);
-	if (rc == 0)
-		in->gen++;
-	else {
-		syslog(LOG_ERR, "inode %" PRIu64 ": write-back failed: %s", in->ino, strerror(-rc));
-		itable_activate(fs, in);	/* the flusher retries it */
-	}
 out:
+	if (rc < 0)
+		syslog(LOG_ERR, "inode %" PRIu64 ": write-back failed: %s", in->ino, strerror(-rc));
 	if (job.out && total <= fs->batch_size)
 		bufpool_put(fs->batches, job.out);
 	else
@@ -547,17 +607,50 @@ out:
 }
 
 /*
- * Write back every dirty chunk, in groups of at most flush_group chunks so
- * that a large dirty budget (which lets random writes gather in a chunk
- * before it is rewritten) never needs a large sealing buffer.  in->lock
- * held, so nobody sees the groups detached.  On failure the unwritten
- * chunks stay dirty, so nothing written is lost and a later flush retries.
+ * Write back the first count chunks of list in groups of at most
+ * flush_group chunks, so that a large dirty budget never needs a large
+ * sealing buffer; the last group also drops chunks from delete_from on.
+ * *done gets how many chunks (a prefix of list) were committed.
+ */
+static int flush_chunks(struct mvfs *fs, struct mv_inode *in, struct dirty_chunk *list,
+			unsigned count, uint64_t delete_from, const struct flush_meta *m,
+			unsigned *done)
+{
+	/* what one write past a full budget adds still fits the batch
+	 * buffer (see mvfs_create): no tiny second group */
+	unsigned most = fs->flush_group + (1u << 20) / fs->chunk_size;
+	int rc;
+
+	*done = 0;
+	do {
+		unsigned n = count - *done;
+		int last = n <= most;
+
+		if (!last)
+			n = fs->flush_group;
+		rc = flush_list(fs, in, list, n, last ? delete_from : UINT64_MAX, m);
+		if (rc < 0)
+			return rc;
+		*done += n;
+		for (unsigned i = 0; i < n; i++)
+			list = list->next;
+	} while (*done < count);
+	return 0;
+}
+
+/*
+ * Write back every dirty chunk with in->lock held, so nobody sees them
+ * detached.  On failure the unwritten chunks stay dirty, so nothing
+ * written is lost and a later flush retries.
  */
 static int flush_locked(struct mvfs *fs, struct mv_inode *in, uint64_t delete_from,
 			const struct timespec *ctime)
 {
+	struct flush_meta m;
+	unsigned done;
 	int rc;
 
+	wait_inflight(in);
 	if (!in->dirty && !in->content_dirty && delete_from == UINT64_MAX)
 		return 0;
 	if (itable_is_dead(fs, in)) {
@@ -568,35 +661,85 @@ static int flush_locked(struct mvfs *fs, struct mv_inode *in, uint64_t delete_fr
 	}
 	if ((rc = ensure_aead(fs, in)) < 0)
 		return rc;
-	while (in->ndirty > fs->flush_group) {
-		struct dirty_chunk *group = in->dirty, *tail = group;
+	meta_take(in, ctime, &m);
+	rc = flush_chunks(fs, in, in->dirty, in->ndirty, delete_from, &m, &done);
+	if (rc == 0 || done)
+		in->gen++;
+	for (unsigned i = 0; i < done; i++) {
+		struct dirty_chunk *d = in->dirty;
 
-		for (unsigned i = 1; i < fs->flush_group; i++)
-			tail = tail->next;
-		in->dirty = tail->next;
-		tail->next = NULL;
-		in->ndirty -= fs->flush_group;
-		rc = flush_list(fs, in, group, fs->flush_group, UINT64_MAX, NULL);
-		if (rc < 0) {
-			tail->next = in->dirty;
-			in->dirty = group;
-			in->ndirty += fs->flush_group;
-			return rc;
-		}
-		while (group) {
-			struct dirty_chunk *next = group->next;
-
-			bufpool_put(fs->chunks, group->buf);
-			free(group);
-			group = next;
-		}
+		in->dirty = d->next;
+		in->ndirty--;
+		bufpool_put(fs->chunks, d->buf);
+		free(d);
 	}
-	rc = flush_list(fs, in, in->dirty, in->ndirty, delete_from, ctime);
 	if (rc == 0) {
-		dirty_free_all(fs, in);
 		in->content_dirty = 0;
 		in->mtime_dirty = 0;
+	} else {
+		itable_activate(fs, in);	/* the flusher retries it */
 	}
+	return rc;
+}
+
+/*
+ * Make room in a full dirty budget without stopping the file's other
+ * writers: detach the dirty chunks and write them back with in->lock
+ * released, while later writes fill a fresh budget.  Writes to a detached
+ * chunk start from its buffer (dirty_get), reads look there too.  One
+ * group per inode at a time: a chunk's versions must commit in order.
+ * in->lock held on entry and on return.
+ */
+static int flush_behind(struct mvfs *fs, struct mv_inode *in)
+{
+	struct dirty_chunk *list, *next;
+	struct flush_meta m;
+	unsigned count, done, i;
+	int had_mtime, rc;
+
+	wait_inflight(in);
+	if (in->ndirty < fs->dirty_max)
+		return 0;	/* another writer made room meanwhile */
+	if (itable_is_dead(fs, in))
+		return flush_locked(fs, in, UINT64_MAX, NULL);
+	if ((rc = ensure_aead(fs, in)) < 0)
+		return rc;
+	meta_take(in, NULL, &m);
+	list = in->inflight = in->dirty;
+	count = in->ninflight = in->ndirty;
+	in->dirty = NULL;
+	in->ndirty = 0;
+	had_mtime = in->inflight_mtime = in->mtime_dirty;
+	in->content_dirty = in->mtime_dirty = 0;
+	pthread_mutex_unlock(&in->lock);
+
+	rc = flush_chunks(fs, in, list, count, UINT64_MAX, &m, &done);
+
+	pthread_mutex_lock(&in->lock);
+	in->inflight = NULL;
+	in->ninflight = 0;
+	in->inflight_mtime = 0;
+	if (rc == 0 || done)
+		in->gen++;
+	/* unwritten chunks go back, unless a later write took them over */
+	for (i = 0; list; i++, list = next) {
+		next = list->next;
+		if (i < done || dirty_find(in, list->idx)) {
+			bufpool_put(fs->chunks, list->buf);
+			free(list);
+			continue;
+		}
+		list->next = in->dirty;
+		in->dirty = list;
+		if (in->ndirty++ == 0)
+			in->dirty_since = time(NULL);
+	}
+	if (rc < 0) {
+		in->content_dirty = 1;
+		in->mtime_dirty |= had_mtime;
+		itable_activate(fs, in);
+	}
+	pthread_cond_broadcast(&in->inflight_done);
 	return rc;
 }
 
@@ -615,7 +758,7 @@ int filedata_flush(struct mvfs *fs, struct mv_inode *in)
 static int dirty_get(struct mvfs *fs, struct mv_inode *in, uint64_t idx, int whole,
 		     struct dirty_chunk **out)
 {
-	struct dirty_chunk *d = dirty_find(in, idx);
+	struct dirty_chunk *d = dirty_find(in, idx), *src;
 	int rc;
 
 	if (d) {
@@ -633,6 +776,9 @@ static int dirty_get(struct mvfs *fs, struct mv_inode *in, uint64_t idx, int who
 	}
 	if (whole || idx * (uint64_t)fs->chunk_size >= in->size) {
 		d->len = 0;
+	} else if ((src = inflight_find(in, idx))) {
+		memcpy(d->buf, src->buf, src->len);
+		d->len = src->len;
 	} else if (in->rvalid && in->ridx == idx) {
 		memcpy(d->buf, in->rbuf, in->rlen);
 		d->len = in->rlen;
@@ -664,7 +810,7 @@ ssize_t filedata_write(struct mvfs *fs, struct mv_inode *in, const char *buf, si
 	if ((rc = ensure_size(fs, in)) < 0)
 		goto out;
 	/* make room first, so a failed write-back fails this write cleanly */
-	if (in->ndirty >= fs->dirty_max && (rc = flush_locked(fs, in, UINT64_MAX, NULL)) < 0)
+	if (in->ndirty >= fs->dirty_max && (rc = flush_behind(fs, in)) < 0)
 		goto out;
 	while (pos < end) {
 		uint64_t idx = pos / cs, within = pos % cs;
@@ -710,6 +856,7 @@ int filedata_truncate(struct mvfs *fs, struct mv_inode *in, uint64_t size, const
 	pthread_mutex_lock(&in->lock);
 	if ((rc = ensure_size(fs, in)) < 0)
 		goto out;
+	wait_inflight(in);
 	old = in->size;
 	/* drop buffered chunks past the end; trim the one across it */
 	for (pp = &in->dirty; (d = *pp);) {
@@ -751,9 +898,19 @@ int filedata_unwritten(struct mv_inode *in)
 	int left;
 
 	pthread_mutex_lock(&in->lock);
-	left = in->ndirty || in->content_dirty;
+	left = in->ndirty || in->content_dirty || in->inflight;
 	pthread_mutex_unlock(&in->lock);
 	return left;
+}
+
+int filedata_mtime_pending(struct mv_inode *in)
+{
+	int pending;
+
+	pthread_mutex_lock(&in->lock);
+	pending = in->mtime_dirty || (in->inflight && in->inflight_mtime);
+	pthread_mutex_unlock(&in->lock);
+	return pending;
 }
 
 void filedata_overlay(struct mvfs *fs, struct mv_inode *in, struct mv_attr *a)

@@ -99,6 +99,10 @@ static void mv_init(void *userdata, struct fuse_conn_info *conn)
 
 	conn->max_write = 1u << 20;
 	conn->max_readahead = 1u << 20;
+	/* the kernel's default of 12 queued write-backs (12 MiB) drains
+	 * faster than one flush group seals and lands: the pipeline stalls */
+	conn->max_background = 64;
+	conn->congestion_threshold = 48;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	/*

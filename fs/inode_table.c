@@ -66,6 +66,7 @@ int itable_get(struct mvfs *fs, uint64_t ino, struct mv_inode **out)
 		}
 		in->ino = ino;
 		pthread_mutex_init(&in->lock, NULL);
+		pthread_cond_init(&in->inflight_done, NULL);
 		pthread_mutex_init(&in->store_lock, NULL);
 		if (fs->table_count >= fs->table_size)
 			grow_locked(fs);
@@ -158,6 +159,7 @@ static void release(struct mvfs *fs, struct mv_inode *in)
 	bufpool_put(fs->chunks, in->rbuf);
 	aead_free(in->aead);
 	pthread_mutex_destroy(&in->lock);
+	pthread_cond_destroy(&in->inflight_done);
 	pthread_mutex_destroy(&in->store_lock);
 	free(in->name);
 	free(in);

@@ -405,6 +405,7 @@ void mvfs_destroy(struct mvfs *fs)
 			bufpool_put(fs->chunks, in->rbuf);
 			aead_free(in->aead);
 			pthread_mutex_destroy(&in->lock);
+			pthread_cond_destroy(&in->inflight_done);
 			pthread_mutex_destroy(&in->store_lock);
 			free(in->name);
 			free(in);

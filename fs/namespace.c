@@ -628,10 +628,15 @@ int ns_setattr(struct mvfs *fs, uint64_t ino, const struct mv_attr *want, int ma
 		if (rc < 0)
 			goto out;
 	} else if (mask & (NS_SET_MTIME | NS_SET_ATIME)) {
-		/* buffered writes carry their own mtime: settle them first so
-		 * an explicit time is not overridden by an older write */
+		/*
+		 * A buffered write or truncate that stamped its own mtime must
+		 * land first, or its older time would override this one.  With
+		 * the writeback cache writes stamp none (the kernel owns mtime
+		 * and sends it here on every inode write-back): flushing then
+		 * would stall each write-back for nothing.
+		 */
 		in = itable_find(fs, ino);
-		if (in && (rc = filedata_flush(fs, in)) < 0)
+		if (in && filedata_mtime_pending(in) && (rc = filedata_flush(fs, in)) < 0)
 			goto out;
 	}
 	if (a->mask)

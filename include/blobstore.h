@@ -49,7 +49,7 @@ int blobstore_append(struct blobstore *bs, const uint8_t *buf, size_t len,
  * Same, for a caller whose buffer may be scribbled on up to cap bytes: a
  * large run from a 4 KiB-aligned buffer with cap >= len rounded up to
  * 4 KiB is written with O_DIRECT at a 4 KiB-aligned offset, bypassing the
- * page cache.
+ * page cache.  cap 0: always through the page cache.
  */
 int blobstore_append_buf(struct blobstore *bs, uint8_t *buf, size_t len, size_t cap,
 			 struct blob_loc *loc);

@@ -61,6 +61,16 @@ struct mv_inode {
 	struct dirty_chunk *dirty;
 	unsigned ndirty;
 	time_t dirty_since;
+	/*
+	 * Chunks a writer detached from dirty and is writing back without
+	 * holding lock, so other writes keep filling while they are sealed
+	 * and appended.  Read-only until that writer frees them under lock;
+	 * at most one such group per inode, so commits keep version order.
+	 */
+	struct dirty_chunk *inflight;
+	unsigned ninflight;
+	int inflight_mtime;	/* the inflight commit also writes mtime */
+	pthread_cond_t inflight_done;	/* broadcast when inflight empties */
 	/* the last chunk read, decrypted: small reads need not reopen it */
 	uint8_t *rbuf;
 	uint64_t gen;		/* bumped when committed contents change */
@@ -190,6 +200,8 @@ int filedata_flush(struct mvfs *fs, struct mv_inode *in);
 int filedata_truncate(struct mvfs *fs, struct mv_inode *in, uint64_t size, const struct timespec *now);
 /* 1 while in holds data (or a size) not yet committed to the index */
 int filedata_unwritten(struct mv_inode *in);
+/* 1 if a flush would write an mtime the index does not have yet */
+int filedata_mtime_pending(struct mv_inode *in);
 /* overlay in-memory size/mtime onto a from-index record */
 void filedata_overlay(struct mvfs *fs, struct mv_inode *in, struct mv_attr *a);
 /* delete all chunks of ino (inside a write txn) */
