@@ -37,26 +37,40 @@ void aead_set_bulk_min(size_t n)
  * nonce, a syscall on every sealed record.  Instead each thread keeps a
  * ChaCha20 key drawn from the kernel once and emits the keystream for an
  * incrementing counter: unpredictable, and never repeating within a
- * thread.  The key is redrawn in a forked child so parent and child never
- * share a stream.
+ * thread.  A forked child redraws the key so parent and child never share
+ * a stream; fork is noticed with an atfork handler rather than getpid(),
+ * which glibc no longer caches and which cost a syscall per record.
  */
 struct nonce_gen {
-	pid_t pid;
+	int seeded;
 	uint64_t counter;
 	uint8_t key[crypto_stream_chacha20_ietf_KEYBYTES];
 };
 
 static _Thread_local struct nonce_gen nonce_gen;
+static pthread_once_t nonce_once = PTHREAD_ONCE_INIT;
+
+/* only the forking thread lives on in the child, so its state is all
+ * there is to forget */
+static void nonce_forget_in_child(void)
+{
+	sodium_memzero(&nonce_gen, sizeof(nonce_gen));
+}
+
+static void nonce_register_fork(void)
+{
+	pthread_atfork(NULL, NULL, nonce_forget_in_child);
+}
 
 static void nonce_fill(uint8_t *out, size_t len)
 {
 	struct nonce_gen *g = &nonce_gen;
 	uint8_t n[crypto_stream_chacha20_ietf_NONCEBYTES] = { 0 };
-	pid_t pid = getpid();
 
-	if (g->pid != pid || g->counter >= (1ull << 62)) {
+	if (!g->seeded || g->counter >= (1ull << 62)) {
+		pthread_once(&nonce_once, nonce_register_fork);
 		randombytes_buf(g->key, sizeof(g->key));
-		g->pid = pid;
+		g->seeded = 1;
 		g->counter = 0;
 	}
 	memcpy(n, &g->counter, sizeof(g->counter));

@@ -1,13 +1,16 @@
 /*
  * aead: round trips for both ciphers, tamper/truncation/wrong-key/wrong-AD
  * rejection with the output wiped, nonce freshness, and known answers that
- * pin the nonce || ciphertext || tag layout against libsodium itself.
+ * pin the nonce || ciphertext || tag layout against libsodium itself; a
+ * forked child never repeats its parent's nonces.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "aead.h"
 #include "secure.h"
@@ -324,6 +327,43 @@ static void test_gcm_bulk_interop(void)
 	free(out);
 }
 
+/*
+ * After fork, parent and child would emit the same next nonce if the
+ * child kept the parent's nonce stream: the child sends its next nonce
+ * through a pipe and the parent compares it with its own next one.
+ */
+static void test_fork_nonces(void)
+{
+	uint8_t key[32], pt[32] = "same plaintext on both sides", ct[128], theirs[24];
+	struct aead *a = NULL;
+	int fds[2], status = 0;
+	size_t nl = 24;
+	pid_t pid;
+	ssize_t n;
+
+	randombytes_buf(key, sizeof(key));
+	if (!ok(aead_new(&a, AEAD_XCHACHA20POLY1305, key) == 0 && pipe(fds) == 0,
+		"fork: aead_new and pipe"))
+		return;
+	aead_seal(a, ct, sizeof(ct), pt, sizeof(pt), NULL, 0);	/* seeds the stream */
+	pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		aead_seal(a, ct, sizeof(ct), pt, sizeof(pt), NULL, 0);
+		_exit(write(fds[1], ct, nl) == (ssize_t)nl ? 0 : 1);
+	}
+	close(fds[1]);
+	n = read(fds[0], theirs, nl);
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	aead_seal(a, ct, sizeof(ct), pt, sizeof(pt), NULL, 0);
+	ok(pid > 0 && n == (ssize_t)nl && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	   "fork: the child sealed and reported its nonce");
+	ok(n == (ssize_t)nl && memcmp(theirs, ct, nl) != 0,
+	   "fork: the child's next nonce differs from the parent's next nonce");
+	aead_free(a);
+}
+
 int main(void)
 {
 	if (secure_init() < 0)
@@ -331,6 +371,7 @@ int main(void)
 	test_names();
 	test_cipher(AEAD_XCHACHA20POLY1305, 24);
 	test_kat_xchacha();
+	test_fork_nonces();
 	if (aead_cipher_usable(AEAD_AES256GCM) == 0) {
 		test_cipher(AEAD_AES256GCM, 12);
 		test_kat_gcm();
