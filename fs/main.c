@@ -250,13 +250,32 @@ static int find_mount(const char *path, char *fstype, size_t ftlen, char *source
 	return found;
 }
 
+static void bdi_set(const char *dev, const char *knob, unsigned value)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/%s", dev, knob);
+	if ((f = fopen(path, "w"))) {
+		fprintf(f, "%u\n", value);
+		fclose(f);
+	}
+}
+
 /*
- * The kernel gives a FUSE mount 128 KiB of readahead whatever max_readahead
- * says; sequential reads of 64 KiB chunks need more in flight to keep the
- * disk and both cores busy.  Read from mountinfo, not stat(2): nothing
- * serves the mount yet.
+ * Two limits the kernel puts on every FUSE mount suit a slow or untrusted
+ * daemon, not this one.  Readahead is 128 KiB whatever max_readahead says;
+ * sequential reads of 64 KiB chunks need more in flight to keep the disk
+ * and both cores busy.  Dirty page cache is capped at 1% of the global
+ * dirty threshold (strictlimit): random writes then reach the daemon with
+ * two or three 4 KiB pages per 64 KiB chunk, and each such chunk is read,
+ * decrypted, resealed and appended for them.  A larger share lets pages of
+ * the same chunk gather first (fio randwrite 7k -> 20k IOPS at 10%); the
+ * backing filesystem keeps the other 90%, and close and fsync still write
+ * everything back.  Read from mountinfo, not stat(2): nothing serves the
+ * mount yet.
  */
-static void raise_readahead(const char *mnt, unsigned kib)
+static void tune_bdi(const char *mnt)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "r");
 	char *line = NULL, dev[64] = "";
@@ -276,14 +295,8 @@ static void raise_readahead(const char *mnt, unsigned kib)
 	free(line);
 	fclose(f);
 	if (dev[0]) {
-		char path[128];
-		FILE *ra;
-
-		snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
-		if ((ra = fopen(path, "w"))) {
-			fprintf(ra, "%u\n", kib);
-			fclose(ra);
-		}
+		bdi_set(dev, "read_ahead_kb", 1024);
+		bdi_set(dev, "max_ratio", 10);
 	}
 }
 
@@ -512,7 +525,7 @@ static int cmd_mount(int argc, char **argv)
 		goto out;
 	}
 	openlog("medvault", LOG_PID | (foreground ? LOG_PERROR : 0), LOG_DAEMON);
-	raise_readahead(mntreal, 1024);
+	tune_bdi(mntreal);
 	if (!foreground) {
 		int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 
