@@ -51,8 +51,9 @@ integration: all
 asan:
 	$(MAKE) BUILD=build/asan SAN='-fsanitize=address,undefined -fno-omit-frame-pointer' test
 
+# 200 crash rounds take longer than the 10 minutes a test program gets by default
 stress: all
-	BUILD=$(BUILD) scripts/run-tests.sh stress
+	TEST_TIMEOUT=$${TEST_TIMEOUT:-2400} BUILD=$(BUILD) scripts/run-tests.sh stress
 
 demo:
 	scripts/install-deps.sh
