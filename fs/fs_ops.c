@@ -99,10 +99,6 @@ static void mv_init(void *userdata, struct fuse_conn_info *conn)
 
 	conn->max_write = 1u << 20;
 	conn->max_readahead = 1u << 20;
-	/* the kernel's default of 12 queued write-backs (12 MiB) drains
-	 * faster than one flush group seals and lands: the pipeline stalls */
-	conn->max_background = 64;
-	conn->congestion_threshold = 48;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	/*
@@ -475,10 +471,21 @@ static void mv_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 /*
+ * How many FUSE worker threads may be inside notify_store at once.  A
+ * store locks the page-cache pages it fills, and a page the kernel is
+ * reading ahead stays locked until some worker answers that READ: if every
+ * worker waited on such a page, or on a thread that does, nobody would
+ * read /dev/fuse again (seen: all 16 workers stuck, 15 of them queued
+ * behind one store).  So stores are optional and never waited for.
+ */
+#define STORES_MAX 2
+
+/*
  * A small read made us open a whole chunk: give the kernel the rest of it,
  * so the neighbouring reads (random 4 KiB reads of a 64 KiB chunk) are
  * served from its page cache with no round trip.  Only after the reply,
- * when the pages of this request are unlocked again.
+ * when the pages of this request are unlocked again, and only if no other
+ * store of this file or too many stores overall are under way.
  */
 static void store_rest_of_chunk(struct mvfs *fs, struct mv_inode *in, fuse_ino_t ino,
 				off_t off, size_t n)
@@ -487,9 +494,16 @@ static void store_rest_of_chunk(struct mvfs *fs, struct mv_inode *in, fuse_ino_t
 	uint64_t start = 0;
 	size_t len;
 
-	if (!fs->session || !(chunk = malloc(fs->chunk_size)))
+	if (!fs->session)
 		return;
-	pthread_mutex_lock(&in->store_lock);
+	if (__atomic_add_fetch(&fs->storing, 1, __ATOMIC_ACQ_REL) > STORES_MAX)
+		goto out;
+	if (!(chunk = malloc(fs->chunk_size)))
+		goto out;
+	if (pthread_mutex_trylock(&in->store_lock) != 0) {
+		free(chunk);
+		goto out;
+	}
 	len = in->nwriters ? 0 : filedata_chunk_peek(fs, in, off, chunk, &start);
 	if (len) {
 		uint64_t lo = (uint64_t)off, hi = (uint64_t)off + n, end = start + len;
@@ -509,6 +523,8 @@ static void store_rest_of_chunk(struct mvfs *fs, struct mv_inode *in, fuse_ino_t
 	}
 	pthread_mutex_unlock(&in->store_lock);
 	free(chunk);
+out:
+	__atomic_sub_fetch(&fs->storing, 1, __ATOMIC_ACQ_REL);
 }
 
 static void mv_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

@@ -127,6 +127,7 @@ struct mvfs {
 	char *mountpoint;
 	time_t started;
 	void *session;		/* struct fuse_session, for cache notifications */
+	int storing;		/* threads inside a notify_store (fs_ops.c) */
 };
 
 /* Where a running daemon publishes its status (not in the store). */
