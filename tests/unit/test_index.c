@@ -1215,15 +1215,29 @@ struct raw {
 	MDB_dbi dbi;
 };
 
+#define RAW_MAP_SIZE (16ull << 30)
+
 static int raw_open(struct raw *r, const char *db)
 {
 	memset(r, 0, sizeof(*r));
-	if (mdb_env_create(&r->env) || mdb_env_set_maxdbs(r->env, 8) ||
-	    mdb_env_set_mapsize(r->env, 1ull << 40) || mdb_env_open(r->env, dir, 0, 0600))
+	if (mdb_env_create(&r->env))
 		return -1;
-	if (mdb_txn_begin(r->env, NULL, 0, &r->txn) || mdb_dbi_open(r->txn, db, 0, &r->dbi))
-		return -1;
+	/* the map size fs/index.c uses: big enough, and valgrind can map it
+	 * (it cannot reserve 1 TiB) */
+	if (mdb_env_set_maxdbs(r->env, 8) || mdb_env_set_mapsize(r->env, RAW_MAP_SIZE) ||
+	    mdb_env_open(r->env, dir, 0, 0600))
+		goto fail;
+	if (mdb_txn_begin(r->env, NULL, 0, &r->txn))
+		goto fail;
+	if (mdb_dbi_open(r->txn, db, 0, &r->dbi)) {
+		mdb_txn_abort(r->txn);
+		goto fail;
+	}
 	return 0;
+fail:
+	mdb_env_close(r->env);
+	r->env = NULL;
+	return -1;
 }
 
 static int raw_close(struct raw *r)
