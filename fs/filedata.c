@@ -169,14 +169,19 @@ static void wait_inflight(struct mv_inode *in)
 		pthread_cond_wait(&in->inflight_done, &in->lock);
 }
 
+static void dirty_chunk_free(struct mvfs *fs, struct dirty_chunk *d)
+{
+	bufpool_put(fs->chunks, d->buf);
+	free(d);
+}
+
 static void dirty_free_all(struct mvfs *fs, struct mv_inode *in)
 {
 	struct dirty_chunk *d, *next;
 
 	for (d = in->dirty; d; d = next) {
 		next = d->next;
-		bufpool_put(fs->chunks, d->buf);
-		free(d);
+		dirty_chunk_free(fs, d);
 	}
 	in->dirty = NULL;
 	in->ndirty = 0;
@@ -670,8 +675,7 @@ static int flush_locked(struct mvfs *fs, struct mv_inode *in, uint64_t delete_fr
 
 		in->dirty = d->next;
 		in->ndirty--;
-		bufpool_put(fs->chunks, d->buf);
-		free(d);
+		dirty_chunk_free(fs, d);
 	}
 	if (rc == 0) {
 		in->content_dirty = 0;
@@ -695,7 +699,7 @@ static int flush_behind(struct mvfs *fs, struct mv_inode *in)
 	struct dirty_chunk *list, *next;
 	struct flush_meta m;
 	unsigned count, done, i;
-	int had_mtime, rc;
+	int rc;
 
 	wait_inflight(in);
 	if (in->ndirty < fs->dirty_max)
@@ -706,10 +710,10 @@ static int flush_behind(struct mvfs *fs, struct mv_inode *in)
 		return rc;
 	meta_take(in, NULL, &m);
 	list = in->inflight = in->dirty;
-	count = in->ninflight = in->ndirty;
+	count = in->ndirty;
 	in->dirty = NULL;
 	in->ndirty = 0;
-	had_mtime = in->inflight_mtime = in->mtime_dirty;
+	in->inflight_mtime = m.set_times;
 	in->content_dirty = in->mtime_dirty = 0;
 	pthread_mutex_unlock(&in->lock);
 
@@ -717,7 +721,6 @@ static int flush_behind(struct mvfs *fs, struct mv_inode *in)
 
 	pthread_mutex_lock(&in->lock);
 	in->inflight = NULL;
-	in->ninflight = 0;
 	in->inflight_mtime = 0;
 	if (rc == 0 || done)
 		in->gen++;
@@ -725,8 +728,7 @@ static int flush_behind(struct mvfs *fs, struct mv_inode *in)
 	for (i = 0; list; i++, list = next) {
 		next = list->next;
 		if (i < done || dirty_find(in, list->idx)) {
-			bufpool_put(fs->chunks, list->buf);
-			free(list);
+			dirty_chunk_free(fs, list);
 			continue;
 		}
 		list->next = in->dirty;
@@ -736,7 +738,7 @@ static int flush_behind(struct mvfs *fs, struct mv_inode *in)
 	}
 	if (rc < 0) {
 		in->content_dirty = 1;
-		in->mtime_dirty |= had_mtime;
+		in->mtime_dirty |= m.set_times;
 		itable_activate(fs, in);
 	}
 	pthread_cond_broadcast(&in->inflight_done);
@@ -784,8 +786,7 @@ static int dirty_get(struct mvfs *fs, struct mv_inode *in, uint64_t idx, int who
 		d->len = in->rlen;
 	} else if ((rc = ensure_aead(fs, in)) < 0 ||
 		   (rc = chunk_load(fs, in, idx, d->buf, &d->len, 0)) < 0) {
-		bufpool_put(fs->chunks, d->buf);
-		free(d);
+		dirty_chunk_free(fs, d);
 		return rc;
 	}
 	/* bytes past d->len are garbage: readers and sealing stop at len,
@@ -862,8 +863,7 @@ int filedata_truncate(struct mvfs *fs, struct mv_inode *in, uint64_t size, const
 	for (pp = &in->dirty; (d = *pp);) {
 		if (d->idx >= keep) {
 			*pp = d->next;
-			bufpool_put(fs->chunks, d->buf);
-			free(d);
+			dirty_chunk_free(fs, d);
 			in->ndirty--;
 			continue;
 		}

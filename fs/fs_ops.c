@@ -11,6 +11,7 @@
 #include <sys/statvfs.h>
 
 #include "audit.h"
+#include "bufpool.h"
 #include "fs_ops.h"
 #include "mvfs.h"
 
@@ -498,10 +499,11 @@ static void store_rest_of_chunk(struct mvfs *fs, struct mv_inode *in, fuse_ino_t
 		return;
 	if (__atomic_add_fetch(&fs->storing, 1, __ATOMIC_ACQ_REL) > STORES_MAX)
 		goto out;
-	if (!(chunk = malloc(fs->chunk_size)))
+	if (pthread_mutex_trylock(&in->store_lock) != 0)
 		goto out;
-	if (pthread_mutex_trylock(&in->store_lock) != 0) {
-		free(chunk);
+	/* a pooled chunk buffer: mlocked, like all plaintext */
+	if (!(chunk = bufpool_get(fs->chunks))) {
+		pthread_mutex_unlock(&in->store_lock);
 		goto out;
 	}
 	len = in->nwriters ? 0 : filedata_chunk_peek(fs, in, off, chunk, &start);
@@ -522,7 +524,7 @@ static void store_rest_of_chunk(struct mvfs *fs, struct mv_inode *in, fuse_ino_t
 		}
 	}
 	pthread_mutex_unlock(&in->store_lock);
-	free(chunk);
+	bufpool_put(fs->chunks, chunk);
 out:
 	__atomic_sub_fetch(&fs->storing, 1, __ATOMIC_ACQ_REL);
 }

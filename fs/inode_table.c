@@ -139,22 +139,16 @@ static int maybe_unhook(struct mvfs *fs, struct mv_inode *in)
 	return 0;
 }
 
-static void release(struct mvfs *fs, struct mv_inode *in)
+void itable_free_inode(struct mvfs *fs, struct mv_inode *in)
 {
-	if (in->unlinked) {
-		/* nobody can reach it any more: its dirty data is moot */
-		struct dirty_chunk *d, *next;
+	struct dirty_chunk *d, *next;
 
-		for (d = in->dirty; d; d = next) {
-			next = d->next;
-			bufpool_put(fs->chunks, d->buf);
-			free(d);
-		}
-		in->dirty = NULL;
-		in->ndirty = 0;
-		ns_free_inode(fs, in->ino);
-	} else if (in->dirty || in->content_dirty) {
-		filedata_flush(fs, in);
+	/* an unlinked file's data is moot; a failed last flush keeps its
+	 * chunks here, and they must go back to the pool all the same */
+	for (d = in->dirty; d; d = next) {
+		next = d->next;
+		bufpool_put(fs->chunks, d->buf);
+		free(d);
 	}
 	bufpool_put(fs->chunks, in->rbuf);
 	aead_free(in->aead);
@@ -163,6 +157,15 @@ static void release(struct mvfs *fs, struct mv_inode *in)
 	pthread_mutex_destroy(&in->store_lock);
 	free(in->name);
 	free(in);
+}
+
+static void release(struct mvfs *fs, struct mv_inode *in)
+{
+	if (in->unlinked)
+		ns_free_inode(fs, in->ino);	/* nobody can reach it any more */
+	else if (in->dirty || in->content_dirty)
+		filedata_flush(fs, in);
+	itable_free_inode(fs, in);
 }
 
 static void drop(struct mvfs *fs, struct mv_inode *in, uint64_t lookups, int opens, int pins)

@@ -397,18 +397,7 @@ void mvfs_destroy(struct mvfs *fs)
 
 		for (; in; in = next) {
 			next = in->hnext;
-			for (struct dirty_chunk *d = in->dirty, *dn; d; d = dn) {
-				dn = d->next;
-				bufpool_put(fs->chunks, d->buf);
-				free(d);
-			}
-			bufpool_put(fs->chunks, in->rbuf);
-			aead_free(in->aead);
-			pthread_mutex_destroy(&in->lock);
-			pthread_cond_destroy(&in->inflight_done);
-			pthread_mutex_destroy(&in->store_lock);
-			free(in->name);
-			free(in);
+			itable_free_inode(fs, in);
 		}
 	}
 	ns_free_orphans(fs);

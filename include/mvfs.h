@@ -68,7 +68,6 @@ struct mv_inode {
 	 * at most one such group per inode, so commits keep version order.
 	 */
 	struct dirty_chunk *inflight;
-	unsigned ninflight;
 	int inflight_mtime;	/* the inflight commit also writes mtime */
 	pthread_cond_t inflight_done;	/* broadcast when inflight empties */
 	/* the last chunk read, decrypted: small reads need not reopen it */
@@ -179,6 +178,8 @@ void itable_foreach_active(struct mvfs *fs, int (*fn)(struct mvfs *, struct mv_i
 			   void *arg);
 /* keep in on the active list (a flush failed: the flusher retries it) */
 void itable_activate(struct mvfs *fs, struct mv_inode *in);
+/* free an inode no table references any more, with any chunks it still buffers */
+void itable_free_inode(struct mvfs *fs, struct mv_inode *in);
 /* inodes in the table */
 size_t itable_count(struct mvfs *fs);
 uint64_t mvfs_new_version(struct mvfs *fs);
