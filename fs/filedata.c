@@ -623,7 +623,7 @@ static int flush_chunks(struct mvfs *fs, struct mv_inode *in, struct dirty_chunk
 {
 	/* what one write past a full budget adds still fits the batch
 	 * buffer (see mvfs_create): no tiny second group */
-	unsigned most = fs->flush_group + (1u << 20) / fs->chunk_size;
+	unsigned most = fs->flush_group + MV_MAX_IO / fs->chunk_size;
 	int rc;
 
 	*done = 0;

@@ -98,8 +98,8 @@ static void mv_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct mvfs *fs = userdata;
 
-	conn->max_write = 1u << 20;
-	conn->max_readahead = 1u << 20;
+	conn->max_write = MV_MAX_IO;
+	conn->max_readahead = MV_MAX_IO;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	/*
@@ -534,19 +534,27 @@ static void mv_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct mv_inode *in = (struct mv_inode *)(uintptr_t)fi->fh;
 	struct mvfs *fs = fs_of(req);	/* req is gone once replied to */
-	char *buf = malloc(size ? size : 1);
+	uint8_t *buf;
 	ssize_t n;
 
-	if (!buf) {
+	/* the reply is plaintext: it lives in a pooled, mlocked buffer that
+	 * is wiped when the pool lets it go, never in the malloc heap.  The
+	 * kernel asks for at most max_write (max_pages); a short reply to a
+	 * cached read would mean end of file, so never trim a request. */
+	if (size > MV_MAX_IO) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	if (!(buf = bufpool_get(fs->replies))) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = filedata_read(fs, in, buf, size, off);
+	n = filedata_read(fs, in, (char *)buf, size, off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
-		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
+		fuse_reply_buf(req, (const char *)buf, (size_t)n);
+	bufpool_put(fs->replies, buf);
 	if (n > 0 && size < fs->chunk_size)
 		store_rest_of_chunk(fs, in, ino, off, (size_t)n);
 }

@@ -66,15 +66,17 @@ int mvfs_create(struct mvfs **out, struct vault *v)
 	/* room for the sealed batch: dirty_max is checked before a write, which
 	 * may add up to max_write's worth of chunks; plus the rounding up to
 	 * 4 KiB for O_DIRECT */
-	fs->batch_size = (size_t)(fs->flush_group + (1u << 20) / fs->chunk_size + 2) *
+	fs->batch_size = (size_t)(fs->flush_group + MV_MAX_IO / fs->chunk_size + 2) *
 			 (fs->chunk_size + 64) + 4096;
 	if (bufpool_create(&fs->chunks, fs->chunk_size, 256) < 0 ||
 	    bufpool_create(&fs->batches, fs->batch_size, 4) < 0 ||
 	    bufpool_create(&fs->sealed, fs->chunk_size + 64, 64) < 0 ||
+	    bufpool_create(&fs->replies, MV_MAX_IO, 8) < 0 ||
 	    chunkcache_create(&fs->cache, fs->chunk_size, CHUNK_CACHE_BYTES) < 0) {
 		bufpool_destroy(fs->chunks);
 		bufpool_destroy(fs->batches);
 		bufpool_destroy(fs->sealed);
+		bufpool_destroy(fs->replies);
 		free(fs);
 		return -ENOMEM;
 	}
@@ -406,6 +408,7 @@ void mvfs_destroy(struct mvfs *fs)
 	bufpool_destroy(fs->chunks);
 	bufpool_destroy(fs->batches);
 	bufpool_destroy(fs->sealed);
+	bufpool_destroy(fs->replies);
 	chunkcache_destroy(fs->cache);
 	free(fs->table);
 	pthread_rwlock_destroy(&fs->barrier);

@@ -80,6 +80,9 @@ struct mv_inode {
 
 struct audit;
 
+/* largest READ or WRITE the daemon negotiates with the kernel */
+#define MV_MAX_IO (1u << 20)
+
 struct mvfs {
 	struct vault *v;
 	struct audit *audit;	/* access trail (fs/audit.c); NULL: not audited */
@@ -91,6 +94,7 @@ struct mvfs {
 	struct bufpool *chunks;	/* chunk_size plaintext buffers */
 	struct bufpool *batches;	/* sealed write-back batches */
 	struct bufpool *sealed;		/* one sealed chunk, for reads */
+	struct bufpool *replies;	/* MV_MAX_IO plaintext READ replies */
 	struct chunkcache *cache;	/* recently read chunks, all files */
 	size_t batch_size;
 	struct parallel *par;	/* sealing and opening run here */
