@@ -5,11 +5,13 @@
  * place: a flush adds a new version and the old bytes become dead.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <sys/statvfs.h>
 
 #include "aead.h"
 #include "blobstore.h"
@@ -341,7 +343,8 @@ struct commit_arg {
 	uint64_t size;
 	struct timespec mtime, ctime;
 	int set_times;
-	uint64_t delete_from;	/* drop chunks >= this index; UINT64_MAX: none */
+	uint64_t delete_from;	/* drop chunks [delete_from, delete_to) */
+	uint64_t delete_to;
 	uint64_t max_pack;
 };
 
@@ -353,6 +356,7 @@ struct dead_chunk {
 struct dead_list {
 	struct dead_chunk *v;
 	size_t n, cap;
+	uint64_t stop;		/* first index not collected */
 };
 
 static int collect_dead(void *ctx, uint64_t ino, uint64_t idx, const struct chunk_rec *c)
@@ -360,6 +364,8 @@ static int collect_dead(void *ctx, uint64_t ino, uint64_t idx, const struct chun
 	struct dead_list *l = ctx;
 
 	(void)ino;
+	if (idx >= l->stop)
+		return 1;
 	if (l->n == l->cap) {
 		size_t ncap = l->cap ? l->cap * 2 : 64;
 		struct dead_chunk *nv = realloc(l->v, ncap * sizeof(*nv));
@@ -379,7 +385,7 @@ static int collect_dead(void *ctx, uint64_t ino, uint64_t idx, const struct chun
  * Runs inside a write transaction. */
 int filedata_delete_chunks(struct index_txn *txn, uint64_t ino, uint64_t from_idx)
 {
-	struct dead_list l = { 0 };
+	struct dead_list l = { .stop = UINT64_MAX };
 	int rc;
 
 	rc = index_chunk_iter(txn, ino, from_idx, collect_dead, &l);
@@ -410,8 +416,8 @@ static int commit_chunks(struct index_txn *txn, void *argp)
 	if (index_meta_get(txn, "max_pack", &max_pack) == -EIO)
 		max_pack = 0;
 
-	if (a->delete_from != UINT64_MAX) {
-		struct dead_list l = { 0 };
+	if (a->delete_from < a->delete_to) {
+		struct dead_list l = { .stop = a->delete_to };
 
 		rc = index_chunk_iter(txn, a->ino, a->delete_from, collect_dead, &l);
 		for (size_t i = 0; rc == 0 && i < l.n; i++) {
@@ -487,11 +493,13 @@ struct flush_meta {
 	uint64_t size;
 	struct timespec mtime, ctime;
 	int set_times;
+	uint64_t drop_from, drop_to;	/* stored chunks deleted (truncate, hole) */
 };
 
 static void meta_take(const struct mv_inode *in, const struct timespec *ctime,
 		      struct flush_meta *m)
 {
+	m->drop_from = m->drop_to = UINT64_MAX;
 	m->size = in->size;
 	m->set_times = in->mtime_dirty || ctime;
 	m->mtime = in->mtime;
@@ -519,9 +527,13 @@ static int chunks_clustered(const struct sealed_chunk *sc, unsigned n)
  * held as long as nobody changes these chunks meanwhile.
  */
 static int flush_list(struct mvfs *fs, struct mv_inode *in, struct dirty_chunk *list,
-		      unsigned count, uint64_t delete_from, const struct flush_meta *m)
+		      unsigned count, int drop, const struct flush_meta *m)
 {
-	struct commit_arg a = { .ino = in->ino, .delete_from = delete_from };
+	struct commit_arg a = {
+		.ino = in->ino,
+		.delete_from = drop ? m->drop_from : UINT64_MAX,
+		.delete_to = drop ? m->drop_to : UINT64_MAX,
+	};
 	struct seal_job job = { .fs = fs, .in = in };
 	struct sealed_chunk *sc = NULL;
 	const uint8_t **plain = NULL;
@@ -614,12 +626,11 @@ out:
 /*
  * Write back the first count chunks of list in groups of at most
  * flush_group chunks, so that a large dirty budget never needs a large
- * sealing buffer; the last group also drops chunks from delete_from on.
+ * sealing buffer; the last group also drops m's chunk range.
  * *done gets how many chunks (a prefix of list) were committed.
  */
 static int flush_chunks(struct mvfs *fs, struct mv_inode *in, struct dirty_chunk *list,
-			unsigned count, uint64_t delete_from, const struct flush_meta *m,
-			unsigned *done)
+			unsigned count, const struct flush_meta *m, unsigned *done)
 {
 	/* what one write past a full budget adds still fits the batch
 	 * buffer (see mvfs_create): no tiny second group */
@@ -633,7 +644,7 @@ static int flush_chunks(struct mvfs *fs, struct mv_inode *in, struct dirty_chunk
 
 		if (!last)
 			n = fs->flush_group;
-		rc = flush_list(fs, in, list, n, last ? delete_from : UINT64_MAX, m);
+		rc = flush_list(fs, in, list, n, last, m);
 		if (rc < 0)
 			return rc;
 		*done += n;
@@ -648,15 +659,15 @@ static int flush_chunks(struct mvfs *fs, struct mv_inode *in, struct dirty_chunk
  * detached.  On failure the unwritten chunks stay dirty, so nothing
  * written is lost and a later flush retries.
  */
-static int flush_locked(struct mvfs *fs, struct mv_inode *in, uint64_t delete_from,
-			const struct timespec *ctime)
+static int flush_locked(struct mvfs *fs, struct mv_inode *in, uint64_t drop_from,
+			uint64_t drop_to, const struct timespec *ctime)
 {
 	struct flush_meta m;
 	unsigned done;
 	int rc;
 
 	wait_inflight(in);
-	if (!in->dirty && !in->content_dirty && delete_from == UINT64_MAX)
+	if (!in->dirty && !in->content_dirty && drop_from >= drop_to)
 		return 0;
 	if (itable_is_dead(fs, in)) {
 		/* unlinked and closed: nobody can read it again */
@@ -667,7 +678,9 @@ static int flush_locked(struct mvfs *fs, struct mv_inode *in, uint64_t delete_fr
 	if ((rc = ensure_aead(fs, in)) < 0)
 		return rc;
 	meta_take(in, ctime, &m);
-	rc = flush_chunks(fs, in, in->dirty, in->ndirty, delete_from, &m, &done);
+	m.drop_from = drop_from;
+	m.drop_to = drop_to;
+	rc = flush_chunks(fs, in, in->dirty, in->ndirty, &m, &done);
 	if (rc == 0 || done)
 		in->gen++;
 	for (unsigned i = 0; i < done; i++) {
@@ -705,7 +718,7 @@ static int flush_behind(struct mvfs *fs, struct mv_inode *in)
 	if (in->ndirty < fs->dirty_max)
 		return 0;	/* another writer made room meanwhile */
 	if (itable_is_dead(fs, in))
-		return flush_locked(fs, in, UINT64_MAX, NULL);
+		return flush_locked(fs, in, UINT64_MAX, UINT64_MAX, NULL);
 	if ((rc = ensure_aead(fs, in)) < 0)
 		return rc;
 	meta_take(in, NULL, &m);
@@ -717,7 +730,7 @@ static int flush_behind(struct mvfs *fs, struct mv_inode *in)
 	in->content_dirty = in->mtime_dirty = 0;
 	pthread_mutex_unlock(&in->lock);
 
-	rc = flush_chunks(fs, in, list, count, UINT64_MAX, &m, &done);
+	rc = flush_chunks(fs, in, list, count, &m, &done);
 
 	pthread_mutex_lock(&in->lock);
 	in->inflight = NULL;
@@ -750,7 +763,7 @@ int filedata_flush(struct mvfs *fs, struct mv_inode *in)
 	int rc;
 
 	pthread_mutex_lock(&in->lock);
-	rc = flush_locked(fs, in, UINT64_MAX, NULL);
+	rc = flush_locked(fs, in, UINT64_MAX, UINT64_MAX, NULL);
 	pthread_mutex_unlock(&in->lock);
 	return rc;
 }
@@ -885,9 +898,112 @@ int filedata_truncate(struct mvfs *fs, struct mv_inode *in, uint64_t size, const
 	in->mtime = *now;
 	in->mtime_dirty = 1;
 	in->content_dirty = 1;
-	rc = flush_locked(fs, in, size < old ? keep : UINT64_MAX, now);
+	rc = flush_locked(fs, in, size < old ? keep : UINT64_MAX, UINT64_MAX, now);
 	if (rc < 0)
 		in->size = old;
+out:
+	pthread_mutex_unlock(&in->lock);
+	return rc;
+}
+
+/* Zero [off, end), which lies inside one chunk, through a dirty copy of
+ * that chunk.  Bytes past the chunk's stored length already read as zero.
+ * in->lock held. */
+static int chunk_zero(struct mvfs *fs, struct mv_inode *in, uint64_t off, uint64_t end)
+{
+	uint64_t cs = fs->chunk_size, idx = off / cs;
+	uint32_t from = (uint32_t)(off - idx * cs), to = (uint32_t)(end - idx * cs);
+	struct dirty_chunk *d;
+	int rc;
+
+	if ((rc = dirty_get(fs, in, idx, 0, &d)) < 0)
+		return rc;
+	if (to > d->len)
+		to = d->len;
+	if (from < to)
+		memset(d->buf + from, 0, to - from);
+	return 0;
+}
+
+/* Whether the store's disk has room for need more bytes. */
+static int store_has_room(struct mvfs *fs, uint64_t need)
+{
+	struct statvfs sv;
+
+	if (need == 0 || statvfs(fs->v->store, &sv) < 0)
+		return 1;	/* unknown: the writes themselves will tell */
+	return (uint64_t)sv.f_bavail * (sv.f_frsize ? sv.f_frsize : sv.f_bsize) >= need;
+}
+
+/*
+ * fallocate(2) with the modes FUSE passes on: 0 and KEEP_SIZE reserve
+ * (chunks are written on demand, so only the size and the free space are
+ * checked), PUNCH_HOLE and ZERO_RANGE drop the chunks the range covers
+ * and zero the partial ones at its edges.  The zeroing and the size
+ * commit in one transaction after everything buffered was written, so a
+ * failure leaves the file as it was.
+ */
+int filedata_fallocate(struct mvfs *fs, struct mv_inode *in, int mode, uint64_t off, uint64_t len)
+{
+	uint64_t cs = fs->chunk_size, end = off + len, old, drop_from = UINT64_MAX,
+		 drop_to = UINT64_MAX;
+	int changed = 0, rc;
+
+	pthread_mutex_lock(&in->lock);
+	if ((rc = ensure_size(fs, in)) < 0)
+		goto out;
+	old = in->size;
+	if (!(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) && end > old &&
+	    !store_has_room(fs, end - (off > old ? off : old))) {
+		rc = -ENOSPC;
+		goto out;
+	}
+	if ((rc = flush_locked(fs, in, UINT64_MAX, UINT64_MAX, NULL)) < 0)
+		goto out;
+	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+		/* past the end there is nothing to zero */
+		uint64_t zend = end < old ? end : old;
+
+		if (off < zend) {
+			/* chunks the range covers up to their end or the file's */
+			uint64_t first = (off + cs - 1) / cs;
+			uint64_t last = zend == old ? (zend + cs - 1) / cs : zend / cs;
+
+			if (first < last) {
+				drop_from = first;
+				drop_to = last;
+			}
+			if (off % cs)
+				rc = chunk_zero(fs, in, off, zend < (off / cs + 1) * cs ? zend : (off / cs + 1) * cs);
+			if (rc == 0 && zend != old && zend % cs && !(off % cs && off / cs == zend / cs))
+				rc = chunk_zero(fs, in, zend / cs * cs > off ? zend / cs * cs : off, zend);
+			if (rc < 0)
+				goto undo;
+			changed = 1;
+			in->rvalid = 0;
+			in->gen++;
+		}
+	}
+	if (!(mode & FALLOC_FL_KEEP_SIZE) && end > old) {
+		in->size = end;
+		changed = 1;
+	}
+	if (!changed)
+		goto out;
+	in->content_dirty = 1;
+	if (!fs->writeback) {
+		ns_now(&in->mtime);
+		in->mtime_dirty = 1;
+	}
+	if ((rc = flush_locked(fs, in, drop_from, drop_to, NULL)) == 0)
+		goto out;
+undo:
+	/* only the edge chunks are buffered, copies of what is stored */
+	dirty_free_all(fs, in);
+	in->size = old;
+	in->content_dirty = 0;
+	in->rvalid = 0;
+	in->gen++;
 out:
 	pthread_mutex_unlock(&in->lock);
 	return rc;

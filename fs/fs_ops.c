@@ -3,6 +3,7 @@
  * exactly one reply.  No locks are held here.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -566,11 +567,57 @@ static void mv_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	ssize_t n;
 
 	(void)ino;
+	/* like ext4: nothing at or past the largest size, short up to it */
+	if ((uint64_t)off >= MV_MAX_FILE_SIZE) {
+		fuse_reply_err(req, EFBIG);
+		return;
+	}
+	if (size > MV_MAX_FILE_SIZE - (uint64_t)off)
+		size = (size_t)(MV_MAX_FILE_SIZE - (uint64_t)off);
 	n = filedata_write(fs_of(req), in, buf, size, off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_write(req, (size_t)n);
+}
+
+static const char *falloc_mode_name(int mode)
+{
+	if (mode & FALLOC_FL_PUNCH_HOLE)
+		return "punch-hole";
+	if (mode & FALLOC_FL_ZERO_RANGE)
+		return "zero-range";
+	return mode & FALLOC_FL_KEEP_SIZE ? "keep-size" : "reserve";
+}
+
+static void mv_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	struct mv_inode *in = (struct mv_inode *)(uintptr_t)fi->fh;
+	struct mvfs *fs = fs_of(req);
+	int rc;
+
+	/* what ext4 accepts of what the kernel passes on; the kernel has
+	 * checked the file's type, the handle's mode and the bounds */
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) ||
+	    ((mode & FALLOC_FL_PUNCH_HOLE) &&
+	     (mode & (FALLOC_FL_KEEP_SIZE | FALLOC_FL_ZERO_RANGE)) != FALLOC_FL_KEEP_SIZE))
+		rc = -EOPNOTSUPP;
+	else if (off < 0 || len <= 0)
+		rc = -EINVAL;
+	else if ((uint64_t)off + (uint64_t)len > MV_MAX_FILE_SIZE)
+		rc = -EFBIG;
+	else
+		rc = filedata_fallocate(fs, in, mode, (uint64_t)off, (uint64_t)len);
+	if (fs->audit) {
+		char path[AUDIT_PATH_MAX + 1], d[96];
+
+		itable_path(fs, ino, path, sizeof(path));
+		snprintf(d, sizeof(d), "mode=%s off=%lld len=%lld", falloc_mode_name(mode),
+			 (long long)off, (long long)len);
+		audit_req(req, AUDIT_OP_FALLOCATE, rc, ino, path, NULL, d);
+	}
+	fuse_reply_err(req, -rc);
 }
 
 static void mv_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -891,6 +938,7 @@ const struct fuse_lowlevel_ops mv_fuse_ops = {
 	.flush = mv_flush,
 	.release = mv_release,
 	.fsync = mv_fsync,
+	.fallocate = mv_fallocate,
 	.opendir = mv_opendir,
 	.readdir = mv_readdir,
 	.readdirplus = mv_readdirplus,

@@ -621,6 +621,8 @@ int ns_setattr(struct mvfs *fs, uint64_t ino, const struct mv_attr *want, int ma
 			return -EISDIR;
 		if (!S_ISREG(out->mode))
 			return -EINVAL;
+		if (want->size > MV_MAX_FILE_SIZE)
+			return -EFBIG;
 		if ((rc = itable_get(fs, ino, &in)) < 0)
 			return rc;
 		ns_now(&now);

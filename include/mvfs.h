@@ -82,6 +82,8 @@ struct audit;
 
 /* largest READ or WRITE the daemon negotiates with the kernel */
 #define MV_MAX_IO (1u << 20)
+/* ext4's limit with 4 KiB blocks (2^32 - 1 blocks): larger sizes get EFBIG */
+#define MV_MAX_FILE_SIZE (((1ull << 32) - 1) * 4096)
 
 struct mvfs {
 	struct vault *v;
@@ -204,6 +206,8 @@ size_t filedata_chunk_peek(struct mvfs *fs, struct mv_inode *in, off_t off, uint
 int filedata_flush(struct mvfs *fs, struct mv_inode *in);
 /* truncate to size (under the inode lock, committed at once) */
 int filedata_truncate(struct mvfs *fs, struct mv_inode *in, uint64_t size, const struct timespec *now);
+/* fallocate(2): mode 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE[|KEEP_SIZE] */
+int filedata_fallocate(struct mvfs *fs, struct mv_inode *in, int mode, uint64_t off, uint64_t len);
 /* 1 while in holds data (or a size) not yet committed to the index */
 int filedata_unwritten(struct mv_inode *in);
 /* 1 if a flush would write an mtime the index does not have yet */

@@ -43,6 +43,7 @@ ops() {
 	! as_nobody sh -c 'echo x >>"$1"' sh "$P/ct1.dcm" 2>/dev/null
 	mv "$P/ct1.dcm" "$P/ct2.dcm"
 	truncate -s 3 "$P/ct2.dcm"
+	fallocate --punch-hole -o 1 -l 1 "$P/ct2.dcm"
 	chmod 0600 "$P/ct2.dcm"
 	chown 65534:65534 "$P/ct2.dcm"
 	setfattr -n user.study -v thorax "$P/ct2.dcm"
@@ -73,6 +74,7 @@ has "open by root: uid, pid and comm" "op=open-r result=OK uid=0 gid=0 pid=$pr c
 has "open by 65534: uid, gid, pid and comm" "op=open-r result=OK uid=65534 gid=65534 pid=$pn comm=\"cat\" ino=[0-9]+ path=\"$D/ct1.dcm\""
 has "rename with both paths" "op=rename result=OK uid=0 .* path=\"$D/ct1.dcm\" to=\"$D/ct2.dcm\""
 has "truncate" "op=truncate result=OK uid=0 .* comm=\"truncate\" .* path=\"$D/ct2.dcm\" detail=\"size=3\""
+has "fallocate" "op=fallocate result=OK uid=0 .* comm=\"fallocate\" .* path=\"$D/ct2.dcm\" detail=\"mode=punch-hole off=1 len=1\""
 has "chmod" "op=chmod result=OK .* path=\"$D/ct2.dcm\" detail=\"mode=0600\""
 has "chown" "op=chown result=OK .* path=\"$D/ct2.dcm\" detail=\"uid=65534 gid=65534\""
 has "setxattr" "op=setxattr result=OK .* path=\"$D/ct2.dcm\" detail=\"user.study\""

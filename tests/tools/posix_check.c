@@ -763,6 +763,108 @@ static void g_sparse(void)
 	leave();
 }
 
+/* ------------------------------------------------------------ fallocate */
+
+/* byte i of the fallocate test file before any change */
+static char falloc_byte(off_t i)
+{
+	return (char)('a' + i % 23);
+}
+
+/* [from, to) of fd reads zeros and the rest of [0, size) the pattern */
+static bool falloc_matches(int fd, off_t size, off_t zfrom, off_t zto)
+{
+	static char buf[600000];
+	ssize_t n = pread_all(fd, buf, sizeof buf, 0);
+
+	if (n != size)
+		return false;
+	for (off_t i = 0; i < size; i++) {
+		char want = (i >= zfrom && i < zto) || i >= 200000 ? 0 : falloc_byte(i);
+
+		if (buf[i] != want)
+			return false;
+	}
+	return true;
+}
+
+static void g_fallocate(void)
+{
+	static char data[200000];
+	struct stat st, st2;
+	int fd;
+
+	enter("fallocate");
+	for (size_t i = 0; i < sizeof data; i++)
+		data[i] = falloc_byte((off_t)i);
+	fd = open("f", O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (setup(fd) < 0) {
+		leave();
+		return;
+	}
+	setup(write_all(fd, data, sizeof data));
+	succeeds(fallocate(fd, 0, 0, 300000), "fallocate: mode 0 past the end");
+	fstat(fd, &st);
+	eq(st.st_size, 300000, "fallocate: mode 0 extends the size");
+	ok(falloc_matches(fd, 300000, 0, 0), "fallocate: data kept, the new part reads zeros");
+	succeeds(fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 1 << 20), "fallocate: KEEP_SIZE past the end");
+	fstat(fd, &st);
+	eq(st.st_size, 300000, "fallocate: KEEP_SIZE keeps the size");
+
+	/* a hole across chunk boundaries, not aligned at either end */
+	succeeds(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 1000, 150000),
+		 "fallocate: punch a hole");
+	fstat(fd, &st);
+	eq(st.st_size, 300000, "fallocate: punching keeps the size");
+	ok(falloc_matches(fd, 300000, 1000, 151000), "fallocate: the hole reads zeros, the rest is intact");
+	fails_with(EOPNOTSUPP, fallocate(fd, FALLOC_FL_PUNCH_HOLE, 0, 10),
+	      "fallocate: PUNCH_HOLE without KEEP_SIZE is EOPNOTSUPP");
+	succeeds(fallocate(fd, FALLOC_FL_ZERO_RANGE, 250000, 100000), "fallocate: zero a range past the end");
+	fstat(fd, &st);
+	eq(st.st_size, 350000, "fallocate: ZERO_RANGE extends the size");
+	succeeds(fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 340000, 100000),
+		 "fallocate: zero a range with KEEP_SIZE");
+	fstat(fd, &st);
+	eq(st.st_size, 350000, "fallocate: ZERO_RANGE|KEEP_SIZE keeps the size");
+	ok(falloc_matches(fd, 350000, 1000, 151000), "fallocate: contents after all the modes");
+	fails_with(EINVAL, fallocate(fd, 0, 0, 0), "fallocate: length 0 is EINVAL");
+	fails_with(EINVAL, fallocate(fd, 0, -1, 10), "fallocate: a negative offset is EINVAL");
+	fails_with(EFBIG, fallocate(fd, 0, ((1LL << 32) - 1) * 4096 - 10, 100),
+	      "fallocate: past ext4's largest file is EFBIG");
+	close(fd);
+	fd = open("f", O_RDONLY);
+	if (setup(fd) >= 0) {
+		ok(falloc_matches(fd, 350000, 1000, 151000), "fallocate: contents after reopening");
+		fails_with(EBADF, fallocate(fd, 0, 0, 10), "fallocate: on a read-only handle is EBADF");
+		close(fd);
+	}
+
+	/* punching frees space and changes the file's times */
+	fd = open("g", O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (setup(fd) >= 0) {
+		static char mib[1 << 20];
+		struct timespec old[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+
+		memset(mib, 'x', sizeof mib);
+		setup(write_all(fd, mib, sizeof mib));
+		setup(fsync(fd));
+		setup(futimens(fd, old));
+		fstat(fd, &st);
+		succeeds(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 1 << 20),
+			 "fallocate: punch the whole file");
+		setup(fsync(fd));
+		fstat(fd, &st2);
+		ok(st2.st_blocks < st.st_blocks, "fallocate: punching frees blocks (%lld -> %lld)",
+		   (long long)st.st_blocks, (long long)st2.st_blocks);
+		ok(st2.st_mtime != old[1].tv_sec, "fallocate: punching updates mtime");
+		ok(st2.st_ctime >= st.st_ctime, "fallocate: punching updates ctime");
+		close(fd);
+	}
+	unlink("f");
+	unlink("g");
+	leave();
+}
+
 /* ------------------------------------------------------------ attributes */
 
 static void g_attr(void)
@@ -2227,7 +2329,8 @@ static const struct {
 	void (*fn)(void);
 } groups[] = {
 	{ "open", g_open }, { "append", g_append }, { "rw", g_rw },
-	{ "truncate", g_truncate }, { "sparse", g_sparse }, { "attr", g_attr },
+	{ "truncate", g_truncate }, { "sparse", g_sparse },
+	{ "fallocate", g_fallocate }, { "attr", g_attr },
 	{ "times", g_times }, { "dirs", g_dirs }, { "names", g_names },
 	{ "deep", g_deep }, { "rename", g_rename }, { "links", g_links },
 	{ "symlinks", g_symlinks }, { "readdir", g_readdir }, { "xattr", g_xattr },
