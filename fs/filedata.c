@@ -1039,6 +1039,18 @@ void filedata_overlay(struct mvfs *fs, struct mv_inode *in, struct mv_attr *a)
 		a->mtime_s = a->ctime_s = in->mtime.tv_sec;
 		a->mtime_ns = a->ctime_ns = (uint32_t)in->mtime.tv_nsec;
 	}
+	/* buffered data counts as allocated, as ext4's delayed allocation
+	 * does: a file with data never looks like one big hole */
+	{
+		uint64_t buffered = 0;
+
+		for (struct dirty_chunk *d = in->dirty; d; d = d->next)
+			buffered += blocks_of(d->len);
+		for (struct dirty_chunk *d = in->inflight; d; d = d->next)
+			buffered += blocks_of(d->len);
+		if (a->blocks < buffered)
+			a->blocks = buffered;
+	}
 	pthread_mutex_unlock(&in->lock);
 }
 

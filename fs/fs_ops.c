@@ -225,6 +225,13 @@ static void mv_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		want.ctime_s = attr->st_ctim.tv_sec;
 		want.ctime_ns = (uint32_t)attr->st_ctim.tv_nsec;
 	}
+	/* nothing to set is chown(f, -1, -1) (the kernel strips the rest):
+	 * on ext4 it still marks the change */
+	if (mask == 0) {
+		mask = NS_SET_CTIME;
+		want.ctime_s = now.tv_sec;
+		want.ctime_ns = (uint32_t)now.tv_nsec;
+	}
 	rc = ns_setattr(fs_of(req), ino, &want, mask, &out);
 	if (fs_of(req)->audit && (mask & (NS_SET_SIZE | NS_SET_MODE | NS_SET_UID | NS_SET_GID))) {
 		char path[AUDIT_PATH_MAX + 1], d[64];
@@ -642,7 +649,6 @@ static void mv_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	uint64_t audit_point;
 	int rc;
 
-	(void)ino;
 	(void)datasync;
 	/* the records about this file are as durable as its data; the log's
 	 * flush runs beside ours */
@@ -652,6 +658,13 @@ static void mv_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 		rc = fs_checkpoint(fs);
 	if (rc == 0)
 		rc = audit_sync_wait(fs->audit, audit_point);
+	/*
+	 * The kernel may hold attributes fetched while the data was still in
+	 * its page cache (st_blocks 0); close drops them, fsync does not.
+	 * Attributes only (offset < 0): takes no lock the fsync holds.
+	 */
+	if (rc == 0 && fs->session)
+		fuse_lowlevel_notify_inval_inode(fs->session, ino, -1, 0);
 	fuse_reply_err(req, -rc);
 }
 
@@ -889,20 +902,48 @@ static void mv_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	free(buf);
 }
 
+/* Drop the trusted.* names from a NUL-separated list; its new length. */
+static size_t drop_trusted(char *list, size_t n)
+{
+	size_t in = 0, out = 0;
+
+	while (in < n) {
+		size_t len = strnlen(list + in, n - in) + 1;
+
+		if (strncmp(list + in, "trusted.", 8)) {
+			memmove(list + out, list + in, len);
+			out += len;
+		}
+		in += len;
+	}
+	return out;
+}
+
 static void mv_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	char *buf = NULL;
-	ssize_t n;
+	struct mvfs *fs = fs_of(req);
+	/* ext4 lists trusted.* only to CAP_SYS_ADMIN; root stands for it */
+	int hide = fuse_req_ctx(req)->uid != 0;
+	ssize_t full, n;
+	char *buf;
 
-	if (size && !(buf = malloc(size))) {
+	if ((full = ns_listxattr(fs, ino, NULL, 0)) < 0) {
+		fuse_reply_err(req, (int)-full);
+		return;
+	}
+	if (!(buf = malloc((size_t)full + 1))) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = ns_listxattr(fs_of(req), ino, buf, size);
+	n = ns_listxattr(fs, ino, buf, (size_t)full);
+	if (n >= 0 && hide)
+		n = (ssize_t)drop_trusted(buf, (size_t)n);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else if (size == 0)
 		fuse_reply_xattr(req, (size_t)n);
+	else if (size < (size_t)n)
+		fuse_reply_err(req, ERANGE);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
 	free(buf);

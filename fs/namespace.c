@@ -668,8 +668,9 @@ static int xattr_name_ok(const char *name)
 	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
 		size_t plen = strlen(prefixes[i]);
 
-		if (nlen > plen && !strncmp(name, prefixes[i], plen))
-			return 0;
+		/* a namespace with no name in it: EINVAL, as the VFS says */
+		if (nlen >= plen && !strncmp(name, prefixes[i], plen))
+			return nlen > plen ? 0 : -EINVAL;
 	}
 	return -EOPNOTSUPP;
 }
@@ -684,6 +685,21 @@ struct xattr_arg {
 	int is_acl;		/* 1 access ACL, 2 default ACL */
 	struct acl acl;
 };
+
+static int value_is(struct index_txn *txn, uint64_t ino, const char *name, const void *value,
+		    size_t len)
+{
+	uint8_t *cur;
+	int same;
+
+	if (len == 0)
+		return 1;
+	if (!(cur = malloc(len)))
+		return 0;
+	same = index_xattr_get(txn, ino, name, cur, len) == (ssize_t)len && !memcmp(cur, value, len);
+	free(cur);
+	return same;
+}
 
 static int do_xattr(struct index_txn *txn, void *argp)
 {
@@ -706,6 +722,11 @@ static int do_xattr(struct index_txn *txn, void *argp)
 			return -EEXIST;
 		if ((a->flags & XATTR_REPLACE) && have == -ENODATA)
 			return -ENODATA;
+		/* like ext4, storing the value it already has changes nothing,
+		 * not even ctime */
+		if (!a->is_acl && have >= 0 && (size_t)have == a->len &&
+		    value_is(txn, a->ino, a->name, a->value, a->len))
+			return 0;
 	}
 	ns_now(&now);
 	set_ctime(&at, &now);

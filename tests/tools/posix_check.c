@@ -1815,6 +1815,26 @@ static void g_readdir(void)
 
 /* ------------------------------------------------------------ xattrs */
 
+/* in a child: as nobody, the list of the open file *arg has no trusted.* */
+static int list_as_nobody(void *arg)
+{
+	int fd = *(int *)arg;
+	char list[4096];
+	ssize_t n, probe;
+
+	if (setgroups(0, NULL) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+	    setresuid(65534, 65534, 65534) != 0)
+		return 2;
+	probe = flistxattr(fd, NULL, 0);
+	n = flistxattr(fd, list, sizeof list);
+	if (n < 0 || probe != n)
+		return 1;
+	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(list + i) + 1)
+		if (!strncmp(list + i, "trusted.", 8))
+			return 1;
+	return 0;
+}
+
 static void g_xattr(void)
 {
 	char buf[70000], list[8192];
@@ -1857,6 +1877,49 @@ static void g_xattr(void)
 	succeeds(removexattr("f", "user.one"), "xattr: remove");
 	fails_with(ENODATA, getxattr("f", "user.one", buf, sizeof buf), "xattr: a removed name is gone");
 	fails_with(ENODATA, removexattr("f", "user.one"), "xattr: remove of a missing name fails with ENODATA");
+
+	fails_with(EINVAL, setxattr("f", "user.", "v", 1, 0), "xattr: a bare namespace (\"user.\") is EINVAL");
+	fails_with(EINVAL, getxattr("f", "user.", buf, sizeof buf), "xattr: get of a bare namespace is EINVAL");
+	{
+		struct stat before, after;
+
+		setup(setxattr("d", "user.same", "v1", 2, 0));
+		setup(stat("d", &before));
+		usleep(20000);
+		succeeds(setxattr("d", "user.same", "v1", 2, 0), "xattr: set the value it already has");
+		setup(stat("d", &after));
+		ok(before.st_ctim.tv_sec == after.st_ctim.tv_sec && before.st_ctim.tv_nsec == after.st_ctim.tv_nsec,
+		   "xattr: the same value again leaves a directory's ctime alone (ext4)");
+		usleep(20000);
+		setup(setxattr("d", "user.same", "v2", 2, 0));
+		setup(stat("d", &after));
+		ok(before.st_ctim.tv_sec != after.st_ctim.tv_sec || before.st_ctim.tv_nsec != after.st_ctim.tv_nsec,
+		   "xattr: a new value changes ctime");
+		setup(removexattr("d", "user.same"));
+	}
+	if (setxattr("f", "trusted.hidden", "t", 1, 0) == 0) {
+		int fd = open("f", O_RDONLY);
+
+		if (setup(fd) >= 0) {
+			ok(in_child(list_as_nobody, &fd),
+			   "xattr: trusted.* names are not listed to an unprivileged user");
+			close(fd);
+		}
+		setup(removexattr("f", "trusted.hidden"));
+	} else {
+		ok(0, "xattr: set trusted.hidden as root: %s", errname(errno));
+	}
+
+	{
+		struct stat before, after;
+
+		setup(stat("d", &before));
+		usleep(20000);
+		succeeds(chown("d", (uid_t)-1, (gid_t)-1), "chown(-1, -1) of a directory");
+		setup(stat("d", &after));
+		ok(before.st_ctim.tv_sec != after.st_ctim.tv_sec || before.st_ctim.tv_nsec != after.st_ctim.tv_nsec,
+		   "chown(-1, -1) changes ctime (ext4)");
+	}
 
 	succeeds(setxattr("d", "user.dirattr", "dv", 2, 0), "xattr: set on a directory");
 	ok(getxattr("d", "user.dirattr", buf, sizeof buf) == 2 && memcmp(buf, "dv", 2) == 0, "xattr: get on a directory");
