@@ -142,6 +142,42 @@ static inline void cr_ver_truncate(struct cr_ver *v, long long gen, uint64_t nle
 	v->len = (long long)nlen;
 }
 
+/* zeros over [off, off+n), which lies inside [0, v->len): at most two more
+ * segments (the one the range starts in is cut, the one it ends in too) */
+static inline void cr_ver_zero(struct cr_ver *v, long long gen, uint64_t off, uint64_t n)
+{
+	struct cr_seg out[CR_MAXSEG];
+	uint64_t end = off + n;
+	int k = 0;
+
+	v->gen = gen;
+	for (int i = 0; i < v->nseg; i++) {
+		struct cr_seg s = v->seg[i];
+		uint64_t send = s.off + s.len;
+
+		if (send <= off || s.off >= end) {
+			out[k++] = s;
+			continue;
+		}
+		if (s.off < off)
+			out[k++] = (struct cr_seg){ s.off, off - s.off, s.seed };
+		if (send > end)
+			out[k++] = (struct cr_seg){ end, send - end, s.seed };
+	}
+	/* insert the zero segment in offset order */
+	{
+		int at = 0;
+
+		while (at < k && out[at].off < off)
+			at++;
+		memmove(&out[at + 1], &out[at], (size_t)(k - at) * sizeof(out[0]));
+		out[at] = (struct cr_seg){ off, n, 0 };
+		k++;
+	}
+	memcpy(v->seg, out, (size_t)k * sizeof(out[0]));
+	v->nseg = k;
+}
+
 static inline int cr_ver_format(const struct cr_ver *v, char *buf, size_t n)
 {
 	int w = snprintf(buf, n, "L %lld S %d", v->len, v->nseg);

@@ -15,6 +15,7 @@
  *      [+ fsync of the directory]
  *   A  O_APPEND a new segment [+ fsync]
  *   T  ftruncate shorter or longer [+ fsync]
+ *   P  fallocate PUNCH_HOLE or ZERO_RANGE (KEEP_SIZE) inside the file [+ fsync]
  *   U  unlink [+ fsync of the directory]
  * Before an operation starts, a "B" line describing the version it produces
  * goes to JOURNAL; when it has returned, an "E" line.  When an operation
@@ -172,6 +173,7 @@ int main(int argc, char **argv)
 		struct cr_ver v = cur[i];
 		long long gen = next[i]++;
 		int sync = rnd_below(100) < 40, r = (int)rnd_below(100);
+		uint64_t hole_off = 0, hole_len = 0;
 		char op;
 
 		if (cur[i].len < 0)
@@ -182,8 +184,10 @@ int main(int argc, char **argv)
 			op = 'S';
 		else if (r < 75)
 			op = (cur[i].nseg < CR_MAXSEG - 2 && cur[i].len < (long long)MAXLEN) ? 'A' : 'S';
-		else if (r < 92)
+		else if (r < 84)
 			op = (cur[i].nseg < CR_MAXSEG - 2) ? 'T' : 'W';
+		else if (r < 92)
+			op = (cur[i].nseg < CR_MAXSEG - 2 && cur[i].len > 0) ? 'P' : 'W';
 		else
 			op = 'U';
 
@@ -201,6 +205,11 @@ int main(int argc, char **argv)
 			cr_ver_truncate(&v, gen, n > MAXLEN ? MAXLEN : n);
 			break;
 		}
+		case 'P':
+			hole_off = rnd_below((uint64_t)v.len);
+			hole_len = 1 + rnd_below((uint64_t)v.len - hole_off);
+			cr_ver_zero(&v, gen, hole_off, hole_len);
+			break;
 		case 'U':
 			v = (struct cr_ver){ .gen = gen, .len = -1, .nseg = 0 };
 			break;
@@ -262,6 +271,21 @@ int main(int argc, char **argv)
 				fail("open", path);
 			if (ftruncate(fd, v.len) < 0)
 				fail("ftruncate", path);
+			if (sync) {
+				if (fsync(fd) < 0)
+					fail("fsync", path);
+				ack(nm, gen);
+			}
+			if (close(fd) < 0)
+				fail("close", path);
+			break;
+		case 'P':
+			if ((fd = open(path, O_WRONLY)) < 0)
+				fail("open", path);
+			if (fallocate(fd, FALLOC_FL_KEEP_SIZE | (rnd_below(2) ? FALLOC_FL_PUNCH_HOLE
+									 : FALLOC_FL_ZERO_RANGE),
+				      (off_t)hole_off, (off_t)hole_len) < 0)
+				fail("fallocate", path);
 			if (sync) {
 				if (fsync(fd) < 0)
 					fail("fsync", path);
