@@ -177,7 +177,7 @@ static void dirty_chunk_free(struct mvfs *fs, struct dirty_chunk *d)
 	free(d);
 }
 
-static void dirty_free_all(struct mvfs *fs, struct mv_inode *in)
+void filedata_discard(struct mvfs *fs, struct mv_inode *in)
 {
 	struct dirty_chunk *d, *next;
 
@@ -671,7 +671,7 @@ static int flush_locked(struct mvfs *fs, struct mv_inode *in, uint64_t drop_from
 		return 0;
 	if (itable_is_dead(fs, in)) {
 		/* unlinked and closed: nobody can read it again */
-		dirty_free_all(fs, in);
+		filedata_discard(fs, in);
 		in->content_dirty = in->mtime_dirty = 0;
 		return 0;
 	}
@@ -969,14 +969,20 @@ int filedata_fallocate(struct mvfs *fs, struct mv_inode *in, int mode, uint64_t 
 			uint64_t first = (off + cs - 1) / cs;
 			uint64_t last = zend == old ? (zend + cs - 1) / cs : zend / cs;
 
+			uint64_t edge[2] = { off / cs, (zend - 1) / cs };
+
 			if (first < last) {
 				drop_from = first;
 				drop_to = last;
 			}
-			if (off % cs)
-				rc = chunk_zero(fs, in, off, zend < (off / cs + 1) * cs ? zend : (off / cs + 1) * cs);
-			if (rc == 0 && zend != old && zend % cs && !(off % cs && off / cs == zend / cs))
-				rc = chunk_zero(fs, in, zend / cs * cs > off ? zend / cs * cs : off, zend);
+			/* the first and last chunk, unless covered: zero their part */
+			for (int e = 0; e < 2 && rc == 0; e++) {
+				uint64_t idx = edge[e], lo = idx * cs, hi = lo + cs;
+
+				if ((e == 1 && idx == edge[0]) || (idx >= first && idx < last))
+					continue;
+				rc = chunk_zero(fs, in, off > lo ? off : lo, zend < hi ? zend : hi);
+			}
 			if (rc < 0)
 				goto undo;
 			changed = 1;
@@ -999,7 +1005,7 @@ int filedata_fallocate(struct mvfs *fs, struct mv_inode *in, int mode, uint64_t 
 		goto out;
 undo:
 	/* only the edge chunks are buffered, copies of what is stored */
-	dirty_free_all(fs, in);
+	filedata_discard(fs, in);
 	in->size = old;
 	in->content_dirty = 0;
 	in->rvalid = 0;

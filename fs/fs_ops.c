@@ -922,20 +922,24 @@ static size_t drop_trusted(char *list, size_t n)
 static void mv_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct mvfs *fs = fs_of(req);
-	/* ext4 lists trusted.* only to CAP_SYS_ADMIN; root stands for it */
+	/* ext4 lists trusted.* only to CAP_SYS_ADMIN; root stands for it.
+	 * Others get the list filtered, so it is read whole first. */
 	int hide = fuse_req_ctx(req)->uid != 0;
-	ssize_t full, n;
+	size_t cap = size;
+	ssize_t n;
 	char *buf;
 
-	if ((full = ns_listxattr(fs, ino, NULL, 0)) < 0) {
-		fuse_reply_err(req, (int)-full);
+	if (hide && (n = ns_listxattr(fs, ino, NULL, 0)) < 0) {
+		fuse_reply_err(req, (int)-n);
 		return;
 	}
-	if (!(buf = malloc((size_t)full + 1))) {
+	if (hide)
+		cap = (size_t)n;
+	if (!(buf = malloc(cap + 1))) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = ns_listxattr(fs, ino, buf, (size_t)full);
+	n = ns_listxattr(fs, ino, cap ? buf : NULL, cap);
 	if (n >= 0 && hide)
 		n = (ssize_t)drop_trusted(buf, (size_t)n);
 	if (n < 0)

@@ -141,15 +141,9 @@ static int maybe_unhook(struct mvfs *fs, struct mv_inode *in)
 
 void itable_free_inode(struct mvfs *fs, struct mv_inode *in)
 {
-	struct dirty_chunk *d, *next;
-
 	/* an unlinked file's data is moot; a failed last flush keeps its
 	 * chunks here, and they must go back to the pool all the same */
-	for (d = in->dirty; d; d = next) {
-		next = d->next;
-		bufpool_put(fs->chunks, d->buf);
-		free(d);
-	}
+	filedata_discard(fs, in);
 	bufpool_put(fs->chunks, in->rbuf);
 	aead_free(in->aead);
 	pthread_mutex_destroy(&in->lock);

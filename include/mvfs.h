@@ -208,6 +208,8 @@ int filedata_flush(struct mvfs *fs, struct mv_inode *in);
 int filedata_truncate(struct mvfs *fs, struct mv_inode *in, uint64_t size, const struct timespec *now);
 /* fallocate(2): mode 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE[|KEEP_SIZE] */
 int filedata_fallocate(struct mvfs *fs, struct mv_inode *in, int mode, uint64_t off, uint64_t len);
+/* drop every buffered chunk of in, written back or not */
+void filedata_discard(struct mvfs *fs, struct mv_inode *in);
 /* 1 while in holds data (or a size) not yet committed to the index */
 int filedata_unwritten(struct mv_inode *in);
 /* 1 if a flush would write an mtime the index does not have yet */

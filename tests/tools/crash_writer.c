@@ -122,6 +122,18 @@ static void fail(const char *op, const char *path)
 	die(3, "%s %s: %s", op, path, strerror(errno));
 }
 
+/* the end of an operation on an open file: [fsync + ack], close */
+static void sync_ack_close(int fd, int sync, const char *path, const char *nm, long long gen)
+{
+	if (sync) {
+		if (fsync(fd) < 0)
+			fail("fsync", path);
+		ack(nm, gen);
+	}
+	if (close(fd) < 0)
+		fail("close", path);
+}
+
 int main(int argc, char **argv)
 {
 	static struct cr_ver cur[MAXFILES];
@@ -228,13 +240,7 @@ int main(int argc, char **argv)
 				fail("open", path);
 			if (write_range(fd, &v, 0, (uint64_t)v.len, path) < 0)
 				exit(3);
-			if (sync) {
-				if (fsync(fd) < 0)
-					fail("fsync", path);
-				ack(nm, gen);
-			}
-			if (close(fd) < 0)
-				fail("close", path);
+			sync_ack_close(fd, sync, path, nm, gen);
 			break;
 		case 'S':
 			if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644)) < 0)
@@ -258,26 +264,14 @@ int main(int argc, char **argv)
 				fail("open", path);
 			if (write_range(fd, &v, (uint64_t)cur[i].len, (uint64_t)v.len, path) < 0)
 				exit(3);
-			if (sync) {
-				if (fsync(fd) < 0)
-					fail("fsync", path);
-				ack(nm, gen);
-			}
-			if (close(fd) < 0)
-				fail("close", path);
+			sync_ack_close(fd, sync, path, nm, gen);
 			break;
 		case 'T':
 			if ((fd = open(path, O_WRONLY)) < 0)
 				fail("open", path);
 			if (ftruncate(fd, v.len) < 0)
 				fail("ftruncate", path);
-			if (sync) {
-				if (fsync(fd) < 0)
-					fail("fsync", path);
-				ack(nm, gen);
-			}
-			if (close(fd) < 0)
-				fail("close", path);
+			sync_ack_close(fd, sync, path, nm, gen);
 			break;
 		case 'P':
 			if ((fd = open(path, O_WRONLY)) < 0)
@@ -286,13 +280,7 @@ int main(int argc, char **argv)
 									 : FALLOC_FL_ZERO_RANGE),
 				      (off_t)hole_off, (off_t)hole_len) < 0)
 				fail("fallocate", path);
-			if (sync) {
-				if (fsync(fd) < 0)
-					fail("fsync", path);
-				ack(nm, gen);
-			}
-			if (close(fd) < 0)
-				fail("close", path);
+			sync_ack_close(fd, sync, path, nm, gen);
 			break;
 		case 'U':
 			if (unlink(path) < 0)
