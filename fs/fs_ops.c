@@ -14,6 +14,7 @@
 #include "audit.h"
 #include "bufpool.h"
 #include "fs_ops.h"
+#include "fuse_io.h"
 #include "mvfs.h"
 
 #define ATTR_TIMEOUT 1.0
@@ -180,6 +181,81 @@ static void mv_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
 
+/* Is the caller in group gid, as its primary or a supplementary group? */
+static int caller_in_group(fuse_req_t req, gid_t gid)
+{
+	gid_t some[32], *list = some;
+	int n, found = 0;
+
+	if (fuse_req_ctx(req)->gid == gid)
+		return 1;
+	n = fuse_req_getgroups(req, 32, some);
+	if (n > 32) {
+		if (!(list = malloc((size_t)n * sizeof(*list))))
+			return 0;
+		n = fuse_req_getgroups(req, n, list);
+	}
+	for (int i = 0; i < n && !found; i++)
+		found = list[i] == gid;
+	if (list != some)
+		free(list);
+	return found;
+}
+
+/*
+ * With FUSE_HANDLE_KILLPRIV_V2 (fuse_io.c) the kernel leaves clearing
+ * set-user-ID and set-group-ID to us.  ext4's rule (Linux fs/attr.c):
+ * set-user-ID always goes; set-group-ID goes when group-execute is set,
+ * or when the caller is neither in the file's group nor privileged.  A
+ * write or truncate by a privileged caller keeps both, but the kernel
+ * only asks for unprivileged ones there; a chown clears them on anything
+ * but a directory, whoever calls.  uid 0 stands for CAP_FSETID, which we
+ * cannot see.
+ */
+static int suidgid_to_clear(fuse_req_t req, const struct mv_attr *a, int chown)
+{
+	uid_t uid = fuse_req_ctx(req)->uid;
+	int mask = 0;
+
+	if (chown ? S_ISDIR(a->mode) : (!S_ISREG(a->mode) || uid == 0))
+		return 0;
+	if (a->mode & S_ISUID)
+		mask |= NS_CLEAR_SUID;
+	if ((a->mode & S_ISGID) &&
+	    ((a->mode & S_IXGRP) || (uid != 0 && !caller_in_group(req, a->gid))))
+		mask |= NS_CLEAR_SGID;
+	return mask;
+}
+
+/*
+ * Which kill a SETATTR stands for, when the kernel leaves kills to us:
+ * its FATTR_KILL_SUIDGID (libfuse's KILL_SUID bit) on truncate and
+ * chown.  chown(f, -1, -1) arrives as nothing but a ctime (a regular
+ * file, whose times the kernel keeps) or as nothing at all; on ext4 it
+ * clears the bits too, and so needs the owner when there are bits to
+ * clear.  Nothing at all on a regular file is the kernel's
+ * file_remove_privs() ahead of a write, fallocate or copy_file_range by
+ * an unprivileged caller.
+ */
+static int setattr_kill(fuse_req_t req, fuse_ino_t ino, int to_set, int *mask)
+{
+	struct mv_attr cur;
+	int chown_noop, chown, kill, rc;
+
+	if (!fuse_io_killpriv_v2() ||
+	    !(to_set == 0 || to_set == FUSE_SET_ATTR_CTIME || (to_set & FUSE_SET_ATTR_KILL_SUID)))
+		return 0;
+	if ((rc = ns_getattr(fs_of(req), ino, &cur)) < 0)
+		return rc;
+	chown_noop = to_set == FUSE_SET_ATTR_CTIME || (to_set == 0 && !S_ISREG(cur.mode));
+	chown = chown_noop || (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID));
+	kill = suidgid_to_clear(req, &cur, chown);
+	if (kill && chown_noop && fuse_req_ctx(req)->uid != 0 && fuse_req_ctx(req)->uid != cur.uid)
+		return -EPERM;
+	*mask |= kill;
+	return 0;
+}
+
 static void mv_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
@@ -224,6 +300,10 @@ static void mv_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		mask |= NS_SET_CTIME;
 		want.ctime_s = attr->st_ctim.tv_sec;
 		want.ctime_ns = (uint32_t)attr->st_ctim.tv_nsec;
+	}
+	if ((rc = setattr_kill(req, ino, to_set, &mask)) < 0) {
+		fuse_reply_err(req, -rc);
+		return;
 	}
 	/* nothing to set is chown(f, -1, -1) (the kernel strips the rest):
 	 * on ext4 it still marks the change */
@@ -573,7 +653,6 @@ static void mv_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	struct mv_inode *in = (struct mv_inode *)(uintptr_t)fi->fh;
 	ssize_t n;
 
-	(void)ino;
 	/* like ext4: nothing at or past the largest size, short up to it */
 	if ((uint64_t)off >= MV_MAX_FILE_SIZE) {
 		fuse_reply_err(req, EFBIG);
@@ -581,6 +660,19 @@ static void mv_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	}
 	if (size > MV_MAX_FILE_SIZE - (uint64_t)off)
 		size = (size_t)(MV_MAX_FILE_SIZE - (uint64_t)off);
+	/* the kernel sends such writes through, not via its page cache */
+	if (fuse_io_write_kills_suidgid()) {
+		struct mv_attr cur, out;
+		struct mv_attr none = { 0 };
+		int kill;
+
+		if ((n = ns_getattr(fs_of(req), ino, &cur)) == 0 && (kill = suidgid_to_clear(req, &cur, 0)))
+			n = ns_setattr(fs_of(req), ino, &none, kill, &out);
+		if (n < 0) {
+			fuse_reply_err(req, (int)-n);
+			return;
+		}
+	}
 	n = filedata_write(fs_of(req), in, buf, size, off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);

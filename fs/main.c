@@ -24,6 +24,7 @@
 #include "cli_audit.h"
 #include "cli_key.h"
 #include "fs_ops.h"
+#include "fuse_io.h"
 #include "fsck.h"
 #include "keystore.h"
 #include "mvfs.h"
@@ -523,6 +524,10 @@ static int cmd_mount(int argc, char **argv)
 	if (fuse_session_mount(se, mntreal) != 0) {
 		rc = fail("cannot mount on %s (is /dev/fuse usable and fusermount3 installed?)", mnt);
 		goto out;
+	}
+	if (fuse_io_install(se) != 0) {
+		rc = fail("cannot set up the FUSE channel");
+		goto unmount;
 	}
 	openlog("medvault", LOG_PID | (foreground ? LOG_PERROR : 0), LOG_DAEMON);
 	tune_bdi(mntreal);

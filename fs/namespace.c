@@ -576,6 +576,10 @@ static int do_setattr(struct index_txn *txn, void *argp)
 	}
 	if (a->mask & NS_SET_MODE)
 		o->mode = (o->mode & S_IFMT) | (a->want->mode & 07777);
+	if (a->mask & NS_CLEAR_SUID)
+		o->mode &= ~(uint32_t)S_ISUID;
+	if (a->mask & NS_CLEAR_SGID)
+		o->mode &= ~(uint32_t)S_ISGID;
 	if (a->acl_changed && (rc = put_acl(txn, a->ino, ACL_XATTR_ACCESS, &a->acl, 0)) < 0)
 		return rc;
 	if (a->mask & NS_SET_UID)

@@ -240,6 +240,9 @@ int ns_rename(struct mvfs *fs, uint64_t parent, const char *name, uint64_t newpa
 #define NS_SET_ATIME 16
 #define NS_SET_MTIME 32
 #define NS_SET_CTIME 64
+/* clear set-user-ID / set-group-ID (ext4's "kill" on write, truncate, chown) */
+#define NS_CLEAR_SUID 128
+#define NS_CLEAR_SGID 256
 int ns_setattr(struct mvfs *fs, uint64_t ino, const struct mv_attr *want, int mask, struct mv_attr *out);
 int ns_setxattr(struct mvfs *fs, uint64_t ino, const char *name, const void *value, size_t len, int flags);
 int ns_removexattr(struct mvfs *fs, uint64_t ino, const char *name);

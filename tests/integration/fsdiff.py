@@ -35,7 +35,7 @@ absolute time stamps other than those set explicitly.  statvfs is called but
 only sanity-checked.
 
 Known differences (KNOWN_* below) are differences of the kernel's FUSE
-client that no daemon without FUSE_HANDLE_KILLPRIV_V2 can avoid, and of
+client that no daemon can avoid, and of
 allocation (ext4 allocates on fallocate, medvault writes on demand): they
 are printed as KNOWN lines, not counted, and the test tree is put back in
 step.  SEEK_DATA/SEEK_HOLE may answer "all data" (see no_hole_map_answer).
@@ -790,13 +790,10 @@ def compare_trees(ra, rb, a=None):
 # ------------------------------------------------------------------ the run
 
 # Differences that come from the kernel's FUSE client, not from the daemon:
-# no FUSE filesystem without FUSE_HANDLE_KILLPRIV_V2 can avoid them (see
+# no FUSE filesystem can avoid them (see
 # docs/DESIGN.md, "Where medvault differs from ext4").  They are counted and
 # shown, not failed; the test tree is put back in step where needed.
 KNOWN_FIFO = "FIFO I/O never reaches a FUSE daemon and the kernel does not stamp times on FUSE FIFOs"
-KNOWN_SGID = ("a write/truncate by a non-member leaves set-group-ID without group-execute: "
-              "the kernel's FUSE client drops that kill and never tells the daemon")
-KNOWN_CHOWN = "chown(-1,-1) by a non-owner on a set-group-ID file: same cause, no mode change so no EPERM"
 KNOWN_TRUNC = "truncate to the same size: the kernel's writeback cache stamps times only when the size changes"
 KNOWN_XATTR_CTIME = ("setxattr of the value a regular file already has: ext4 leaves ctime, the "
                      "kernel's writeback cache stamps it itself (directories match)")
@@ -842,16 +839,6 @@ def known_difference(A, B, op, what, key, va, vb, pre_b, post_b):
     if (what == "ctime-changed" and va is False and vb is True and op["k"] in ("setxattr", "fsetxattr")
             and stat.S_ISREG(post_b.st_mode)):
         return KNOWN_XATTR_CTIME
-    if what == "mode":
-        ma, mb = int(va, 8), int(vb, 8)
-        if mb == ma | stat.S_ISGID and not ma & stat.S_ISGID and not ma & stat.S_IXGRP:
-            # back in step: the reference's mode on the test inode
-            try:
-                os.chmod(B.P(key), ma, follow_symlinks=False) if not key.startswith("fd#") else \
-                    os.chmod(B.slots[int(key[3:])], ma)
-            except (OSError, NotImplementedError):
-                pass
-            return KNOWN_SGID
     if what == "blocks" and post_b.st_ino in B.fallocated:
         return KNOWN_FALLOC_BLOCKS
     if what == "blocks" and writable_fd_open(B, post_b):
@@ -859,12 +846,6 @@ def known_difference(A, B, op, what, key, va, vb, pre_b, post_b):
     if what == "blocks" and int(va.split("=")[1]) <= 8 and ref_has_xattrs(A, key):
         return KNOWN_XBLOCK
     return None
-
-
-def known_result(op, res_a, res_b):
-    return (op["k"] in ("chown", "fchown", "lchown") and "u" in op and
-            op.get("uid") == -1 and op.get("gid") == -1 and
-            res_a == ("err", "EPERM") and res_b == ("ok",))
 
 
 def no_hole_map_answer(A, t, op, res_ref, res):
@@ -939,10 +920,6 @@ def run_ops(ra, rb, ops, seed, indices=None, stop_on_first=False, max_mm=20,
             else:
                 res_a, res_b = execute(A, op), execute(B, op)
             if res_a != res_b and no_hole_map_answer(A, B, op, res_a, res_b):
-                res_b = res_a
-            if res_a != res_b and known_result(op, res_a, res_b):
-                known.setdefault(KNOWN_CHOWN, "seed=%s op=%d %s :: ext4=%r test=%r" % (
-                    seed, i, op_str(op), res_a, res_b))
                 res_b = res_a
             if res_a != res_b:
                 report(i, op, "result", "", res_a, res_b)

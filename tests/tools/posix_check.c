@@ -2385,6 +2385,143 @@ static void g_special(void)
 	leave();
 }
 
+/* ------------------------------------------------------------ set-ID bits */
+
+enum { AS_WRITE, AS_TRUNCATE, AS_FALLOCATE, AS_CHOWN_NOOP };
+
+struct as_user {
+	uid_t uid;
+	gid_t extra;		/* one supplementary group, 0 = none */
+	int op;
+	const char *path;
+	int err;		/* the errno op must fail with; 0 = must work */
+};
+
+/* in a child: op as uid (group 65534, plus extra), as it must turn out */
+static int op_as_user(void *arg)
+{
+	const struct as_user *u = arg;
+	gid_t extra = u->extra;
+	int fd = -1, r = -1, e;
+
+	if (setgroups(u->extra ? 1 : 0, &extra) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+	    setresuid(u->uid, u->uid, u->uid) != 0)
+		return 2;
+	switch (u->op) {
+	case AS_WRITE:
+		if ((fd = open(u->path, O_WRONLY | O_APPEND)) >= 0)
+			r = write(fd, "x", 1) == 1 ? 0 : -1;
+		break;
+	case AS_TRUNCATE:
+		r = truncate(u->path, 1);
+		break;
+	case AS_FALLOCATE:
+		if ((fd = open(u->path, O_WRONLY)) >= 0)
+			r = fallocate(fd, 0, 0, 8192);
+		break;
+	case AS_CHOWN_NOOP:
+		r = chown(u->path, (uid_t)-1, (gid_t)-1);
+		break;
+	}
+	e = errno;
+	if (fd >= 0)
+		close(fd);
+	return u->err ? !(r == -1 && e == u->err) : r != 0;
+}
+
+/* a file owned by owner:4242 with mode; returns its path */
+static const char *setid_file(uid_t owner, mode_t mode)
+{
+	static const char *path = "f";
+
+	unlink(path);
+	setup(put_str(path, "0123456789"));
+	setup(chown(path, owner, 4242));
+	setup(chmod(path, mode));
+	return path;
+}
+
+static mode_t mode_of(const char *path)
+{
+	return st_of(path).st_mode & 07777;
+}
+
+/*
+ * Who clears set-user-ID and set-group-ID, and when (Linux fs/attr.c and
+ * fs/inode.c, as ext4 behaves): a FUSE daemon that handles the kills
+ * itself (FUSE_HANDLE_KILLPRIV_V2) must reproduce all of it.
+ */
+static void g_setid(void)
+{
+	struct as_user nobody = { .uid = 65534 }, member = { .uid = 65534, .extra = 4242 };
+	int fd;
+
+	enter("setid");
+	nobody.path = member.path = "f";
+
+	nobody.op = AS_WRITE;
+	setid_file(0, 06766);
+	ok(in_child(op_as_user, &nobody), "setid: an unprivileged non-member writes");
+	eq(mode_of("f"), 0766, "setid: its write clears S_ISUID and S_ISGID, even without group-exec");
+	setid_file(0, 06766);
+	member.op = AS_WRITE;
+	ok(in_child(op_as_user, &member), "setid: a member of the file's group writes");
+	eq(mode_of("f"), 02766, "setid: a member's write keeps S_ISGID when group-exec is off");
+	setid_file(0, 06776);
+	ok(in_child(op_as_user, &member), "setid: a member writes to a group-executable file");
+	eq(mode_of("f"), 0776, "setid: with group-exec S_ISGID goes for members too");
+
+	nobody.op = AS_TRUNCATE;
+	setid_file(0, 06766);
+	ok(in_child(op_as_user, &nobody), "setid: an unprivileged non-member truncates");
+	eq(mode_of("f"), 0766, "setid: truncate clears S_ISUID and S_ISGID");
+	nobody.op = AS_FALLOCATE;
+	setid_file(0, 06766);
+	ok(in_child(op_as_user, &nobody), "setid: an unprivileged non-member fallocates");
+	eq(mode_of("f"), 0766, "setid: fallocate clears S_ISUID and S_ISGID");
+
+	/* the kernel skips its check once a file is known clean: a later
+	 * chmod must bring it back */
+	nobody.op = AS_WRITE;
+	setid_file(0, 0666);
+	ok(in_child(op_as_user, &nobody), "setid: a plain file is written");
+	setup(chmod("f", 06666));
+	ok(in_child(op_as_user, &nobody), "setid: and written again after chmod 6666");
+	eq(mode_of("f"), 0666, "setid: the second write clears the new bits");
+
+	setid_file(0, 06777);
+	setup(fd = open("f", O_WRONLY | O_APPEND));
+	succeeds(write(fd, "x", 1), "setid: root writes");
+	close(fd);
+	eq(mode_of("f"), 06777, "setid: root's write (CAP_FSETID) keeps both bits");
+	succeeds(truncate("f", 1), "setid: root truncates");
+	eq(mode_of("f"), 06777, "setid: root's truncate keeps both bits");
+
+	setid_file(0, 06755);
+	succeeds(chown("f", (uid_t)-1, (gid_t)-1), "setid: chown(f, -1, -1) by root");
+	eq(mode_of("f"), 0755, "setid: chown(-1, -1) clears S_ISUID and group-exec S_ISGID");
+	setid_file(0, 02745);
+	succeeds(chown("f", (uid_t)-1, (gid_t)-1), "setid: chown(f, -1, -1) by root, no group-exec");
+	eq(mode_of("f"), 02745, "setid: root keeps S_ISGID without group-exec");
+	nobody.op = AS_CHOWN_NOOP;
+	nobody.err = EPERM;
+	setid_file(0, 04777);
+	ok(in_child(op_as_user, &nobody), "setid: chown(-1, -1) by a non-owner with bits to clear: EPERM");
+	eq(mode_of("f"), 04777, "setid: and the mode stays");
+	nobody.err = 0;
+	setid_file(0, 0777);
+	ok(in_child(op_as_user, &nobody), "setid: chown(-1, -1) by a non-owner with nothing to clear works");
+	setid_file(65534, 04777);
+	ok(in_child(op_as_user, &nobody), "setid: chown(-1, -1) by the owner");
+	eq(mode_of("f"), 0777, "setid: the owner's chown(-1, -1) clears S_ISUID");
+
+	setup(mkfifo("fifo", 04777));
+	setup(chmod("fifo", 04777));
+	succeeds(chown("fifo", 0, 0), "setid: chown of a FIFO");
+	eq(mode_of("fifo"), 0777, "setid: chown clears S_ISUID on a FIFO too");
+	leave();
+}
+
 /* ------------------------------------------------------------ main */
 
 static const struct {
@@ -2399,6 +2536,7 @@ static const struct {
 	{ "symlinks", g_symlinks }, { "readdir", g_readdir }, { "xattr", g_xattr },
 	{ "unlink_open", g_unlink_open }, { "mmap", g_mmap }, { "sync", g_sync },
 	{ "locks", g_locks }, { "access", g_access }, { "special", g_special },
+	{ "setid", g_setid },
 };
 
 static void usage(void)
