@@ -1596,6 +1596,61 @@ static void cleanup(void)
 		fprintf(stderr, "cleanup of %s failed\n", tmp);
 }
 
+/* ---- map growth ---- */
+
+/* The map outgrows its first step: data.mdb grows with it, allocated
+ * (not sparse: a store into a hole of a full disk would be SIGBUS), and
+ * what was written before and after the growth reads back. */
+static void test_map_growth(void)
+{
+	static uint8_t val[60000];
+	char p[512], name[32];
+	struct stat before, after;
+	int rc = 0, i, last;
+
+	snprintf(p, sizeof(p), "%s/data.mdb", dir);
+	ok(stat(p, &before) == 0, "data.mdb before growth");
+	ok((uint64_t)before.st_blocks * 512 >= (uint64_t)before.st_size,
+	   "data.mdb is allocated, not sparse (%lld blocks for %lld bytes)",
+	   (long long)before.st_blocks, (long long)before.st_size);
+	after = before;
+	for (i = 0; i < 6000 && rc == 0 && after.st_size == before.st_size; i++) {
+		struct op o = { .kind = OP_XATTR_PUT, .a = 777, .name = name, .val = val,
+				.vlen = sizeof(val) };
+
+		snprintf(name, sizeof(name), "user.big%d", i);
+		memset(val, i & 0xff, sizeof(val));
+		rc = index_write(ix, do_op, &o);
+		if (stat(p, &after) != 0)
+			rc = -errno;
+	}
+	last = i - 1;
+	ok(rc == 0, "%d values of 60000 bytes written (%d)", i, rc);
+	ok(after.st_size > before.st_size, "data.mdb grew with the map (%lld -> %lld)",
+	   (long long)before.st_size, (long long)after.st_size);
+	ok((uint64_t)after.st_blocks * 512 >= (uint64_t)after.st_size,
+	   "the grown file is allocated too");
+	{
+		struct index_txn *t;
+		ssize_t n1 = -1, n2 = -1;
+
+		if (index_read_begin(ix, &t) == 0) {
+			n1 = index_xattr_get(t, 777, "user.big0", val, sizeof(val));
+			n1 = n1 == (ssize_t)sizeof(val) && val[0] == 0 && val[59999] == 0 ? n1 : -1;
+			snprintf(name, sizeof(name), "user.big%d", last);
+			n2 = index_xattr_get(t, 777, name, val, sizeof(val));
+			n2 = n2 == (ssize_t)sizeof(val) && val[0] == (last & 0xff) ? n2 : -1;
+			index_read_end(t);
+		}
+		ok(n1 > 0 && n2 > 0, "the first and the last value read back");
+	}
+	{
+		struct op o = { .kind = OP_XATTR_DEL_ALL, .a = 777 };
+
+		ok(index_write(ix, do_op, &o) == 0, "and go again");
+	}
+}
+
 int main(void)
 {
 	if (secure_init() < 0)
@@ -1620,6 +1675,7 @@ int main(void)
 	test_group_commit();
 	test_one_batch();
 	test_tamper();
+	test_map_growth();
 	test_foreign_and_persist();
 
 	index_close(ix);
