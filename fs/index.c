@@ -277,7 +277,7 @@ int index_open(struct index **out, const char *dir, const uint8_t uuid[16],
 	 * transactions are pooled across FUSE worker threads.  WRITEMAP: a
 	 * commit stores into the map instead of writing each page (1.7 us
 	 * against 15 us, measured; an untar, a few commits per file, took
-	 * 16-24% less time).  data.mdb is then as large as the map, so the
+	 * 15-24% less time).  data.mdb is then as large as the map, so the
 	 * map starts a step above what the index holds and grows by steps,
 	 * allocated ahead (map_prepare, grow_map) rather than left sparse.
 	 */
