@@ -110,7 +110,8 @@ static void put_xattrs(int dirfd, const char *name, const char *path)
 		names = realloc(names, (n + 1) * sizeof *names);
 		names[n++] = list + i;
 	}
-	qsort(names, n, sizeof *names, cmp_name);
+	if (n)	/* qsort(NULL, 0, ...) is undefined */
+		qsort(names, n, sizeof *names, cmp_name);
 	printf(" xattrs=");
 	for (size_t i = 0; i < n; i++) {
 		unsigned char *val;
@@ -242,7 +243,8 @@ static void walk(int dirfd, const char *path)
 	if (errno)
 		fail("readdir", path);
 	closedir(d);
-	qsort(names, n, sizeof *names, cmp_name);
+	if (n)	/* qsort(NULL, 0, ...) is undefined */
+		qsort(names, n, sizeof *names, cmp_name);
 	for (size_t i = 0; i < n; i++) {
 		size_t len = strlen(path) + strlen(names[i]) + 2;
 		char *child = malloc(len);
