@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@
 #define INDEX_MAP_SIZE (16ull << 30)	/* what readers map */
 /* the daemon's map (and data.mdb) grows in steps of this or 1/8 */
 #define MAP_STEP (16ull << 20)
+#define MAP_PAGE 4096ull	/* map sizes are multiples of the OS page */
 #define INDEX_KEY_MAX 40
 #define READ_POOL 32
 
@@ -58,7 +60,8 @@ struct index {
 	pthread_rwlock_t resize_lock;
 	MDB_txn *pool[READ_POOL];
 	int npool;
-	char data_path[PATH_MAX];	/* data.mdb, allocated up to the map size */
+	char data_path[PATH_MAX];
+	uint64_t filled;	/* data.mdb is written up to here (map_fill) */
 };
 
 struct index_txn {
@@ -192,46 +195,85 @@ static ssize_t rec_get(struct index_txn *t, enum db_id db, const void *key, size
 /* ---- lifecycle ---- */
 
 /*
- * The map is written in place (MDB_WRITEMAP), so every byte of it must be
- * allocated on disk first: a store into a hole of a full filesystem would
- * kill the daemon with SIGBUS instead of failing one request with ENOSPC.
+ * Write zeros over [from, to) of data.mdb.  The map is stored into in
+ * place (MDB_WRITEMAP), so each page of it must exist on disk first: a
+ * store into a hole of a full filesystem kills the daemon with SIGBUS,
+ * where a failed write here is one request's ENOSPC.  Written rather than
+ * fallocate'd: an fdatasync after stores into written blocks flushes data
+ * alone, no extent conversion, so no journal commit per fsync.
  */
-static int map_reserve(const char *path, uint64_t size)
+static int map_fill(const char *path, uint64_t from, uint64_t to)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	int rc;
+	enum { ZEROS = 1 << 20 };
+	uint8_t *zeros;
+	int fd, rc = 0;
 
-	if (fd < 0)
+	if (from >= to)
+		return 0;
+	if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
 		return -errno;
-	rc = fallocate(fd, 0, 0, (off_t)size) == 0 ? 0 : -errno;
+	if (!(zeros = calloc(1, ZEROS))) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (from < to && rc == 0) {
+		size_t n = to - from < ZEROS ? (size_t)(to - from) : ZEROS;
+		ssize_t w = pwrite(fd, zeros, n, (off_t)from);
+
+		if (w > 0)
+			from += (uint64_t)w;
+		else
+			rc = w < 0 ? -errno : -EIO;
+	}
+	free(zeros);
 	close(fd);
 	return rc;
 }
 
-static uint64_t map_next(uint64_t used)
+/*
+ * The map's next size: a step of 16 MiB or an eighth of the map, but never
+ * more than an eighth of the space left on the store's filesystem, so that
+ * a nearly full disk still takes the pages a commit needs and keeps the
+ * rest for the packs.
+ */
+static uint64_t map_next(const char *path, uint64_t size)
 {
-	uint64_t grow = used / 8 > MAP_STEP ? used / 8 : MAP_STEP;
+	uint64_t step = size / 8 > MAP_STEP ? size / 8 : MAP_STEP;
+	struct statvfs vfs;
 
-	return (used + grow + MAP_STEP - 1) / MAP_STEP * MAP_STEP;
+	if (statvfs(path, &vfs) == 0 && step > (uint64_t)vfs.f_bavail * vfs.f_frsize / 8)
+		step = (uint64_t)vfs.f_bavail * vfs.f_frsize / 8;
+	step = step / MAP_PAGE * MAP_PAGE;
+	return size + (step ? step : MAP_PAGE);
 }
 
-/* Size the map for an index of `used` bytes and allocate it; on a full
- * disk, the map the file already has (writes that need more fail with
- * ENOSPC when the map is full, see grow_map).  A new index (used 0) is
- * allocated after LMDB has made the file: LMDB takes a non-empty file it
- * did not write for a foreign one. */
-static int map_prepare(struct index *ix, uint64_t used)
+/*
+ * Make every byte of the map written (map_fill); when a commit found the
+ * map full (`full`), grow it first by a step: 16 MiB, or an eighth of it.
+ * No transaction may be open.
+ */
+static int map_room(struct index *ix, int full)
 {
-	uint64_t size = map_next(used);
-	int rc = used ? map_reserve(ix->data_path, size) : 0;
+	MDB_envinfo info;
+	MDB_stat st;
+	uint64_t used, size, target;
+	int rc;
 
-	if (rc == -ENOSPC) {
-		size = used;
-		rc = 0;
-	}
-	if (rc < 0)
+	mdb_env_info(ix->env, &info);
+	mdb_env_stat(ix->env, &st);
+	used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	size = info.me_mapsize;
+	target = full ? map_next(ix->data_path, size) : size;
+	if (target == size && ix->filled >= size)
+		return 0;
+	if ((rc = map_fill(ix->data_path, ix->filled > used ? ix->filled : used, target)) < 0) {
+		/* give a partial step back to the packs */
+		if (target > size && truncate(ix->data_path, (off_t)(ix->filled > size ? ix->filled : size)) < 0)
+			syslog(LOG_WARNING, "cannot trim %s: %s", ix->data_path, strerror(errno));
 		return rc;
-	return mdb_err(mdb_env_set_mapsize(ix->env, size));
+	}
+	ix->filled = target;
+	return target == size ? 0 : mdb_err(mdb_env_set_mapsize(ix->env, target));
 }
 
 int index_open(struct index **out, const char *dir, const uint8_t uuid[16],
@@ -240,7 +282,6 @@ int index_open(struct index **out, const char *dir, const uint8_t uuid[16],
 	struct index *ix;
 	MDB_txn *txn = NULL;
 	struct stat st;
-	uint64_t used;
 	int rc;
 
 	*out = NULL;
@@ -267,9 +308,15 @@ int index_open(struct index **out, const char *dir, const uint8_t uuid[16],
 	mdb_env_set_maxdbs(ix->env, DB_COUNT);
 	mdb_env_set_maxreaders(ix->env, 256);
 	snprintf(ix->data_path, sizeof(ix->data_path), "%s/data.mdb", dir);
-	used = stat(ix->data_path, &st) == 0 ? (uint64_t)st.st_size : 0;
-	if ((used || create) && (rc = map_prepare(ix, used)) < 0)
-		goto fail;
+	/*
+	 * Map what the file holds (an existing file is written up to its
+	 * size), except a sparse one (a 16 GiB map of the WRITEMAP builds up
+	 * to 2b2f41e), which LMDB trims to the map given here.
+	 */
+	if (stat(ix->data_path, &st) == 0 && (uint64_t)st.st_blocks * 512 >= (uint64_t)st.st_size &&
+	    st.st_size > 0)
+		ix->filled = (uint64_t)st.st_size;
+	mdb_env_set_mapsize(ix->env, ix->filled ? ix->filled : MAP_STEP);
 	/*
 	 * NOSYNC: commits only write; durability comes from index_sync(),
 	 * which the daemon calls after syncing the packs, so the index never
@@ -278,14 +325,15 @@ int index_open(struct index **out, const char *dir, const uint8_t uuid[16],
 	 * commit stores into the map instead of writing each page (1.7 us
 	 * against 15 us, measured; an untar, a few commits per file, took
 	 * 15-24% less time).  data.mdb is then as large as the map, so the
-	 * map starts a step above what the index holds and grows by steps,
-	 * allocated ahead (map_prepare, grow_map) rather than left sparse.
+	 * map starts at the file's size (16 MiB new) and grows by steps when
+	 * full, written ahead (map_room) rather than left sparse.
 	 */
 	rc = mdb_err(mdb_env_open(ix->env, dir, MDB_NOSYNC | MDB_NOTLS | MDB_NORDAHEAD | MDB_WRITEMAP,
 				  0600));
 	if (rc < 0)
 		goto fail;
-	if (!used && create && (rc = map_reserve(ix->data_path, map_next(0))) < 0)
+	/* a foreign or empty directory gets no map written into it */
+	if (create && (rc = map_room(ix, 0)) < 0)
 		goto fail;
 	if ((rc = mdb_err(mdb_txn_begin(ix->env, NULL, 0, &txn))) < 0)
 		goto fail;
@@ -299,6 +347,8 @@ int index_open(struct index **out, const char *dir, const uint8_t uuid[16],
 		}
 	}
 	if ((rc = mdb_err(mdb_txn_commit(txn))) < 0)
+		goto fail;
+	if (!create && (rc = map_room(ix, 0)) < 0)
 		goto fail;
 	*out = ix;
 	return 0;
@@ -424,20 +474,16 @@ static int run_batch(struct index *ix, struct write_req *reqs, int single)
 static int grow_map(struct index *ix)
 {
 	struct timespec until;
-	MDB_envinfo info;
 	int rc;
 
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += 5;
 	if (pthread_rwlock_timedwrlock(&ix->resize_lock, &until) != 0)
 		return -EBUSY;
-	mdb_env_info(ix->env, &info);
 	for (int i = 0; i < ix->npool; i++)
 		mdb_txn_abort(ix->pool[i]);
 	ix->npool = 0;
-	rc = map_reserve(ix->data_path, map_next(info.me_mapsize));
-	if (rc == 0)
-		rc = mdb_err(mdb_env_set_mapsize(ix->env, map_next(info.me_mapsize)));
+	rc = map_room(ix, 1);
 	pthread_rwlock_unlock(&ix->resize_lock);
 	return rc;
 }

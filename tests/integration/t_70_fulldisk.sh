@@ -87,6 +87,30 @@ else not_ok "a second write on the full store fails with ENOSPC too" "status $rc
 if [ -n "$daemon" ] && kill -0 "$daemon" 2>/dev/null && is_mounted "$MNT"; then ok "the daemon survives the full disk"
 else bail "the daemon survives the full disk"; fi
 
+# the index's map must grow on the full disk: the commit that needs it
+# fails with ENOSPC and the daemon lives (a store into an unwritten part of
+# the map would be SIGBUS)
+out=$(timeout -k 5 120 python3 - "$MNT/xattrs" <<'PY' 2>&1
+import errno, os, sys
+open(sys.argv[1], "w").close()
+val = os.urandom(60000)
+for i in range(3000):
+    try:
+        os.setxattr(sys.argv[1], "user.grow%d" % i, val)
+    except OSError as e:
+        print("%s after %d values" % (errno.errorcode.get(e.errno, e.errno), i))
+        sys.exit(0)
+print("no error after %d values" % 3000)
+PY
+)
+case $out in
+ENOSPC*) ok "growing the index on the full disk fails with ENOSPC ($out)" ;;
+*) not_ok "growing the index on the full disk fails with ENOSPC" "$out" ;;
+esac
+if kill -0 "$daemon" 2>/dev/null && is_mounted "$MNT"; then ok "the daemon survives the index's growth on the full disk"
+else bail "the daemon survives the index's growth on the full disk"; fi
+check "the file with the xattrs can be removed" rm -f "$MNT/xattrs"
+
 verify_all() {	# verify early and filled files
 	local f bad=0
 	for f in "${early[@]}"; do cmp -s "$MNT/$f" "$T/$f" || { echo "$f differs"; bad=1; }; done

@@ -1649,6 +1649,20 @@ static void test_map_growth(void)
 
 		ok(index_write(ix, do_op, &o) == 0, "and go again");
 	}
+	{
+		/* a mount adds no step to a map that has room */
+		struct stat again;
+
+		index_close(ix);
+		ix = NULL;
+		ok(index_open(&ix, dir, uuid, vk, 0) == 0 && ix, "reopen after growth");
+		if (!ix)
+			exit(2);
+		if (stat(p, &again) != 0)
+			again.st_size = -1;
+		ok(again.st_size == after.st_size, "reopening leaves data.mdb's size (%lld -> %lld)",
+		   (long long)after.st_size, (long long)again.st_size);
+	}
 }
 
 int main(void)
