@@ -21,9 +21,10 @@
 /* Never change: part of every record's associated data (format 1). */
 #define AD_MAGIC "MVI1"
 
-/* Virtual address space only (the file grows as pages are used); doubled
- * whenever a commit finds it full.  Small enough for valgrind to map. */
-#define INDEX_MAP_SIZE (16ull << 30)	/* what readers map */
+/* Read-only openers (other processes) map this much address space; the
+ * daemon's own map follows the file (map_room).  Small enough for
+ * valgrind to map. */
+#define INDEX_MAP_SIZE (16ull << 30)
 /* the daemon's map (and data.mdb) grows in steps of this or 1/8 */
 #define MAP_STEP (16ull << 20)
 #define MAP_PAGE 4096ull	/* map sizes are multiples of the OS page */
@@ -249,8 +250,8 @@ static uint64_t map_next(const char *path, uint64_t size)
 
 /*
  * Make every byte of the map written (map_fill); when a commit found the
- * map full (`full`), grow it first by a step: 16 MiB, or an eighth of it.
- * No transaction may be open.
+ * map full (`full`), grow it first by a step (map_next).  No transaction
+ * may be open.
  */
 static int map_room(struct index *ix, int full)
 {
@@ -466,7 +467,7 @@ static int run_batch(struct index *ix, struct write_req *reqs, int single)
 }
 
 /*
- * Grow the map by a step, allocated first (ENOSPC on a full disk).  LMDB
+ * Grow the map by a step, written first (ENOSPC on a full disk).  LMDB
  * allows it only with no transaction open in the process: the leader has
  * none, and readers are drained by the lock.  A reader stuck behind a
  * writer would deadlock us, hence the timeout.
