@@ -2446,6 +2446,21 @@ static mode_t mode_of(const char *path)
 	return st_of(path).st_mode & 07777;
 }
 
+/* an unprivileged caller acts on a root-owned file of group 4242 */
+static const struct setid_act {
+	mode_t mode;
+	int member;		/* the caller is in group 4242 */
+	int op;
+	mode_t after;
+	const char *what;
+} setid_acts[] = {
+	{ 06766, 0, AS_WRITE, 0766, "a non-member's write clears S_ISUID and S_ISGID, even without group-exec" },
+	{ 06766, 1, AS_WRITE, 02766, "a member's write keeps S_ISGID when group-exec is off" },
+	{ 06776, 1, AS_WRITE, 0776, "with group-exec a member's write clears S_ISGID too" },
+	{ 06766, 0, AS_TRUNCATE, 0766, "a non-member's truncate clears both" },
+	{ 06766, 0, AS_FALLOCATE, 0766, "a non-member's fallocate clears both" },
+};
+
 /*
  * Who clears set-user-ID and set-group-ID, and when (Linux fs/attr.c and
  * fs/inode.c, as ext4 behaves): a FUSE daemon that handles the kills
@@ -2453,32 +2468,20 @@ static mode_t mode_of(const char *path)
  */
 static void g_setid(void)
 {
-	struct as_user nobody = { .uid = 65534 }, member = { .uid = 65534, .extra = 4242 };
+	struct as_user nobody = { .uid = 65534, .path = "f" };
 	int fd;
 
 	enter("setid");
-	nobody.path = member.path = "f";
 
-	nobody.op = AS_WRITE;
-	setid_file(0, 06766);
-	ok(in_child(op_as_user, &nobody), "setid: an unprivileged non-member writes");
-	eq(mode_of("f"), 0766, "setid: its write clears S_ISUID and S_ISGID, even without group-exec");
-	setid_file(0, 06766);
-	member.op = AS_WRITE;
-	ok(in_child(op_as_user, &member), "setid: a member of the file's group writes");
-	eq(mode_of("f"), 02766, "setid: a member's write keeps S_ISGID when group-exec is off");
-	setid_file(0, 06776);
-	ok(in_child(op_as_user, &member), "setid: a member writes to a group-executable file");
-	eq(mode_of("f"), 0776, "setid: with group-exec S_ISGID goes for members too");
+	for (size_t i = 0; i < sizeof setid_acts / sizeof setid_acts[0]; i++) {
+		const struct setid_act *c = &setid_acts[i];
+		struct as_user u = { .uid = 65534, .extra = c->member ? 4242 : 0, .op = c->op,
+				     .path = "f" };
 
-	nobody.op = AS_TRUNCATE;
-	setid_file(0, 06766);
-	ok(in_child(op_as_user, &nobody), "setid: an unprivileged non-member truncates");
-	eq(mode_of("f"), 0766, "setid: truncate clears S_ISUID and S_ISGID");
-	nobody.op = AS_FALLOCATE;
-	setid_file(0, 06766);
-	ok(in_child(op_as_user, &nobody), "setid: an unprivileged non-member fallocates");
-	eq(mode_of("f"), 0766, "setid: fallocate clears S_ISUID and S_ISGID");
+		setid_file(0, c->mode);
+		ok(in_child(op_as_user, &u), "setid: %s (%04o): the call works", c->what, c->mode);
+		eq(mode_of("f"), c->after, "setid: %s", c->what);
+	}
 
 	/* the kernel skips its check once a file is known clean: a later
 	 * chmod must bring it back */
