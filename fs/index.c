@@ -469,17 +469,20 @@ static int run_batch(struct index *ix, struct write_req *reqs, int single)
 /*
  * Grow the map by a step, written first (ENOSPC on a full disk).  LMDB
  * allows it only with no transaction open in the process: the leader has
- * none, and readers are drained by the lock.  A reader stuck behind a
- * writer would deadlock us, hence the timeout.
+ * none, and readers are drained by the lock.  A reader can be stuck behind
+ * a writer (readdir waits for a file's lock that a flush holds while it
+ * waits for the leader), so `wait` bounds the wait, and the leader grows
+ * the map ahead of need (map_short) with a try that waits for nothing.
  */
-static int grow_map(struct index *ix)
+static int grow_map(struct index *ix, int wait)
 {
 	struct timespec until;
 	int rc;
 
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += 5;
-	if (pthread_rwlock_timedwrlock(&ix->resize_lock, &until) != 0)
+	if ((wait ? pthread_rwlock_timedwrlock(&ix->resize_lock, &until)
+		  : pthread_rwlock_trywrlock(&ix->resize_lock)) != 0)
 		return -EBUSY;
 	for (int i = 0; i < ix->npool; i++)
 		mdb_txn_abort(ix->pool[i]);
@@ -487,6 +490,29 @@ static int grow_map(struct index *ix)
 	rc = map_room(ix, 1);
 	pthread_rwlock_unlock(&ix->resize_lock);
 	return rc;
+}
+
+/*
+ * Less than half a step of the map left, and a disk with room for eight
+ * whole steps: on a tighter disk the map grows only when full, by what
+ * the commit needs, and the rest stays for the packs.  No transaction may
+ * be open.
+ */
+static int map_short(struct index *ix)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	struct statvfs vfs;
+	uint64_t used, step;
+
+	mdb_env_info(ix->env, &info);
+	mdb_env_stat(ix->env, &st);
+	used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	step = info.me_mapsize / 8 > MAP_STEP ? info.me_mapsize / 8 : MAP_STEP;
+	if (used + step / 2 <= info.me_mapsize)
+		return 0;
+	return statvfs(ix->data_path, &vfs) == 0 &&
+	       (uint64_t)vfs.f_bavail * vfs.f_frsize / 8 >= step;
 }
 
 int index_write(struct index *ix, index_write_fn fn, void *arg)
@@ -512,7 +538,7 @@ int index_write(struct index *ix, index_write_fn fn, void *arg)
 		pthread_mutex_unlock(&ix->qlock);
 
 		rc = run_batch(ix, batch, 0);
-		if (rc == -ENOSPC && grow_map(ix) == 0)
+		if (rc == -ENOSPC && grow_map(ix, 1) == 0)
 			rc = run_batch(ix, batch, 0);
 		if (rc < 0) {
 			/* One request broke the transaction: replay each alone so
@@ -524,6 +550,8 @@ int index_write(struct index *ix, index_write_fn fn, void *arg)
 					r->rc = one;
 			}
 		}
+		if (map_short(ix))
+			grow_map(ix, 0);
 
 		pthread_mutex_lock(&ix->qlock);
 		for (r = batch; r; r = next) {
