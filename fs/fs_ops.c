@@ -660,7 +660,11 @@ static void mv_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	}
 	if (size > MV_MAX_FILE_SIZE - (uint64_t)off)
 		size = (size_t)(MV_MAX_FILE_SIZE - (uint64_t)off);
-	/* the kernel sends such writes through, not via its page cache */
+	/*
+	 * The kernel sends such writes through, not via its page cache.  Its
+	 * empty SETATTR (setattr_kill) has usually cleared the bits already;
+	 * the flag is checked too, for write paths that send no SETATTR.
+	 */
 	if (fuse_io_write_kills_suidgid()) {
 		struct mv_attr cur, out;
 		struct mv_attr none = { 0 };

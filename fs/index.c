@@ -231,19 +231,43 @@ static int map_fill(const char *path, uint64_t from, uint64_t to)
 	return rc;
 }
 
+/* Bytes of the map LMDB has handed out; *size gets the map's size. */
+static uint64_t map_used(struct index *ix, uint64_t *size)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+
+	mdb_env_info(ix->env, &info);
+	mdb_env_stat(ix->env, &st);
+	*size = info.me_mapsize;
+	return ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+}
+
+/* A growth step for a map of this size: 16 MiB, or an eighth of it */
+static uint64_t map_step(uint64_t size)
+{
+	return size / 8 > MAP_STEP ? size / 8 : MAP_STEP;
+}
+
+/* An eighth of what is left on the filesystem of path (0 if unknown) */
+static uint64_t disk_eighth(const char *path)
+{
+	struct statvfs vfs;
+
+	return statvfs(path, &vfs) == 0 ? (uint64_t)vfs.f_bavail * vfs.f_frsize / 8 : 0;
+}
+
 /*
- * The map's next size: a step of 16 MiB or an eighth of the map, but never
- * more than an eighth of the space left on the store's filesystem, so that
- * a nearly full disk still takes the pages a commit needs and keeps the
- * rest for the packs.
+ * The map's next size: a step, but never more than an eighth of the space
+ * left on the store's filesystem, so that a nearly full disk still takes
+ * the pages a commit needs and keeps the rest for the packs.
  */
 static uint64_t map_next(const char *path, uint64_t size)
 {
-	uint64_t step = size / 8 > MAP_STEP ? size / 8 : MAP_STEP;
-	struct statvfs vfs;
+	uint64_t step = map_step(size), room = disk_eighth(path);
 
-	if (statvfs(path, &vfs) == 0 && step > (uint64_t)vfs.f_bavail * vfs.f_frsize / 8)
-		step = (uint64_t)vfs.f_bavail * vfs.f_frsize / 8;
+	if (step > room)
+		step = room;
 	step = step / MAP_PAGE * MAP_PAGE;
 	return size + (step ? step : MAP_PAGE);
 }
@@ -255,15 +279,9 @@ static uint64_t map_next(const char *path, uint64_t size)
  */
 static int map_room(struct index *ix, int full)
 {
-	MDB_envinfo info;
-	MDB_stat st;
-	uint64_t used, size, target;
+	uint64_t size, used = map_used(ix, &size), target;
 	int rc;
 
-	mdb_env_info(ix->env, &info);
-	mdb_env_stat(ix->env, &st);
-	used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
-	size = info.me_mapsize;
 	target = full ? map_next(ix->data_path, size) : size;
 	if (target == size && ix->filled >= size)
 		return 0;
@@ -500,19 +518,9 @@ static int grow_map(struct index *ix, int wait)
  */
 static int map_short(struct index *ix)
 {
-	MDB_envinfo info;
-	MDB_stat st;
-	struct statvfs vfs;
-	uint64_t used, step;
+	uint64_t size, used = map_used(ix, &size), step = map_step(size);
 
-	mdb_env_info(ix->env, &info);
-	mdb_env_stat(ix->env, &st);
-	used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
-	step = info.me_mapsize / 8 > MAP_STEP ? info.me_mapsize / 8 : MAP_STEP;
-	if (used + step / 2 <= info.me_mapsize)
-		return 0;
-	return statvfs(ix->data_path, &vfs) == 0 &&
-	       (uint64_t)vfs.f_bavail * vfs.f_frsize / 8 >= step;
+	return used + step / 2 > size && disk_eighth(ix->data_path) >= step;
 }
 
 int index_write(struct index *ix, index_write_fn fn, void *arg)
