@@ -91,6 +91,7 @@ struct mvfs {
 	uint32_t chunk_size;
 	int writeback;		/* the kernel caches writes and owns mtime */
 	int posix_acl;		/* the kernel enforces ACLs; we apply umask */
+	int no_opendir;		/* the kernel skips OPENDIR once told ENOSYS */
 	unsigned dirty_max;	/* per inode, in chunks, before write-back */
 	unsigned flush_group;	/* chunks sealed and committed together */
 	struct bufpool *chunks;	/* chunk_size plaintext buffers */
