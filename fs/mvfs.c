@@ -35,6 +35,15 @@
 #endif
 #define FLUSH_GROUP_BYTES (8u << 20)
 #define COMPACT_EVERY_S 60	/* background compaction of packs below the ratio */
+/*
+ * Overwrites leave dead chunk versions behind at the write rate (random
+ * 4 KiB writes reseal whole 64 KiB chunks: several GB a minute), so a
+ * burst of that much dead data starts compaction early, at most this
+ * often: the store stays near its live size instead of tripling between
+ * two timer runs, and a full disk is not reached with most of it garbage.
+ */
+#define COMPACT_DEAD_TRIGGER (256ull << 20)
+#define COMPACT_MIN_GAP_S 5
 #define CHUNK_CACHE_BYTES (64u << 20)	/* plaintext chunks kept after reads */
 
 /* one sealer per core; the calling thread makes one more */
@@ -173,6 +182,7 @@ static void compact_now(struct mvfs *fs, int requested)
 		}
 		free(text);
 	}
+	__atomic_store_n(&fs->dead_since_compaction, 0, __ATOMIC_RELAXED);
 	rc = compact_run(fs->v, ratio, &fs->barrier, checkpoint_cb, fs, stderr, &st);
 	if (!requested)
 		return;
@@ -316,7 +326,9 @@ static void *flusher_main(void *arg)
 		if (compact_requested)
 			compact_now(fs, 1);
 		now = time(NULL);
-		if (now - last_compaction >= COMPACT_EVERY_S) {
+		if (now - last_compaction >= COMPACT_EVERY_S ||
+		    (now - last_compaction >= COMPACT_MIN_GAP_S &&
+		     __atomic_load_n(&fs->dead_since_compaction, __ATOMIC_RELAXED) >= COMPACT_DEAD_TRIGGER)) {
 			compact_now(fs, 0);
 			last_compaction = now;
 		}
