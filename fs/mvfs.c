@@ -39,8 +39,8 @@
  * Overwrites leave dead chunk versions behind at the write rate (random
  * 4 KiB writes reseal whole 64 KiB chunks: several GB a minute), so a
  * burst of that much dead data starts compaction early, at most this
- * often: the store stays near its live size instead of tripling between
- * two timer runs, and a full disk is not reached with most of it garbage.
+ * often: the store does not grow to many times its live size between two
+ * timer runs, nor fill the disk with garbage.
  */
 #define COMPACT_DEAD_TRIGGER (256ull << 20)
 #define COMPACT_MIN_GAP_S 5
