@@ -63,6 +63,7 @@ struct index {
 	int npool;
 	char data_path[PATH_MAX];
 	uint64_t filled;	/* data.mdb is written up to here (map_fill) */
+	int env_open;		/* mdb_env_open succeeded: there is a map to sync */
 };
 
 struct index_txn {
@@ -351,6 +352,7 @@ int index_open(struct index **out, const char *dir, const uint8_t uuid[16],
 				  0600));
 	if (rc < 0)
 		goto fail;
+	ix->env_open = 1;
 	/* a foreign or empty directory gets no map written into it */
 	if (create && (rc = map_room(ix, 0)) < 0)
 		goto fail;
@@ -383,7 +385,9 @@ void index_close(struct index *ix)
 	for (int i = 0; i < ix->npool; i++)
 		mdb_txn_abort(ix->pool[i]);
 	if (ix->env) {
-		mdb_env_sync(ix->env, 1);
+		/* an environment that failed to open has no map to sync */
+		if (ix->env_open)
+			mdb_env_sync(ix->env, 1);
 		mdb_env_close(ix->env);
 	}
 	pthread_mutex_destroy(&ix->qlock);
