@@ -346,7 +346,6 @@ struct commit_arg {
 	uint64_t delete_from;	/* drop chunks [delete_from, delete_to) */
 	uint64_t delete_to;
 	uint64_t max_pack;
-	struct mvfs *fs;
 };
 
 struct dead_chunk {
@@ -382,17 +381,9 @@ static int collect_dead(void *ctx, uint64_t ino, uint64_t idx, const struct chun
 	return 0;
 }
 
-/* Chunks that stop being live: counted so that a burst of overwrites or
- * deletions starts compaction before its timer (mvfs.c). */
-static void note_dead(struct mvfs *fs, uint64_t bytes)
-{
-	if (fs)
-		__atomic_add_fetch(&fs->dead_since_compaction, bytes, __ATOMIC_RELAXED);
-}
-
 /* Delete ino's chunks from index from_idx on, with their pack accounting.
- * Runs inside a write transaction; fs may be NULL (fsck). */
-int filedata_delete_chunks(struct mvfs *fs, struct index_txn *txn, uint64_t ino, uint64_t from_idx)
+ * Runs inside a write transaction. */
+int filedata_delete_chunks(struct index_txn *txn, uint64_t ino, uint64_t from_idx)
 {
 	struct dead_list l = { .stop = UINT64_MAX };
 	int rc;
@@ -402,7 +393,6 @@ int filedata_delete_chunks(struct mvfs *fs, struct index_txn *txn, uint64_t ino,
 		if ((rc = index_chunk_del(txn, ino, l.v[i].idx)) < 0)
 			break;
 		rc = index_pack_account(txn, l.v[i].rec.pack, -(int64_t)l.v[i].rec.len, 0);
-		note_dead(fs, l.v[i].rec.len);
 	}
 	free(l.v);
 	return rc;
@@ -436,7 +426,6 @@ static int commit_chunks(struct index_txn *txn, void *argp)
 			if ((rc = index_chunk_del(txn, a->ino, l.v[i].idx)) < 0)
 				break;
 			rc = index_pack_account(txn, l.v[i].rec.pack, -(int64_t)l.v[i].rec.len, 0);
-			note_dead(a->fs, l.v[i].rec.len);
 		}
 		free(l.v);
 		if (rc < 0)
@@ -451,7 +440,6 @@ static int commit_chunks(struct index_txn *txn, void *argp)
 			at.blocks -= b <= at.blocks ? b : at.blocks;
 			if ((rc = index_pack_account(txn, s->old.pack, -(int64_t)s->old.len, 0)) < 0)
 				return rc;
-			note_dead(a->fs, s->old.len);
 		}
 		if ((rc = index_chunk_put(txn, a->ino, s->idx, &s->rec)) < 0)
 			return rc;
@@ -542,7 +530,6 @@ static int flush_list(struct mvfs *fs, struct mv_inode *in, struct dirty_chunk *
 		      unsigned count, int drop, const struct flush_meta *m)
 {
 	struct commit_arg a = {
-		.fs = fs,
 		.ino = in->ino,
 		.delete_from = drop ? m->drop_from : UINT64_MAX,
 		.delete_to = drop ? m->drop_to : UINT64_MAX,

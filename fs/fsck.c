@@ -562,7 +562,7 @@ static int free_inode_txn(struct index_txn *txn, uint64_t ino)
 
 	if (rc == 0 && a.nlink > 0)
 		return index_orphan_del(txn, ino) == -ENOENT ? 0 : 0;
-	if ((rc = filedata_delete_chunks(NULL, txn, ino, 0)) < 0 && rc != -EIO)
+	if ((rc = filedata_delete_chunks(txn, ino, 0)) < 0 && rc != -EIO)
 		return rc;
 	if ((rc = index_xattr_del_all(txn, ino)) < 0)
 		return rc;

@@ -64,6 +64,7 @@ struct index {
 	char data_path[PATH_MAX];
 	uint64_t filled;	/* data.mdb is written up to here (map_fill) */
 	int env_open;		/* mdb_env_open succeeded: there is a map to sync */
+	uint64_t dead_bytes;	/* atomic; see index_dead_bytes */
 };
 
 struct index_txn {
@@ -1186,7 +1187,19 @@ int index_pack_account(struct index_txn *t, uint64_t pack, int64_t live, int64_t
 	be64_put(rec, p.live_bytes);
 	be64_put(rec + 8, p.total_bytes);
 	be32_put(rec + 16, p.state);
-	return rec_put(t, DB_PACK, key, sizeof(key), rec, sizeof(rec));
+	if ((rc = rec_put(t, DB_PACK, key, sizeof(key), rec, sizeof(rec))) == 0 && live < 0)
+		__atomic_add_fetch(&t->ix->dead_bytes, (uint64_t)-live, __ATOMIC_RELAXED);
+	return rc;
+}
+
+uint64_t index_dead_bytes(struct index *ix)
+{
+	return __atomic_load_n(&ix->dead_bytes, __ATOMIC_RELAXED);
+}
+
+void index_dead_bytes_reset(struct index *ix)
+{
+	__atomic_store_n(&ix->dead_bytes, 0, __ATOMIC_RELAXED);
 }
 
 int index_pack_iter(struct index_txn *t, index_pack_cb cb, void *ctx)

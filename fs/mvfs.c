@@ -182,8 +182,9 @@ static void compact_now(struct mvfs *fs, int requested)
 		}
 		free(text);
 	}
-	__atomic_store_n(&fs->dead_since_compaction, 0, __ATOMIC_RELAXED);
 	rc = compact_run(fs->v, ratio, &fs->barrier, checkpoint_cb, fs, stderr, &st);
+	/* after the run: its own moves must not trigger the next one */
+	index_dead_bytes_reset(fs->v->ix);
 	if (!requested)
 		return;
 	if (rc < 0)
@@ -328,7 +329,7 @@ static void *flusher_main(void *arg)
 		now = time(NULL);
 		if (now - last_compaction >= COMPACT_EVERY_S ||
 		    (now - last_compaction >= COMPACT_MIN_GAP_S &&
-		     __atomic_load_n(&fs->dead_since_compaction, __ATOMIC_RELAXED) >= COMPACT_DEAD_TRIGGER)) {
+		     index_dead_bytes(fs->v->ix) >= COMPACT_DEAD_TRIGGER)) {
 			compact_now(fs, 0);
 			last_compaction = now;
 		}

@@ -110,7 +110,7 @@ static int drop_link(struct mvfs *fs, struct index_txn *txn, struct mv_attr *chi
 			return rc;
 		return index_orphan_add(txn, child->ino);
 	}
-	if ((rc = filedata_delete_chunks(fs, txn, child->ino, 0)) < 0)
+	if ((rc = filedata_delete_chunks(txn, child->ino, 0)) < 0)
 		return rc;
 	if ((rc = index_xattr_del_all(txn, child->ino)) < 0)
 		return rc;
@@ -828,15 +828,9 @@ ssize_t ns_listxattr(struct mvfs *fs, uint64_t ino, char *list, size_t cap)
 
 /* ---- freeing ---- */
 
-struct free_arg {
-	struct mvfs *fs;
-	uint64_t ino;
-};
-
 static int do_free(struct index_txn *txn, void *argp)
 {
-	struct free_arg *f = argp;
-	uint64_t ino = f->ino;
+	uint64_t ino = *(uint64_t *)argp;
 	struct mv_attr at;
 	int rc;
 
@@ -847,7 +841,7 @@ static int do_free(struct index_txn *txn, void *argp)
 		return rc;
 	if (at.nlink > 0)
 		return index_orphan_del(txn, ino) == -ENOENT ? 0 : 0;
-	if ((rc = filedata_delete_chunks(f->fs, txn, ino, 0)) < 0)
+	if ((rc = filedata_delete_chunks(txn, ino, 0)) < 0)
 		return rc;
 	if ((rc = index_xattr_del_all(txn, ino)) < 0)
 		return rc;
@@ -859,9 +853,7 @@ static int do_free(struct index_txn *txn, void *argp)
 
 int ns_free_inode(struct mvfs *fs, uint64_t ino)
 {
-	struct free_arg f = { .fs = fs, .ino = ino };
-
-	return index_write(fs->v->ix, do_free, &f);
+	return index_write(fs->v->ix, do_free, &ino);
 }
 
 int ns_free_orphans(struct mvfs *fs)

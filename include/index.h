@@ -136,6 +136,13 @@ int index_orphan_list(struct index_txn *txn, uint64_t *inos, int max);
 int index_pack_get(struct index_txn *txn, uint64_t pack, struct pack_rec *out);
 /* add deltas to a pack's accounting, creating its record */
 int index_pack_account(struct index_txn *txn, uint64_t pack, int64_t live, int64_t total);
+/*
+ * Live bytes that packs have lost (chunks replaced, deleted or moved) since
+ * the last reset: the daemon compacts early when this grows fast.  Counted
+ * as transactions run, so an aborted one counts too: a hint, not a tally.
+ */
+uint64_t index_dead_bytes(struct index *ix);
+void index_dead_bytes_reset(struct index *ix);
 typedef int (*index_pack_cb)(void *ctx, uint64_t pack, const struct pack_rec *p);
 int index_pack_iter(struct index_txn *txn, index_pack_cb cb, void *ctx);
 int index_pack_del(struct index_txn *txn, uint64_t pack);

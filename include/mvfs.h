@@ -130,9 +130,6 @@ struct mvfs {
 	uint64_t stat_chunk_hits;	/* chunks served from memory */
 	uint64_t stat_chunk_loads;	/* chunks read and opened from packs */
 	int64_t last_checkpoint;	/* unix seconds */
-	/* bytes of stored chunks replaced or deleted since compaction last
-	 * started (atomic; a heuristic, replays may count twice) */
-	uint64_t dead_since_compaction;
 	char *mountpoint;
 	time_t started;
 	void *session;		/* struct fuse_session, for cache notifications */
@@ -221,7 +218,7 @@ int filedata_mtime_pending(struct mv_inode *in);
 /* overlay in-memory size/mtime onto a from-index record */
 void filedata_overlay(struct mvfs *fs, struct mv_inode *in, struct mv_attr *a);
 /* delete all chunks of ino (inside a write txn) */
-int filedata_delete_chunks(struct mvfs *fs, struct index_txn *txn, uint64_t ino, uint64_t from_idx);
+int filedata_delete_chunks(struct index_txn *txn, uint64_t ino, uint64_t from_idx);
 /* fsync: flush + durable checkpoint */
 int fs_checkpoint(struct mvfs *fs);
 

@@ -991,7 +991,12 @@ static void test_misc(void)
 	index_read_end(t);
 
 	ok(w_pack_account(7, 100, 200) == 0 && w_pack_account(7, 100, 200) == 0, "pack_account twice");
+	index_dead_bytes_reset(ix);
 	ok(w_pack_account(7, -50, 0) == 0, "pack_account negative delta");
+	ok(index_dead_bytes(ix) == 50, "lost live bytes counted for early compaction (%llu)",
+	   (unsigned long long)index_dead_bytes(ix));
+	index_dead_bytes_reset(ix);
+	ok(index_dead_bytes(ix) == 0, "dead byte count resets");
 	ok(w_pack_account(8, 1, 2) == 0, "pack_account another pack");
 	t = rd();
 	ok(index_pack_get(t, 7, &p) == 0 && p.live_bytes == 150 && p.total_bytes == 400 && p.state == 0,
