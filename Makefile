@@ -7,11 +7,17 @@ CFLAGS += -std=c11 -g -O2 -Wall -Wextra -MMD -MP -pthread $(SAN)
 LDFLAGS += -pthread $(SAN)
 LDLIBS += $(shell pkg-config --libs $(PKGS)) -ldl
 
-LIB_SRC := $(filter-out fs/main.c,$(wildcard fs/*.c crypto/*.c))
+# fs/<layer>/*.c and crypto/*.c make the library; fs/cli/ is the command
+# line on top of it (its own archive, so unit tests can link a command group)
+LIB_SRC := $(filter-out fs/cli/%,$(wildcard fs/*/*.c crypto/*.c))
 LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 LIB := $(BUILD)/libmedvault.a
+CLI_SRC := $(filter-out fs/cli/main.c,$(wildcard fs/cli/*.c))
+CLI_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(CLI_SRC))
+CLI_LIB := $(BUILD)/libmedvault-cli.a
 BIN := $(BUILD)/medvault
-UNIT_SRC := $(wildcard tests/unit/test_*.c)
+# tests/unit/<layer>/test_<module>.c -> $(BUILD)/tests/<layer>/test_<module>
+UNIT_SRC := $(wildcard tests/unit/*/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
@@ -28,10 +34,15 @@ $(LIB): $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-$(BIN): $(BUILD)/fs/main.o $(LIB)
+$(CLI_LIB): $(CLI_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BIN): $(BUILD)/fs/cli/main.o $(CLI_LIB) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(CLI_LIB) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -88,4 +99,4 @@ uninstall:
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/fs/main.d $(UNIT_BIN:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) $(TOOL_BIN:$(BUILD)/tools/%=$(BUILD)/tests/tools/%.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(BUILD)/fs/cli/main.d $(UNIT_BIN:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) $(TOOL_BIN:$(BUILD)/tools/%=$(BUILD)/tests/tools/%.d)

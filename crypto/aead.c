@@ -1,5 +1,5 @@
-#include "aead.h"
-#include "gcm_bulk.h"
+#include "crypto/aead.h"
+#include "crypto/gcm_bulk.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,4 +1,4 @@
-#include "gcm_bulk.h"
+#include "crypto/gcm_bulk.h"
 
 #include <errno.h>
 #include <limits.h>

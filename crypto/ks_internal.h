@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "keystore.h"
+#include "crypto/keystore.h"
 
 #define KS_SECRET_MAX 1024	/* longest passphrase or PIN, bytes */
 #define KS_WRAPPED_LEN 48	/* MK (32) + AEAD tag (16) */

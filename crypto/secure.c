@@ -1,4 +1,4 @@
-#include "secure.h"
+#include "crypto/secure.h"
 
 #include <errno.h>
 #include <sodium.h>

@@ -1,4 +1,4 @@
-#include "volkeys.h"
+#include "crypto/volkeys.h"
 
 #include <errno.h>
 #include <string.h>

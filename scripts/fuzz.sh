@@ -35,13 +35,13 @@ LIBS="$(pkg-config --libs $PKGS) -ldl -pthread"
 # ---- build: the library once (fuzzer-instrumented), then each target
 mkdir -p "$OUT/obj" "$OUT/corpus" || exit 2
 objs=()
-for src in fs/*.c crypto/*.c; do
-	[ "$src" = fs/main.c ] && continue
+for src in fs/*/*.c crypto/*.c; do
+	case $src in fs/cli/*) continue ;; esac
 	obj=$OUT/obj/${src//\//_}
 	obj=${obj%.c}.o
 	objs+=("$obj")
 	# rebuild when the source or any header is newer
-	if [ ! -e "$obj" ] || [ -n "$(find "$src" include crypto/ks_internal.h -newer "$obj" -print -quit)" ]; then
+	if [ ! -e "$obj" ] || [ -n "$(find "$src" include fs crypto -name "*.h" -newer "$obj" -print -quit)" ]; then
 		$CC $CPPFLAGS $CFLAGS -fsanitize=fuzzer-no-link -c -o "$obj" "$src" ||
 			{ echo "fuzz: cannot compile $src" >&2; exit 2; }
 	fi

@@ -60,10 +60,10 @@ run_one() {
 
 run_unit() {
 	local t found=0
-	for t in "$BUILD"/tests/test_*; do
+	for t in "$BUILD"/tests/*/test_*; do
 		[ -x "$t" ] && [ -f "$t" ] || continue
 		found=1
-		run_one "unit/$(basename "$t")" "$t"
+		run_one "unit/${t#"$BUILD"/tests/}" "$t"
 	done
 	[ $found -eq 1 ] || echo "# no unit test binaries in $BUILD/tests"
 }

@@ -13,7 +13,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "acl.h"
+#include "core/acl.h"
 #include "fuzz_common.h"
 
 static struct acl a, b, c;

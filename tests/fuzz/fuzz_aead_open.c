@@ -18,9 +18,9 @@
 #include <errno.h>
 #include <string.h>
 
-#include "aead.h"
+#include "crypto/aead.h"
 #include "fuzz_common.h"
-#include "secure.h"
+#include "crypto/secure.h"
 
 static const uint8_t fixed_key[32] = "medvault fuzz key, not a secret";
 static const uint8_t uuid1[16] = "0123456789abcdef", uuid2[16] = "0123456789abcdeF";

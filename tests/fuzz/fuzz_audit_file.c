@@ -18,10 +18,10 @@
 #include <fcntl.h>
 #include <string.h>
 
-#include "aead.h"
-#include "audit.h"
+#include "crypto/aead.h"
+#include "audit/audit.h"
 #include "fuzz_common.h"
-#include "secure.h"
+#include "crypto/secure.h"
 
 #define LOG_NAME "audit-20240101-00000001.log"
 

@@ -15,10 +15,10 @@
 #include <errno.h>
 #include <string.h>
 
-#include "aead.h"
-#include "audit.h"
+#include "crypto/aead.h"
+#include "audit/audit.h"
 #include "fuzz_common.h"
-#include "secure.h"
+#include "crypto/secure.h"
 
 static struct audit_record r, r2;
 

@@ -16,8 +16,8 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "keystore.h"
-#include "secure.h"
+#include "crypto/keystore.h"
+#include "crypto/secure.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

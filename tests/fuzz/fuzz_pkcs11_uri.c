@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "keystore.h"
+#include "crypto/keystore.h"
 #include "ks_internal.h"
 
 /* a decoded value never carries the NUL that would cut it short silently */

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "secure.h"
-#include "volconf.h"
+#include "crypto/secure.h"
+#include "store/volconf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -10,8 +10,8 @@
 
 #include <sodium.h>
 
-#include "keystore.h"
-#include "volconf.h"
+#include "crypto/keystore.h"
+#include "store/volconf.h"
 
 int main(int argc, char **argv)
 {

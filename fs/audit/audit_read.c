@@ -1,0 +1,738 @@
+/*
+ * The access trail's format (shared by the writer) and its reader:
+ * decoding, walking the chain, and verification that names the first
+ * altered, missing, reordered or truncated record.
+ */
+#include "audit/audit.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crypto/aead.h"
+#include "crypto/secure.h"
+
+#define REC_FIXED 44
+
+static const char *const op_names[AUDIT_OP_MAX + 1] = {
+	[AUDIT_OP_OPEN_R] = "open-r",
+	[AUDIT_OP_OPEN_W] = "open-w",
+	[AUDIT_OP_OPEN_RW] = "open-rw",
+	[AUDIT_OP_CREATE] = "create",
+	[AUDIT_OP_UNLINK] = "unlink",
+	[AUDIT_OP_RMDIR] = "rmdir",
+	[AUDIT_OP_RENAME] = "rename",
+	[AUDIT_OP_TRUNCATE] = "truncate",
+	[AUDIT_OP_CHMOD] = "chmod",
+	[AUDIT_OP_CHOWN] = "chown",
+	[AUDIT_OP_SETXATTR] = "setxattr",
+	[AUDIT_OP_REMOVEXATTR] = "removexattr",
+	[AUDIT_OP_MOUNT] = "mount",
+	[AUDIT_OP_UNMOUNT] = "unmount",
+	[AUDIT_OP_LOST] = "lost",
+	[AUDIT_OP_RECOVER] = "recover",
+	[AUDIT_OP_PRUNE] = "prune",
+	[AUDIT_OP_FALLOCATE] = "fallocate",
+};
+
+const char *audit_op_name(int op)
+{
+	if (op < 1 || op > AUDIT_OP_MAX)
+		return NULL;
+	return op_names[op];
+}
+
+int audit_op_parse(const char *name, int *op)
+{
+	for (int i = 1; i <= AUDIT_OP_MAX; i++)
+		if (!strcmp(name, op_names[i])) {
+			*op = i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *audit_errno_name(int err)
+{
+	static __thread char buf[16];
+	const char *n;
+
+	if (err == 0)
+		return "OK";
+	n = strerrorname_np(err);
+	if (n)
+		return n;
+	snprintf(buf, sizeof(buf), "E%d", err);
+	return buf;
+}
+
+/* ---- big-endian helpers ---- */
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* ---- header and checkpoint: clear bytes, sealed as associated data ---- */
+
+static const uint8_t kind_header = 'H', kind_cp = 'C';
+
+static void seal_clear(const struct aead *k, const uint8_t *clear, size_t n, uint8_t kind,
+		       uint8_t *seal)
+{
+	uint8_t ad[AUDIT_CP_CLEAR + 1];
+	ssize_t r;
+
+	memcpy(ad, clear, n);
+	ad[n] = kind;
+	r = aead_seal(k, seal, AUDIT_SEAL_LEN, (const uint8_t *)"", 0, ad, n + 1);
+	(void)r;	/* cannot fail: the cap is exact */
+}
+
+static int open_clear(const struct aead *k, const uint8_t *clear, size_t n, uint8_t kind,
+		      const uint8_t *seal)
+{
+	uint8_t ad[AUDIT_CP_CLEAR + 1], none[1];
+
+	memcpy(ad, clear, n);
+	ad[n] = kind;
+	return aead_open(k, none, sizeof(none), seal, AUDIT_SEAL_LEN, ad, n + 1) < 0 ? -EBADMSG : 0;
+}
+
+void audit_header_encode(const struct aead *k, const struct audit_header *h, uint8_t *out)
+{
+	memcpy(out, AUDIT_MAGIC, 8);
+	put32(out + 8, AUDIT_VERSION);
+	put32(out + 12, 0);
+	memcpy(out + 16, h->uuid, 16);
+	put64(out + 32, h->first_seq);
+	memcpy(out + 40, h->prev, 32);
+	put64(out + 72, (uint64_t)h->created_us);
+	put64(out + 80, h->file_no);
+	seal_clear(k, out, AUDIT_HDR_CLEAR, kind_header, out + AUDIT_HDR_CLEAR);
+}
+
+int audit_header_decode(const struct aead *k, const uint8_t *in, size_t len, struct audit_header *h)
+{
+	if (len < AUDIT_HDR_LEN || memcmp(in, AUDIT_MAGIC, 8))
+		return -EBADMSG;
+	if (get32(in + 8) > AUDIT_VERSION)
+		return -EPROTONOSUPPORT;
+	memcpy(h->uuid, in + 16, 16);
+	h->first_seq = get64(in + 32);
+	memcpy(h->prev, in + 40, 32);
+	h->created_us = (int64_t)get64(in + 72);
+	h->file_no = get64(in + 80);
+	if (k && open_clear(k, in, AUDIT_HDR_CLEAR, kind_header, in + AUDIT_HDR_CLEAR) < 0)
+		return -EBADMSG;
+	return 0;
+}
+
+void audit_cp_encode(const struct aead *k, const struct audit_checkpoint *c, uint8_t *out)
+{
+	memcpy(out, AUDIT_CP_MAGIC, 8);
+	put32(out + 8, AUDIT_VERSION);
+	put32(out + 12, 0);
+	memcpy(out + 16, c->uuid, 16);
+	put64(out + 32, c->base_seq);
+	put64(out + 40, c->next_seq);
+	memcpy(out + 48, c->head, 32);
+	put64(out + 80, (uint64_t)c->time_us);
+	put64(out + 88, c->file_no);
+	seal_clear(k, out, AUDIT_CP_CLEAR, kind_cp, out + AUDIT_CP_CLEAR);
+}
+
+int audit_cp_decode(const struct aead *k, const uint8_t *in, size_t len, struct audit_checkpoint *c)
+{
+	if (len != AUDIT_CP_LEN || memcmp(in, AUDIT_CP_MAGIC, 8))
+		return -EBADMSG;
+	if (get32(in + 8) > AUDIT_VERSION)
+		return -EPROTONOSUPPORT;
+	memcpy(c->uuid, in + 16, 16);
+	c->base_seq = get64(in + 32);
+	c->next_seq = get64(in + 40);
+	memcpy(c->head, in + 48, 32);
+	c->time_us = (int64_t)get64(in + 80);
+	c->file_no = get64(in + 88);
+	if (k && open_clear(k, in, AUDIT_CP_CLEAR, kind_cp, in + AUDIT_CP_CLEAR) < 0)
+		return -EBADMSG;
+	return 0;
+}
+
+/* ---- records ---- */
+
+static size_t put_str(uint8_t *out, size_t at, const char *s, size_t n)
+{
+	if (n)
+		memcpy(out + at, s, n);
+	return at + n;
+}
+
+static size_t slen(const char *s, size_t max)
+{
+	return s ? strnlen(s, max) : 0;
+}
+
+size_t audit_record_pack(uint8_t *out, size_t cap, int64_t time_us, const char *comm,
+			 const struct audit_event *e)
+{
+	size_t lc = slen(comm, AUDIT_COMM_MAX), lp = slen(e->path, AUDIT_PATH_MAX);
+	size_t lp2 = slen(e->path2, AUDIT_PATH_MAX), ld = slen(e->detail, AUDIT_DETAIL_MAX);
+	size_t at;
+
+	if (cap < REC_FIXED)
+		return 0;
+	/* paths are cut (never the fixed part) if cap is short */
+	if (REC_FIXED + lc + lp + lp2 + ld > cap) {
+		lp2 = 0;
+		if (REC_FIXED + lc + lp + ld > cap)
+			lp = cap - REC_FIXED - lc - ld;
+	}
+	out[0] = 1;
+	out[1] = (uint8_t)e->op;
+	put16(out + 2, 0);
+	put32(out + 4, (uint32_t)e->result);
+	put64(out + 8, (uint64_t)time_us);
+	put32(out + 16, e->uid);
+	put32(out + 20, e->gid);
+	put32(out + 24, e->pid);
+	put64(out + 28, e->ino);
+	put16(out + 36, (uint16_t)lc);
+	put16(out + 38, (uint16_t)lp);
+	put16(out + 40, (uint16_t)lp2);
+	put16(out + 42, (uint16_t)ld);
+	at = REC_FIXED;
+	at = put_str(out, at, comm, lc);
+	at = put_str(out, at, e->path, lp);
+	at = put_str(out, at, e->path2, lp2);
+	at = put_str(out, at, e->detail, ld);
+	return at;
+}
+
+int audit_record_unpack(const uint8_t *in, size_t len, struct audit_record *r)
+{
+	size_t lc, lp, lp2, ld, at = REC_FIXED;
+
+	if (len < REC_FIXED || in[0] != 1)
+		return -EBADMSG;
+	lc = get16(in + 36);
+	lp = get16(in + 38);
+	lp2 = get16(in + 40);
+	ld = get16(in + 42);
+	if (lc > AUDIT_COMM_MAX || lp > AUDIT_PATH_MAX || lp2 > AUDIT_PATH_MAX ||
+	    ld > AUDIT_DETAIL_MAX || REC_FIXED + lc + lp + lp2 + ld != len)
+		return -EBADMSG;
+	r->op = in[1];
+	r->result = (int)get32(in + 4);
+	r->time_us = (int64_t)get64(in + 8);
+	r->uid = get32(in + 16);
+	r->gid = get32(in + 20);
+	r->pid = get32(in + 24);
+	r->ino = get64(in + 28);
+	memcpy(r->comm, in + at, lc);
+	r->comm[lc] = '\0';
+	at += lc;
+	memcpy(r->path, in + at, lp);
+	r->path[lp] = '\0';
+	at += lp;
+	memcpy(r->path2, in + at, lp2);
+	r->path2[lp2] = '\0';
+	at += lp2;
+	memcpy(r->detail, in + at, ld);
+	r->detail[ld] = '\0';
+	return 0;
+}
+
+/* ---- frames and the chain ---- */
+
+static void frame_ad(uint8_t ad[65], const uint8_t uuid[16], uint8_t kind, uint64_t seq,
+		     const uint8_t prev[32])
+{
+	memcpy(ad, AUDIT_MAGIC, 8);
+	memcpy(ad + 8, uuid, 16);
+	ad[24] = kind;
+	put64(ad + 25, seq);
+	memcpy(ad + 33, prev, 32);
+}
+
+/* prev <- BLAKE2b-256(prev || frame) */
+static void chain_step(uint8_t prev[32], const uint8_t *frame, size_t n)
+{
+	uint8_t buf[AUDIT_HASH_LEN + AUDIT_FRAME_MAX];
+
+	memcpy(buf, prev, AUDIT_HASH_LEN);
+	memcpy(buf + AUDIT_HASH_LEN, frame, n);
+	secure_hash(prev, buf, AUDIT_HASH_LEN + n);
+}
+
+size_t audit_frame_seal(const struct aead *k, const uint8_t uuid[AUDIT_UUID_LEN], uint64_t seq,
+			uint8_t prev[AUDIT_HASH_LEN], const uint8_t *pt, size_t ptlen,
+			uint8_t *frame, size_t cap)
+{
+	uint8_t ad[65];
+	ssize_t n;
+
+	frame_ad(ad, uuid, AUDIT_KIND_RECORD, seq, prev);
+	n = aead_seal(k, frame + AUDIT_FRAME_HEAD, cap - AUDIT_FRAME_HEAD, pt, ptlen, ad, sizeof(ad));
+	if (n < 0)
+		return 0;
+	put32(frame, (uint32_t)(9 + (size_t)n));
+	frame[4] = AUDIT_KIND_RECORD;
+	put64(frame + 5, seq);
+	chain_step(prev, frame, AUDIT_FRAME_HEAD + (size_t)n);
+	return AUDIT_FRAME_HEAD + (size_t)n;
+}
+
+void audit_file_name(char *out, size_t len, uint64_t file_no, int64_t time_us)
+{
+	time_t t = (time_t)(time_us / 1000000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	snprintf(out, len, "audit-%04d%02d%02d-%08" PRIu64 ".log", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, file_no);
+}
+
+/* ---- walking ---- */
+
+static void problem(struct audit_problem *p, uint64_t seq, const char *file, uint64_t off,
+		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void problem(struct audit_problem *p, uint64_t seq, const char *file, uint64_t off,
+		    const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->found)
+		return;
+	p->found = 1;
+	p->seq = seq;
+	snprintf(p->file, sizeof(p->file), "%s", file ? file : "");
+	p->offset = off;
+	va_start(ap, fmt);
+	vsnprintf(p->what, sizeof(p->what), fmt, ap);
+	va_end(ap);
+}
+
+/* seq of the frame at off, or UINT64_MAX when there is none */
+static uint64_t peek_seq(const uint8_t *m, size_t len, size_t off)
+{
+	uint32_t flen;
+
+	if (len - off < AUDIT_FRAME_HEAD)
+		return UINT64_MAX;
+	flen = get32(m + off);
+	off += 4 + (size_t)flen;
+	if (off > len || len - off < AUDIT_FRAME_HEAD)
+		return UINT64_MAX;
+	return get64(m + off + 5);
+}
+
+int audit_walk_file(int dirfd, const char *name, const struct aead *k,
+		    const uint8_t uuid[AUDIT_UUID_LEN], int fresh_start, int tail_ok,
+		    const struct audit_checkpoint *cp, struct audit_walk *w,
+		    int (*fn)(void *, const struct audit_record *), void *arg,
+		    struct audit_problem *p)
+{
+	struct audit_header h;
+	struct audit_record *rec = NULL;
+	uint8_t *pt = NULL, ad[65];
+	const uint8_t *m = MAP_FAILED;
+	struct stat st;
+	size_t len = 0, off;
+	int fd, rc = 0;
+
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	len = (size_t)st.st_size;
+	if (len < AUDIT_HDR_LEN) {
+		problem(p, w->next_seq, name, 0, "%s: header missing or cut short (%zu bytes)", name, len);
+		goto out;
+	}
+	m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (m == MAP_FAILED) {
+		rc = -errno;
+		goto out;
+	}
+	rec = malloc(sizeof(*rec));
+	pt = malloc(AUDIT_FRAME_MAX);
+	if (!rec || !pt) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (audit_header_decode(k, m, len, &h) < 0) {
+		problem(p, w->next_seq, name, 0, "%s: file header altered (authentication failed)", name);
+		goto out;
+	}
+	if (memcmp(h.uuid, uuid, AUDIT_UUID_LEN)) {
+		problem(p, w->next_seq, name, 0, "%s: belongs to another volume", name);
+		goto out;
+	}
+	if (fresh_start) {
+		w->next_seq = h.first_seq;
+		memcpy(w->head, h.prev, AUDIT_HASH_LEN);
+	} else if (h.first_seq > w->next_seq) {
+		problem(p, w->next_seq, name, 0,
+			"records %" PRIu64 "..%" PRIu64 " missing: the file before %s was removed or cut short",
+			w->next_seq, h.first_seq - 1, name);
+		goto out;
+	} else if (h.first_seq < w->next_seq) {
+		problem(p, h.first_seq, name, 0,
+			"%s repeats records from %" PRIu64 " (a copied or replayed file)", name, h.first_seq);
+		goto out;
+	} else if (memcmp(h.prev, w->head, AUDIT_HASH_LEN)) {
+		problem(p, w->next_seq, name, 0,
+			"%s does not continue the chain of the file before it (record %" PRIu64 ")",
+			name, w->next_seq);
+		goto out;
+	}
+	w->file_no = h.file_no;
+	w->file_created_us = h.created_us;
+	snprintf(w->file, sizeof(w->file), "%s", name);
+	w->file_len = len;
+	off = AUDIT_HDR_LEN;
+	w->good_len = off;
+	while (off < len) {
+		uint64_t seq, expect = w->next_seq;
+		uint32_t flen;
+		ssize_t n;
+
+		if (len - off < AUDIT_FRAME_HEAD ||
+		    (flen = get32(m + off)) > len - off - 4) {
+			if (!tail_ok)
+				problem(p, expect, name, off,
+					"log ends inside record %" PRIu64 " (truncated)", expect);
+			break;
+		}
+		if (flen < 9 + AUDIT_SEAL_LEN || flen > AUDIT_FRAME_MAX - 4 || m[off + 4] != AUDIT_KIND_RECORD) {
+			problem(p, expect, name, off, "record %" PRIu64 " altered (damaged frame)", expect);
+			break;
+		}
+		seq = get64(m + off + 5);
+		if (seq != expect) {
+			uint64_t next = peek_seq(m, len, off);
+
+			if (next == expect + 1)
+				problem(p, expect, name, off,
+					"record %" PRIu64 " altered (its sequence number reads %" PRIu64 ")",
+					expect, seq);
+			else if (seq > expect && next == expect)
+				problem(p, expect, name, off,
+					"records reordered: record %" PRIu64 " found where %" PRIu64 " belongs",
+					seq, expect);
+			else if (seq == expect + 1)
+				problem(p, expect, name, off, "record %" PRIu64 " missing (deleted)", expect);
+			else if (seq > expect)
+				problem(p, expect, name, off,
+					"records %" PRIu64 "..%" PRIu64 " missing (deleted)", expect, seq - 1);
+			else
+				problem(p, expect, name, off,
+					"records reordered or replayed: record %" PRIu64 " found where %" PRIu64 " belongs",
+					seq, expect);
+			break;
+		}
+		frame_ad(ad, uuid, AUDIT_KIND_RECORD, seq, w->head);
+		n = aead_open(k, pt, AUDIT_FRAME_MAX, m + off + AUDIT_FRAME_HEAD,
+			      flen - 9, ad, sizeof(ad));
+		if (n < 0 || audit_record_unpack(pt, (size_t)n, rec) < 0) {
+			problem(p, expect, name, off, "record %" PRIu64 " altered (authentication failed)", expect);
+			break;
+		}
+		rec->seq = seq;
+		chain_step(w->head, m + off, 4 + (size_t)flen);
+		if (cp && cp->next_seq && seq == cp->next_seq - 1)
+			w->cp_met = memcmp(w->head, cp->head, AUDIT_HASH_LEN) ? -1 : 1;
+		w->next_seq++;
+		w->records++;
+		off += 4 + (size_t)flen;
+		w->good_len = off;
+		if (fn && fn(arg, rec))
+			break;
+	}
+out:
+	if (pt)
+		secure_wipe(pt, AUDIT_FRAME_MAX);
+	free(pt);
+	if (rec)
+		secure_wipe(rec, sizeof(*rec));
+	free(rec);
+	if (m != MAP_FAILED)
+		munmap((void *)m, len);
+	close(fd);
+	return rc;
+}
+
+/* ---- the directory ---- */
+
+static int is_log_name(const char *n)
+{
+	size_t l = strlen(n);
+
+	return l > 10 && !strncmp(n, "audit-", 6) && !strcmp(n + l - 4, ".log");
+}
+
+int audit_list_files(int dirfd, char ***names, struct audit_header **hdrs, size_t *n)
+{
+	DIR *d;
+	struct dirent *e;
+	char **nm = NULL;
+	struct audit_header *h = NULL;
+	size_t cnt = 0, cap = 0;
+	int fd2, rc = 0;
+
+	*names = NULL;
+	*hdrs = NULL;
+	*n = 0;
+	fd2 = dup(dirfd);
+	if (fd2 < 0)
+		return -errno;
+	d = fdopendir(fd2);
+	if (!d) {
+		close(fd2);
+		return -errno;
+	}
+	rewinddir(d);
+	while ((e = readdir(d))) {
+		uint8_t buf[AUDIT_HDR_LEN];
+		struct audit_header hh;
+		ssize_t got;
+		int fd;
+
+		if (!is_log_name(e->d_name))
+			continue;
+		fd = openat(dirfd, e->d_name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		got = pread(fd, buf, sizeof(buf), 0);
+		close(fd);
+		memset(&hh, 0, sizeof(hh));
+		/* a damaged header sorts by its name's number: verify reports it */
+		if (got != (ssize_t)sizeof(buf) || audit_header_decode(NULL, buf, sizeof(buf), &hh) < 0) {
+			const char *u = strrchr(e->d_name, '-');
+
+			hh.first_seq = UINT64_MAX;
+			hh.file_no = u ? strtoull(u + 1, NULL, 10) : 0;
+		}
+		if (cnt == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			char **a = realloc(nm, nc * sizeof(*nm));
+			struct audit_header *b;
+
+			if (!a) {
+				rc = -ENOMEM;
+				break;
+			}
+			nm = a;
+			b = realloc(h, nc * sizeof(*h));
+			if (!b) {
+				rc = -ENOMEM;
+				break;
+			}
+			h = b;
+			cap = nc;
+		}
+		if (!(nm[cnt] = strdup(e->d_name))) {
+			rc = -ENOMEM;
+			break;
+		}
+		h[cnt++] = hh;
+	}
+	closedir(d);
+	if (rc < 0) {
+		audit_free_list(nm, h, cnt);
+		return rc;
+	}
+	/* insertion sort by (file_no): file numbers only grow, and unlike
+	 * first_seq they stay ordered when a header is damaged */
+	for (size_t i = 1; i < cnt; i++)
+		for (size_t j = i; j > 0 && h[j - 1].file_no > h[j].file_no; j--) {
+			struct audit_header th = h[j];
+			char *tn = nm[j];
+
+			h[j] = h[j - 1];
+			nm[j] = nm[j - 1];
+			h[j - 1] = th;
+			nm[j - 1] = tn;
+		}
+	*names = nm;
+	*hdrs = h;
+	*n = cnt;
+	return 0;
+}
+
+void audit_free_list(char **names, struct audit_header *hdrs, size_t n)
+{
+	for (size_t i = 0; names && i < n; i++)
+		free(names[i]);
+	free(names);
+	free(hdrs);
+}
+
+static int read_cp(int dirfd, uint8_t *buf, size_t cap, size_t *got)
+{
+	int fd = openat(dirfd, AUDIT_CP_NAME, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, buf, cap, 0);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	*got = (size_t)n;
+	return 0;
+}
+
+int audit_dir_uuid(const char *dir, uint8_t uuid[AUDIT_UUID_LEN], char *why, size_t whylen)
+{
+	uint8_t buf[AUDIT_CP_LEN + 1];
+	struct audit_checkpoint cp;
+	char **names = NULL;
+	struct audit_header *h = NULL;
+	size_t n = 0, got = 0;
+	int dfd, rc = -ENOENT;
+
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		rc = -errno;
+		snprintf(why, whylen, "audit directory %s: %s", dir, strerror(errno));
+		return rc;
+	}
+	if (read_cp(dfd, buf, sizeof(buf), &got) == 0 && audit_cp_decode(NULL, buf, got, &cp) == 0) {
+		memcpy(uuid, cp.uuid, AUDIT_UUID_LEN);
+		rc = 0;
+	} else if (audit_list_files(dfd, &names, &h, &n) == 0) {
+		for (size_t i = 0; i < n && rc < 0; i++)
+			if (h[i].first_seq != UINT64_MAX) {
+				memcpy(uuid, h[i].uuid, AUDIT_UUID_LEN);
+				rc = 0;
+			}
+		audit_free_list(names, h, n);
+	}
+	close(dfd);
+	if (rc < 0)
+		snprintf(why, whylen, "%s holds no medvault audit log", dir);
+	return rc;
+}
+
+int audit_verify_dir(const char *dir, const uint8_t key[AUDIT_KEY_LEN],
+		     int (*fn)(void *, const struct audit_record *), void *arg,
+		     struct audit_problem *p, uint64_t *nrecords, char *why, size_t whylen)
+{
+	uint8_t buf[AUDIT_CP_LEN + 1];
+	struct audit_checkpoint cp;
+	struct audit_walk w;
+	struct aead *k = NULL;
+	char **names = NULL;
+	struct audit_header *h = NULL;
+	size_t n = 0, got = 0;
+	int dfd, rc, have_cp;
+
+	memset(p, 0, sizeof(*p));
+	memset(&w, 0, sizeof(w));
+	*nrecords = 0;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		rc = -errno;
+		snprintf(why, whylen, "audit directory %s: %s", dir, strerror(errno));
+		return rc;
+	}
+	if ((rc = aead_new(&k, AEAD_XCHACHA20POLY1305, key)) < 0) {
+		snprintf(why, whylen, "cannot set up the audit key: %s", strerror(-rc));
+		goto out;
+	}
+	if ((rc = audit_list_files(dfd, &names, &h, &n)) < 0) {
+		snprintf(why, whylen, "cannot list %s: %s", dir, strerror(-rc));
+		goto out;
+	}
+	rc = read_cp(dfd, buf, sizeof(buf), &got);
+	have_cp = rc == 0;
+	if (rc < 0 && rc != -ENOENT) {
+		snprintf(why, whylen, "cannot read %s/%s: %s", dir, AUDIT_CP_NAME, strerror(-rc));
+		goto out;
+	}
+	rc = 0;
+	if (!have_cp && n == 0) {
+		rc = -ENOENT;
+		snprintf(why, whylen, "%s holds no medvault audit log", dir);
+		goto out;
+	}
+	if (!have_cp) {
+		problem(p, 0, AUDIT_CP_NAME, 0, "the checkpoint file is missing (removed?)");
+		goto out;
+	}
+	if (audit_cp_decode(k, buf, got, &cp) < 0) {
+		problem(p, 0, AUDIT_CP_NAME, 0,
+			"the checkpoint is altered or sealed by another key (authentication failed)");
+		goto out;
+	}
+	if (n == 0 && cp.next_seq > cp.base_seq) {
+		problem(p, cp.base_seq, "", 0, "every log file is missing (%" PRIu64 " records)",
+			cp.next_seq - cp.base_seq);
+		goto out;
+	}
+	for (size_t i = 0; i < n && !p->found; i++) {
+		int fresh = i == 0;
+
+		if (fresh && h[i].first_seq != UINT64_MAX && h[i].first_seq > cp.base_seq) {
+			problem(p, cp.base_seq, names[i], 0,
+				"records %" PRIu64 "..%" PRIu64 " missing: the oldest log file was removed",
+				cp.base_seq, h[i].first_seq - 1);
+			break;
+		}
+		rc = audit_walk_file(dfd, names[i], k, cp.uuid, fresh, 0, &cp, &w, fn, arg, p);
+		if (rc < 0) {
+			snprintf(why, whylen, "cannot read %s/%s: %s", dir, names[i], strerror(-rc));
+			goto out;
+		}
+	}
+	if (!p->found && w.next_seq < cp.next_seq)
+		problem(p, w.next_seq, w.file, w.good_len,
+			"log ends at record %" PRIu64 " but the sealed checkpoint counts %" PRIu64
+			": records %" PRIu64 "..%" PRIu64 " were cut off (truncated)",
+			w.next_seq ? w.next_seq - 1 : 0, cp.next_seq, w.next_seq, cp.next_seq - 1);
+	if (!p->found && cp.next_seq > 0 && w.cp_met != 1)
+		problem(p, cp.next_seq - 1, w.file, 0,
+			"the chain does not reach the sealed checkpoint's head at record %" PRIu64,
+			cp.next_seq - 1);
+out:
+	*nrecords = w.records;
+	audit_free_list(names, h, n);
+	aead_free(k);
+	close(dfd);
+	return rc;
+}

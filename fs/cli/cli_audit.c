@@ -1,0 +1,542 @@
+/*
+ * cli_audit: `medvault audit` and `medvault audit verify`.  Parsing,
+ * filtering and printing only: fs/audit_read.c walks and verifies.  The
+ * volume UUID comes from the log itself (checkpoint or file header), which
+ * names the keystore file KS/<uuid>.keys; no store is needed.
+ */
+#include "cli/cli_audit.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "crypto/aead.h"
+#include "audit/audit.h"
+#include "crypto/keystore.h"
+#include "crypto/secure.h"
+#include "crypto/volkeys.h"
+
+#define OPS_MAX 32
+
+static const char *const usage_audit =
+	"usage: medvault audit DIR --keystore KS KEY-OPTIONS [FILTERS] [--json]\n"
+	"       medvault audit verify DIR --keystore KS KEY-OPTIONS\n"
+	"\n"
+	"Print the access trail kept in DIR (the mount's --audit-dir; by default\n"
+	"KS/audit/<volume>), oldest first, or verify its hash chain and sealed\n"
+	"checkpoint and name the first altered, missing, reordered or truncated record.\n"
+	"Either way every record is authenticated; listing stops at the first bad one.\n"
+	"\n"
+	"FILTERS (all must match):\n"
+	"  --path P      records about P or anything below it (rename: either name)\n"
+	"  --uid U       by user U (number or name)\n"
+	"  --since T     at or after T; --until T  before T (a bare date: through that day)\n"
+	"                T: 2024-05-01, 2024-05-01T13:00:00[.123456][Z] (UTC), or @UNIXSECONDS\n"
+	"  --op OP,...   open (any open), open-r, open-w, open-rw, create, unlink, rmdir,\n"
+	"                rename, truncate, chmod, chown, setxattr, removexattr, mount,\n"
+	"                unmount, lost, recover, prune, or denied (any EACCES/EPERM result)\n"
+	"  --json        one JSON array of objects instead of text lines\n"
+	"\n"
+	"Exit status: 0 intact, 1 the log fails verification or cannot be read.\n"
+	"KEY-OPTIONS:\n" KEY_OPTS_HELP("");
+
+struct filter {
+	const char *path;
+	size_t path_len;
+	int have_uid;
+	uint32_t uid;
+	int64_t since, until;	/* µs; INT64_MIN / INT64_MAX when open */
+	int nops;
+	int ops[OPS_MAX];	/* op numbers; 0 = denied, -1 = any open */
+	int json;
+	uint64_t shown;
+};
+
+static int is_help(const char *a)
+{
+	return !strcmp(a, "--help") || !strcmp(a, "-h");
+}
+
+/* "2024-05-01", "2024-05-01T13:00[:00[.123456]][Z]", "@1714567890"; UTC.
+ * *date_only tells a bare date. */
+static int parse_time(const char *s, int64_t *us, int *date_only)
+{
+	struct tm tm;
+	const char *p;
+	char *end;
+	long frac = 0;
+	int n = 0;
+
+	*date_only = 0;
+	if (s[0] == '@') {
+		long long v;
+
+		errno = 0;
+		v = strtoll(s + 1, &end, 10);
+		if (errno || end == s + 1 || *end)
+			return -EINVAL;
+		*us = (int64_t)v * 1000000;
+		return 0;
+	}
+	memset(&tm, 0, sizeof(tm));
+	p = strptime(s, "%Y-%m-%d", &tm);
+	if (!p)
+		return -EINVAL;
+	if (*p == '\0') {
+		*date_only = 1;
+	} else {
+		if (*p != 'T' && *p != ' ')
+			return -EINVAL;
+		p = strptime(p + 1, "%H:%M", &tm);
+		if (!p)
+			return -EINVAL;
+		if (*p == ':') {
+			p = strptime(p + 1, "%S", &tm);
+			if (!p)
+				return -EINVAL;
+			if (*p == '.') {
+				p++;
+				for (n = 0; isdigit((unsigned char)*p); p++, n++)
+					if (n < 6)
+						frac = frac * 10 + (*p - '0');
+				for (; n < 6; n++)
+					frac *= 10;
+			}
+		}
+		if (*p == 'Z')
+			p++;
+		if (*p)
+			return -EINVAL;
+	}
+	*us = (int64_t)timegm(&tm) * 1000000 + frac;
+	return 0;
+}
+
+static int add_ops(struct filter *f, char *list, char *why, size_t whylen)
+{
+	for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		int op;
+
+		if (f->nops >= OPS_MAX) {
+			snprintf(why, whylen, "--op: too many operations");
+			return -EINVAL;
+		}
+		if (!strcmp(t, "denied"))
+			op = 0;
+		else if (!strcmp(t, "open"))
+			op = -1;
+		else if (audit_op_parse(t, &op) < 0) {
+			snprintf(why, whylen, "--op: unknown operation '%s' (see medvault audit --help)", t);
+			return -EINVAL;
+		}
+		f->ops[f->nops++] = op;
+	}
+	return 0;
+}
+
+static int path_match(const char *want, size_t wl, const char *have)
+{
+	if (!have[0])
+		return 0;
+	if (wl == 1 && want[0] == '/')
+		return 1;
+	return !strncmp(have, want, wl) && (have[wl] == '\0' || have[wl] == '/');
+}
+
+static int matches(const struct filter *f, const struct audit_record *r)
+{
+	if (f->path && !path_match(f->path, f->path_len, r->path) &&
+	    !path_match(f->path, f->path_len, r->path2))
+		return 0;
+	if (f->have_uid && r->uid != f->uid)
+		return 0;
+	if (r->time_us < f->since || r->time_us >= f->until)
+		return 0;
+	if (f->nops) {
+		int any = 0;
+
+		for (int i = 0; i < f->nops && !any; i++) {
+			if (f->ops[i] == 0)
+				any = r->result == EACCES || r->result == EPERM;
+			else if (f->ops[i] == -1)
+				any = r->op == AUDIT_OP_OPEN_R || r->op == AUDIT_OP_OPEN_W ||
+				      r->op == AUDIT_OP_OPEN_RW;
+			else
+				any = r->op == f->ops[i];
+		}
+		if (!any)
+			return 0;
+	}
+	return 1;
+}
+
+static void fmt_time(char *out, size_t len, int64_t us)
+{
+	time_t t = (time_t)(us / 1000000);
+	long frac = (long)(us % 1000000);
+	struct tm tm;
+	char base[32];
+
+	if (frac < 0) {
+		frac += 1000000;
+		t--;
+	}
+	gmtime_r(&t, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, len, "%s.%06ldZ", base, frac);
+}
+
+/* text: "..." with \" \\ and \xNN for control bytes */
+static void put_quoted(const char *s)
+{
+	putchar('"');
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			printf("\\x%02x", *p);
+		else
+			putchar(*p);
+	}
+	putchar('"');
+}
+
+/* length of a valid UTF-8 sequence at p, or 0 */
+static int utf8_len(const unsigned char *p)
+{
+	int n, i;
+	uint32_t c;
+
+	if (p[0] < 0x80)
+		return 1;
+	if ((p[0] & 0xe0) == 0xc0) {
+		n = 2;
+		c = p[0] & 0x1f;
+	} else if ((p[0] & 0xf0) == 0xe0) {
+		n = 3;
+		c = p[0] & 0x0f;
+	} else if ((p[0] & 0xf8) == 0xf0) {
+		n = 4;
+		c = p[0] & 0x07;
+	} else {
+		return 0;
+	}
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	if ((n == 2 && c < 0x80) || (n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10ffff)) ||
+	    (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* JSON string; bytes that are not UTF-8 become U+00XX (names are bytes) */
+static void put_json(const char *s)
+{
+	putchar('"');
+	for (const unsigned char *p = (const unsigned char *)s; *p; ) {
+		int n = utf8_len(p);
+
+		if (n == 0) {
+			printf("\\u%04x", *p);
+			p++;
+		} else if (n > 1) {
+			fwrite(p, 1, (size_t)n, stdout);
+			p += n;
+		} else {
+			if (*p == '"' || *p == '\\')
+				printf("\\%c", *p);
+			else if (*p < 0x20 || *p == 0x7f)
+				printf("\\u%04x", *p);
+			else
+				putchar(*p);
+			p++;
+		}
+	}
+	putchar('"');
+}
+
+static int show(void *arg, const struct audit_record *r)
+{
+	struct filter *f = arg;
+	const char *op = audit_op_name(r->op);
+	char when[48];
+
+	if (!matches(f, r))
+		return 0;
+	fmt_time(when, sizeof(when), r->time_us);
+	if (f->json) {
+		printf("%s\n  {\"seq\": %" PRIu64 ", \"time\": \"%s\", \"time_us\": %" PRId64
+		       ", \"op\": \"%s\", \"result\": \"%s\", \"errno\": %d, \"uid\": %" PRIu32
+		       ", \"gid\": %" PRIu32 ", \"pid\": %" PRIu32 ", \"comm\": ",
+		       f->shown ? "," : "", r->seq, when, r->time_us, op ? op : "?",
+		       audit_errno_name(r->result), r->result, r->uid, r->gid, r->pid);
+		put_json(r->comm);
+		printf(", \"ino\": %" PRIu64 ", \"path\": ", r->ino);
+		put_json(r->path);
+		if (r->path2[0]) {
+			printf(", \"path2\": ");
+			put_json(r->path2);
+		}
+		if (r->detail[0]) {
+			printf(", \"detail\": ");
+			put_json(r->detail);
+		}
+		putchar('}');
+	} else {
+		printf("%s seq=%" PRIu64 " op=%s result=%s uid=%" PRIu32 " gid=%" PRIu32 " pid=%" PRIu32
+		       " comm=", when, r->seq, op ? op : "?", audit_errno_name(r->result), r->uid,
+		       r->gid, r->pid);
+		put_quoted(r->comm);
+		printf(" ino=%" PRIu64 " path=", r->ino);
+		put_quoted(r->path);
+		if (r->path2[0]) {
+			printf(" to=");
+			put_quoted(r->path2);
+		}
+		if (r->detail[0]) {
+			printf(" detail=");
+			put_quoted(r->detail);
+		}
+		putchar('\n');
+	}
+	f->shown++;
+	return 0;
+}
+
+static int has_log(const char *dir)
+{
+	char p[PATH_MAX + 32];
+	struct stat st;
+	DIR *d;
+	struct dirent *e;
+	int found = 0;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, AUDIT_CP_NAME);
+	if (stat(p, &st) == 0)
+		return 1;
+	d = opendir(dir);
+	while (d && (e = readdir(d)) && !found)
+		found = !strncmp(e->d_name, "audit-", 6);
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* DIR itself, or its only volume subdirectory (KS/audit/<uuid>); a
+ * keystore directory stands for its audit/ */
+static int resolve_dir(const char *dir, char *out, size_t len, char *why, size_t whylen)
+{
+	char sub_audit[PATH_MAX];
+	struct stat st;
+	DIR *d;
+	struct dirent *e;
+	int n = 0;
+
+	if (has_log(dir)) {
+		snprintf(out, len, "%s", dir);
+		return 0;
+	}
+	snprintf(sub_audit, sizeof(sub_audit), "%s/audit", dir);
+	if (stat(sub_audit, &st) == 0 && S_ISDIR(st.st_mode) && strlen(sub_audit) < PATH_MAX - 64)
+		dir = sub_audit;
+	d = opendir(dir);
+	if (!d) {
+		snprintf(why, whylen, "audit directory %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	while ((e = readdir(d))) {
+		char sub[PATH_MAX];
+
+		if (strlen(e->d_name) != 32 || strspn(e->d_name, "0123456789abcdef") != 32)
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
+		if (!has_log(sub))
+			continue;
+		if (n++ == 0)
+			snprintf(out, len, "%s", sub);
+	}
+	closedir(d);
+	if (n == 1)
+		return 0;
+	if (n > 1)
+		snprintf(why, whylen, "%s holds the audit logs of %d volumes: name one (%s/<volume id>)",
+			 dir, n, dir);
+	else
+		snprintf(why, whylen, "%s holds no medvault audit log", dir);
+	return n > 1 ? -EINVAL : -ENOENT;
+}
+
+int cli_audit(int argc, char **argv, char *why, size_t whylen)
+{
+	struct key_opts ko = { 0 };
+	struct filter f = { .since = INT64_MIN, .until = INT64_MAX };
+	struct audit_problem p;
+	struct volkeys *vk = NULL;
+	uint8_t uuid[AUDIT_UUID_LEN], *mk = NULL;
+	const char *dir_arg = NULL, *ksdir = NULL;
+	char dir[PATH_MAX], **av = NULL;
+	int verify = 0, ac, i, rc;
+	uint64_t nrec = 0;
+
+	for (i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--"))
+			break;
+		else if (is_help(argv[i])) {
+			fputs(usage_audit, stdout);
+			return 0;
+		}
+	av = calloc((size_t)argc + 1, sizeof(*av));
+	if (!av) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	ac = 0;
+	av[ac++] = argv[0];
+	i = 1;
+	if (argc > 1 && !strcmp(argv[1], "verify")) {
+		verify = 1;
+		i = 2;
+	}
+	for (; i < argc; i++)
+		av[ac++] = argv[i];
+	av[ac] = NULL;
+	if ((rc = key_opts_parse(&ac, av, "", &ko, why, whylen)) < 0)
+		goto out;
+	rc = -EINVAL;
+	for (i = 1; i < ac; i++) {
+		const char *a = av[i], *val = NULL;
+		char name[32];
+		const char *eq = strchr(a, '=');
+
+		if (a[0] != '-' || !a[1]) {
+			if (dir_arg) {
+				snprintf(why, whylen, "audit: unexpected argument '%s' (see medvault audit --help)", a);
+				goto out;
+			}
+			dir_arg = a;
+			continue;
+		}
+		if (!strcmp(a, "--json")) {
+			f.json = 1;
+			continue;
+		}
+		snprintf(name, sizeof(name), "%.*s", eq ? (int)(eq - a) : (int)strlen(a), a);
+		if (strcmp(name, "--keystore") && strcmp(name, "--path") && strcmp(name, "--uid") &&
+		    strcmp(name, "--since") && strcmp(name, "--until") && strcmp(name, "--op")) {
+			snprintf(why, whylen, "audit: unknown option %s (see medvault audit --help)", a);
+			goto out;
+		}
+		if (eq)
+			val = eq + 1;
+		else if (i + 1 < ac)
+			val = av[++i];
+		else {
+			snprintf(why, whylen, "%s needs a value", name);
+			goto out;
+		}
+		if (verify && strcmp(name, "--keystore")) {
+			snprintf(why, whylen, "audit verify takes no filters (%s)", name);
+			goto out;
+		}
+		if (!strcmp(name, "--keystore")) {
+			ksdir = val;
+		} else if (!strcmp(name, "--path")) {
+			f.path = val;
+			f.path_len = strlen(val);
+			while (f.path_len > 1 && f.path[f.path_len - 1] == '/')
+				f.path_len--;
+		} else if (!strcmp(name, "--uid")) {
+			char *end;
+			unsigned long v;
+
+			errno = 0;
+			v = strtoul(val, &end, 10);
+			if (!errno && end != val && !*end && v <= UINT32_MAX) {
+				f.uid = (uint32_t)v;
+			} else {
+				struct passwd *pw = getpwnam(val);
+
+				if (!pw) {
+					snprintf(why, whylen, "--uid: no such user '%s'", val);
+					goto out;
+				}
+				f.uid = pw->pw_uid;
+			}
+			f.have_uid = 1;
+		} else if (!strcmp(name, "--since") || !strcmp(name, "--until")) {
+			int64_t t;
+			int date_only;
+
+			if (parse_time(val, &t, &date_only) < 0) {
+				snprintf(why, whylen, "%s: not a time: '%s' (2024-05-01, 2024-05-01T13:00:00Z, @SECONDS)",
+					 name, val);
+				goto out;
+			}
+			if (name[2] == 's')
+				f.since = t;
+			else
+				f.until = date_only ? t + 86400LL * 1000000 : t;
+		} else {
+			char list[256];
+
+			snprintf(list, sizeof(list), "%s", val);
+			if (add_ops(&f, list, why, whylen) < 0)
+				goto out;
+		}
+	}
+	if (!dir_arg || !ksdir) {
+		snprintf(why, whylen, "usage: medvault audit%s DIR --keystore KS KEY-OPTIONS%s",
+			 verify ? " verify" : "", verify ? "" : " [FILTERS]");
+		goto out;
+	}
+	if ((rc = key_opts_check(&ko, "", why, whylen)) < 0)
+		goto out;
+	secure_harden_process();
+	if ((rc = resolve_dir(dir_arg, dir, sizeof(dir), why, whylen)) < 0)
+		goto out;
+	if ((rc = audit_dir_uuid(dir, uuid, why, whylen)) < 0)
+		goto out;
+	if ((rc = keystore_unlock(ksdir, uuid, &ko, &mk, why, whylen)) < 0)
+		goto out;
+	if ((rc = volkeys_derive(&vk, mk, AEAD_XCHACHA20POLY1305)) < 0) {
+		snprintf(why, whylen, "cannot derive keys: %s", strerror(-rc));
+		goto out;
+	}
+	if (f.json && !verify)
+		fputs("[", stdout);
+	rc = audit_verify_dir(dir, volkeys_audit_key(vk), verify ? NULL : show, &f, &p, &nrec,
+			      why, whylen);
+	if (f.json && !verify)
+		fputs(f.shown ? "\n]\n" : "]\n", stdout);
+	fflush(stdout);
+	if (rc < 0)
+		goto out;
+	if (p.found) {
+		rc = -EBADMSG;
+		snprintf(why, whylen, "audit log %s fails verification at record %" PRIu64 ": %s%s%s",
+			 dir, p.seq, p.what, p.file[0] ? " (in " : "", p.file[0] ? p.file : "");
+		if (p.file[0])
+			snprintf(why + strlen(why), whylen - strlen(why), ", offset %" PRIu64 ")", p.offset);
+		goto out;
+	}
+	if (verify)
+		printf("audit log %s: %" PRIu64 " records verified; the chain is intact and matches its sealed checkpoint\n",
+		       dir, nrec);
+	rc = 0;
+out:
+	volkeys_free(vk);
+	keystore_key_free(mk);
+	free(av);
+	return rc;
+}

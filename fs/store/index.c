@@ -1,0 +1,1410 @@
+#include "store/index.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crypto/aead.h"
+#include "util/fileutil.h"
+#include "crypto/secure.h"
+
+/* Never change: part of every record's associated data (format 1). */
+#define AD_MAGIC "MVI1"
+
+/* Read-only openers (other processes) map this much address space; the
+ * daemon's own map follows the file (map_room).  Small enough for
+ * valgrind to map. */
+#define INDEX_MAP_SIZE (16ull << 30)
+/* the daemon's map (and data.mdb) grows in steps of this or 1/8 */
+#define MAP_STEP (16ull << 20)
+#define MAP_PAGE 4096ull	/* map sizes are multiples of the OS page */
+#define INDEX_KEY_MAX 40
+#define READ_POOL 32
+
+enum db_id { DB_INODE, DB_DIRENT, DB_CHUNK, DB_PACK, DB_XATTR, DB_ORPHAN, DB_META, DB_COUNT };
+static const char *const db_names[DB_COUNT] = {
+	"inode", "dirent", "chunk", "pack", "xattr", "orphan", "meta",
+};
+
+struct write_req {
+	index_write_fn fn;
+	void *arg;
+	int rc;
+	int done;
+	struct write_req *next;
+};
+
+struct index {
+	MDB_env *env;
+	MDB_dbi dbi[DB_COUNT];
+	uint8_t uuid[16];
+	const struct volkeys *vk;
+	const struct aead *aead;
+
+	pthread_mutex_t qlock;		/* protects the queue and leader flag */
+	pthread_cond_t qcond;
+	struct write_req *qhead, **qtail;
+	int leader;
+
+	pthread_mutex_t pool_lock;	/* protects the read pool */
+	/* read transactions hold it shared; growing the map needs it alone */
+	pthread_rwlock_t resize_lock;
+	MDB_txn *pool[READ_POOL];
+	int npool;
+	char data_path[PATH_MAX];
+	uint64_t filled;	/* data.mdb is written up to here (map_fill) */
+	int env_open;		/* mdb_env_open succeeded: there is a map to sync */
+	uint64_t dead_bytes;	/* atomic; see index_dead_bytes */
+};
+
+struct index_txn {
+	struct index *ix;
+	MDB_txn *txn;
+	int write;
+	int broken;	/* a put/del failed: the whole write txn must go */
+	int mutated;	/* the current write function has changed something */
+	uint8_t *buf;	/* scratch for sealing/opening, grown on demand */
+	size_t bufcap;
+};
+
+static int mdb_err(int rc)
+{
+	switch (rc) {
+	case 0: return 0;
+	case MDB_NOTFOUND: return -ENOENT;
+	case MDB_MAP_FULL: return -ENOSPC;
+	case MDB_TXN_FULL: return -ENOSPC;
+	case MDB_READERS_FULL: return -EAGAIN;
+	case MDB_INVALID: return -EBADMSG;
+	case MDB_VERSION_MISMATCH: return -EBADMSG;
+	case MDB_CORRUPTED: return -EIO;
+	case MDB_PANIC: return -EIO;
+	}
+	return rc > 0 ? -rc : -EIO;
+}
+
+static int scratch(struct index_txn *t, size_t need)
+{
+	if (t->bufcap >= need)
+		return 0;
+	uint8_t *p = realloc(t->buf, need);
+	if (!p)
+		return -ENOMEM;
+	t->buf = p;
+	t->bufcap = need;
+	return 0;
+}
+
+/* associated data: magic || volume uuid || database || record key */
+static size_t make_ad(uint8_t *ad, const struct index *ix, enum db_id db,
+		      const void *key, size_t klen)
+{
+	memcpy(ad, AD_MAGIC, 4);
+	memcpy(ad + 4, ix->uuid, 16);
+	ad[20] = (uint8_t)db;
+	memcpy(ad + 21, key, klen);
+	return 21 + klen;
+}
+
+static int rec_put(struct index_txn *t, enum db_id db, const void *key, size_t klen,
+		   const void *plain, size_t plen)
+{
+	uint8_t ad[21 + INDEX_KEY_MAX];
+	size_t adlen, over = aead_overhead(t->ix->aead);
+	MDB_val k = { klen, (void *)key }, v;
+	ssize_t n;
+	int rc;
+
+	if (klen > INDEX_KEY_MAX)
+		return -ENAMETOOLONG;	/* refused before any change: not broken */
+	adlen = make_ad(ad, t->ix, db, key, klen);
+	if ((rc = scratch(t, plen + over)) < 0)
+		goto fail;
+	n = aead_seal(t->ix->aead, t->buf, t->bufcap, plain, plen, ad, adlen);
+	if (n < 0) {
+		rc = (int)n;
+		goto fail;
+	}
+	v.mv_size = (size_t)n;
+	v.mv_data = t->buf;
+	if ((rc = mdb_err(mdb_put(t->txn, t->ix->dbi[db], &k, &v, 0))) < 0)
+		goto fail;
+	t->mutated = 1;
+	return 0;
+fail:
+	t->broken = 1;
+	return rc;
+}
+
+static int rec_del(struct index_txn *t, enum db_id db, const void *key, size_t klen)
+{
+	MDB_val k = { klen, (void *)key };
+	int rc = mdb_err(mdb_del(t->txn, t->ix->dbi[db], &k, NULL));
+
+	if (rc < 0 && rc != -ENOENT)
+		t->broken = 1;
+	if (rc == 0)
+		t->mutated = 1;
+	return rc;
+}
+
+/* Authenticate a raw value into t->buf; returns the plaintext length. */
+static ssize_t rec_open_val(struct index_txn *t, enum db_id db, const void *key,
+			    size_t klen, const MDB_val *v)
+{
+	uint8_t ad[21 + INDEX_KEY_MAX];
+	size_t adlen;
+	ssize_t n;
+	int rc;
+
+	if (klen > INDEX_KEY_MAX)
+		return -EIO;
+	adlen = make_ad(ad, t->ix, db, key, klen);
+	if ((rc = scratch(t, v->mv_size + 1)) < 0)
+		return rc;
+	n = aead_open(t->ix->aead, t->buf, t->bufcap, v->mv_data, v->mv_size, ad, adlen);
+	if (n < 0) {
+		syslog(LOG_ERR, "index record in %s failed authentication",
+			db_names[db]);
+		return -EIO;
+	}
+	return n;
+}
+
+static ssize_t rec_get(struct index_txn *t, enum db_id db, const void *key, size_t klen)
+{
+	MDB_val k = { klen, (void *)key }, v;
+	int rc;
+
+	if (klen > INDEX_KEY_MAX)
+		return -ENAMETOOLONG;
+	rc = mdb_err(mdb_get(t->txn, t->ix->dbi[db], &k, &v));
+
+	if (rc < 0)
+		return rc;
+	return rec_open_val(t, db, key, klen, &v);
+}
+
+/* ---- lifecycle ---- */
+
+/*
+ * Write zeros over [from, to) of data.mdb.  The map is stored into in
+ * place (MDB_WRITEMAP), so each page of it must exist on disk first: a
+ * store into a hole of a full filesystem kills the daemon with SIGBUS,
+ * where a failed write here is one request's ENOSPC.  Written rather than
+ * fallocate'd: an fdatasync after stores into written blocks flushes data
+ * alone, no extent conversion, so no journal commit per fsync.
+ */
+static int map_fill(const char *path, uint64_t from, uint64_t to)
+{
+	enum { ZEROS = 1 << 20 };
+	uint8_t *zeros;
+	int fd, rc = 0;
+
+	if (from >= to)
+		return 0;
+	if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (!(zeros = calloc(1, ZEROS))) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (from < to && rc == 0) {
+		size_t n = to - from < ZEROS ? (size_t)(to - from) : ZEROS;
+		ssize_t w = pwrite(fd, zeros, n, (off_t)from);
+
+		if (w > 0)
+			from += (uint64_t)w;
+		else
+			rc = w < 0 ? -errno : -EIO;
+	}
+	free(zeros);
+	close(fd);
+	return rc;
+}
+
+/* Bytes of the map LMDB has handed out; *size gets the map's size. */
+static uint64_t map_used(struct index *ix, uint64_t *size)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+
+	mdb_env_info(ix->env, &info);
+	mdb_env_stat(ix->env, &st);
+	*size = info.me_mapsize;
+	return ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+}
+
+/* A growth step for a map of this size: 16 MiB, or an eighth of it */
+static uint64_t map_step(uint64_t size)
+{
+	return size / 8 > MAP_STEP ? size / 8 : MAP_STEP;
+}
+
+/* An eighth of what is left on the filesystem of path (0 if unknown) */
+static uint64_t disk_eighth(const char *path)
+{
+	struct statvfs vfs;
+
+	return statvfs(path, &vfs) == 0 ? (uint64_t)vfs.f_bavail * vfs.f_frsize / 8 : 0;
+}
+
+/*
+ * The map's next size: a step, but never more than an eighth of the space
+ * left on the store's filesystem, so that a nearly full disk still takes
+ * the pages a commit needs and keeps the rest for the packs.
+ */
+static uint64_t map_next(const char *path, uint64_t size)
+{
+	uint64_t step = map_step(size), room = disk_eighth(path);
+
+	if (step > room)
+		step = room;
+	step = step / MAP_PAGE * MAP_PAGE;
+	return size + (step ? step : MAP_PAGE);
+}
+
+/*
+ * Make every byte of the map written (map_fill); when a commit found the
+ * map full (`full`), grow it first by a step (map_next).  No transaction
+ * may be open.
+ */
+static int map_room(struct index *ix, int full)
+{
+	uint64_t size, used = map_used(ix, &size), target;
+	int rc;
+
+	target = full ? map_next(ix->data_path, size) : size;
+	if (target == size && ix->filled >= size)
+		return 0;
+	if ((rc = map_fill(ix->data_path, ix->filled > used ? ix->filled : used, target)) < 0) {
+		/* give a partial step back to the packs */
+		if (target > size && truncate(ix->data_path, (off_t)(ix->filled > size ? ix->filled : size)) < 0)
+			syslog(LOG_WARNING, "cannot trim %s: %s", ix->data_path, strerror(errno));
+		return rc;
+	}
+	ix->filled = target;
+	return target == size ? 0 : mdb_err(mdb_env_set_mapsize(ix->env, target));
+}
+
+int index_open(struct index **out, const char *dir, const uint8_t uuid[16],
+	       const struct volkeys *vk, int create)
+{
+	struct index *ix;
+	MDB_txn *txn = NULL;
+	struct stat st;
+	int rc;
+
+	*out = NULL;
+	if (stat(dir, &st) < 0) {
+		if (errno != ENOENT || !create)
+			return -errno;
+		if (mkdir(dir, 0700) < 0)
+			return -errno;
+	}
+	ix = calloc(1, sizeof(*ix));
+	if (!ix)
+		return -ENOMEM;
+	memcpy(ix->uuid, uuid, 16);
+	ix->vk = vk;
+	ix->aead = volkeys_index_aead(vk);
+	ix->qtail = &ix->qhead;
+	pthread_mutex_init(&ix->qlock, NULL);
+	pthread_cond_init(&ix->qcond, NULL);
+	pthread_mutex_init(&ix->pool_lock, NULL);
+	pthread_rwlock_init(&ix->resize_lock, NULL);
+
+	if ((rc = mdb_err(mdb_env_create(&ix->env))) < 0)
+		goto fail;
+	mdb_env_set_maxdbs(ix->env, DB_COUNT);
+	mdb_env_set_maxreaders(ix->env, 256);
+	snprintf(ix->data_path, sizeof(ix->data_path), "%s/data.mdb", dir);
+	/*
+	 * Map what the file holds (an existing file is written up to its
+	 * size), except a sparse one (a 16 GiB map of the WRITEMAP builds up
+	 * to 2b2f41e), which LMDB trims to the map given here.
+	 */
+	if (stat(ix->data_path, &st) == 0 && (uint64_t)st.st_blocks * 512 >= (uint64_t)st.st_size &&
+	    st.st_size > 0)
+		ix->filled = (uint64_t)st.st_size;
+	mdb_env_set_mapsize(ix->env, ix->filled ? ix->filled : MAP_STEP);
+	/*
+	 * NOSYNC: commits only write; durability comes from index_sync(),
+	 * which the daemon calls after syncing the packs, so the index never
+	 * becomes durable ahead of the chunks it references.  NOTLS: read
+	 * transactions are pooled across FUSE worker threads.  WRITEMAP: a
+	 * commit stores into the map instead of writing each page (1.7 us
+	 * against 15 us, measured; an untar, a few commits per file, took
+	 * 15-24% less time).  data.mdb is then as large as the map, so the
+	 * map starts at the file's size (16 MiB new) and grows by steps when
+	 * full, written ahead (map_room) rather than left sparse.
+	 */
+	rc = mdb_err(mdb_env_open(ix->env, dir, MDB_NOSYNC | MDB_NOTLS | MDB_NORDAHEAD | MDB_WRITEMAP,
+				  0600));
+	if (rc < 0)
+		goto fail;
+	ix->env_open = 1;
+	/* a foreign or empty directory gets no map written into it */
+	if (create && (rc = map_room(ix, 0)) < 0)
+		goto fail;
+	if ((rc = mdb_err(mdb_txn_begin(ix->env, NULL, 0, &txn))) < 0)
+		goto fail;
+	for (int i = 0; i < DB_COUNT; i++) {
+		rc = mdb_err(mdb_dbi_open(txn, db_names[i], create ? MDB_CREATE : 0, &ix->dbi[i]));
+		if (rc < 0) {
+			if (rc == -ENOENT)
+				rc = -EBADMSG;
+			mdb_txn_abort(txn);
+			goto fail;
+		}
+	}
+	if ((rc = mdb_err(mdb_txn_commit(txn))) < 0)
+		goto fail;
+	if (!create && (rc = map_room(ix, 0)) < 0)
+		goto fail;
+	*out = ix;
+	return 0;
+fail:
+	index_close(ix);
+	return rc;
+}
+
+void index_close(struct index *ix)
+{
+	if (!ix)
+		return;
+	for (int i = 0; i < ix->npool; i++)
+		mdb_txn_abort(ix->pool[i]);
+	if (ix->env) {
+		/* an environment that failed to open has no map to sync */
+		if (ix->env_open)
+			mdb_env_sync(ix->env, 1);
+		mdb_env_close(ix->env);
+	}
+	pthread_mutex_destroy(&ix->qlock);
+	pthread_cond_destroy(&ix->qcond);
+	pthread_mutex_destroy(&ix->pool_lock);
+	pthread_rwlock_destroy(&ix->resize_lock);
+	free(ix);
+}
+
+int index_sync(struct index *ix)
+{
+	return mdb_env_sync(ix->env, 1) ? -EIO : 0;
+}
+
+int index_copy(struct index *ix, const char *dest_dir)
+{
+	return mdb_err(mdb_env_copy2(ix->env, dest_dir, MDB_CP_COMPACT));
+}
+
+/* ---- transactions ---- */
+
+int index_read_begin(struct index *ix, struct index_txn **out)
+{
+	struct index_txn *t;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	*out = NULL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	pthread_rwlock_rdlock(&ix->resize_lock);
+	pthread_mutex_lock(&ix->pool_lock);
+	if (ix->npool)
+		txn = ix->pool[--ix->npool];
+	pthread_mutex_unlock(&ix->pool_lock);
+	if (txn)
+		rc = mdb_err(mdb_txn_renew(txn));
+	else
+		rc = mdb_err(mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn));
+	if (rc < 0) {
+		if (txn)
+			mdb_txn_abort(txn);
+		pthread_rwlock_unlock(&ix->resize_lock);
+		free(t);
+		return rc;
+	}
+	t->ix = ix;
+	t->txn = txn;
+	*out = t;
+	return 0;
+}
+
+void index_read_end(struct index_txn *t)
+{
+	struct index *ix;
+
+	if (!t)
+		return;
+	ix = t->ix;
+	mdb_txn_reset(t->txn);
+	pthread_mutex_lock(&ix->pool_lock);
+	if (ix->npool < READ_POOL) {
+		ix->pool[ix->npool++] = t->txn;
+		t->txn = NULL;
+	}
+	pthread_mutex_unlock(&ix->pool_lock);
+	if (t->txn)
+		mdb_txn_abort(t->txn);
+	pthread_rwlock_unlock(&ix->resize_lock);
+	free(t->buf);
+	free(t);
+}
+
+/* Run reqs in one transaction.  Returns 0 if committed, else an error that
+ * applies to the whole batch (nothing of it was committed). */
+static int run_batch(struct index *ix, struct write_req *reqs, int single)
+{
+	struct index_txn t = { .ix = ix, .write = 1 };
+	int rc;
+
+	if ((rc = mdb_err(mdb_txn_begin(ix->env, NULL, 0, &t.txn))) < 0)
+		return rc;
+	for (struct write_req *r = reqs; r; r = single ? NULL : r->next) {
+		t.mutated = 0;
+		r->rc = r->fn(&t, r->arg);
+		/* an error after a put breaks the contract: its half-done
+		 * changes must not be committed with the others */
+		if (t.broken || (r->rc < 0 && t.mutated)) {
+			rc = r->rc < 0 ? r->rc : -EIO;
+			mdb_txn_abort(t.txn);
+			free(t.buf);
+			return rc;
+		}
+	}
+	rc = mdb_err(mdb_txn_commit(t.txn));
+	free(t.buf);
+	return rc;
+}
+
+/*
+ * Grow the map by a step, written first (ENOSPC on a full disk).  LMDB
+ * allows it only with no transaction open in the process: the leader has
+ * none, and readers are drained by the lock.  A reader can be stuck behind
+ * a writer (readdir waits for a file's lock that a flush holds while it
+ * waits for the leader), so `wait` bounds the wait, and the leader grows
+ * the map ahead of need (map_short) with a try that waits for nothing.
+ */
+static int grow_map(struct index *ix, int wait)
+{
+	struct timespec until;
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	if ((wait ? pthread_rwlock_timedwrlock(&ix->resize_lock, &until)
+		  : pthread_rwlock_trywrlock(&ix->resize_lock)) != 0)
+		return -EBUSY;
+	for (int i = 0; i < ix->npool; i++)
+		mdb_txn_abort(ix->pool[i]);
+	ix->npool = 0;
+	rc = map_room(ix, 1);
+	pthread_rwlock_unlock(&ix->resize_lock);
+	return rc;
+}
+
+/*
+ * Less than half a step of the map left, and a disk with room for eight
+ * whole steps: on a tighter disk the map grows only when full, by what
+ * the commit needs, and the rest stays for the packs.  No transaction may
+ * be open.
+ */
+static int map_short(struct index *ix)
+{
+	uint64_t size, used = map_used(ix, &size), step = map_step(size);
+
+	return used + step / 2 > size && disk_eighth(ix->data_path) >= step;
+}
+
+int index_write(struct index *ix, index_write_fn fn, void *arg)
+{
+	struct write_req req = { .fn = fn, .arg = arg };
+
+	pthread_mutex_lock(&ix->qlock);
+	*ix->qtail = &req;
+	ix->qtail = &req.next;
+	while (!req.done) {
+		struct write_req *batch, *r, *next;
+		int rc;
+
+		if (ix->leader) {
+			pthread_cond_wait(&ix->qcond, &ix->qlock);
+			continue;
+		}
+		/* Lead: take everything queued so far and commit it at once. */
+		ix->leader = 1;
+		batch = ix->qhead;
+		ix->qhead = NULL;
+		ix->qtail = &ix->qhead;
+		pthread_mutex_unlock(&ix->qlock);
+
+		rc = run_batch(ix, batch, 0);
+		if (rc == -ENOSPC && grow_map(ix, 1) == 0)
+			rc = run_batch(ix, batch, 0);
+		if (rc < 0) {
+			/* One request broke the transaction: replay each alone so
+			 * only the culprit fails. */
+			for (r = batch; r; r = r->next) {
+				int one = run_batch(ix, r, 1);
+
+				if (one < 0)
+					r->rc = one;
+			}
+		}
+		if (map_short(ix))
+			grow_map(ix, 0);
+
+		pthread_mutex_lock(&ix->qlock);
+		for (r = batch; r; r = next) {
+			next = r->next;
+			r->done = 1;
+		}
+		ix->leader = 0;
+		pthread_cond_broadcast(&ix->qcond);
+	}
+	pthread_mutex_unlock(&ix->qlock);
+	return req.rc;
+}
+
+/* ---- inode records ---- */
+
+#define INODE_REC_VERSION 1
+#define INODE_FIXED 99
+
+static size_t inode_encode(const struct mv_attr *a, uint8_t *p)
+{
+	p[0] = INODE_REC_VERSION;
+	be32_put(p + 1, a->mode);
+	be32_put(p + 5, a->uid);
+	be32_put(p + 9, a->gid);
+	be32_put(p + 13, a->nlink);
+	be64_put(p + 17, a->size);
+	be64_put(p + 25, a->blocks);
+	be64_put(p + 33, (uint64_t)a->atime_s);
+	be32_put(p + 41, a->atime_ns);
+	be64_put(p + 45, (uint64_t)a->mtime_s);
+	be32_put(p + 53, a->mtime_ns);
+	be64_put(p + 57, (uint64_t)a->ctime_s);
+	be32_put(p + 65, a->ctime_ns);
+	be64_put(p + 69, a->rdev);
+	be64_put(p + 77, a->parent);
+	be32_put(p + 85, a->domain);
+	be32_put(p + 89, a->flags);
+	be32_put(p + 93, 0);	/* reserved */
+	p[97] = (uint8_t)(a->symlink_len >> 8);
+	p[98] = (uint8_t)a->symlink_len;
+	memcpy(p + INODE_FIXED, a->symlink, a->symlink_len);
+	return INODE_FIXED + a->symlink_len;
+}
+
+static int inode_decode(struct mv_attr *a, uint64_t ino, const uint8_t *p, size_t n)
+{
+	if (n < INODE_FIXED || p[0] != INODE_REC_VERSION)
+		return -EIO;
+	a->ino = ino;
+	a->mode = be32_get(p + 1);
+	a->uid = be32_get(p + 5);
+	a->gid = be32_get(p + 9);
+	a->nlink = be32_get(p + 13);
+	a->size = be64_get(p + 17);
+	a->blocks = be64_get(p + 25);
+	a->atime_s = (int64_t)be64_get(p + 33);
+	a->atime_ns = be32_get(p + 41);
+	a->mtime_s = (int64_t)be64_get(p + 45);
+	a->mtime_ns = be32_get(p + 53);
+	a->ctime_s = (int64_t)be64_get(p + 57);
+	a->ctime_ns = be32_get(p + 65);
+	a->rdev = be64_get(p + 69);
+	a->parent = be64_get(p + 77);
+	a->domain = be32_get(p + 85);
+	a->flags = be32_get(p + 89);
+	a->symlink_len = (uint16_t)((p[97] << 8) | p[98]);
+	if (a->symlink_len > INDEX_SYMLINK_MAX || INODE_FIXED + (size_t)a->symlink_len != n)
+		return -EIO;
+	memcpy(a->symlink, p + INODE_FIXED, a->symlink_len);
+	a->symlink[a->symlink_len] = '\0';
+	return 0;
+}
+
+int index_inode_get(struct index_txn *t, uint64_t ino, struct mv_attr *out)
+{
+	uint8_t key[8];
+	ssize_t n;
+
+	be64_put(key, ino);
+	n = rec_get(t, DB_INODE, key, sizeof(key));
+	if (n < 0)
+		return (int)n;
+	return inode_decode(out, ino, t->buf, (size_t)n);
+}
+
+int index_inode_put(struct index_txn *t, const struct mv_attr *a)
+{
+	uint8_t key[8], rec[INODE_FIXED + INDEX_SYMLINK_MAX];
+	size_t n;
+
+	if (a->symlink_len > INDEX_SYMLINK_MAX)
+		return -ENAMETOOLONG;
+	be64_put(key, a->ino);
+	n = inode_encode(a, rec);
+	return rec_put(t, DB_INODE, key, sizeof(key), rec, n);
+}
+
+int index_inode_del(struct index_txn *t, uint64_t ino)
+{
+	uint8_t key[8];
+
+	be64_put(key, ino);
+	return rec_del(t, DB_INODE, key, sizeof(key));
+}
+
+int index_count_inodes(struct index_txn *t, uint64_t *count)
+{
+	MDB_stat st;
+	int rc = mdb_err(mdb_stat(t->txn, t->ix->dbi[DB_INODE], &st));
+
+	if (rc == 0)
+		*count = st.ms_entries;
+	return rc;
+}
+
+/* ---- directory entries ---- */
+
+#define DIRENT_KEY 24
+
+static void dirent_key(struct index_txn *t, uint8_t key[DIRENT_KEY], uint64_t parent,
+		       const char *name, size_t len)
+{
+	be64_put(key, parent);
+	volkeys_name_hash(t->ix->vk, parent, name, len, key + 8);
+}
+
+/* readdir position of an entry: the top 62 bits of its hash, plus 3 so
+ * that 0, 1, 2 stay free for the start, "." and "..". */
+static uint64_t dirent_next_off(const uint8_t key[DIRENT_KEY])
+{
+	return (be64_get(key + 8) >> 2) + 3;
+}
+
+static int dirent_decode(const uint8_t *p, size_t n, uint64_t *ino, uint8_t *type,
+			 const char **name, size_t *len)
+{
+	if (n < 10 || (size_t)p[9] + 10 != n || p[9] == 0)
+		return -EIO;
+	*ino = be64_get(p);
+	*type = p[8];
+	*len = p[9];
+	*name = (const char *)p + 10;
+	return 0;
+}
+
+int index_dirent_get(struct index_txn *t, uint64_t parent, const char *name,
+		     size_t len, uint64_t *ino, uint8_t *type)
+{
+	uint8_t key[DIRENT_KEY];
+	const char *stored;
+	size_t slen;
+	ssize_t n;
+	int rc;
+
+	dirent_key(t, key, parent, name, len);
+	n = rec_get(t, DB_DIRENT, key, sizeof(key));
+	if (n < 0)
+		return (int)n;
+	if ((rc = dirent_decode(t->buf, (size_t)n, ino, type, &stored, &slen)) < 0)
+		return rc;
+	/* a 128-bit hash collision is not expected, but never return the
+	 * wrong file if one happens */
+	if (slen != len || memcmp(stored, name, len))
+		return -ENOENT;
+	return 0;
+}
+
+int index_dirent_put(struct index_txn *t, uint64_t parent, const char *name,
+		     size_t len, uint64_t ino, uint8_t type)
+{
+	uint8_t key[DIRENT_KEY], rec[10 + INDEX_NAME_MAX];
+
+	if (len == 0 || len > INDEX_NAME_MAX)
+		return -ENAMETOOLONG;
+	dirent_key(t, key, parent, name, len);
+	be64_put(rec, ino);
+	rec[8] = type;
+	rec[9] = (uint8_t)len;
+	memcpy(rec + 10, name, len);
+	return rec_put(t, DB_DIRENT, key, sizeof(key), rec, 10 + len);
+}
+
+int index_dirent_del(struct index_txn *t, uint64_t parent, const char *name, size_t len)
+{
+	uint8_t key[DIRENT_KEY];
+
+	dirent_key(t, key, parent, name, len);
+	return rec_del(t, DB_DIRENT, key, sizeof(key));
+}
+
+/* Position a cursor at the first key >= prefix||rest and check that it
+ * still starts with the 8-byte prefix.  1 found, 0 none, -errno. */
+static int cursor_seek(MDB_cursor *c, const uint8_t *start, size_t slen, MDB_val *k, MDB_val *v)
+{
+	int rc;
+
+	k->mv_size = slen;
+	k->mv_data = (void *)start;
+	rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return mdb_err(rc);
+	return k->mv_size >= 8 && !memcmp(k->mv_data, start, 8);
+}
+
+static int cursor_next(MDB_cursor *c, const uint8_t *prefix, MDB_val *k, MDB_val *v)
+{
+	int rc = mdb_cursor_get(c, k, v, MDB_NEXT);
+
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return mdb_err(rc);
+	return k->mv_size >= 8 && !memcmp(k->mv_data, prefix, 8);
+}
+
+int index_dir_empty(struct index_txn *t, uint64_t parent)
+{
+	uint8_t start[DIRENT_KEY] = { 0 };
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+
+	be64_put(start, parent);
+	if ((rc = mdb_err(mdb_cursor_open(t->txn, t->ix->dbi[DB_DIRENT], &c))) < 0)
+		return rc;
+	rc = cursor_seek(c, start, sizeof(start), &k, &v);
+	mdb_cursor_close(c);
+	if (rc < 0)
+		return rc;
+	return rc ? 0 : 1;
+}
+
+int index_dirent_iter(struct index_txn *t, uint64_t parent, uint64_t off,
+		      index_dirent_cb cb, void *ctx)
+{
+	uint8_t start[DIRENT_KEY] = { 0 };
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, more;
+
+	be64_put(start, parent);
+	if (off > 2) {
+		uint64_t pos = off - 2;
+
+		if (pos > (UINT64_MAX >> 2))
+			return 0;
+		be64_put(start + 8, pos << 2);
+	}
+	if ((rc = mdb_err(mdb_cursor_open(t->txn, t->ix->dbi[DB_DIRENT], &c))) < 0)
+		return rc;
+	for (more = cursor_seek(c, start, sizeof(start), &k, &v); more > 0;
+	     more = cursor_next(c, start, &k, &v)) {
+		uint8_t key[DIRENT_KEY];
+		const char *name;
+		size_t len;
+		uint64_t ino;
+		uint8_t type;
+		ssize_t n;
+
+		if (k.mv_size != DIRENT_KEY) {
+			more = -EIO;
+			break;
+		}
+		memcpy(key, k.mv_data, DIRENT_KEY);
+		n = rec_open_val(t, DB_DIRENT, key, DIRENT_KEY, &v);
+		if (n < 0) {
+			more = (int)n;
+			break;
+		}
+		if ((more = dirent_decode(t->buf, (size_t)n, &ino, &type, &name, &len)) < 0)
+			break;
+		rc = cb(ctx, name, len, ino, type, dirent_next_off(key));
+		if (rc) {
+			more = rc < 0 ? rc : 0;
+			break;
+		}
+	}
+	mdb_cursor_close(c);
+	return more < 0 ? more : 0;
+}
+
+/* ---- chunks ---- */
+
+#define CHUNK_REC 32
+
+static void chunk_encode(const struct chunk_rec *c, uint8_t *p)
+{
+	be64_put(p, c->pack);
+	be64_put(p + 8, c->off);
+	be32_put(p + 16, c->len);
+	be32_put(p + 20, c->plain_len);
+	be64_put(p + 24, c->version);
+}
+
+static int chunk_decode(struct chunk_rec *c, const uint8_t *p, size_t n)
+{
+	if (n != CHUNK_REC)
+		return -EIO;
+	c->pack = be64_get(p);
+	c->off = be64_get(p + 8);
+	c->len = be32_get(p + 16);
+	c->plain_len = be32_get(p + 20);
+	c->version = be64_get(p + 24);
+	return 0;
+}
+
+int index_chunk_get(struct index_txn *t, uint64_t ino, uint64_t idx, struct chunk_rec *out)
+{
+	uint8_t key[16];
+	ssize_t n;
+
+	be64_put(key, ino);
+	be64_put(key + 8, idx);
+	n = rec_get(t, DB_CHUNK, key, sizeof(key));
+	if (n < 0)
+		return (int)n;
+	return chunk_decode(out, t->buf, (size_t)n);
+}
+
+int index_chunk_put(struct index_txn *t, uint64_t ino, uint64_t idx, const struct chunk_rec *c)
+{
+	uint8_t key[16], rec[CHUNK_REC];
+
+	be64_put(key, ino);
+	be64_put(key + 8, idx);
+	chunk_encode(c, rec);
+	return rec_put(t, DB_CHUNK, key, sizeof(key), rec, sizeof(rec));
+}
+
+int index_chunk_del(struct index_txn *t, uint64_t ino, uint64_t idx)
+{
+	uint8_t key[16];
+
+	be64_put(key, ino);
+	be64_put(key + 8, idx);
+	return rec_del(t, DB_CHUNK, key, sizeof(key));
+}
+
+static int chunk_walk(struct index_txn *t, const uint8_t *start, int one_inode,
+		      index_chunk_cb cb, void *ctx)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, more;
+
+	if ((rc = mdb_err(mdb_cursor_open(t->txn, t->ix->dbi[DB_CHUNK], &c))) < 0)
+		return rc;
+	k.mv_size = 16;
+	k.mv_data = (void *)start;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	more = rc == MDB_NOTFOUND ? 0 : rc ? mdb_err(rc) : 1;
+	while (more > 0) {
+		uint8_t key[16];
+		struct chunk_rec cr;
+		ssize_t n;
+
+		if (k.mv_size != 16) {
+			more = -EIO;
+			break;
+		}
+		memcpy(key, k.mv_data, 16);
+		if (one_inode && memcmp(key, start, 8))
+			break;
+		n = rec_open_val(t, DB_CHUNK, key, 16, &v);
+		if (n < 0) {
+			more = (int)n;
+			break;
+		}
+		if ((more = chunk_decode(&cr, t->buf, (size_t)n)) < 0)
+			break;
+		rc = cb(ctx, be64_get(key), be64_get(key + 8), &cr);
+		if (rc) {
+			more = rc < 0 ? rc : 0;
+			break;
+		}
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		more = rc == MDB_NOTFOUND ? 0 : rc ? mdb_err(rc) : 1;
+	}
+	mdb_cursor_close(c);
+	return more < 0 ? more : 0;
+}
+
+int index_chunk_iter(struct index_txn *t, uint64_t ino, uint64_t from,
+		     index_chunk_cb cb, void *ctx)
+{
+	uint8_t start[16];
+
+	be64_put(start, ino);
+	be64_put(start + 8, from);
+	return chunk_walk(t, start, 1, cb, ctx);
+}
+
+int index_chunk_iter_all(struct index_txn *t, index_chunk_cb cb, void *ctx)
+{
+	uint8_t start[16] = { 0 };
+
+	return chunk_walk(t, start, 0, cb, ctx);
+}
+
+/* ---- xattrs ---- */
+
+#define XATTR_KEY 24
+
+static void xattr_key(struct index_txn *t, uint8_t key[XATTR_KEY], uint64_t ino,
+		      const char *name, size_t len)
+{
+	be64_put(key, ino);
+	/* top bit set: never the same hash input as a dirent of dir ino */
+	volkeys_name_hash(t->ix->vk, ino | (1ull << 63), name, len, key + 8);
+}
+
+ssize_t index_xattr_get(struct index_txn *t, uint64_t ino, const char *name,
+			void *value, size_t cap)
+{
+	uint8_t key[XATTR_KEY];
+	size_t nlen = strlen(name), vlen;
+	ssize_t n;
+
+	xattr_key(t, key, ino, name, nlen);
+	n = rec_get(t, DB_XATTR, key, sizeof(key));
+	if (n == -ENOENT)
+		return -ENODATA;
+	if (n < 0)
+		return n;
+	if ((size_t)n < 1 || (size_t)t->buf[0] + 1 > (size_t)n)
+		return -EIO;
+	if (t->buf[0] != nlen || memcmp(t->buf + 1, name, nlen))
+		return -ENODATA;
+	vlen = (size_t)n - 1 - nlen;
+	if (cap == 0)
+		return (ssize_t)vlen;
+	if (cap < vlen)
+		return -ERANGE;
+	memcpy(value, t->buf + 1 + nlen, vlen);
+	return (ssize_t)vlen;
+}
+
+int index_xattr_put(struct index_txn *t, uint64_t ino, const char *name,
+		    const void *value, size_t len)
+{
+	uint8_t key[XATTR_KEY], *rec;
+	size_t nlen = strlen(name);
+	int rc;
+
+	if (nlen == 0 || nlen > INDEX_XATTR_NAME_MAX)
+		return -ERANGE;
+	if (len > INDEX_XATTR_VALUE_MAX)
+		return -E2BIG;
+	rec = malloc(1 + nlen + len);
+	if (!rec)
+		return -ENOMEM;
+	rec[0] = (uint8_t)nlen;
+	memcpy(rec + 1, name, nlen);
+	if (len)
+		memcpy(rec + 1 + nlen, value, len);
+	xattr_key(t, key, ino, name, nlen);
+	rc = rec_put(t, DB_XATTR, key, sizeof(key), rec, 1 + nlen + len);
+	free(rec);
+	return rc;
+}
+
+int index_xattr_del(struct index_txn *t, uint64_t ino, const char *name)
+{
+	uint8_t key[XATTR_KEY];
+	int rc;
+
+	xattr_key(t, key, ino, name, strlen(name));
+	rc = rec_del(t, DB_XATTR, key, sizeof(key));
+	return rc == -ENOENT ? -ENODATA : rc;
+}
+
+ssize_t index_xattr_list(struct index_txn *t, uint64_t ino, char *list, size_t cap)
+{
+	uint8_t start[XATTR_KEY] = { 0 };
+	MDB_cursor *c;
+	MDB_val k, v;
+	size_t total = 0;
+	int rc, more;
+
+	be64_put(start, ino);
+	if ((rc = mdb_err(mdb_cursor_open(t->txn, t->ix->dbi[DB_XATTR], &c))) < 0)
+		return rc;
+	for (more = cursor_seek(c, start, sizeof(start), &k, &v); more > 0;
+	     more = cursor_next(c, start, &k, &v)) {
+		uint8_t key[XATTR_KEY];
+		ssize_t n;
+		size_t nlen;
+
+		if (k.mv_size != XATTR_KEY) {
+			more = -EIO;
+			break;
+		}
+		memcpy(key, k.mv_data, XATTR_KEY);
+		n = rec_open_val(t, DB_XATTR, key, XATTR_KEY, &v);
+		if (n < 0) {
+			more = (int)n;
+			break;
+		}
+		nlen = t->buf[0];
+		if ((size_t)n < 1 + nlen) {
+			more = -EIO;
+			break;
+		}
+		if (cap) {
+			if (total + nlen + 1 > cap) {
+				more = -ERANGE;
+				break;
+			}
+			memcpy(list + total, t->buf + 1, nlen);
+			list[total + nlen] = '\0';
+		}
+		total += nlen + 1;
+	}
+	mdb_cursor_close(c);
+	return more < 0 ? more : (ssize_t)total;
+}
+
+int index_xattr_del_all(struct index_txn *t, uint64_t ino)
+{
+	uint8_t start[XATTR_KEY] = { 0 };
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, more;
+
+	be64_put(start, ino);
+	if ((rc = mdb_err(mdb_cursor_open(t->txn, t->ix->dbi[DB_XATTR], &c))) < 0)
+		return rc;
+	/* seek afresh after each delete: simpler than cursor repositioning,
+	 * and files carry few xattrs */
+	while ((more = cursor_seek(c, start, sizeof(start), &k, &v)) > 0) {
+		if ((rc = mdb_err(mdb_cursor_del(c, 0))) < 0) {
+			t->broken = 1;
+			more = rc;
+			break;
+		}
+	}
+	mdb_cursor_close(c);
+	return more < 0 ? more : 0;
+}
+
+/* ---- orphans ---- */
+
+int index_orphan_add(struct index_txn *t, uint64_t ino)
+{
+	uint8_t key[8];
+
+	be64_put(key, ino);
+	return rec_put(t, DB_ORPHAN, key, sizeof(key), "", 0);
+}
+
+int index_orphan_del(struct index_txn *t, uint64_t ino)
+{
+	uint8_t key[8];
+
+	be64_put(key, ino);
+	return rec_del(t, DB_ORPHAN, key, sizeof(key));
+}
+
+int index_orphan_list(struct index_txn *t, uint64_t *inos, int max)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, n = 0;
+
+	if ((rc = mdb_err(mdb_cursor_open(t->txn, t->ix->dbi[DB_ORPHAN], &c))) < 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && n < max;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		uint8_t key[8];
+
+		if (k.mv_size != 8)
+			continue;
+		memcpy(key, k.mv_data, 8);
+		/* a forged orphan record must not get a live inode freed */
+		if (rec_open_val(t, DB_ORPHAN, key, 8, &v) < 0)
+			continue;
+		inos[n++] = be64_get(key);
+	}
+	mdb_cursor_close(c);
+	return n;
+}
+
+/* ---- packs ---- */
+
+static int pack_decode(struct pack_rec *p, const uint8_t *b, size_t n)
+{
+	if (n != 20)
+		return -EIO;
+	p->live_bytes = be64_get(b);
+	p->total_bytes = be64_get(b + 8);
+	p->state = be32_get(b + 16);
+	return 0;
+}
+
+int index_pack_get(struct index_txn *t, uint64_t pack, struct pack_rec *out)
+{
+	uint8_t key[8];
+	ssize_t n;
+
+	be64_put(key, pack);
+	n = rec_get(t, DB_PACK, key, sizeof(key));
+	if (n < 0)
+		return (int)n;
+	return pack_decode(out, t->buf, (size_t)n);
+}
+
+int index_pack_account(struct index_txn *t, uint64_t pack, int64_t live, int64_t total)
+{
+	struct pack_rec p = { 0 };
+	uint8_t key[8], rec[20];
+	int rc = index_pack_get(t, pack, &p);
+
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	p.live_bytes = (uint64_t)((int64_t)p.live_bytes + live);
+	p.total_bytes = (uint64_t)((int64_t)p.total_bytes + total);
+	be64_put(key, pack);
+	be64_put(rec, p.live_bytes);
+	be64_put(rec + 8, p.total_bytes);
+	be32_put(rec + 16, p.state);
+	if ((rc = rec_put(t, DB_PACK, key, sizeof(key), rec, sizeof(rec))) == 0 && live < 0)
+		__atomic_add_fetch(&t->ix->dead_bytes, (uint64_t)-live, __ATOMIC_RELAXED);
+	return rc;
+}
+
+uint64_t index_dead_bytes(struct index *ix)
+{
+	return __atomic_load_n(&ix->dead_bytes, __ATOMIC_RELAXED);
+}
+
+void index_dead_bytes_reset(struct index *ix)
+{
+	__atomic_store_n(&ix->dead_bytes, 0, __ATOMIC_RELAXED);
+}
+
+int index_pack_iter(struct index_txn *t, index_pack_cb cb, void *ctx)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, more;
+
+	if ((rc = mdb_err(mdb_cursor_open(t->txn, t->ix->dbi[DB_PACK], &c))) < 0)
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	more = rc == MDB_NOTFOUND ? 0 : rc ? mdb_err(rc) : 1;
+	while (more > 0) {
+		uint8_t key[8];
+		struct pack_rec p;
+		ssize_t n;
+
+		if (k.mv_size != 8) {
+			more = -EIO;
+			break;
+		}
+		memcpy(key, k.mv_data, 8);
+		n = rec_open_val(t, DB_PACK, key, 8, &v);
+		if (n < 0 || pack_decode(&p, t->buf, (size_t)n) < 0) {
+			more = -EIO;
+			break;
+		}
+		if ((rc = cb(ctx, be64_get(key), &p))) {
+			more = rc < 0 ? rc : 0;
+			break;
+		}
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		more = rc == MDB_NOTFOUND ? 0 : rc ? mdb_err(rc) : 1;
+	}
+	mdb_cursor_close(c);
+	return more < 0 ? more : 0;
+}
+
+int index_pack_del(struct index_txn *t, uint64_t pack)
+{
+	uint8_t key[8];
+
+	be64_put(key, pack);
+	return rec_del(t, DB_PACK, key, sizeof(key));
+}
+
+/* ---- meta ---- */
+
+int index_meta_get(struct index_txn *t, const char *name, uint64_t *val)
+{
+	ssize_t n = rec_get(t, DB_META, name, strlen(name));
+
+	if (n < 0)
+		return (int)n;
+	if (n != 8)
+		return -EIO;
+	*val = be64_get(t->buf);
+	return 0;
+}
+
+int index_meta_put(struct index_txn *t, const char *name, uint64_t val)
+{
+	uint8_t rec[8];
+
+	be64_put(rec, val);
+	return rec_put(t, DB_META, name, strlen(name), rec, sizeof(rec));
+}
+
+/* ---- raw access for fsck ---- */
+
+_Static_assert((int)INDEX_DB_INODE == (int)DB_INODE && (int)INDEX_DB_META == (int)DB_META,
+	       "index_db must mirror db_id");
+
+int index_walk(struct index_txn *t, enum index_db db, index_walk_cb cb, void *ctx)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, stop = 0;
+
+	if ((rc = mdb_err(mdb_cursor_open(t->txn, t->ix->dbi[db], &c))) < 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !stop;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		uint8_t key[64];
+		size_t klen = k.mv_size < sizeof(key) ? k.mv_size : sizeof(key);
+		ssize_t n;
+
+		memcpy(key, k.mv_data, klen);
+		n = k.mv_size <= 40 ? rec_open_val(t, (enum db_id)db, key, klen, &v) : -EIO;
+		if (n < 0)
+			stop = cb(ctx, key, klen, NULL, 0, -EIO);
+		else
+			stop = cb(ctx, key, klen, t->buf, (size_t)n, 0);
+	}
+	mdb_cursor_close(c);
+	if (stop)
+		return stop;
+	return rc == MDB_NOTFOUND ? 0 : mdb_err(rc);
+}
+
+int index_count(struct index_txn *t, enum index_db db, uint64_t *count)
+{
+	MDB_stat st;
+	int rc = mdb_err(mdb_stat(t->txn, t->ix->dbi[db], &st));
+
+	if (rc == 0)
+		*count = st.ms_entries;
+	return rc;
+}
+
+int index_raw_del(struct index_txn *t, enum index_db db, const uint8_t *key, size_t klen)
+{
+	return rec_del(t, (enum db_id)db, key, klen);
+}
+
+int index_decode_inode(const uint8_t *key, size_t klen, const uint8_t *plain, size_t plen,
+		       struct mv_attr *out)
+{
+	if (klen != 8)
+		return -EIO;
+	return inode_decode(out, be64_get(key), plain, plen);
+}
+
+int index_decode_dirent(const uint8_t *key, size_t klen, const uint8_t *plain, size_t plen,
+			uint64_t *parent, uint64_t *ino, uint8_t *type,
+			const char **name, size_t *len)
+{
+	if (klen != DIRENT_KEY)
+		return -EIO;
+	*parent = be64_get(key);
+	return dirent_decode(plain, plen, ino, type, name, len);
+}
+
+int index_decode_chunk(const uint8_t *key, size_t klen, const uint8_t *plain, size_t plen,
+		       uint64_t *ino, uint64_t *idx, struct chunk_rec *out)
+{
+	if (klen != 16)
+		return -EIO;
+	*ino = be64_get(key);
+	*idx = be64_get(key + 8);
+	return chunk_decode(out, plain, plen);
+}
+
+int index_decode_pack(const uint8_t *key, size_t klen, const uint8_t *plain, size_t plen,
+		      uint64_t *pack, struct pack_rec *out)
+{
+	if (klen != 8)
+		return -EIO;
+	*pack = be64_get(key);
+	return pack_decode(out, plain, plen);
+}
+
+/* Open an index read-only and keyless, beside a daemon that may be writing
+ * it: its readers sit in the daemon's reader table, so the writer never
+ * reuses the pages they read. */
+static int open_env_readonly(const char *dir, MDB_env **out)
+{
+	MDB_env *env = NULL;
+	int rc;
+
+	*out = NULL;
+	if ((rc = mdb_err(mdb_env_create(&env))) < 0)
+		return rc;
+	mdb_env_set_maxdbs(env, DB_COUNT);
+	mdb_env_set_mapsize(env, INDEX_MAP_SIZE);
+	rc = mdb_err(mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600));
+	if (rc < 0) {
+		mdb_env_close(env);
+		return rc;
+	}
+	*out = env;
+	return 0;
+}
+
+int index_copy_env(const char *dir, const char *dest_dir)
+{
+	MDB_env *env;
+	int rc = open_env_readonly(dir, &env);
+
+	if (rc < 0)
+		return rc;
+	rc = mdb_err(mdb_env_copy2(env, dest_dir, 0));
+	mdb_env_close(env);
+	return rc;
+}
+
+int index_env_counts(const char *dir, uint64_t counts[INDEX_DB_COUNT])
+{
+	MDB_env *env;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	memset(counts, 0, INDEX_DB_COUNT * sizeof(counts[0]));
+	if ((rc = open_env_readonly(dir, &env)) < 0)
+		return rc;
+	rc = mdb_err(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
+	for (int i = 0; rc == 0 && i < DB_COUNT; i++) {
+		MDB_dbi dbi;
+		MDB_stat st;
+
+		if (mdb_dbi_open(txn, db_names[i], 0, &dbi) == 0 && mdb_stat(txn, dbi, &st) == 0)
+			counts[i] = st.ms_entries;
+	}
+	if (txn)
+		mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return rc;
+}

@@ -1,0 +1,267 @@
+/*
+ * Why this is consistent: every chunk the copied index references was
+ * written to its pack before the commit that references it, and that
+ * commit came before the copy's read transaction began; so packs looked at
+ * after the index copy hold every referenced byte.  Sealed packs never
+ * change, so a hard link is a copy.  The newest pack may still be growing
+ * if the daemon did not answer the seal request: it is copied, never
+ * linked, so the snapshot never changes after the fact.
+ */
+#include "util/why.h"
+#include "store/snapshot.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/blobstore.h"
+#include "util/fileutil.h"
+#include "store/index.h"
+#include "core/mvfs.h"
+#include "util/progress.h"
+#include "store/vault.h"
+#include "store/volconf.h"
+
+struct pack_file {
+	uint64_t id;
+	char sub[3];
+	off_t size;
+};
+
+struct pack_list {
+	struct pack_file *v;
+	size_t n, cap;
+};
+
+static int list_pack(void *ctx, uint64_t pack, uint64_t size)
+{
+	struct pack_list *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 256;
+		struct pack_file *nv = realloc(l->v, ncap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		l->v = nv;
+		l->cap = ncap;
+	}
+	l->v[l->n].id = pack;
+	snprintf(l->v[l->n].sub, sizeof(l->v[l->n].sub), "%02x", (unsigned)(pack & 0xff));
+	l->v[l->n].size = (off_t)size;
+	l->n++;
+	return 0;
+}
+
+static int list_packs(const char *store, struct pack_file **out, size_t *n)
+{
+	struct pack_list l = { 0 };
+	int rc = blobstore_scan(store, list_pack, &l);
+
+	if (rc < 0) {
+		free(l.v);
+		return rc;
+	}
+	*out = l.v;
+	*n = l.n;
+	return 0;
+}
+
+/* Copy the first len bytes of src to a new dst, keeping src's mtime so
+ * that rsync sees an unchanged pack as unchanged. */
+static int copy_prefix(const char *src, const char *dst, off_t len)
+{
+	char buf[1 << 16];
+	struct stat st;
+	off_t done = 0;
+	int in, out, rc = 0;
+
+	if ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (fstat(in, &st) < 0 || (out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+		rc = -errno;
+		close(in);
+		return rc;
+	}
+	while (done < len) {
+		size_t want = (size_t)(len - done) < sizeof(buf) ? (size_t)(len - done) : sizeof(buf);
+		ssize_t n = pread_full(in, buf, want, done);
+
+		if (n <= 0) {
+			rc = n < 0 ? (int)n : -EIO;
+			break;
+		}
+		if ((rc = write_full(out, buf, (size_t)n)) < 0)
+			break;
+		done += n;
+	}
+	if (rc == 0 && fdatasync(out) < 0)
+		rc = -errno;
+	if (rc == 0) {
+		struct timespec t[2] = { st.st_atim, st.st_mtim };
+
+		futimens(out, t);
+	}
+	close(out);
+	close(in);
+	if (rc < 0)
+		unlink(dst);
+	return rc;
+}
+
+/* Ask a running daemon to seal its open pack; best effort, 5 s at most. */
+static void request_seal(const char *store)
+{
+	char path[PATH_MAX + 32];
+	pid_t pid;
+	int fd;
+
+	if (vault_holder(store, &pid) != 1 || pid <= 0)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", store, MVFS_SEAL_REQUEST);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	close(fd);
+	if (kill(pid, SIGUSR1) < 0) {
+		unlink(path);
+		return;
+	}
+	for (int i = 0; i < 500 && access(path, F_OK) == 0; i++)
+		usleep(10000);
+	unlink(path);
+}
+
+static int dest_prepare(const char *dest, char *why, size_t whylen)
+{
+	struct stat st;
+
+	if (stat(dest, &st) == 0) {
+		if (!S_ISDIR(st.st_mode))
+			return why_set(why, whylen, -ENOTDIR, "%s exists and is not a directory", dest);
+		if (dir_is_empty(dest) == 0)
+			return why_set(why, whylen, -EEXIST, "%s is not empty; a snapshot needs a new directory", dest);
+		return 0;
+	}
+	if (mkdir(dest, 0700) < 0)
+		return why_set(why, whylen, -errno, "cannot create %s: %s", dest, strerror(errno));
+	return 0;
+}
+
+int snapshot_take(const char *store_arg, const char *dest, FILE *progress, char *why, size_t whylen)
+{
+	char store[PATH_MAX], path[PATH_MAX * 2], dpath[PATH_MAX * 2];
+	struct pack_file *packs = NULL;
+	struct volconf vc;
+	struct progress prog;
+	uint64_t newest = 0;
+	size_t npacks = 0;
+	int lock_fd = -1, rc, linked = 0, copied = 0;
+
+	if (!realpath(store_arg, store))
+		return why_set(why, whylen, -errno, "store %s: %s", store_arg, strerror(errno));
+	if ((rc = volconf_load(store, &vc, why, whylen)) < 0)
+		return rc;
+	volconf_release(&vc);
+	if ((rc = dest_prepare(dest, why, whylen)) < 0)
+		return rc;
+
+	/* compaction deletes packs only when it can take this exclusively */
+	snprintf(path, sizeof(path), "%s/%s", store, MVFS_SNAPSHOT_LOCK);
+	lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lock_fd < 0 || flock(lock_fd, LOCK_SH) < 0) {
+		rc = why_set(why, whylen, -errno, "cannot lock %s: %s", path, strerror(errno));
+		goto out;
+	}
+	request_seal(store);
+
+	snprintf(dpath, sizeof(dpath), "%s/index", dest);
+	if (mkdir(dpath, 0700) < 0) {
+		rc = why_set(why, whylen, -errno, "cannot create %s: %s", dpath, strerror(errno));
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/index", store);
+	if ((rc = index_copy_env(path, dpath)) < 0) {
+		why_set(why, whylen, rc, "cannot copy the index of %s: %s", store, strerror(-rc));
+		goto out;
+	}
+
+	if ((rc = list_packs(store, &packs, &npacks)) < 0) {
+		why_set(why, whylen, rc, "cannot list the packs of %s: %s", store, strerror(-rc));
+		goto out;
+	}
+	for (size_t i = 0; i < npacks; i++)
+		if (packs[i].id > newest)
+			newest = packs[i].id;
+	snprintf(dpath, sizeof(dpath), "%s/packs", dest);
+	if (mkdir(dpath, 0700) < 0 && errno != EEXIST) {
+		rc = why_set(why, whylen, -errno, "cannot create %s: %s", dpath, strerror(errno));
+		goto out;
+	}
+	progress_start(&prog, progress, "snapshot packs", npacks);
+	for (size_t i = 0; i < npacks; i++) {
+		struct pack_file *p = &packs[i];
+
+		snprintf(dpath, sizeof(dpath), "%s/packs/%s", dest, p->sub);
+		if (mkdir(dpath, 0700) < 0 && errno != EEXIST) {
+			rc = -errno;
+			break;
+		}
+		blobstore_pack_path(store, p->id, path, sizeof(path));
+		blobstore_pack_path(dest, p->id, dpath, sizeof(dpath));
+		if (p->id != newest && link(path, dpath) == 0) {
+			linked++;
+		} else if (p->id != newest && errno == ENOENT) {
+			/* deleted since listed: only dead packs go, nothing lost */
+		} else {
+			if ((rc = copy_prefix(path, dpath, p->size)) < 0 && rc != -ENOENT)
+				break;
+			rc = 0;
+			copied++;
+		}
+		progress_add(&prog, 1);
+	}
+	progress_end(&prog);
+	if (rc < 0) {
+		why_set(why, whylen, rc, "cannot copy packs into %s: %s", dest, strerror(-rc));
+		goto out;
+	}
+
+	/* the card last: a snapshot without it is visibly unfinished */
+	{
+		char *text = NULL;
+		size_t len;
+
+		snprintf(path, sizeof(path), "%s/%s", store, VOLCONF_NAME);
+		snprintf(dpath, sizeof(dpath), "%s/medvault.lock", dest);
+		close(open(dpath, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+		if ((rc = file_read_all(path, 1 << 16, &text, &len)) == 0) {
+			snprintf(dpath, sizeof(dpath), "%s/%s", dest, VOLCONF_NAME);
+			rc = file_write_atomic(dpath, text, len, 0644);
+		}
+		free(text);
+		if (rc < 0) {
+			why_set(why, whylen, rc, "cannot write %s/medvault.conf: %s", dest, strerror(-rc));
+			goto out;
+		}
+	}
+	snprintf(dpath, sizeof(dpath), "%s/packs", dest);
+	fsync_dir(dpath);
+	fsync_dir(dest);
+	fprintf(progress, "snapshot %s: %zu packs (%d linked, %d copied)\n", dest, npacks, linked, copied);
+out:
+	free(packs);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	return rc;
+}

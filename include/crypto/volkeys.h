@@ -1,0 +1,44 @@
+/*
+ * volkeys: every key the filesystem uses, derived from the master key with
+ * crypto_kdf (BLAKE2b) so the master key itself is touched once per mount.
+ *
+ *   index   XChaCha20-Poly1305 key sealing every LMDB value
+ *   names   BLAKE2b key hashing (parent, name) into dirent/xattr keys
+ *   audit   XChaCha20-Poly1305 key sealing the access trail (fs/audit.c)
+ *   domain  per key-domain root; per-file content keys derive from it with
+ *           the inode number, which is never reused in a volume, so a
+ *           96-bit random GCM nonce only ever meets one file's chunks.
+ */
+#ifndef MEDVAULT_VOLKEYS_H
+#define MEDVAULT_VOLKEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "crypto/aead.h"
+
+#define VOLKEYS_NAME_HASH_LEN 16
+#define VOLKEYS_DEFAULT_DOMAIN 0
+
+struct volkeys;
+
+/* -ENOMEM, -ENOTSUP (content cipher not usable here) */
+int volkeys_derive(struct volkeys **out, const uint8_t *mk, enum aead_cipher content);
+void volkeys_free(struct volkeys *vk);
+
+const struct aead *volkeys_index_aead(const struct volkeys *vk);
+
+/* 32 bytes (guarded, read-only, lives as long as vk): the access-trail key */
+const uint8_t *volkeys_audit_key(const struct volkeys *vk);
+
+void volkeys_name_hash(const struct volkeys *vk, uint64_t parent,
+		       const char *name, size_t len, uint8_t out[VOLKEYS_NAME_HASH_LEN]);
+
+/* The content AEAD of one file; free with aead_free.  -ENOMEM, -ENOENT
+ * (unknown key domain). */
+int volkeys_file_aead(const struct volkeys *vk, uint32_t domain, uint64_t ino,
+		      struct aead **out);
+
+/* The key authenticating medvault.conf, straight from the master key. */
+void volkeys_conf_mac(const uint8_t *mk, const void *data, size_t len, uint8_t out[32]);
+
+#endif

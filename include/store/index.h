@@ -1,0 +1,201 @@
+/*
+ * index: the LMDB environment under STORE/index.  Every value is sealed
+ * (XChaCha20-Poly1305) with associated data naming the volume, the
+ * database and the record's key, so a record moved, swapped or edited fails
+ * authentication and reads as -EIO.  Keys are fixed-size big-endian
+ * binary: an inode number, or a parent inode and a keyed hash of the name.
+ *
+ * Writes go through index_write(): callers hand in a function that runs
+ * inside the one shared write transaction; concurrent callers are batched
+ * into one commit (group commit) by whichever thread arrives first.
+ * A write function must do all its checks before its first put or delete:
+ * if it returns an error after mutating, the batch is replayed without it.
+ */
+#ifndef MEDVAULT_INDEX_H
+#define MEDVAULT_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "crypto/volkeys.h"
+
+#define INDEX_ROOT_INO 1
+#define INDEX_NAME_MAX 255
+#define INDEX_SYMLINK_MAX 4095
+#define INDEX_XATTR_NAME_MAX 255
+#define INDEX_XATTR_VALUE_MAX 65536
+
+struct index;
+struct index_txn;
+
+/* An inode record, as kept (sealed) in the inode database. */
+struct mv_attr {
+	uint64_t ino;
+	uint32_t mode;
+	uint32_t uid, gid;
+	uint32_t nlink;
+	uint64_t size;
+	uint64_t blocks;	/* 512-byte units actually stored */
+	int64_t atime_s, mtime_s, ctime_s;
+	uint32_t atime_ns, mtime_ns, ctime_ns;
+	uint64_t rdev;
+	uint64_t parent;	/* directories: the parent, for ".." and fsck */
+	uint32_t domain;	/* key domain of the content key */
+	uint32_t flags;
+	uint16_t symlink_len;
+	char symlink[INDEX_SYMLINK_MAX + 1];
+};
+
+/* Where one chunk's ciphertext lives, and which version it is. */
+struct chunk_rec {
+	uint64_t pack;
+	uint64_t off;
+	uint32_t len;		/* sealed length in the pack */
+	uint32_t plain_len;
+	uint64_t version;
+};
+
+struct pack_rec {
+	uint64_t live_bytes;
+	uint64_t total_bytes;
+	uint32_t state;
+};
+
+/* -errno: -ENOENT (no index and !create), -EIO, -EBADMSG (not ours / foreign volume) */
+int index_open(struct index **out, const char *dir, const uint8_t uuid[16],
+	       const struct volkeys *vk, int create);
+void index_close(struct index *ix);
+
+/* Short read transaction.  -EIO */
+int index_read_begin(struct index *ix, struct index_txn **out);
+void index_read_end(struct index_txn *txn);
+
+typedef int (*index_write_fn)(struct index_txn *txn, void *arg);
+/* Run fn in the shared write transaction and return its result once the
+ * batch is committed (not yet synced).  -ENOSPC, -EIO, or fn's error. */
+int index_write(struct index *ix, index_write_fn fn, void *arg);
+
+/* Make every committed transaction durable.  -EIO */
+int index_sync(struct index *ix);
+
+/* Copy the environment from one read transaction (snapshots).  -errno */
+int index_copy(struct index *ix, const char *dest_dir);
+
+/* Every reader returns -ENOENT when absent, -EIO when the record fails to
+ * authenticate or decode.  Writers return -ENOSPC or -EIO. */
+int index_inode_get(struct index_txn *txn, uint64_t ino, struct mv_attr *out);
+int index_inode_put(struct index_txn *txn, const struct mv_attr *a);
+int index_inode_del(struct index_txn *txn, uint64_t ino);
+
+int index_dirent_get(struct index_txn *txn, uint64_t parent, const char *name,
+		     size_t len, uint64_t *ino, uint8_t *type);
+int index_dirent_put(struct index_txn *txn, uint64_t parent, const char *name,
+		     size_t len, uint64_t ino, uint8_t type);
+int index_dirent_del(struct index_txn *txn, uint64_t parent, const char *name, size_t len);
+/* 1 if parent has no entries, 0 if it has, -EIO */
+int index_dir_empty(struct index_txn *txn, uint64_t parent);
+
+/*
+ * Walk parent's entries in hash order, starting after readdir offset off
+ * (offsets 0..2 mean "from the first").  Each entry's next_off is stable
+ * while other entries come and go.  cb returns 0 to go on, 1 to stop, or
+ * -errno to abort.  Returns 0, cb's -errno, or -EIO.
+ */
+typedef int (*index_dirent_cb)(void *ctx, const char *name, size_t len,
+			       uint64_t ino, uint8_t type, uint64_t next_off);
+int index_dirent_iter(struct index_txn *txn, uint64_t parent, uint64_t off,
+		      index_dirent_cb cb, void *ctx);
+
+int index_chunk_get(struct index_txn *txn, uint64_t ino, uint64_t idx, struct chunk_rec *out);
+int index_chunk_put(struct index_txn *txn, uint64_t ino, uint64_t idx, const struct chunk_rec *c);
+int index_chunk_del(struct index_txn *txn, uint64_t ino, uint64_t idx);
+/* chunks of ino with index >= from, in order; cb as above */
+typedef int (*index_chunk_cb)(void *ctx, uint64_t ino, uint64_t idx, const struct chunk_rec *c);
+int index_chunk_iter(struct index_txn *txn, uint64_t ino, uint64_t from,
+		     index_chunk_cb cb, void *ctx);
+/* every chunk of every inode (fsck, compaction) */
+int index_chunk_iter_all(struct index_txn *txn, index_chunk_cb cb, void *ctx);
+
+/* value NULL/cap 0 probes the size; returns the value length, -ENODATA, -ERANGE */
+ssize_t index_xattr_get(struct index_txn *txn, uint64_t ino, const char *name,
+			void *value, size_t cap);
+int index_xattr_put(struct index_txn *txn, uint64_t ino, const char *name,
+		    const void *value, size_t len);
+/* -ENODATA if absent */
+int index_xattr_del(struct index_txn *txn, uint64_t ino, const char *name);
+/* NUL-separated names; list NULL/cap 0 probes.  Returns length or -ERANGE. */
+ssize_t index_xattr_list(struct index_txn *txn, uint64_t ino, char *list, size_t cap);
+int index_xattr_del_all(struct index_txn *txn, uint64_t ino);
+
+int index_orphan_add(struct index_txn *txn, uint64_t ino);
+int index_orphan_del(struct index_txn *txn, uint64_t ino);
+/* collects up to max orphans; returns the count */
+int index_orphan_list(struct index_txn *txn, uint64_t *inos, int max);
+
+int index_pack_get(struct index_txn *txn, uint64_t pack, struct pack_rec *out);
+/* add deltas to a pack's accounting, creating its record */
+int index_pack_account(struct index_txn *txn, uint64_t pack, int64_t live, int64_t total);
+/*
+ * Live bytes that packs have lost (chunks replaced, deleted or moved) since
+ * the last reset: the daemon compacts early when this grows fast.  Counted
+ * as transactions run, so an aborted one counts too: a hint, not a tally.
+ */
+uint64_t index_dead_bytes(struct index *ix);
+void index_dead_bytes_reset(struct index *ix);
+typedef int (*index_pack_cb)(void *ctx, uint64_t pack, const struct pack_rec *p);
+int index_pack_iter(struct index_txn *txn, index_pack_cb cb, void *ctx);
+int index_pack_del(struct index_txn *txn, uint64_t pack);
+
+int index_meta_get(struct index_txn *txn, const char *name, uint64_t *val);
+int index_meta_put(struct index_txn *txn, const char *name, uint64_t val);
+
+/* Statistics for statfs/info: entries in the inode db. */
+int index_count_inodes(struct index_txn *txn, uint64_t *count);
+
+
+/* ---- raw access for fsck ---- */
+
+enum index_db {
+	INDEX_DB_INODE, INDEX_DB_DIRENT, INDEX_DB_CHUNK, INDEX_DB_PACK,
+	INDEX_DB_XATTR, INDEX_DB_ORPHAN, INDEX_DB_META, INDEX_DB_COUNT
+};
+
+/*
+ * Visit every record of db in key order, authenticating each on its own:
+ * rc is 0 with the plaintext, or -EIO (plain NULL) for a record that fails
+ * authentication, so one bad record does not hide the others.  cb returns
+ * 0 to go on, non-zero to stop (returned).
+ */
+typedef int (*index_walk_cb)(void *ctx, const uint8_t *key, size_t klen,
+			     const uint8_t *plain, size_t plen, int rc);
+int index_walk(struct index_txn *txn, enum index_db db, index_walk_cb cb, void *ctx);
+
+/* number of records in db */
+int index_count(struct index_txn *txn, enum index_db db, uint64_t *count);
+
+/* delete one record by its raw key (repair).  -ENOENT, -EIO */
+int index_raw_del(struct index_txn *txn, enum index_db db, const uint8_t *key, size_t klen);
+
+/* decoders for walked records: 0 or -EIO */
+int index_decode_inode(const uint8_t *key, size_t klen, const uint8_t *plain, size_t plen,
+		       struct mv_attr *out);
+int index_decode_dirent(const uint8_t *key, size_t klen, const uint8_t *plain, size_t plen,
+			uint64_t *parent, uint64_t *ino, uint8_t *type,
+			const char **name, size_t *len);
+int index_decode_chunk(const uint8_t *key, size_t klen, const uint8_t *plain, size_t plen,
+		       uint64_t *ino, uint64_t *idx, struct chunk_rec *out);
+int index_decode_pack(const uint8_t *key, size_t klen, const uint8_t *plain, size_t plen,
+		      uint64_t *pack, struct pack_rec *out);
+
+/*
+ * Copy the index environment in dir to dest_dir from one read transaction,
+ * without keys (values stay sealed).  Safe while a daemon writes to it.
+ * -errno.
+ */
+int index_copy_env(const char *dir, const char *dest_dir);
+
+/* Record counts of every database, read without keys.  -errno */
+int index_env_counts(const char *dir, uint64_t counts[INDEX_DB_COUNT]);
+
+#endif

@@ -1,0 +1,153 @@
+/*
+ * volkeys: derivation is a pure function of the master key; name hashes
+ * bind parent and name; per-file content keys bind the inode number; the
+ * medvault.conf MAC is deterministic and keyed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "crypto/aead.h"
+#include "crypto/secure.h"
+#include "crypto/volkeys.h"
+#include "../../tap.h"
+
+#define HL VOLKEYS_NAME_HASH_LEN
+
+/* seal under x, open under y: 1 if it opens to the same plaintext */
+static int cross_opens(const struct aead *x, const struct aead *y)
+{
+	uint8_t pt[33], ct[33 + 64], out[33];
+	const uint8_t ad[] = "chunk-ad";
+	ssize_t n, m;
+
+	secure_random(pt, sizeof(pt));
+	n = aead_seal(x, ct, sizeof(ct), pt, sizeof(pt), ad, sizeof(ad));
+	if (n < 0)
+		return 0;
+	m = aead_open(y, out, sizeof(out), ct, (size_t)n, ad, sizeof(ad));
+	return m == (ssize_t)sizeof(pt) && !memcmp(out, pt, sizeof(pt));
+}
+
+static void test_content(enum aead_cipher content, const uint8_t *mk, const uint8_t *mk2)
+{
+	const char *cn = aead_cipher_name(content);
+	struct volkeys *a = NULL, *b = NULL, *o = NULL;
+	struct aead *f5 = NULL, *f5b = NULL, *f6 = NULL, *fo5 = NULL, *fx = (struct aead *)1;
+
+	ok(volkeys_derive(&a, mk, content) == 0 && a, "%s: derive", cn);
+	ok(volkeys_derive(&b, mk, content) == 0 && b, "%s: derive again, same MK", cn);
+	ok(volkeys_derive(&o, mk2, content) == 0 && o, "%s: derive, other MK", cn);
+	if (!a || !b || !o)
+		goto out;
+	ok(volkeys_file_aead(a, VOLKEYS_DEFAULT_DOMAIN, 5, &f5) == 0 && f5, "%s: file aead ino 5", cn);
+	ok(volkeys_file_aead(b, VOLKEYS_DEFAULT_DOMAIN, 5, &f5b) == 0 && f5b, "%s: file aead ino 5 again", cn);
+	ok(volkeys_file_aead(a, VOLKEYS_DEFAULT_DOMAIN, 6, &f6) == 0 && f6, "%s: file aead ino 6", cn);
+	ok(volkeys_file_aead(o, VOLKEYS_DEFAULT_DOMAIN, 5, &fo5) == 0 && fo5, "%s: file aead ino 5, other MK", cn);
+	ok(volkeys_file_aead(a, 7, 5, &fx) == -ENOENT && fx == NULL, "%s: unknown key domain -ENOENT", cn);
+	if (!f5 || !f5b || !f6 || !fo5)
+		goto out;
+	ok(aead_overhead(f5) == (content == AEAD_AES256GCM ? 12u + 16 : 24u + 16),
+	   "%s: file aead uses the content cipher", cn);
+	ok(aead_overhead(volkeys_index_aead(a)) == 24 + 16, "%s: index aead is always XChaCha", cn);
+	ok(cross_opens(f5, f5), "%s: chunk for ino 5 opens with ino 5", cn);
+	ok(cross_opens(f5, f5b), "%s: chunk for ino 5 opens with a re-derived ino 5 key", cn);
+	ok(!cross_opens(f5, f6), "%s: chunk sealed for ino 5 does not open with ino 6's aead", cn);
+	ok(!cross_opens(f6, f5), "%s: chunk sealed for ino 6 does not open with ino 5's aead", cn);
+	ok(!cross_opens(f5, fo5), "%s: chunk for ino 5 does not open under another MK's ino 5", cn);
+	if (content == AEAD_XCHACHA20POLY1305)
+		ok(!cross_opens(f5, volkeys_index_aead(a)), "%s: file key is not the index key", cn);
+out:
+	aead_free(f5);
+	aead_free(f5b);
+	aead_free(f6);
+	aead_free(fo5);
+	volkeys_free(a);
+	volkeys_free(b);
+	volkeys_free(o);
+}
+
+int main(void)
+{
+	uint8_t mk[32], mk2[32], h1[HL], h2[HL], h3[HL], m1[32], m2[32], m3[32];
+	struct volkeys *a = NULL, *b = NULL, *o = NULL, *x = (struct volkeys *)1;
+	char name255[255];
+
+	if (secure_init() < 0)
+		return 2;
+	secure_random(mk, sizeof(mk));
+	memcpy(mk2, mk, 32);
+	mk2[0] ^= 0x01;
+
+	ok(volkeys_derive(&a, mk, AEAD_XCHACHA20POLY1305) == 0 && a, "derive");
+	ok(volkeys_derive(&b, mk, AEAD_XCHACHA20POLY1305) == 0 && b, "derive again");
+	ok(volkeys_derive(&o, mk2, AEAD_XCHACHA20POLY1305) == 0 && o, "derive with MK differing in one bit");
+	ok(volkeys_derive(&x, mk, (enum aead_cipher)42) == -ENOTSUP && x == NULL, "unknown content cipher -ENOTSUP");
+	if (!a || !b || !o)
+		return tap_done();
+
+	/* name hashes */
+	volkeys_name_hash(a, 1, "hello", 5, h1);
+	volkeys_name_hash(b, 1, "hello", 5, h2);
+	ok(!memcmp(h1, h2, HL), "name hash deterministic for the same MK");
+	volkeys_name_hash(o, 1, "hello", 5, h3);
+	ok(memcmp(h1, h3, HL) != 0, "name hash differs under a different MK");
+	volkeys_name_hash(a, 2, "hello", 5, h2);
+	ok(memcmp(h1, h2, HL) != 0, "name hash differs by parent");
+	volkeys_name_hash(a, 1ull << 56, "hello", 5, h2);
+	ok(memcmp(h1, h2, HL) != 0, "name hash differs by the parent's top byte");
+	volkeys_name_hash(a, 1, "hellp", 5, h2);
+	ok(memcmp(h1, h2, HL) != 0, "name hash differs by name");
+	volkeys_name_hash(a, 1, "hello", 4, h2);
+	ok(memcmp(h1, h2, HL) != 0, "name hash covers exactly len bytes (prefix differs)");
+	volkeys_name_hash(a, 1, "hello!", 5, h2);
+	ok(!memcmp(h1, h2, HL), "name hash ignores bytes past len");
+	volkeys_name_hash(a, 1, "a\0b", 3, h2);
+	volkeys_name_hash(a, 1, "a\0c", 3, h3);
+	ok(memcmp(h2, h3, HL) != 0, "name hash does not stop at NUL");
+	memset(name255, 'z', sizeof(name255));
+	volkeys_name_hash(a, 1, name255, 255, h2);
+	volkeys_name_hash(b, 1, name255, 255, h3);
+	ok(!memcmp(h2, h3, HL) && memcmp(h1, h2, HL), "255-byte name hashes deterministically");
+	{
+		uint8_t z[HL] = { 0 };
+
+		volkeys_name_hash(a, 0, "", 0, h2);
+		ok(memcmp(h2, z, HL) != 0, "hash of (0, \"\") is not all zero");
+	}
+
+	/* index keys */
+	ok(cross_opens(volkeys_index_aead(a), volkeys_index_aead(b)), "index key deterministic for the same MK");
+	ok(!cross_opens(volkeys_index_aead(a), volkeys_index_aead(o)), "index key differs for a different MK");
+
+	/* content keys, both ciphers */
+	test_content(AEAD_XCHACHA20POLY1305, mk, mk2);
+	if (aead_cipher_usable(AEAD_AES256GCM) == 0)
+		test_content(AEAD_AES256GCM, mk, mk2);
+	else
+		printf("# AES-256-GCM not usable here: GCM content keys skipped\n");
+
+	/* conf MAC */
+	volkeys_conf_mac(mk, "format=1\n", 9, m1);
+	volkeys_conf_mac(mk, "format=1\n", 9, m2);
+	ok(!memcmp(m1, m2, 32), "conf mac deterministic");
+	volkeys_conf_mac(mk2, "format=1\n", 9, m3);
+	ok(memcmp(m1, m3, 32) != 0, "conf mac depends on the key");
+	volkeys_conf_mac(mk, "format=2\n", 9, m3);
+	ok(memcmp(m1, m3, 32) != 0, "conf mac depends on the data");
+	volkeys_conf_mac(mk, "format=1\n", 8, m3);
+	ok(memcmp(m1, m3, 32) != 0, "conf mac depends on the length");
+	{
+		/* it is keyed: not the plain HMAC under the master key itself */
+		uint8_t plain[32];
+
+		secure_mac(plain, mk, "format=1\n", 9);
+		ok(memcmp(m1, plain, 32) != 0, "conf mac key is derived, not the master key");
+	}
+
+	volkeys_free(a);
+	volkeys_free(b);
+	volkeys_free(o);
+	volkeys_free(NULL);
+	return tap_done();
+}
