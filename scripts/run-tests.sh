@@ -60,6 +60,8 @@ run_one() {
 
 run_unit() {
 	local t found=0
+	# the layering of docs/DESIGN.md, checked on the include graph
+	run_one "layers" python3 scripts/check-layers.py
 	for t in "$BUILD"/tests/*/test_*; do
 		[ -x "$t" ] && [ -f "$t" ] || continue
 		found=1

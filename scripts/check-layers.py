@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Check the include graph against medvault's layering (docs/DESIGN.md).
+
+    scripts/check-layers.py [--graph]
+
+Layers, top to bottom: cli -> daemon -> core -> {store, audit} -> crypto -> util.
+A file may include headers of its own layer or of any layer below it; store
+and audit never include each other.  Interface headers live in
+include/<layer>/ and are included as "layer/x.h"; a header included by a bare
+name must sit beside the source (an internal header of that folder).
+Library headers are fenced: <fuse*.h> only in fs/daemon, <lmdb.h> only in
+the index, <sodium.h> only in crypto/.  Inside a folder, modules (x.c with
+its x.h) must not depend on each other in a circle: a source file depends
+on every header it reaches, through other headers too, and a header without
+a source of its own (crypto/ks_internal.h) adds no edge back.
+
+Prints TAP, one line per rule, and "# N passed, M failed"; exits non-zero on
+a violation, so `make test` fails on it.  --graph prints the module edges.
+"""
+import os
+import re
+import sys
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+RANK = {"util": 1, "crypto": 2, "store": 3, "audit": 3, "core": 4, "daemon": 5, "cli": 6}
+FENCES = [
+    (re.compile(r"^fuse(_lowlevel|_opt|_common)?\.h$"), lambda p: p.startswith("fs/daemon/"),
+     "<fuse*.h> outside fs/daemon"),
+    (re.compile(r"^lmdb\.h$"), lambda p: p == "fs/store/index.c", "<lmdb.h> outside fs/store/index.c"),
+    (re.compile(r"^sodium(/.*)?\.h$"), lambda p: p.startswith("crypto/"), "<sodium.h> outside crypto/"),
+]
+INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
+
+
+def layer_of(path):
+    """The layer a product file belongs to, or None for anything else."""
+    parts = path.split("/")
+    if parts[0] == "crypto":
+        return "crypto"
+    if parts[0] in ("fs", "include") and len(parts) > 2 and parts[1] in RANK:
+        return parts[1]
+    return None
+
+
+def product_files():
+    out = []
+    for top in ("fs", "crypto", "include"):
+        for dirpath, _, names in os.walk(os.path.join(ROOT, top)):
+            for n in names:
+                if n.endswith((".c", ".h")):
+                    out.append(os.path.relpath(os.path.join(dirpath, n), ROOT))
+    return sorted(out)
+
+
+def module_of(path):
+    """fs/core/namespace.c and include/core/namespace.h are one module."""
+    layer = layer_of(path)
+    return "%s/%s" % (layer, os.path.splitext(os.path.basename(path))[0])
+
+
+def find_cycle(edges):
+    """One circle in the graph as a list of nodes, or None."""
+    state, stack = {}, []
+
+    def visit(n):
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(edges.get(n, ())):
+            if state.get(m) == 1:
+                return stack[stack.index(m):] + [m]
+            if m not in state:
+                c = visit(m)
+                if c:
+                    return c
+        stack.pop()
+        state[n] = 2
+        return None
+
+    for n in sorted(edges):
+        if n not in state:
+            c = visit(n)
+            if c:
+                return c
+    return None
+
+
+def main():
+    problems = []
+    edges = {}
+    direct = {}
+    files = product_files()
+    for path in files:
+        me = layer_of(path)
+        if me is None:
+            problems.append("%s: not inside a layer folder" % path)
+            continue
+        with open(os.path.join(ROOT, path), encoding="utf-8", errors="replace") as f:
+            lines = f.readlines()
+        for lineno, line in enumerate(lines, 1):
+            m = INCLUDE.match(line)
+            if not m:
+                continue
+            kind, name = m.groups()
+            where = "%s:%d" % (path, lineno)
+            if kind == "<":
+                for rx, allowed, what in FENCES:
+                    if rx.match(name) and not allowed(path):
+                        problems.append("%s: %s" % (where, what))
+                continue
+            if "/" not in name:
+                beside = os.path.join(os.path.dirname(path), name)
+                if not os.path.exists(os.path.join(ROOT, beside)):
+                    problems.append('%s: "%s" is neither beside the source nor "layer/x.h"' % (where, name))
+                    continue
+                target = beside
+            else:
+                target = os.path.normpath(os.path.join("include", name))
+                if not os.path.exists(os.path.join(ROOT, target)):
+                    # tests/ and tools may use relative paths; product code may not
+                    problems.append('%s: "%s" is not a header under include/' % (where, name))
+                    continue
+            them = layer_of(target)
+            if them is None:
+                problems.append('%s: "%s" is outside every layer' % (where, name))
+                continue
+            if RANK[them] > RANK[me]:
+                problems.append("%s: %s includes %s, a layer above it" % (where, me, them))
+            elif RANK[them] == RANK[me] and them != me:
+                problems.append("%s: %s and %s are siblings and must not include each other" %
+                                (where, me, them))
+            direct.setdefault(path, set()).add(target)
+    for path in files:
+        if not path.endswith(".c") or layer_of(path) is None:
+            continue
+        seen, todo = set(), list(direct.get(path, ()))
+        while todo:
+            h = todo.pop()
+            if h not in seen:
+                seen.add(h)
+                todo.extend(direct.get(h, ()))
+        a = module_of(path)
+        for h in seen:
+            b = module_of(h)
+            if a != b:
+                edges.setdefault(a, set()).add(b)
+    if "--graph" in sys.argv:
+        for a in sorted(edges):
+            print("%s -> %s" % (a, " ".join(sorted(edges[a]))))
+    cycle = find_cycle(edges)
+    n_ok = 0
+    print("1..3")
+    if problems:
+        print("not ok 1 - every include runs downward, library headers stay fenced")
+        for p in problems:
+            print("#   " + p)
+    else:
+        n_ok += 1
+        print("ok 1 - every include runs downward, library headers stay fenced (%d files)" % len(files))
+    if cycle:
+        print("not ok 2 - no circle between modules: " + " -> ".join(cycle))
+    else:
+        n_ok += 1
+        print("ok 2 - no circle between modules (%d modules with includes)" % len(edges))
+    # the checker must be able to fail: a planted upward include is caught
+    planted = {"util/x": {"cli/y"}, "cli/y": {"util/x"}}
+    if find_cycle(planted) and RANK["cli"] > RANK["util"]:
+        n_ok += 1
+        print("ok 3 - the checker catches a planted circle")
+    else:
+        print("not ok 3 - the checker catches a planted circle")
+    n_fail = 3 - n_ok
+    print("# %d passed, %d failed" % (n_ok, n_fail))
+    return 1 if n_fail else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
