@@ -22,6 +22,7 @@
 #include "crypto/secure.h"
 #include "crypto/volkeys.h"
 #include "cli.h"
+#include "key_opts.h"
 
 #define OPS_MAX 32
 

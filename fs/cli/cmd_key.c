@@ -14,6 +14,7 @@
 #include "crypto/keystore.h"
 #include "store/volconf.h"
 #include "cli.h"
+#include "key_opts.h"
 
 enum key_cmd { KEY_LIST, KEY_ADD, KEY_REMOVE, KEY_REWRAP };
 

@@ -28,6 +28,7 @@
 #include "store/volconf.h"
 #include "util/fileutil.h"
 #include "cli.h"
+#include "key_opts.h"
 
 static const char *const usage_mount =
 	"usage: medvault mount STORE MOUNTPOINT --keystore KS KEY-OPTIONS [-f] [-o OPTS]\n"

@@ -26,6 +26,7 @@
 #include "store/volconf.h"
 #include "util/fileutil.h"
 #include "cli.h"
+#include "key_opts.h"
 
 static const char *const usage_init =
 	"usage: medvault init STORE --keystore KS KEY-OPTIONS [--chunk-size N] [--cipher C]\n"

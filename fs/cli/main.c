@@ -9,6 +9,7 @@
 #include "crypto/keystore.h"
 #include "crypto/secure.h"
 #include "cli.h"
+#include "key_opts.h"
 
 static const struct command {
 	const char *name;
