@@ -184,15 +184,15 @@ int cmd_mount(int argc, char **argv)
 	struct vault *v = NULL;
 	struct mvfs *fs = NULL;
 	struct stat st;
-	int c, foreground = 0, rc = 1;
+	int c, foreground = 0, rc = CLI_EXIT_FAILURE;
 	int status_pipe[2] = { -1, -1 };
 
 	if (wants_help(argc, argv)) {
 		fputs(usage_mount, stdout);
-		return 0;
+		return CLI_EXIT_OK;
 	}
 	if (key_opts_parse(&argc, argv, "", &ko, why, sizeof(why)) < 0)
-		return fail("%s", why);
+		return fail_usage("%s", why);
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "fo:", opts, NULL)) != -1) {
@@ -209,7 +209,7 @@ int cmd_mount(int argc, char **argv)
 		case 'F':
 			if (strcmp(optarg, "closed") && strcmp(optarg, "continue")) {
 				free(user_opts);
-				return fail("--audit-failure: closed or continue, not %s", optarg);
+				return fail_usage("--audit-failure: closed or continue, not %s", optarg);
 			}
 			ao.fail_open = !strcmp(optarg, "continue");
 			break;
@@ -220,7 +220,7 @@ int cmd_mount(int argc, char **argv)
 
 			if (*end || end == optarg || v == 0 || (c == 'R' && v > 100000)) {
 				free(user_opts);
-				return fail("--audit-%s: not a number: %s", c == 'S' ? "max-size" : "retain-days",
+				return fail_usage("--audit-%s: not a number: %s", c == 'S' ? "max-size" : "retain-days",
 					    optarg);
 			}
 			if (c == 'S')
@@ -249,22 +249,22 @@ int cmd_mount(int argc, char **argv)
 		}
 		default:
 			free(user_opts);
-			return fail("mount: unknown or incomplete option %s (see medvault mount --help)",
+			return fail_usage("mount: unknown or incomplete option %s (see medvault mount --help)",
 				    argv[optind - 1]);
 		}
 	}
 	if (argc - optind != 2) {
 		free(user_opts);
-		return fail("mount: expected STORE and MOUNTPOINT (see medvault mount --help)");
+		return fail_usage("mount: expected STORE and MOUNTPOINT (see medvault mount --help)");
 	}
 	store = argv[optind];
 	mnt = argv[optind + 1];
 	if (!keystore) {
-		rc = fail("mount: --keystore KS is required");
+		rc = fail_usage("mount: --keystore KS is required");
 		goto out;
 	}
 	if (key_opts_check(&ko, "", why, sizeof(why)) < 0) {
-		rc = fail("%s", why);
+		rc = fail_usage("%s", why);
 		goto out;
 	}
 	if (stat(mnt, &st) < 0 || !realpath(mnt, mntreal)) {
@@ -305,7 +305,7 @@ int cmd_mount(int argc, char **argv)
 				;
 			close(status_pipe[0]);
 			free(user_opts);
-			return verdict == '0' ? 0 : 1;
+			return verdict == '0' ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 		}
 		close(status_pipe[0]);
 		status_pipe[0] = -1;
@@ -420,7 +420,7 @@ int cmd_mount(int argc, char **argv)
 	fuse_loop_cfg_set_clone_fd(lc, 0);
 	fuse_loop_cfg_set_idle_threads(lc, 8);
 	fuse_loop_cfg_set_max_threads(lc, 16);
-	rc = fuse_session_loop_mt(se, lc) ? 1 : 0;
+	rc = fuse_session_loop_mt(se, lc) ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 	fuse_loop_cfg_destroy(lc);
 	fuse_remove_signal_handlers(se);
 unmount:
@@ -473,10 +473,10 @@ int cmd_umount(int argc, char **argv)
 
 	if (wants_help(argc, argv)) {
 		fputs(usage_umount, stdout);
-		return 0;
+		return CLI_EXIT_OK;
 	}
 	if (argc != 2)
-		return fail("umount: expected MOUNTPOINT (see medvault umount --help)");
+		return fail_usage("umount: expected MOUNTPOINT (see medvault umount --help)");
 	if (!realpath(argv[1], real))
 		return fail("mountpoint %s: %s", argv[1], strerror(errno));
 	if (!find_mount(real, fstype, sizeof(fstype), source, sizeof(source)) ||
@@ -493,7 +493,7 @@ int cmd_umount(int argc, char **argv)
 		return fail("cannot unmount %s (busy? close files and leave the directory)", argv[1]);
 	if (wait_store_released(source) < 0)
 		return fail("unmounted %s, but its daemon has not exited yet", argv[1]);
-	return 0;
+	return CLI_EXIT_OK;
 }
 
 /* ---- status ---- */
@@ -510,10 +510,10 @@ int cmd_status(int argc, char **argv)
 
 	if (wants_help(argc, argv)) {
 		fputs(usage_status, stdout);
-		return 0;
+		return CLI_EXIT_OK;
 	}
 	if (argc != 2)
-		return fail("status: expected MOUNTPOINT (see medvault status --help)"), 2;
+		return fail_usage("status: expected MOUNTPOINT (see medvault status --help)");
 	if (!realpath(argv[1], real))
 		return fail("mountpoint %s: %s", argv[1], strerror(errno));
 	if (!find_mount(real, fstype, sizeof(fstype), source, sizeof(source)) ||
@@ -547,5 +547,5 @@ int cmd_status(int argc, char **argv)
 	       hits + loads ? 100.0 * (double)hits / (double)(hits + loads) : 0.0, hits, loads);
 	printf("last checkpoint:   %lld s ago\n", last ? (long long)time(NULL) - last : -1LL);
 	printf("pending compaction: %llu dead bytes in packs\n", dead);
-	return 0;
+	return CLI_EXIT_OK;
 }
