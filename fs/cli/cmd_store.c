@@ -40,7 +40,8 @@ static const char *const usage_init =
 static const char *const usage_fsck =
 	"usage: medvault fsck STORE --keystore KS KEY-OPTIONS [--repair]\n"
 	"Verify every index record and every chunk of an unmounted store: exit 0 when\n"
-	"clean, 1 when damage is found (damaged files are named), 2 on usage errors.\n"
+	"clean, 3 when damage is found (damaged files are named), 1 when the store\n"
+	"cannot be checked (wrong key, mounted, I/O error), 2 on usage errors.\n"
 	"  --repair   drop unreferenced records and packs, fix link counts and\n"
 	"             accounting, reattach lost inodes under /lost+found; never\n"
 	"             deletes data that a file still references\n"

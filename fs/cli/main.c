@@ -37,7 +37,8 @@ static void usage_print(void)
 		if (commands[i].help)
 			printf("  %-9s %s\n", commands[i].name, commands[i].help);
 	printf("\nKEY-OPTIONS:\n%s", KEY_OPTS_HELP(""));
-	printf("\n'medvault COMMAND --help' describes one command.\n");
+	printf("\nExit status: 0 success, 1 failure, 2 usage error, 3 damage found (fsck, audit).\n");
+	printf("'medvault COMMAND --help' describes one command.\n");
 }
 
 int main(int argc, char **argv)
