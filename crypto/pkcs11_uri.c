@@ -87,7 +87,7 @@ static int set_once(char **field, char *val, const char *name, char *why, size_t
 {
 	if (*field) {
 		free(val);
-		return ks_why(why, whylen, -EINVAL, "pkcs11 URI: attribute %s given twice", name);
+		return why_set(why, whylen, -EINVAL, "pkcs11 URI: attribute %s given twice", name);
 	}
 	*field = val;
 	return 0;
@@ -101,7 +101,7 @@ static int handle_attr(struct pkcs11_uri *u, const char *name, size_t nlen, char
 
 	if (nlen == 0 || nlen >= sizeof(attr)) {
 		free(val);
-		return ks_why(why, whylen, -EINVAL, "pkcs11 URI: malformed attribute");
+		return why_set(why, whylen, -EINVAL, "pkcs11 URI: malformed attribute");
 	}
 	memcpy(attr, name, nlen);
 	attr[nlen] = '\0';
@@ -115,8 +115,8 @@ static int handle_attr(struct pkcs11_uri *u, const char *name, size_t nlen, char
 			for (char *p = val; *p; p++)
 				if ((unsigned char)*p < 0x20 || *p == 0x7f)
 					*p = '?';
-			rc = ks_why(why, whylen, -EINVAL,
-				    "pkcs11 URI: type=%s, medvault needs a secret-key", val);
+			rc = why_set(why, whylen, -EINVAL,
+				     "pkcs11 URI: type=%s, medvault needs a secret-key", val);
 		}
 		free(val);
 	} else if (query && !strcmp(attr, "module-path")) {
@@ -127,18 +127,18 @@ static int handle_attr(struct pkcs11_uri *u, const char *name, size_t nlen, char
 		rc = pin_source_path(val, &path);
 		free(val);
 		if (rc < 0)
-			return ks_why(why, whylen, rc,
-				      "pkcs11 URI: pin-source must be a local file (file:/path)");
+			return why_set(why, whylen, rc,
+				       "pkcs11 URI: pin-source must be a local file (file:/path)");
 		rc = set_once(&u->pin_file, path, attr, why, whylen);
 	} else if (query && !strcmp(attr, "pin-value")) {
 		free(val);
-		rc = ks_why(why, whylen, -EINVAL,
-			    "pkcs11 URI: pin-value refused (a PIN on the command line leaks); "
-			    "use pin-source=file:/path");
+		rc = why_set(why, whylen, -EINVAL,
+			     "pkcs11 URI: pin-value refused (a PIN on the command line leaks); "
+			     "use pin-source=file:/path");
 	} else if (query && !strcmp(attr, "module-name")) {
 		free(val);
-		rc = ks_why(why, whylen, -EINVAL,
-			    "pkcs11 URI: module-name is not supported; use module-path=/path/to/module.so");
+		rc = why_set(why, whylen, -EINVAL,
+			     "pkcs11 URI: module-name is not supported; use module-path=/path/to/module.so");
 	} else {
 		free(val);	/* manufacturer, serial, id, slot-*, library-*, x-... */
 	}
@@ -165,10 +165,10 @@ static int parse_list(struct pkcs11_uri *u, const char *s, size_t len, char sep,
 		}
 		eq = memchr(s, '=', (size_t)(item_end - s));
 		if (!eq)
-			return ks_why(why, whylen, -EINVAL,
-				      "pkcs11 URI: attribute without '=' value");
+			return why_set(why, whylen, -EINVAL,
+				       "pkcs11 URI: attribute without '=' value");
 		if (pct_decode(eq + 1, (size_t)(item_end - eq - 1), &val) < 0)
-			return ks_why(why, whylen, -EINVAL, "pkcs11 URI: bad percent-encoding");
+			return why_set(why, whylen, -EINVAL, "pkcs11 URI: bad percent-encoding");
 		rc = handle_attr(u, s, (size_t)(eq - s), val, query, why, whylen);
 		if (rc < 0)
 			return rc;
@@ -184,7 +184,7 @@ int pkcs11_uri_parse(const char *uri, struct pkcs11_uri *out, char *why, size_t 
 	int rc;
 
 	if (strncasecmp(uri, "pkcs11:", 7)) {
-		rc = ks_why(why, whylen, -EINVAL, "not a pkcs11: URI");
+		rc = why_set(why, whylen, -EINVAL, "not a pkcs11: URI");
 		goto out;
 	}
 	path = uri + 7;

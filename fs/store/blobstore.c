@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/byteorder.h"
 #include "util/fileutil.h"
 
 #define PACK_MAGIC "MVPACK01"

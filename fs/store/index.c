@@ -15,7 +15,8 @@
 #include <unistd.h>
 
 #include "crypto/aead.h"
-#include "util/fileutil.h"
+#include "util/array.h"
+#include "util/byteorder.h"
 #include "crypto/secure.h"
 
 /* Never change: part of every record's associated data (format 1). */
@@ -95,14 +96,7 @@ static int mdb_err(int rc)
 
 static int scratch(struct index_txn *t, size_t need)
 {
-	if (t->bufcap >= need)
-		return 0;
-	uint8_t *p = realloc(t->buf, need);
-	if (!p)
-		return -ENOMEM;
-	t->buf = p;
-	t->bufcap = need;
-	return 0;
+	return array_reserve(&t->buf, &t->bufcap, need, 1);
 }
 
 /* associated data: magic || volume uuid || database || record key */

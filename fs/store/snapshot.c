@@ -7,6 +7,7 @@
  * if the daemon did not answer the seal request: it is copied, never
  * linked, so the snapshot never changes after the fact.
  */
+#include "util/array.h"
 #include "util/why.h"
 #include "store/snapshot.h"
 
@@ -47,15 +48,8 @@ static int list_pack(void *ctx, uint64_t pack, uint64_t size)
 {
 	struct pack_list *l = ctx;
 
-	if (l->n == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 256;
-		struct pack_file *nv = realloc(l->v, ncap * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		l->v = nv;
-		l->cap = ncap;
-	}
+	if (array_reserve(&l->v, &l->cap, l->n + 1, sizeof(*l->v)) < 0)
+		return -ENOMEM;
 	l->v[l->n].id = pack;
 	snprintf(l->v[l->n].sub, sizeof(l->v[l->n].sub), "%02x", (unsigned)(pack & 0xff));
 	l->v[l->n].size = (off_t)size;
