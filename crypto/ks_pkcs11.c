@@ -6,8 +6,9 @@
  *
  * The module is loaded with dlopen for each open and finalized/unloaded on
  * close, so nothing of the token stays in the process once the key is out.
- * This is the only file that includes <p11-kit/pkcs11.h>: its compatibility
- * macros rename common words (value, parameter, reserved...).
+ * With pkcs11_uri.c (through <p11-kit/uri.h>), the only file that includes
+ * <p11-kit/pkcs11.h>: its compatibility macros rename common words (value,
+ * parameter, reserved...).
  */
 #include <dlfcn.h>
 #include <errno.h>
