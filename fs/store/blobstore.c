@@ -1,4 +1,5 @@
 #include "store/blobstore.h"
+#include "store/layout.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -56,15 +57,14 @@ struct blobstore {
 
 void blobstore_pack_path(const char *store, uint64_t pack, char *out, size_t outlen)
 {
-	snprintf(out, outlen, "%s/packs/%02x/%016" PRIx64 ".pack", store,
-		 (unsigned)(pack & 0xff), pack);
+	store_pack_path(out, outlen, store, pack);
 }
 
 int blobstore_create(const char *store)
 {
 	char path[PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s/packs", store);
+	store_path(path, sizeof(path), store, STORE_PACKS);
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
@@ -77,7 +77,7 @@ int blobstore_scan(const char *store, blobstore_scan_cb cb, void *ctx)
 	struct dirent *d;
 	int rc = 0;
 
-	snprintf(path, sizeof(path), "%s/packs", store);
+	store_path(path, sizeof(path), store, STORE_PACKS);
 	if (!(top = opendir(path)))
 		return -errno;
 	while (!rc && (d = readdir(top))) {
@@ -95,7 +95,7 @@ int blobstore_scan(const char *store, blobstore_scan_cb cb, void *ctx)
 			uint64_t id = strtoull(e->d_name, &end, 16);
 			struct stat st;
 
-			if (end == e->d_name || strcmp(end, ".pack"))
+			if (end == e->d_name || strcmp(end, STORE_PACK_SUFFIX))
 				continue;
 			snprintf(file, sizeof(file), "%s/%s", sub, e->d_name);
 			if (stat(file, &st) == 0 && S_ISREG(st.st_mode))
@@ -225,7 +225,7 @@ static int pack_start(struct blobstore *bs)
 	slot = cache_slot(bs);
 	if (!slot)
 		return -EMFILE;
-	snprintf(dir, sizeof(dir), "%s/packs/%02x", bs->store, (unsigned)(id & 0xff));
+	store_pack_dir(dir, sizeof(dir), bs->store, id);
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	blobstore_pack_path(bs->store, id, path, sizeof(path));
@@ -443,11 +443,11 @@ int blobstore_sync(struct blobstore *bs)
 
 			if (seen_sub[sub]++)
 				continue;
-			snprintf(path, sizeof(path), "%s/packs/%02x", bs->store, sub);
+			store_pack_dir(path, sizeof(path), bs->store, sub);
 			if (fsync_dir(path) < 0)
 				rc = -EIO;
 		}
-		snprintf(path, sizeof(path), "%s/packs", bs->store);
+		store_path(path, sizeof(path), bs->store, STORE_PACKS);
 		if (fsync_dir(path) < 0)
 			rc = -EIO;
 	}

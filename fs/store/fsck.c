@@ -22,7 +22,7 @@
 #include "util/byteorder.h"
 #include "store/index.h"
 #include "util/progress.h"
-#include "core/mvfs.h"
+#include "core/mvfs.h"	/* filedata_delete_chunks: a call up into core, to move down */
 #include "crypto/volkeys.h"
 
 #define F_BAD_RECORD 1	/* inode record fails authentication */

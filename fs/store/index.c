@@ -1,4 +1,5 @@
 #include "store/index.h"
+#include "store/layout.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -322,7 +323,7 @@ int index_open(struct index **out, const char *dir, const uint8_t uuid[16],
 		goto fail;
 	mdb_env_set_maxdbs(ix->env, DB_COUNT);
 	mdb_env_set_maxreaders(ix->env, 256);
-	snprintf(ix->data_path, sizeof(ix->data_path), "%s/data.mdb", dir);
+	snprintf(ix->data_path, sizeof(ix->data_path), "%s/" STORE_INDEX_DATA_NAME, dir);
 	/*
 	 * Map what the file holds (an existing file is written up to its
 	 * size), except a sparse one (a 16 GiB map of the WRITEMAP builds up
