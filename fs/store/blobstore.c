@@ -371,19 +371,23 @@ static int pack_get(struct blobstore *bs, uint64_t id, struct pack_fd **out)
 	return 0;
 }
 
-int blobstore_read(struct blobstore *bs, const struct blob_loc *loc, uint8_t *buf)
+/* A descriptor for pack id, taking the lock: fd or -errno.  Referenced
+ * (*p set) or uncached (*p NULL); give it back with pack_release. */
+static int pack_acquire(struct blobstore *bs, uint64_t id, struct pack_fd **p)
 {
-	struct pack_fd *p = NULL;
-	ssize_t n;
-	int rc, fd;
+	int rc;
 
+	*p = NULL;
 	pthread_mutex_lock(&bs->lock);
-	rc = pack_get(bs, loc->pack, &p);
+	rc = pack_get(bs, id, p);
 	pthread_mutex_unlock(&bs->lock);
 	if (rc < 0)
-		return rc == -ENOENT ? -ENOENT : -EIO;
-	fd = p ? p->fd : rc;
-	n = pread_full(fd, buf, loc->len, (off_t)loc->off);
+		return rc;
+	return *p ? (*p)->fd : rc;
+}
+
+static void pack_release(struct blobstore *bs, struct pack_fd *p, int fd)
+{
 	if (p) {
 		pthread_mutex_lock(&bs->lock);
 		p->refs--;
@@ -391,6 +395,19 @@ int blobstore_read(struct blobstore *bs, const struct blob_loc *loc, uint8_t *bu
 	} else {
 		close(fd);
 	}
+}
+
+int blobstore_read(struct blobstore *bs, const struct blob_loc *loc, uint8_t *buf)
+{
+	struct pack_fd *p = NULL;
+	ssize_t n;
+	int fd;
+
+	fd = pack_acquire(bs, loc->pack, &p);
+	if (fd < 0)
+		return fd == -ENOENT ? -ENOENT : -EIO;
+	n = pread_full(fd, buf, loc->len, (off_t)loc->off);
+	pack_release(bs, p, fd);
 	if (n < 0 || (size_t)n != loc->len)
 		return -EIO;
 	return 0;
@@ -413,26 +430,16 @@ int blobstore_sync(struct blobstore *bs)
 
 	for (unsigned i = 0; i < n; i++) {
 		struct pack_fd *p = NULL;
-		int r, fd;
+		int fd = pack_acquire(bs, ids[i], &p);
 
-		pthread_mutex_lock(&bs->lock);
-		r = pack_get(bs, ids[i], &p);
-		pthread_mutex_unlock(&bs->lock);
-		if (r < 0) {
-			if (r != -ENOENT)	/* removed by compaction: nothing to sync */
+		if (fd < 0) {
+			if (fd != -ENOENT)	/* removed by compaction: nothing to sync */
 				rc = -EIO;
 			continue;
 		}
-		fd = p ? p->fd : r;
 		if (fdatasync(fd) < 0)
 			rc = -EIO;
-		if (p) {
-			pthread_mutex_lock(&bs->lock);
-			p->refs--;
-			pthread_mutex_unlock(&bs->lock);
-		} else {
-			close(fd);
-		}
+		pack_release(bs, p, fd);
 	}
 	if (dirs) {
 		char path[PATH_MAX];

@@ -633,13 +633,19 @@ static int inode_decode(struct mv_attr *a, uint64_t ino, const uint8_t *p, size_
 	return 0;
 }
 
-int index_inode_get(struct index_txn *t, uint64_t ino, struct mv_attr *out)
+/* a record keyed by one 64-bit id (inode, pack) */
+static ssize_t rec_get_id(struct index_txn *t, enum db_id db, uint64_t id)
 {
 	uint8_t key[8];
-	ssize_t n;
 
-	be64_put(key, ino);
-	n = rec_get(t, DB_INODE, key, sizeof(key));
+	be64_put(key, id);
+	return rec_get(t, db, key, sizeof(key));
+}
+
+int index_inode_get(struct index_txn *t, uint64_t ino, struct mv_attr *out)
+{
+	ssize_t n = rec_get_id(t, DB_INODE, ino);
+
 	if (n < 0)
 		return (int)n;
 	return inode_decode(out, ino, t->buf, (size_t)n);
@@ -1158,11 +1164,8 @@ static int pack_decode(struct pack_rec *p, const uint8_t *b, size_t n)
 
 int index_pack_get(struct index_txn *t, uint64_t pack, struct pack_rec *out)
 {
-	uint8_t key[8];
-	ssize_t n;
+	ssize_t n = rec_get_id(t, DB_PACK, pack);
 
-	be64_put(key, pack);
-	n = rec_get(t, DB_PACK, key, sizeof(key));
 	if (n < 0)
 		return (int)n;
 	return pack_decode(out, t->buf, (size_t)n);
