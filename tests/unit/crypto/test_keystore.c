@@ -392,6 +392,8 @@ static void test_uri(void)
 	   !strcmp(u.token, "My Token") && !u.object && !u.module_path && !u.pin_file,
 	   "scheme in capitals, known attributes ignored (%s)", why);
 	pkcs11_uri_release(&u);
+	/* p11-kit's "unexpected error" is input here, not memory (found by fuzz_pkcs11_uri) */
+	ok(pkcs11_uri_parse("pkcs11:?a:b=c", &u, why, sizeof(why)) == -EINVAL, "query name with ':' => -EINVAL (%s)", why);
 	ok(pkcs11_uri_parse("pkcs11:token=;object=", &u, why, sizeof(why)) == 0 && u.token && !*u.token &&
 	   u.object && !*u.object, "empty token and object stay given (refused by the key check)");
 	pkcs11_uri_release(&u);
