@@ -54,6 +54,8 @@
 #include <unistd.h>
 
 #include "ks_internal.h"
+#include "util/byteorder.h"
+#include "util/fileutil.h"
 
 #define KS_MAGIC "MEDVKEYS"
 #define KS_VERSION 1
@@ -113,8 +115,7 @@ static void put_be(struct wbuf *b, uint64_t v, int n)
 {
 	uint8_t t[8];
 
-	for (int i = 0; i < n; i++)
-		t[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+	be_put(t, v, (size_t)n);
 	put(b, t, (size_t)n);
 }
 
@@ -148,11 +149,8 @@ static const uint8_t *get(struct rbuf *r, size_t n)
 static uint64_t get_be(struct rbuf *r, int n)
 {
 	const uint8_t *q = get(r, (size_t)n);
-	uint64_t v = 0;
 
-	for (int i = 0; q && i < n; i++)
-		v = v << 8 | q[i];
-	return v;
+	return q ? be_get(q, (size_t)n) : 0;
 }
 
 static void get_bytes(struct rbuf *r, void *dst, size_t n)
@@ -350,50 +348,25 @@ static void file_free(struct ks_file *f)
 
 static int file_read(const char *path, uint8_t **out, size_t *outlen, char *why, size_t whylen)
 {
-	uint8_t *buf = NULL;
-	struct stat st;
-	size_t n = 0;
+	char *buf = NULL;
 	int fd, rc = 0;
 
+	/* O_NOFOLLOW: a link planted in KSDIR must not redirect the read */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		rc = -errno;
 		goto out;
 	}
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
+	rc = fd_read_all(fd, KS_FILE_MAX, &buf, outlen);
+	if (rc == -EINVAL || rc == -EFBIG) {
+		rc = why_set(why, whylen, -EBADMSG, "keystore %s is not a medvault keystore "
+			     "(not a regular file or too large)", path);
 		goto out;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_size > KS_FILE_MAX) {
-		rc = ks_why(why, whylen, -EBADMSG, "keystore %s is not a medvault keystore "
-			    "(not a regular file or too large)", path);
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	while (n < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = -errno;
-			goto out;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	*out = buf;
-	*outlen = n;
-	buf = NULL;
+	*out = (uint8_t *)buf;
 out:
 	if (rc < 0 && rc != -EBADMSG)
-		ks_why(why, whylen, rc, "cannot read keystore %s: %s", path, strerror(-rc));
-	free(buf);
+		why_set(why, whylen, rc, "cannot read keystore %s: %s", path, strerror(-rc));
 	if (fd >= 0)
 		close(fd);
 	return rc;
@@ -412,25 +385,25 @@ static int file_load(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
 
 	f = calloc(1, sizeof(*f));
 	if (!f)
-		return ks_why(why, whylen, -ENOMEM, "out of memory");
+		return why_set(why, whylen, -ENOMEM, "out of memory");
 	keystore_path(ksdir, uuid, f->path, sizeof(f->path));
 	rc = file_read(f->path, &f->raw, &f->rawlen, why, whylen);
 	if (rc == -ENOENT) {
-		ks_why(why, whylen, rc, "no keystore for this volume: %s does not exist "
-		       "(wrong --keystore?)", f->path);
+		why_set(why, whylen, rc, "no keystore for this volume: %s does not exist "
+			"(wrong --keystore?)", f->path);
 		goto out;
 	}
 	if (rc < 0)
 		goto out;
 	if (f->rawlen < 8 || memcmp(f->raw, KS_MAGIC, 8)) {
-		rc = ks_why(why, whylen, -EBADMSG, "%s is not a medvault keystore", f->path);
+		rc = why_set(why, whylen, -EBADMSG, "%s is not a medvault keystore", f->path);
 		goto out;
 	}
 	crypto_generichash(sum, 32, f->raw, f->rawlen >= 32 ? f->rawlen - 32 : 0, NULL, 0);
 	if (f->rawlen < KS_HEAD_LEN + KS_TRAILER_LEN ||
 	    sodium_memcmp(sum, f->raw + f->rawlen - 32, 32) != 0) {
-		rc = ks_why(why, whylen, -EBADMSG, "keystore %s is corrupted or truncated "
-			    "(checksum mismatch); restore it from the keystore backup", f->path);
+		rc = why_set(why, whylen, -EBADMSG, "keystore %s is corrupted or truncated "
+			     "(checksum mismatch); restore it from the keystore backup", f->path);
 		goto out;
 	}
 	r.p = f->raw;
@@ -438,9 +411,9 @@ static int file_load(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
 	r.off = 8;
 	version = (unsigned)get_be(&r, 2);
 	if (version != KS_VERSION) {
-		rc = ks_why(why, whylen, version > KS_VERSION ? -EPROTONOSUPPORT : -EBADMSG,
-			    "keystore %s has format version %u; this medvault reads %d",
-			    f->path, version, KS_VERSION);
+		rc = why_set(why, whylen, version > KS_VERSION ? -EPROTONOSUPPORT : -EBADMSG,
+			     "keystore %s has format version %u; this medvault reads %d",
+			     f->path, version, KS_VERSION);
 		goto out;
 	}
 	get_bytes(&r, f->uuid, KEYSTORE_UUID_LEN);
@@ -448,8 +421,8 @@ static int file_load(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
 		char hex[2 * KEYSTORE_UUID_LEN + 1];
 
 		sodium_bin2hex(hex, sizeof(hex), f->uuid, KEYSTORE_UUID_LEN);
-		rc = ks_why(why, whylen, -EBADMSG, "keystore %s belongs to another volume "
-			    "(uuid %s)", f->path, hex);
+		rc = why_set(why, whylen, -EBADMSG, "keystore %s belongs to another volume "
+			     "(uuid %s)", f->path, hex);
 		goto out;
 	}
 	f->next_id = (uint32_t)get_be(&r, 4);
@@ -467,7 +440,7 @@ static int file_load(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
 				r.err = 1;
 	}
 	if (r.err || r.off != r.len) {
-		rc = ks_why(why, whylen, -EBADMSG, "keystore %s is malformed", f->path);
+		rc = why_set(why, whylen, -EBADMSG, "keystore %s is malformed", f->path);
 		goto out;
 	}
 	*out = f;
@@ -488,13 +461,13 @@ static int dir_prepare(const char *ksdir, int create, int *dirfd, char *why, siz
 		chmod(ksdir, 0700);	/* whatever the umask said */
 	} else if (create && errno != EEXIST) {
 		rc = -errno;
-		return ks_why(why, whylen, rc, "cannot create keystore directory %s: %s",
-			      ksdir, strerror(-rc));
+		return why_set(why, whylen, rc, "cannot create keystore directory %s: %s",
+			       ksdir, strerror(-rc));
 	}
 	fd = open(ksdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-		return ks_why(why, whylen, rc, "keystore directory %s: %s", ksdir, strerror(-rc));
+		return why_set(why, whylen, rc, "keystore directory %s: %s", ksdir, strerror(-rc));
 	}
 	if (fstat(fd, &st) == 0 && (st.st_mode & 0077))
 		fprintf(stderr, "medvault: warning: keystore directory %s is accessible to "
@@ -504,25 +477,10 @@ static int dir_prepare(const char *ksdir, int create, int *dirfd, char *why, siz
 		if (errno != EINTR) {
 			rc = -errno;
 			close(fd);
-			return ks_why(why, whylen, rc, "cannot lock %s: %s", ksdir, strerror(-rc));
+			return why_set(why, whylen, rc, "cannot lock %s: %s", ksdir, strerror(-rc));
 		}
 	}
 	*dirfd = fd;
-	return 0;
-}
-
-static int write_full_fd(int fd, const uint8_t *buf, size_t len)
-{
-	while (len) {
-		ssize_t w = write(fd, buf, len);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		buf += w;
-		len -= (size_t)w;
-	}
 	return 0;
 }
 
@@ -543,7 +501,7 @@ static int file_write(int dirfd, const char *ksdir, const char *path, const uint
 		goto out;
 	}
 	have_tmp = 1;
-	if (fchmod(fd, 0600) < 0 || (rc = write_full_fd(fd, buf, len)) < 0 || fsync(fd) < 0) {
+	if (fchmod(fd, 0600) < 0 || (rc = write_full(fd, buf, len)) < 0 || fsync(fd) < 0) {
 		rc = rc ? rc : -errno;
 		goto out;
 	}
@@ -572,9 +530,9 @@ out:
 	if (have_tmp)
 		unlink(tmp);	/* nothing half-written is left behind */
 	if (rc == -EEXIST)
-		ks_why(why, whylen, rc, "keystore %s already exists", path);
+		why_set(why, whylen, rc, "keystore %s already exists", path);
 	else if (rc < 0)
-		ks_why(why, whylen, rc, "cannot write keystore %s: %s", path, strerror(-rc));
+		why_set(why, whylen, rc, "cannot write keystore %s: %s", path, strerror(-rc));
 	return rc;
 }
 
@@ -587,7 +545,7 @@ static int file_store(const struct ks_file *f, int dirfd, const char *ksdir, con
 
 	rc = file_encode(f, mk, &buf, &len);
 	if (rc < 0) {
-		ks_why(why, whylen, rc, "cannot encode keystore: %s", strerror(-rc));
+		why_set(why, whylen, rc, "cannot encode keystore: %s", strerror(-rc));
 		goto out;
 	}
 	rc = file_write(dirfd, ksdir, f->path, buf, len, create, why, whylen);
@@ -611,7 +569,7 @@ static int slot_seal(const struct ks_file *f, struct ks_slot *s, const struct ks
 
 	ad = malloc(KS_AD_MAX);
 	if (!ad) {
-		rc = ks_why(why, whylen, -ENOMEM, "out of memory");
+		rc = why_set(why, whylen, -ENOMEM, "out of memory");
 		goto out;
 	}
 	s->kind = (uint8_t)src->kind;
@@ -625,7 +583,7 @@ static int slot_seal(const struct ks_file *f, struct ks_slot *s, const struct ks
 			goto out;
 		rc = ks_pw_wrap(pw, pwlen, &s->pw, ad, adlen, mk, s->wrapped);
 		if (rc < 0)
-			ks_why(why, whylen, rc, "Argon2id failed: %s", strerror(-rc));
+			why_set(why, whylen, rc, "Argon2id failed: %s", strerror(-rc));
 		goto out;
 	}
 	rc = ks_p11_open(src->module, src->token, src->pin_file, &p, why, whylen);
@@ -649,15 +607,15 @@ static int slot_seal(const struct ks_file *f, struct ks_slot *s, const struct ks
 	 */
 	check = sodium_malloc(KEYSTORE_MK_LEN);
 	if (!check) {
-		rc = ks_why(why, whylen, -ENOMEM, "out of memory");
+		rc = why_set(why, whylen, -ENOMEM, "out of memory");
 		goto out;
 	}
 	rc = ks_p11_unwrap(p, key, s->iv, ad, adlen, s->wrapped, check, why, whylen);
 	if (rc == 0 && sodium_memcmp(check, mk, KEYSTORE_MK_LEN) != 0)
 		rc = -EIO;
 	if (rc < 0)
-		ks_why(why, whylen, -EIO, "token '%s': AES-GCM does not round-trip; this "
-		       "module cannot hold medvault keys", s->token);
+		why_set(why, whylen, -EIO, "token '%s': AES-GCM does not round-trip; this "
+			"module cannot hold medvault keys", s->token);
 	rc = rc < 0 ? -EIO : 0;
 out:
 	if (check)
@@ -707,7 +665,7 @@ static int slot_open(const struct ks_file *f, const struct ks_source *src, uint8
 	kinds_summary(f, kinds, sizeof(kinds));
 	ad = malloc(KS_AD_MAX);
 	if (!ad) {
-		rc = ks_why(why, whylen, -ENOMEM, "out of memory");
+		rc = why_set(why, whylen, -ENOMEM, "out of memory");
 		goto out;
 	}
 	for (i = 0; i < f->nslots; i++) {
@@ -726,13 +684,13 @@ static int slot_open(const struct ks_file *f, const struct ks_source *src, uint8
 				goto out;
 			rc = ks_pw_unwrap(pw, pwlen, &s->pw, ad, adlen, s->wrapped, mk);
 			if (rc == -EBADMSG) {
-				ks_why(why, whylen, rc, "keystore %s: slot %u has an unacceptable "
-				       "Argon2id cost (edited?)", f->path, s->id);
+				why_set(why, whylen, rc, "keystore %s: slot %u has an unacceptable "
+					"Argon2id cost (edited?)", f->path, s->id);
 				goto out;
 			}
 			if (rc == -ENOMEM) {
-				ks_why(why, whylen, rc, "Argon2id: out of memory (slot %u needs "
-				       "%llu MiB)", s->id, (unsigned long long)(s->pw.memlimit >> 20));
+				why_set(why, whylen, rc, "Argon2id: out of memory (slot %u needs "
+					"%llu MiB)", s->id, (unsigned long long)(s->pw.memlimit >> 20));
 				goto out;
 			}
 		} else {
@@ -762,14 +720,14 @@ static int slot_open(const struct ks_file *f, const struct ks_source *src, uint8
 	}
 	rc = -EACCES;
 	if (!tried && src->kind == KEYSTORE_SLOT_PASSPHRASE)
-		ks_why(why, whylen, rc, "keystore %s has no passphrase slot (slots: %s)",
-		       f->path, kinds);
+		why_set(why, whylen, rc, "keystore %s has no passphrase slot (slots: %s)",
+			f->path, kinds);
 	else if (!tried)
-		ks_why(why, whylen, rc, "keystore %s has no slot for PKCS#11 key '%s'%s%s%s "
-		       "(slots: %s)", f->path, src->key, token ? " on token '" : "",
-		       token ? token : "", token ? "'" : "", kinds);
+		why_set(why, whylen, rc, "keystore %s has no slot for PKCS#11 key '%s'%s%s%s "
+			"(slots: %s)", f->path, src->key, token ? " on token '" : "",
+			token ? token : "", token ? "'" : "", kinds);
 	else if (src->kind == KEYSTORE_SLOT_PASSPHRASE)
-		ks_why(why, whylen, rc, "wrong passphrase for keystore %s", f->path);
+		why_set(why, whylen, rc, "wrong passphrase for keystore %s", f->path);
 	/* else: ks_p11_unwrap said why */
 out:
 	ks_p11_close(p);
@@ -800,19 +758,19 @@ static int unlock_file(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
 	mk = sodium_malloc(KEYSTORE_MK_LEN);
 	key = sodium_malloc(32);
 	if (!mk || !key) {
-		rc = ks_why(why, whylen, -ENOMEM, "out of memory");
+		rc = why_set(why, whylen, -ENOMEM, "out of memory");
 		goto out;
 	}
 	if ((rc = slot_open(f, &src, mk, &idx, why, whylen)) < 0)
 		goto out;
 	if ((rc = mac_key(key, mk)) < 0) {
-		ks_why(why, whylen, rc, "key derivation failed");
+		why_set(why, whylen, rc, "key derivation failed");
 		goto out;
 	}
 	crypto_auth_hmacsha512256(mac, f->raw, f->rawlen - KS_TRAILER_LEN, key);
 	if (sodium_memcmp(mac, f->raw + f->rawlen - KS_TRAILER_LEN, 32) != 0) {
-		rc = ks_why(why, whylen, -EBADMSG, "keystore %s fails authentication: its slot "
-			    "table was edited; restore it from the keystore backup", f->path);
+		rc = why_set(why, whylen, -EBADMSG, "keystore %s fails authentication: its slot "
+			     "table was edited; restore it from the keystore backup", f->path);
 		goto out;
 	}
 	sodium_mprotect_readonly(mk);
@@ -845,14 +803,14 @@ int keystore_create(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
 	int dirfd = -1, rc;
 
 	if (sodium_init() < 0) {
-		rc = ks_why(why, whylen, -EIO, "libsodium failed to initialise");
+		rc = why_set(why, whylen, -EIO, "libsodium failed to initialise");
 		goto out;
 	}
 	if ((rc = ks_source_resolve(opts, &src, why, whylen)) < 0)
 		goto out;
 	f = calloc(1, sizeof(*f));
 	if (!f) {
-		rc = ks_why(why, whylen, -ENOMEM, "out of memory");
+		rc = why_set(why, whylen, -ENOMEM, "out of memory");
 		goto out;
 	}
 	memcpy(f->uuid, uuid, KEYSTORE_UUID_LEN);
@@ -861,7 +819,7 @@ int keystore_create(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
 		goto out;
 	/* Checked early to spare a prompt; link() in file_write is the real guard. */
 	if (access(f->path, F_OK) == 0) {
-		rc = ks_why(why, whylen, -EEXIST, "keystore %s already exists", f->path);
+		rc = why_set(why, whylen, -EEXIST, "keystore %s already exists", f->path);
 		goto out;
 	}
 	f->slots[0].id = 1;
@@ -884,7 +842,7 @@ int keystore_unlock(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
 		    char *why, size_t whylen)
 {
 	if (sodium_init() < 0)
-		return ks_why(why, whylen, -EIO, "libsodium failed to initialise");
+		return why_set(why, whylen, -EIO, "libsodium failed to initialise");
 	return unlock_file(ksdir, uuid, opts, NULL, mk_out, NULL, why, whylen);
 }
 
@@ -903,12 +861,12 @@ int keystore_list(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
 	int rc;
 
 	if (sodium_init() < 0)
-		return ks_why(why, whylen, -EIO, "libsodium failed to initialise");
+		return why_set(why, whylen, -EIO, "libsodium failed to initialise");
 	if ((rc = file_load(ksdir, uuid, &f, why, whylen)) < 0)
 		goto out;
 	info = calloc(f->nslots, sizeof(*info));
 	if (!info) {
-		rc = ks_why(why, whylen, -ENOMEM, "out of memory");
+		rc = why_set(why, whylen, -ENOMEM, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < f->nslots; i++) {
@@ -947,7 +905,7 @@ static int keystore_edit(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN
 	int dirfd = -1, rc;
 
 	if (sodium_init() < 0) {
-		rc = ks_why(why, whylen, -EIO, "libsodium failed to initialise");
+		rc = why_set(why, whylen, -EIO, "libsodium failed to initialise");
 		goto out;
 	}
 	/* Check the new key's options before asking for any secret. */
@@ -960,13 +918,13 @@ static int keystore_edit(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN
 	switch (op) {
 	case EDIT_ADD:
 		if (f->nslots >= KEYSTORE_SLOTS_MAX || f->next_id == UINT32_MAX) {
-			rc = ks_why(why, whylen, -ENOSPC, "keystore %s is full (%d slots)",
-				    f->path, KEYSTORE_SLOTS_MAX);
+			rc = why_set(why, whylen, -ENOSPC, "keystore %s is full (%d slots)",
+				     f->path, KEYSTORE_SLOTS_MAX);
 			goto out;
 		}
 		s = calloc(1, sizeof(*s));
 		if (!s) {
-			rc = ks_why(why, whylen, -ENOMEM, "out of memory");
+			rc = why_set(why, whylen, -ENOMEM, "out of memory");
 			goto out;
 		}
 		s->id = f->next_id;
@@ -982,12 +940,12 @@ static int keystore_edit(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN
 		for (i = 0; i < f->nslots && f->slots[i].id != *id; i++)
 			;
 		if (i == f->nslots) {
-			rc = ks_why(why, whylen, -ENOENT, "keystore %s has no slot %u", f->path, *id);
+			rc = why_set(why, whylen, -ENOENT, "keystore %s has no slot %u", f->path, *id);
 			goto out;
 		}
 		if (f->nslots == 1) {
-			rc = ks_why(why, whylen, -EPERM, "refusing to remove slot %u: it is the "
-				    "last one and the volume would become unreadable", *id);
+			rc = why_set(why, whylen, -EPERM, "refusing to remove slot %u: it is the "
+				     "last one and the volume would become unreadable", *id);
 			goto out;
 		}
 		memmove(&f->slots[i], &f->slots[i + 1], (f->nslots - i - 1) * sizeof(f->slots[0]));
@@ -996,7 +954,7 @@ static int keystore_edit(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN
 	case EDIT_REWRAP:
 		s = calloc(1, sizeof(*s));
 		if (!s) {
-			rc = ks_why(why, whylen, -ENOMEM, "out of memory");
+			rc = why_set(why, whylen, -ENOMEM, "out of memory");
 			goto out;
 		}
 		s->id = f->slots[which].id;

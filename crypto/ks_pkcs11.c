@@ -6,8 +6,9 @@
  *
  * The module is loaded with dlopen for each open and finalized/unloaded on
  * close, so nothing of the token stays in the process once the key is out.
- * This is the only file that includes <p11-kit/pkcs11.h>: its compatibility
- * macros rename common words (value, parameter, reserved...).
+ * With pkcs11_uri.c (through <p11-kit/uri.h>), the only file that includes
+ * <p11-kit/pkcs11.h>: its compatibility macros rename common words (value,
+ * parameter, reserved...).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -113,27 +114,27 @@ static int module_load(struct ks_p11 *p, const char *module, char *why, size_t w
 	if (strchr(module, '/') && stat(module, &st) < 0) {
 		int e = errno;
 
-		return ks_why(why, whylen, -e, "PKCS#11 module %s: %s", module, strerror(e));
+		return why_set(why, whylen, -e, "PKCS#11 module %s: %s", module, strerror(e));
 	}
 	p->dl = dlopen(module, RTLD_NOW | RTLD_LOCAL);
 	if (!p->dl)
-		return ks_why(why, whylen, -ELIBBAD, "cannot load PKCS#11 module: %s", dlerror());
+		return why_set(why, whylen, -ELIBBAD, "cannot load PKCS#11 module: %s", dlerror());
 	*(void **)&getfl = dlsym(p->dl, "C_GetFunctionList");
 	if (!getfl)
-		return ks_why(why, whylen, -ELIBBAD,
-			      "%s is not a PKCS#11 module (no C_GetFunctionList)", module);
+		return why_set(why, whylen, -ELIBBAD,
+			       "%s is not a PKCS#11 module (no C_GetFunctionList)", module);
 	rv = getfl(&p->f);
 	if (rv != CKR_OK || !p->f || !p->f->C_Initialize)
-		return ks_why(why, whylen, -ELIBBAD,
-			      "%s: C_GetFunctionList failed (%s)", module, ckr_name(rv));
+		return why_set(why, whylen, -ELIBBAD,
+			       "%s: C_GetFunctionList failed (%s)", module, ckr_name(rv));
 	memset(&args, 0, sizeof(args));
 	args.flags = CKF_OS_LOCKING_OK;
 	rv = p->f->C_Initialize(&args);
 	if (rv == CKR_CRYPTOKI_ALREADY_INITIALIZED)
 		return 0;	/* someone else in this process owns it */
 	if (rv != CKR_OK)
-		return ks_why(why, whylen, -EIO, "%s: C_Initialize failed (%s); for SoftHSM2 "
-			      "check SOFTHSM2_CONF and its tokendir", module, ckr_name(rv));
+		return why_set(why, whylen, -EIO, "%s: C_Initialize failed (%s); for SoftHSM2 "
+			       "check SOFTHSM2_CONF and its tokendir", module, ckr_name(rv));
 	p->finalize = 1;
 	return 0;
 }
@@ -150,14 +151,14 @@ static int token_find(struct ks_p11 *p, const char *token, CK_SLOT_ID *slot,
 	if (rv == CKR_OK && n > 0) {
 		slots = calloc(n, sizeof(*slots));
 		if (!slots) {
-			rc = ks_why(why, whylen, -ENOMEM, "out of memory");
+			rc = why_set(why, whylen, -ENOMEM, "out of memory");
 			goto out;
 		}
 		rv = p->f->C_GetSlotList(CK_TRUE, slots, &n);
 	}
 	if (rv != CKR_OK) {
-		rc = ks_why(why, whylen, ks_p11_rv_errno(rv), "%s: C_GetSlotList failed (%s)",
-			    p->module, ckr_name(rv));
+		rc = why_set(why, whylen, ks_p11_rv_errno(rv), "%s: C_GetSlotList failed (%s)",
+			     p->module, ckr_name(rv));
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
@@ -176,9 +177,9 @@ static int token_find(struct ks_p11 *p, const char *token, CK_SLOT_ID *slot,
 		goto out;
 	}
 	if (token)
-		ks_why(why, whylen, rc, "no PKCS#11 token labelled '%s' in %s", token, p->module);
+		why_set(why, whylen, rc, "no PKCS#11 token labelled '%s' in %s", token, p->module);
 	else
-		ks_why(why, whylen, rc, "no initialised PKCS#11 token in %s", p->module);
+		why_set(why, whylen, rc, "no initialised PKCS#11 token in %s", p->module);
 out:
 	free(slots);
 	return rc;
@@ -199,7 +200,7 @@ int ks_p11_open(const char *module, const char *token, const char *pin_file,
 		goto out;
 	p = calloc(1, sizeof(*p));
 	if (!p) {
-		rc = ks_why(why, whylen, -ENOMEM, "out of memory");
+		rc = why_set(why, whylen, -ENOMEM, "out of memory");
 		goto out;
 	}
 	if ((rc = module_load(p, module, why, whylen)) < 0)
@@ -209,24 +210,24 @@ int ks_p11_open(const char *module, const char *token, const char *pin_file,
 	rv = p->f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
 				 &p->session);
 	if (rv != CKR_OK) {
-		rc = ks_why(why, whylen, ks_p11_rv_errno(rv), "token '%s': C_OpenSession failed (%s)",
-			    p->token, ckr_name(rv));
+		rc = why_set(why, whylen, ks_p11_rv_errno(rv), "token '%s': C_OpenSession failed (%s)",
+			     p->token, ckr_name(rv));
 		goto out;
 	}
 	p->have_session = 1;
 	rv = p->f->C_Login(p->session, CKU_USER, (CK_UTF8CHAR_PTR)pin, pinlen);
 	if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID || rv == CKR_PIN_LEN_RANGE) {
-		rc = ks_why(why, whylen, -EACCES, "wrong PIN for token '%s'", p->token);
+		rc = why_set(why, whylen, -EACCES, "wrong PIN for token '%s'", p->token);
 		goto out;
 	}
 	if (rv == CKR_PIN_LOCKED) {
-		rc = ks_why(why, whylen, -EPERM, "the user PIN of token '%s' is locked "
-			    "(too many wrong PINs); the security officer must reset it", p->token);
+		rc = why_set(why, whylen, -EPERM, "the user PIN of token '%s' is locked "
+			     "(too many wrong PINs); the security officer must reset it", p->token);
 		goto out;
 	}
 	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
-		rc = ks_why(why, whylen, ks_p11_rv_errno(rv), "token '%s': C_Login failed (%s)",
-			    p->token, ckr_name(rv));
+		rc = why_set(why, whylen, ks_p11_rv_errno(rv), "token '%s': C_Login failed (%s)",
+			     p->token, ckr_name(rv));
 		goto out;
 	}
 	p->logged_in = rv == CKR_OK;
@@ -282,9 +283,9 @@ static int key_generate(struct ks_p11 *p, const char *label, CK_OBJECT_HANDLE *h
 
 	rv = p->f->C_GenerateKey(p->session, &mech, tmpl, sizeof(tmpl) / sizeof(tmpl[0]), h);
 	if (rv != CKR_OK)
-		return ks_why(why, whylen, ks_p11_rv_errno(rv),
-			      "token '%s': cannot generate key '%s' (%s)", p->token, label,
-			      ckr_name(rv));
+		return why_set(why, whylen, ks_p11_rv_errno(rv),
+			       "token '%s': cannot generate key '%s' (%s)", p->token, label,
+			       ckr_name(rv));
 	return 0;
 }
 
@@ -308,20 +309,20 @@ int ks_p11_key_find(struct ks_p11 *p, const char *label, int create,
 		p->f->C_FindObjectsFinal(p->session);
 	}
 	if (rv != CKR_OK)
-		return ks_why(why, whylen, ks_p11_rv_errno(rv), "token '%s': key search failed (%s)",
-			      p->token, ckr_name(rv));
+		return why_set(why, whylen, ks_p11_rv_errno(rv), "token '%s': key search failed (%s)",
+			       p->token, ckr_name(rv));
 	if (n > 1)
 		/* Guessing between two KEKs could seal MK under the wrong one. */
-		return ks_why(why, whylen, -ENOTUNIQ, "token '%s' holds several AES keys "
-			      "labelled '%s'; give each a distinct label", p->token, label);
+		return why_set(why, whylen, -ENOTUNIQ, "token '%s' holds several AES keys "
+			       "labelled '%s'; give each a distinct label", p->token, label);
 	if (n == 1) {
 		*handle = found[0];
 		return 0;
 	}
 	if (!create)
-		return ks_why(why, whylen, -ENOKEY, "no AES key labelled '%s' on token '%s' "
-			      "(deleted? restore the HSM backup, or unlock with the recovery "
-			      "passphrase slot)", label, p->token);
+		return why_set(why, whylen, -ENOKEY, "no AES key labelled '%s' on token '%s' "
+			       "(deleted? restore the HSM backup, or unlock with the recovery "
+			       "passphrase slot)", label, p->token);
 	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
 	int rc = key_generate(p, label, &h, why, whylen);
 
@@ -352,17 +353,17 @@ int ks_p11_wrap(struct ks_p11 *p, unsigned long key, const uint8_t iv[KS_P11_IV_
 	CK_RV rv;
 
 	if (adlen == 0)
-		return ks_why(why, whylen, -EINVAL, "internal: empty AAD");
+		return why_set(why, whylen, -EINVAL, "internal: empty AAD");
 	gcm_params(&g, iv, ad, adlen);
 	rv = p->f->C_EncryptInit(p->session, &mech, key);
 	if (rv == CKR_OK)
 		rv = p->f->C_Encrypt(p->session, (CK_BYTE_PTR)mk, KEYSTORE_MK_LEN, out, &outlen);
 	if (rv != CKR_OK)
-		return ks_why(why, whylen, ks_p11_rv_errno(rv), "token '%s': AES-GCM encrypt failed (%s)",
-			      p->token, ckr_name(rv));
+		return why_set(why, whylen, ks_p11_rv_errno(rv), "token '%s': AES-GCM encrypt failed (%s)",
+			       p->token, ckr_name(rv));
 	if (outlen != KS_WRAPPED_LEN)
-		return ks_why(why, whylen, -EIO, "token '%s': AES-GCM returned %lu bytes, "
-			      "expected %d", p->token, (unsigned long)outlen, KS_WRAPPED_LEN);
+		return why_set(why, whylen, -EIO, "token '%s': AES-GCM returned %lu bytes, "
+			       "expected %d", p->token, (unsigned long)outlen, KS_WRAPPED_LEN);
 	memcpy(wrapped, out, KS_WRAPPED_LEN);
 	return 0;
 }
@@ -382,12 +383,12 @@ int ks_p11_unwrap(struct ks_p11 *p, unsigned long key, const uint8_t iv[KS_P11_I
 	/* some modules want room for the whole input, tag included */
 	out = sodium_malloc(outlen);
 	if (!out)
-		return ks_why(why, whylen, -ENOMEM, "out of memory");
+		return why_set(why, whylen, -ENOMEM, "out of memory");
 	gcm_params(&g, iv, ad, adlen);
 	rv = p->f->C_DecryptInit(p->session, &mech, key);
 	if (rv != CKR_OK) {
-		rc = ks_why(why, whylen, ks_p11_rv_errno(rv), "token '%s': AES-GCM decrypt "
-			    "refused (%s)", p->token, ckr_name(rv));
+		rc = why_set(why, whylen, ks_p11_rv_errno(rv), "token '%s': AES-GCM decrypt "
+			     "refused (%s)", p->token, ckr_name(rv));
 		goto out;
 	}
 	rv = p->f->C_Decrypt(p->session, (CK_BYTE_PTR)wrapped, KS_WRAPPED_LEN, out, &outlen);
@@ -399,14 +400,14 @@ int ks_p11_unwrap(struct ks_p11 *p, unsigned long key, const uint8_t iv[KS_P11_I
 	if (rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE ||
 	    rv == CKR_GENERAL_ERROR || rv == CKR_FUNCTION_FAILED ||
 	    (rv == CKR_OK && outlen != KEYSTORE_MK_LEN)) {
-		rc = ks_why(why, whylen, -EACCES, "token '%s': the key does not open this slot "
-			    "(another key with the same label, or the slot was edited; %s)",
-			    p->token, ckr_name(rv));
+		rc = why_set(why, whylen, -EACCES, "token '%s': the key does not open this slot "
+			     "(another key with the same label, or the slot was edited; %s)",
+			     p->token, ckr_name(rv));
 		goto out;
 	}
 	if (rv != CKR_OK) {
-		rc = ks_why(why, whylen, ks_p11_rv_errno(rv), "token '%s': AES-GCM decrypt failed (%s)",
-			    p->token, ckr_name(rv));
+		rc = why_set(why, whylen, ks_p11_rv_errno(rv), "token '%s': AES-GCM decrypt failed (%s)",
+			     p->token, ckr_name(rv));
 		goto out;
 	}
 	memcpy(mk, out, KEYSTORE_MK_LEN);

@@ -14,18 +14,7 @@
 #include <unistd.h>
 
 #include "ks_internal.h"
-
-int ks_why(char *why, size_t whylen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && whylen) {
-		va_start(ap, fmt);
-		vsnprintf(why, whylen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
+#include "util/fileutil.h"
 
 int key_opts_given(const struct key_opts *opts)
 {
@@ -49,15 +38,15 @@ int ks_source_resolve(const struct key_opts *opts, struct ks_source *src,
 
 	n = !!opts->passphrase_file + !!opts->pkcs11_module + !!opts->pkcs11_uri;
 	if (n != 1) {
-		rc = ks_why(why, whylen, -EINVAL, n ? "give only one of --passphrase-file, "
-			    "--pkcs11-module and --pkcs11-uri"
-			    : "no key given: use --passphrase-file, --pkcs11-module or --pkcs11-uri");
+		rc = why_set(why, whylen, -EINVAL, n ? "give only one of --passphrase-file, "
+			     "--pkcs11-module and --pkcs11-uri"
+			     : "no key given: use --passphrase-file, --pkcs11-module or --pkcs11-uri");
 		goto out;
 	}
 	if (opts->passphrase_file) {
 		if (opts->pin_file || opts->pkcs11_token || opts->pkcs11_key) {
-			rc = ks_why(why, whylen, -EINVAL,
-				    "--pin-file/--pkcs11-token/--pkcs11-key need --pkcs11-module");
+			rc = why_set(why, whylen, -EINVAL,
+				     "--pin-file/--pkcs11-token/--pkcs11-key need --pkcs11-module");
 			goto out;
 		}
 		s.kind = KEYSTORE_SLOT_PASSPHRASE;
@@ -69,18 +58,18 @@ int ks_source_resolve(const struct key_opts *opts, struct ks_source *src,
 		if ((rc = pkcs11_uri_parse(opts->pkcs11_uri, &u, why, whylen)) < 0)
 			goto out;
 		if (opts->pkcs11_token || opts->pkcs11_key) {
-			rc = ks_why(why, whylen, -EINVAL, "with --pkcs11-uri, give the token and "
-				    "key in the URI (token=...;object=...)");
+			rc = why_set(why, whylen, -EINVAL, "with --pkcs11-uri, give the token and "
+				     "key in the URI (token=...;object=...)");
 			goto out;
 		}
 		if (u.pin_file && opts->pin_file) {
-			rc = ks_why(why, whylen, -EINVAL,
-				    "both the URI's pin-source and --pin-file name a PIN file");
+			rc = why_set(why, whylen, -EINVAL,
+				     "both the URI's pin-source and --pin-file name a PIN file");
 			goto out;
 		}
 		if (!u.module_path) {
-			rc = ks_why(why, whylen, -EINVAL,
-				    "pkcs11 URI has no module-path=/path/to/module.so");
+			rc = why_set(why, whylen, -EINVAL,
+				     "pkcs11 URI has no module-path=/path/to/module.so");
 			goto out;
 		}
 		s.module = u.module_path;
@@ -98,24 +87,24 @@ int ks_source_resolve(const struct key_opts *opts, struct ks_source *src,
 			goto out;
 	}
 	if (!s.pin_file) {
-		rc = ks_why(why, whylen, -EINVAL, "a PKCS#11 key needs --pin-file F "
-			    "(or pin-source=file:F in the URI)");
+		rc = why_set(why, whylen, -EINVAL, "a PKCS#11 key needs --pin-file F "
+			     "(or pin-source=file:F in the URI)");
 		goto out;
 	}
 	if (!s.key && (rc = dup_opt(&s.key, KEYSTORE_DEFAULT_KEY_LABEL)) < 0)
 		goto out;
 	if (!*s.key || strlen(s.key) > KS_LABEL_MAX) {
-		rc = ks_why(why, whylen, -EINVAL, "PKCS#11 key label must be 1..%d bytes",
-			    KS_LABEL_MAX);
+		rc = why_set(why, whylen, -EINVAL, "PKCS#11 key label must be 1..%d bytes",
+			     KS_LABEL_MAX);
 		goto out;
 	}
 	if (s.token && (!*s.token || strlen(s.token) > KS_TOKEN_MAX)) {
-		rc = ks_why(why, whylen, -EINVAL, "PKCS#11 token label must be 1..%d bytes",
-			    KS_TOKEN_MAX);
+		rc = why_set(why, whylen, -EINVAL, "PKCS#11 token label must be 1..%d bytes",
+			     KS_TOKEN_MAX);
 		goto out;
 	}
 	if (strlen(s.module) > KS_PATH_MAX) {
-		rc = ks_why(why, whylen, -ENAMETOOLONG, "PKCS#11 module path too long");
+		rc = why_set(why, whylen, -ENAMETOOLONG, "PKCS#11 module path too long");
 		goto out;
 	}
 done:
@@ -125,7 +114,7 @@ done:
 	}
 out:
 	if (rc == -ENOMEM)
-		ks_why(why, whylen, rc, "out of memory");
+		why_set(why, whylen, rc, "out of memory");
 	pkcs11_uri_release(&u);
 	ks_source_release(&s);
 	return rc;
@@ -185,29 +174,18 @@ static int prompt_line(const char *prompt, char *buf, size_t cap, size_t *len)
 
 static int read_file_secret(const char *path, char *buf, size_t cap, size_t *len)
 {
-	size_t n = 0;
-	int fd, rc = 0;
+	ssize_t n;
+	int fd;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
-	while (n < cap) {
-		ssize_t r = read(fd, buf + n, cap - n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = -errno;
-			goto out;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	*len = n;
-out:
+	n = read_full(fd, buf, cap);
 	close(fd);
-	return rc;
+	if (n < 0)
+		return (int)n;
+	*len = (size_t)n;
+	return 0;
 }
 
 int ks_secret_read(const char *path, const char *what, int confirm,
@@ -221,15 +199,15 @@ int ks_secret_read(const char *path, const char *what, int confirm,
 
 	buf = sodium_malloc(cap + 1);
 	if (!buf) {
-		rc = ks_why(why, whylen, -ENOMEM, "out of memory");
+		rc = why_set(why, whylen, -ENOMEM, "out of memory");
 		goto out;
 	}
 	if (!strcmp(path, "-")) {
 		char prompt[96];
 
 		if (!isatty(STDIN_FILENO)) {
-			rc = ks_why(why, whylen, -EINVAL, "%s file \"-\" needs a terminal on "
-				    "stdin; give a file instead", what);
+			rc = why_set(why, whylen, -EINVAL, "%s file \"-\" needs a terminal on "
+				     "stdin; give a file instead", what);
 			goto out;
 		}
 		snprintf(prompt, sizeof(prompt), "%s: ", what);
@@ -237,14 +215,14 @@ int ks_secret_read(const char *path, const char *what, int confirm,
 			goto fail_read;
 		if (confirm) {
 			if (!(again = sodium_malloc(cap + 1))) {
-				rc = ks_why(why, whylen, -ENOMEM, "out of memory");
+				rc = why_set(why, whylen, -ENOMEM, "out of memory");
 				goto out;
 			}
 			snprintf(prompt, sizeof(prompt), "%s (again): ", what);
 			if ((rc = prompt_line(prompt, again, cap, &len2)) < 0)
 				goto fail_read;
 			if (len != len2 || sodium_memcmp(buf, again, len) != 0) {
-				rc = ks_why(why, whylen, -EINVAL, "the two %ss differ", what);
+				rc = why_set(why, whylen, -EINVAL, "the two %ss differ", what);
 				goto out;
 			}
 		}
@@ -255,12 +233,12 @@ int ks_secret_read(const char *path, const char *what, int confirm,
 			len--;
 	}
 	if (len > KS_SECRET_MAX) {
-		rc = ks_why(why, whylen, -EFBIG, "%s in %s is longer than %d bytes",
-			    what, path, KS_SECRET_MAX);
+		rc = why_set(why, whylen, -EFBIG, "%s in %s is longer than %d bytes",
+			     what, path, KS_SECRET_MAX);
 		goto out;
 	}
 	if (len == 0) {
-		rc = ks_why(why, whylen, -EINVAL, "%s from %s is empty", what, path);
+		rc = why_set(why, whylen, -EINVAL, "%s from %s is empty", what, path);
 		goto out;
 	}
 	buf[len] = '\0';
@@ -270,9 +248,9 @@ int ks_secret_read(const char *path, const char *what, int confirm,
 	goto out;
 fail_read:
 	if (rc == -EFBIG)
-		ks_why(why, whylen, rc, "%s is longer than %d bytes", what, KS_SECRET_MAX);
+		why_set(why, whylen, rc, "%s is longer than %d bytes", what, KS_SECRET_MAX);
 	else
-		ks_why(why, whylen, rc, "cannot read %s file %s: %s", what, path, strerror(-rc));
+		why_set(why, whylen, rc, "cannot read %s file %s: %s", what, path, strerror(-rc));
 out:
 	ks_secret_free(buf);	/* sodium_free wipes */
 	ks_secret_free(again);

@@ -1,67 +1,40 @@
 /*
- * pkcs11_uri: the subset of RFC 7512 that names a secret key:
+ * pkcs11_uri: an RFC 7512 URI that names a secret key, parsed by p11-kit
+ * (p11_kit_uri_parse), of which medvault reads four things:
  *
  *   pkcs11:token=medvault;object=medvault-kek;type=secret-key
  *          ?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/mv.pin
  *
- * Path attributes are separated by ';', query attributes by '&', values are
- * percent-decoded.  Attributes we do not use (manufacturer, serial, id, ...)
- * are accepted and ignored so URIs printed by p11tool/pkcs11-tool work.
+ * Attributes p11-kit knows and we do not use (manufacturer, serial, id,
+ * slot-*, library-*, vendor query attributes) are accepted and ignored, so
+ * URIs printed by p11tool and pkcs11-tool work.  What p11-kit marks
+ * unrecognized (an unknown path attribute, an unknown type, a token label
+ * longer than 32 bytes) is refused: p11-kit defines such a URI as matching
+ * nothing, and a misspelt "tokne=" silently ignored would pick another token.
+ *
+ * Besides the file that loads modules (ks_pkcs11.c), this is the only one
+ * that includes p11-kit (its pkcs11.h renames common words with macros).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <p11-kit/uri.h>
+
 #include "ks_internal.h"
 
-static int hexval(int c)
+/* A percent-encoded NUL would silently cut a decoded path or label short
+ * (p11-kit decodes it into the string), so the raw text is checked. */
+static int has_encoded_nul(const char *uri)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decode s[0..len) into a new string; -EINVAL on a bad escape or %00. */
-static int pct_decode(const char *s, size_t len, char **out)
-{
-	char *d = malloc(len + 1);
-	size_t i, j = 0;
-	int rc = 0;
-
-	if (!d)
-		return -ENOMEM;
-	for (i = 0; i < len; i++) {
-		if (s[i] != '%') {
-			d[j++] = s[i];
-			continue;
-		}
-		if (i + 2 >= len) {
-			rc = -EINVAL;
-			goto out;
-		}
-		int hi = hexval((unsigned char)s[i + 1]), lo = hexval((unsigned char)s[i + 2]);
-
-		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-			rc = -EINVAL;
-			goto out;
-		}
-		d[j++] = (char)(hi << 4 | lo);
-		i += 2;
-	}
-	d[j] = '\0';
-	*out = d;
-	d = NULL;
-out:
-	free(d);
-	return rc;
+	for (const char *p = strchr(uri, '%'); p; p = strchr(p + 1, '%'))
+		if (p[1] == '0' && p[2] == '0')
+			return 1;
+	return 0;
 }
 
 /* pin-source is a URI reference: file:/p, file:///p, file://localhost/p or a path */
-static int pin_source_path(char *v, char **out)
+static int pin_source_path(const char *v, char **out)
 {
 	const char *p = v;
 
@@ -83,120 +56,126 @@ static int pin_source_path(char *v, char **out)
 	return *out ? 0 : -ENOMEM;
 }
 
-static int set_once(char **field, char *val, const char *name, char *why, size_t whylen)
+/* CK_TOKEN_INFO.label is 32 blank-padded bytes, all zero when not given */
+static int token_label(const CK_TOKEN_INFO *ti, char **out)
 {
-	if (*field) {
-		free(val);
-		return ks_why(why, whylen, -EINVAL, "pkcs11 URI: attribute %s given twice", name);
-	}
-	*field = val;
-	return 0;
+	size_t n = sizeof(ti->label);
+	static const CK_UTF8CHAR unset[sizeof(ti->label)];
+
+	if (!memcmp(ti->label, unset, n))
+		return 0;
+	while (n && ti->label[n - 1] == ' ')
+		n--;
+	*out = strndup((const char *)ti->label, n);
+	return *out ? 0 : -ENOMEM;
 }
 
-static int handle_attr(struct pkcs11_uri *u, const char *name, size_t nlen, char *val,
-		       int query, char *why, size_t whylen)
+static const char *class_name(CK_OBJECT_CLASS c)
 {
-	char attr[64];
-	int rc = 0;
-
-	if (nlen == 0 || nlen >= sizeof(attr)) {
-		free(val);
-		return ks_why(why, whylen, -EINVAL, "pkcs11 URI: malformed attribute");
+	switch (c) {
+	case CKO_DATA: return "data";
+	case CKO_CERTIFICATE: return "cert";
+	case CKO_PUBLIC_KEY: return "public";
+	case CKO_PRIVATE_KEY: return "private";
+	case CKO_SECRET_KEY: return "secret-key";
 	}
-	memcpy(attr, name, nlen);
-	attr[nlen] = '\0';
-	if (!query && !strcmp(attr, "token")) {
-		rc = set_once(&u->token, val, attr, why, whylen);
-	} else if (!query && !strcmp(attr, "object")) {
-		rc = set_once(&u->object, val, attr, why, whylen);
-	} else if (!query && !strcmp(attr, "type")) {
-		if (strcmp(val, "secret-key")) {
-			/* shown in a one-line error: no control characters */
-			for (char *p = val; *p; p++)
-				if ((unsigned char)*p < 0x20 || *p == 0x7f)
-					*p = '?';
-			rc = ks_why(why, whylen, -EINVAL,
-				    "pkcs11 URI: type=%s, medvault needs a secret-key", val);
-		}
-		free(val);
-	} else if (query && !strcmp(attr, "module-path")) {
-		rc = set_once(&u->module_path, val, attr, why, whylen);
-	} else if (query && !strcmp(attr, "pin-source")) {
-		char *path = NULL;
-
-		rc = pin_source_path(val, &path);
-		free(val);
-		if (rc < 0)
-			return ks_why(why, whylen, rc,
-				      "pkcs11 URI: pin-source must be a local file (file:/path)");
-		rc = set_once(&u->pin_file, path, attr, why, whylen);
-	} else if (query && !strcmp(attr, "pin-value")) {
-		free(val);
-		rc = ks_why(why, whylen, -EINVAL,
-			    "pkcs11 URI: pin-value refused (a PIN on the command line leaks); "
-			    "use pin-source=file:/path");
-	} else if (query && !strcmp(attr, "module-name")) {
-		free(val);
-		rc = ks_why(why, whylen, -EINVAL,
-			    "pkcs11 URI: module-name is not supported; use module-path=/path/to/module.so");
-	} else {
-		free(val);	/* manufacturer, serial, id, slot-*, library-*, x-... */
-	}
-	return rc;
+	return "another class";
 }
 
-/* Parse "a=v<sep>b=v..." from s[0..len) */
-static int parse_list(struct pkcs11_uri *u, const char *s, size_t len, char sep, int query,
-		      char *why, size_t whylen)
+/* p11-kit's result as -errno and a one-line why */
+static int parse_error(int r, char *why, size_t whylen)
 {
-	const char *end = s + len;
-	int rc = 0;
-
-	while (s < end) {
-		const char *item_end = memchr(s, sep, (size_t)(end - s));
-		const char *eq;
-		char *val = NULL;
-
-		if (!item_end)
-			item_end = end;
-		if (item_end == s) {	/* empty item, e.g. a trailing ';' */
-			s++;
-			continue;
-		}
-		eq = memchr(s, '=', (size_t)(item_end - s));
-		if (!eq)
-			return ks_why(why, whylen, -EINVAL,
-				      "pkcs11 URI: attribute without '=' value");
-		if (pct_decode(eq + 1, (size_t)(item_end - eq - 1), &val) < 0)
-			return ks_why(why, whylen, -EINVAL, "pkcs11 URI: bad percent-encoding");
-		rc = handle_attr(u, s, (size_t)(eq - s), val, query, why, whylen);
-		if (rc < 0)
-			return rc;
-		s = item_end + 1;
+	switch (r) {
+	case P11_KIT_URI_BAD_SCHEME:
+		return why_set(why, whylen, -EINVAL, "not a pkcs11: URI");
+	case P11_KIT_URI_BAD_ENCODING:
+		return why_set(why, whylen, -EINVAL, "pkcs11 URI: bad percent-encoding");
+	case P11_KIT_URI_BAD_SYNTAX:
+		return why_set(why, whylen, -EINVAL, "pkcs11 URI: malformed attribute "
+			       "(name=value, ';' between path attributes, '&' between query attributes)");
+	case P11_KIT_URI_BAD_VERSION:
+		return why_set(why, whylen, -EINVAL, "pkcs11 URI: malformed library-version");
 	}
-	return 0;
+	/*
+	 * P11_KIT_URI_UNEXPECTED, which is also P11_KIT_URI_NO_MEMORY: p11-kit
+	 * 0.24 returns it for input too (a query attribute name with a ':'),
+	 * and out of memory on a string this short is far the rarer cause.
+	 */
+	return why_set(why, whylen, -EINVAL, "pkcs11 URI: p11-kit refuses it (%s)",
+		       p11_kit_uri_message(r));
 }
 
 int pkcs11_uri_parse(const char *uri, struct pkcs11_uri *out, char *why, size_t whylen)
 {
 	struct pkcs11_uri u = { 0 };
-	const char *path, *q;
-	int rc;
+	P11KitUri *p = NULL;
+	CK_ATTRIBUTE *a;
+	const char *s;
+	int r, rc = 0;
 
-	if (strncasecmp(uri, "pkcs11:", 7)) {
-		rc = ks_why(why, whylen, -EINVAL, "not a pkcs11: URI");
+	if (has_encoded_nul(uri)) {
+		rc = why_set(why, whylen, -EINVAL, "pkcs11 URI: bad percent-encoding");
 		goto out;
 	}
-	path = uri + 7;
-	q = strchr(path, '?');
-	rc = parse_list(&u, path, q ? (size_t)(q - path) : strlen(path), ';', 0, why, whylen);
-	if (rc < 0)
+	if (!(p = p11_kit_uri_new())) {
+		rc = why_set(why, whylen, -ENOMEM, "out of memory");
 		goto out;
-	if (q && (rc = parse_list(&u, q + 1, strlen(q + 1), '&', 1, why, whylen)) < 0)
+	}
+	if ((r = p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, p)) != P11_KIT_URI_OK) {
+		rc = parse_error(r, why, whylen);
 		goto out;
+	}
+	/* refused before anything else: the message must name pin-value */
+	if (p11_kit_uri_get_pin_value(p)) {
+		rc = why_set(why, whylen, -EINVAL,
+			     "pkcs11 URI: pin-value refused (a PIN on the command line leaks); "
+			     "use pin-source=file:/path");
+		goto out;
+	}
+	if (p11_kit_uri_get_module_name(p)) {
+		rc = why_set(why, whylen, -EINVAL,
+			     "pkcs11 URI: module-name is not supported; use module-path=/path/to/module.so");
+		goto out;
+	}
+	a = p11_kit_uri_get_attribute(p, CKA_CLASS);
+	if (a && a->pValue && a->ulValueLen == sizeof(CK_OBJECT_CLASS) &&
+	    *(CK_OBJECT_CLASS *)a->pValue != CKO_SECRET_KEY) {
+		/* the name from our table, never the caller's bytes: one line */
+		rc = why_set(why, whylen, -EINVAL, "pkcs11 URI: type=%s, medvault needs a secret-key",
+			     class_name(*(CK_OBJECT_CLASS *)a->pValue));
+		goto out;
+	}
+	if (p11_kit_uri_any_unrecognized(p)) {
+		rc = why_set(why, whylen, -EINVAL, "pkcs11 URI: an attribute or value p11-kit does not "
+			     "know (misspelt name, type other than secret-key, or token label over %d "
+			     "bytes): it names no key", KS_TOKEN_MAX);
+		goto out;
+	}
+	if ((rc = token_label(p11_kit_uri_get_token_info(p), &u.token)) < 0)
+		goto nomem;
+	a = p11_kit_uri_get_attribute(p, CKA_LABEL);
+	if (a && !(u.object = strndup(a->pValue ? a->pValue : "", a->ulValueLen))) {
+		rc = -ENOMEM;
+		goto nomem;
+	}
+	if ((s = p11_kit_uri_get_module_path(p)) && !(u.module_path = strdup(s))) {
+		rc = -ENOMEM;
+		goto nomem;
+	}
+	if ((s = p11_kit_uri_get_pin_source(p)) && (rc = pin_source_path(s, &u.pin_file)) < 0) {
+		if (rc == -ENOMEM)
+			goto nomem;
+		rc = why_set(why, whylen, rc, "pkcs11 URI: pin-source must be a local file (file:/path)");
+		goto out;
+	}
 	*out = u;
 	memset(&u, 0, sizeof(u));
+	goto out;
+nomem:
+	rc = why_set(why, whylen, -ENOMEM, "out of memory");
 out:
+	if (p)
+		p11_kit_uri_free(p);
 	pkcs11_uri_release(&u);
 	return rc;
 }

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <sodium.h>
 
+#include "util/byteorder.h"
+
 /* crypto_kdf contexts: 8 bytes each, never change them (format). */
 #define CTX_INDEX "mvindex_"
 #define CTX_NAMES "mvnames_"
@@ -74,8 +76,7 @@ void volkeys_name_hash(const struct volkeys *vk, uint64_t parent,
 	crypto_generichash_state st;
 	uint8_t p[8];
 
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(parent >> (56 - 8 * i));
+	be64_put(p, parent);
 	crypto_generichash_init(&st, vk->names, sizeof(vk->names), VOLKEYS_NAME_HASH_LEN);
 	crypto_generichash_update(&st, p, sizeof(p));
 	crypto_generichash_update(&st, (const uint8_t *)name, len);

@@ -4,6 +4,7 @@
  * sealed checkpoints, retention, and the fail-closed state.  The format is
  * in include/audit.h and fs/audit_read.c.
  */
+#include "util/array.h"
 #include "util/why.h"
 #include "audit/audit.h"
 
@@ -24,6 +25,7 @@
 
 #include "crypto/aead.h"
 #include "crypto/secure.h"
+#include "util/fileutil.h"
 
 #define QUEUE_MAX 200000	/* records waiting; beyond, they are counted lost */
 #define WAKE_AT 512		/* queued records that wake the writer early */
@@ -254,24 +256,6 @@ static int injected(struct audit *a)
 	return e ? -e : 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (w == 0)
-			return -EIO;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* the directory itself, made again if someone removed it */
 static int ensure_dir(struct audit *a)
 {
@@ -358,7 +342,7 @@ static int rotate(struct audit *a, int64_t t)
 	fd = openat(a->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	if ((rc = write_all(fd, buf, sizeof(buf))) < 0) {
+	if ((rc = write_full(fd, buf, sizeof(buf))) < 0) {
 		close(fd);
 		unlinkat(a->dirfd, name, 0);
 		return rc;
@@ -388,7 +372,7 @@ static int append(struct audit *a, const uint8_t *p, size_t n)
 		return rc;
 	if (fstat(a->fd, &st) == 0 && st.st_nlink == 0)
 		return -ENOENT;		/* removed since write_list looked */
-	rc = write_all(a->fd, p, n);
+	rc = write_full(a->fd, p, n);
 	if (rc < 0) {
 		if (ftruncate(a->fd, (off_t)a->file_len) < 0)
 			syslog(LOG_ERR, "audit: cannot cut back a partial write: %s", strerror(errno));
@@ -444,17 +428,8 @@ static int write_list(struct audit *a, struct qrec *list, struct qrec **rest, ui
 			if ((rc = rotate(a, r->time_us)) < 0)
 				goto fail;
 		}
-		if (wlen + need > a->wcap) {
-			size_t nc = (wlen + need) * 2;
-			uint8_t *nb = realloc(a->wbuf, nc);
-
-			if (!nb) {
-				rc = -ENOMEM;
-				goto fail;
-			}
-			a->wbuf = nb;
-			a->wcap = nc;
-		}
+		if ((rc = array_reserve(&a->wbuf, &a->wcap, wlen + need, 1)) < 0)
+			goto fail;
 		wlen += audit_frame_seal(a->k, a->uuid, a->next_seq, a->head, r->pt, r->len,
 					 a->wbuf + wlen, a->wcap - wlen);
 		a->next_seq++;
@@ -496,7 +471,7 @@ static int checkpoint(struct audit *a, int64_t t)
 	fd = openat(a->dirfd, AUDIT_CP_NAME ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	rc = write_all(fd, buf, sizeof(buf));
+	rc = write_full(fd, buf, sizeof(buf));
 	if (rc == 0 && fdatasync(fd) < 0)
 		rc = -errno;
 	close(fd);

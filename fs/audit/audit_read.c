@@ -20,6 +20,8 @@
 
 #include "crypto/aead.h"
 #include "crypto/secure.h"
+#include "util/array.h"
+#include "util/byteorder.h"
 
 #define REC_FIXED 44
 
@@ -75,33 +77,6 @@ const char *audit_errno_name(int err)
 	return buf;
 }
 
-/* ---- big-endian helpers ---- */
-
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* ---- header and checkpoint: clear bytes, sealed as associated data ---- */
 
 static const uint8_t kind_header = 'H', kind_cp = 'C';
@@ -131,13 +106,13 @@ static int open_clear(const struct aead *k, const uint8_t *clear, size_t n, uint
 void audit_header_encode(const struct aead *k, const struct audit_header *h, uint8_t *out)
 {
 	memcpy(out, AUDIT_MAGIC, 8);
-	put32(out + 8, AUDIT_VERSION);
-	put32(out + 12, 0);
+	be32_put(out + 8, AUDIT_VERSION);
+	be32_put(out + 12, 0);
 	memcpy(out + 16, h->uuid, 16);
-	put64(out + 32, h->first_seq);
+	be64_put(out + 32, h->first_seq);
 	memcpy(out + 40, h->prev, 32);
-	put64(out + 72, (uint64_t)h->created_us);
-	put64(out + 80, h->file_no);
+	be64_put(out + 72, (uint64_t)h->created_us);
+	be64_put(out + 80, h->file_no);
 	seal_clear(k, out, AUDIT_HDR_CLEAR, kind_header, out + AUDIT_HDR_CLEAR);
 }
 
@@ -145,13 +120,13 @@ int audit_header_decode(const struct aead *k, const uint8_t *in, size_t len, str
 {
 	if (len < AUDIT_HDR_LEN || memcmp(in, AUDIT_MAGIC, 8))
 		return -EBADMSG;
-	if (get32(in + 8) > AUDIT_VERSION)
+	if (be32_get(in + 8) > AUDIT_VERSION)
 		return -EPROTONOSUPPORT;
 	memcpy(h->uuid, in + 16, 16);
-	h->first_seq = get64(in + 32);
+	h->first_seq = be64_get(in + 32);
 	memcpy(h->prev, in + 40, 32);
-	h->created_us = (int64_t)get64(in + 72);
-	h->file_no = get64(in + 80);
+	h->created_us = (int64_t)be64_get(in + 72);
+	h->file_no = be64_get(in + 80);
 	if (k && open_clear(k, in, AUDIT_HDR_CLEAR, kind_header, in + AUDIT_HDR_CLEAR) < 0)
 		return -EBADMSG;
 	return 0;
@@ -160,14 +135,14 @@ int audit_header_decode(const struct aead *k, const uint8_t *in, size_t len, str
 void audit_cp_encode(const struct aead *k, const struct audit_checkpoint *c, uint8_t *out)
 {
 	memcpy(out, AUDIT_CP_MAGIC, 8);
-	put32(out + 8, AUDIT_VERSION);
-	put32(out + 12, 0);
+	be32_put(out + 8, AUDIT_VERSION);
+	be32_put(out + 12, 0);
 	memcpy(out + 16, c->uuid, 16);
-	put64(out + 32, c->base_seq);
-	put64(out + 40, c->next_seq);
+	be64_put(out + 32, c->base_seq);
+	be64_put(out + 40, c->next_seq);
 	memcpy(out + 48, c->head, 32);
-	put64(out + 80, (uint64_t)c->time_us);
-	put64(out + 88, c->file_no);
+	be64_put(out + 80, (uint64_t)c->time_us);
+	be64_put(out + 88, c->file_no);
 	seal_clear(k, out, AUDIT_CP_CLEAR, kind_cp, out + AUDIT_CP_CLEAR);
 }
 
@@ -175,14 +150,14 @@ int audit_cp_decode(const struct aead *k, const uint8_t *in, size_t len, struct 
 {
 	if (len != AUDIT_CP_LEN || memcmp(in, AUDIT_CP_MAGIC, 8))
 		return -EBADMSG;
-	if (get32(in + 8) > AUDIT_VERSION)
+	if (be32_get(in + 8) > AUDIT_VERSION)
 		return -EPROTONOSUPPORT;
 	memcpy(c->uuid, in + 16, 16);
-	c->base_seq = get64(in + 32);
-	c->next_seq = get64(in + 40);
+	c->base_seq = be64_get(in + 32);
+	c->next_seq = be64_get(in + 40);
 	memcpy(c->head, in + 48, 32);
-	c->time_us = (int64_t)get64(in + 80);
-	c->file_no = get64(in + 88);
+	c->time_us = (int64_t)be64_get(in + 80);
+	c->file_no = be64_get(in + 88);
 	if (k && open_clear(k, in, AUDIT_CP_CLEAR, kind_cp, in + AUDIT_CP_CLEAR) < 0)
 		return -EBADMSG;
 	return 0;
@@ -219,17 +194,17 @@ size_t audit_record_pack(uint8_t *out, size_t cap, int64_t time_us, const char *
 	}
 	out[0] = 1;
 	out[1] = (uint8_t)e->op;
-	put16(out + 2, 0);
-	put32(out + 4, (uint32_t)e->result);
-	put64(out + 8, (uint64_t)time_us);
-	put32(out + 16, e->uid);
-	put32(out + 20, e->gid);
-	put32(out + 24, e->pid);
-	put64(out + 28, e->ino);
-	put16(out + 36, (uint16_t)lc);
-	put16(out + 38, (uint16_t)lp);
-	put16(out + 40, (uint16_t)lp2);
-	put16(out + 42, (uint16_t)ld);
+	be16_put(out + 2, 0);
+	be32_put(out + 4, (uint32_t)e->result);
+	be64_put(out + 8, (uint64_t)time_us);
+	be32_put(out + 16, e->uid);
+	be32_put(out + 20, e->gid);
+	be32_put(out + 24, e->pid);
+	be64_put(out + 28, e->ino);
+	be16_put(out + 36, (uint16_t)lc);
+	be16_put(out + 38, (uint16_t)lp);
+	be16_put(out + 40, (uint16_t)lp2);
+	be16_put(out + 42, (uint16_t)ld);
 	at = REC_FIXED;
 	at = put_str(out, at, comm, lc);
 	at = put_str(out, at, e->path, lp);
@@ -244,20 +219,20 @@ int audit_record_unpack(const uint8_t *in, size_t len, struct audit_record *r)
 
 	if (len < REC_FIXED || in[0] != 1)
 		return -EBADMSG;
-	lc = get16(in + 36);
-	lp = get16(in + 38);
-	lp2 = get16(in + 40);
-	ld = get16(in + 42);
+	lc = be16_get(in + 36);
+	lp = be16_get(in + 38);
+	lp2 = be16_get(in + 40);
+	ld = be16_get(in + 42);
 	if (lc > AUDIT_COMM_MAX || lp > AUDIT_PATH_MAX || lp2 > AUDIT_PATH_MAX ||
 	    ld > AUDIT_DETAIL_MAX || REC_FIXED + lc + lp + lp2 + ld != len)
 		return -EBADMSG;
 	r->op = in[1];
-	r->result = (int)get32(in + 4);
-	r->time_us = (int64_t)get64(in + 8);
-	r->uid = get32(in + 16);
-	r->gid = get32(in + 20);
-	r->pid = get32(in + 24);
-	r->ino = get64(in + 28);
+	r->result = (int)be32_get(in + 4);
+	r->time_us = (int64_t)be64_get(in + 8);
+	r->uid = be32_get(in + 16);
+	r->gid = be32_get(in + 20);
+	r->pid = be32_get(in + 24);
+	r->ino = be64_get(in + 28);
 	memcpy(r->comm, in + at, lc);
 	r->comm[lc] = '\0';
 	at += lc;
@@ -280,7 +255,7 @@ static void frame_ad(uint8_t ad[65], const uint8_t uuid[16], uint8_t kind, uint6
 	memcpy(ad, AUDIT_MAGIC, 8);
 	memcpy(ad + 8, uuid, 16);
 	ad[24] = kind;
-	put64(ad + 25, seq);
+	be64_put(ad + 25, seq);
 	memcpy(ad + 33, prev, 32);
 }
 
@@ -305,9 +280,9 @@ size_t audit_frame_seal(const struct aead *k, const uint8_t uuid[AUDIT_UUID_LEN]
 	n = aead_seal(k, frame + AUDIT_FRAME_HEAD, cap - AUDIT_FRAME_HEAD, pt, ptlen, ad, sizeof(ad));
 	if (n < 0)
 		return 0;
-	put32(frame, (uint32_t)(9 + (size_t)n));
+	be32_put(frame, (uint32_t)(9 + (size_t)n));
 	frame[4] = AUDIT_KIND_RECORD;
-	put64(frame + 5, seq);
+	be64_put(frame + 5, seq);
 	chain_step(prev, frame, AUDIT_FRAME_HEAD + (size_t)n);
 	return AUDIT_FRAME_HEAD + (size_t)n;
 }
@@ -350,11 +325,11 @@ static uint64_t peek_seq(const uint8_t *m, size_t len, size_t off)
 
 	if (len - off < AUDIT_FRAME_HEAD)
 		return UINT64_MAX;
-	flen = get32(m + off);
+	flen = be32_get(m + off);
 	off += 4 + (size_t)flen;
 	if (off > len || len - off < AUDIT_FRAME_HEAD)
 		return UINT64_MAX;
-	return get64(m + off + 5);
+	return be64_get(m + off + 5);
 }
 
 int audit_walk_file(int dirfd, const char *name, const struct aead *k,
@@ -432,7 +407,7 @@ int audit_walk_file(int dirfd, const char *name, const struct aead *k,
 		ssize_t n;
 
 		if (len - off < AUDIT_FRAME_HEAD ||
-		    (flen = get32(m + off)) > len - off - 4) {
+		    (flen = be32_get(m + off)) > len - off - 4) {
 			if (!tail_ok)
 				problem(p, expect, name, off,
 					"log ends inside record %" PRIu64 " (truncated)", expect);
@@ -442,7 +417,7 @@ int audit_walk_file(int dirfd, const char *name, const struct aead *k,
 			problem(p, expect, name, off, "record %" PRIu64 " altered (damaged frame)", expect);
 			break;
 		}
-		seq = get64(m + off + 5);
+		seq = be64_get(m + off + 5);
 		if (seq != expect) {
 			uint64_t next = peek_seq(m, len, off);
 
@@ -511,7 +486,7 @@ int audit_list_files(int dirfd, char ***names, struct audit_header **hdrs, size_
 	struct dirent *e;
 	char **nm = NULL;
 	struct audit_header *h = NULL;
-	size_t cnt = 0, cap = 0;
+	size_t cnt = 0, nmcap = 0, hcap = 0;
 	int fd2, rc = 0;
 
 	*names = NULL;
@@ -547,24 +522,10 @@ int audit_list_files(int dirfd, char ***names, struct audit_header **hdrs, size_
 			hh.first_seq = UINT64_MAX;
 			hh.file_no = u ? strtoull(u + 1, NULL, 10) : 0;
 		}
-		if (cnt == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			char **a = realloc(nm, nc * sizeof(*nm));
-			struct audit_header *b;
-
-			if (!a) {
-				rc = -ENOMEM;
-				break;
-			}
-			nm = a;
-			b = realloc(h, nc * sizeof(*h));
-			if (!b) {
-				rc = -ENOMEM;
-				break;
-			}
-			h = b;
-			cap = nc;
-		}
+		/* two arrays, one count: each keeps its own capacity */
+		if ((rc = array_reserve(&nm, &nmcap, cnt + 1, sizeof(*nm))) < 0 ||
+		    (rc = array_reserve(&h, &hcap, cnt + 1, sizeof(*h))) < 0)
+			break;
 		if (!(nm[cnt] = strdup(e->d_name))) {
 			rc = -ENOMEM;
 			break;

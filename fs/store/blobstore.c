@@ -1,4 +1,5 @@
 #include "store/blobstore.h"
+#include "store/layout.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/byteorder.h"
 #include "util/fileutil.h"
 
 #define PACK_MAGIC "MVPACK01"
@@ -55,15 +57,14 @@ struct blobstore {
 
 void blobstore_pack_path(const char *store, uint64_t pack, char *out, size_t outlen)
 {
-	snprintf(out, outlen, "%s/packs/%02x/%016" PRIx64 ".pack", store,
-		 (unsigned)(pack & 0xff), pack);
+	store_pack_path(out, outlen, store, pack);
 }
 
 int blobstore_create(const char *store)
 {
 	char path[PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s/packs", store);
+	store_path(path, sizeof(path), store, STORE_PACKS);
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
@@ -76,7 +77,7 @@ int blobstore_scan(const char *store, blobstore_scan_cb cb, void *ctx)
 	struct dirent *d;
 	int rc = 0;
 
-	snprintf(path, sizeof(path), "%s/packs", store);
+	store_path(path, sizeof(path), store, STORE_PACKS);
 	if (!(top = opendir(path)))
 		return -errno;
 	while (!rc && (d = readdir(top))) {
@@ -94,7 +95,7 @@ int blobstore_scan(const char *store, blobstore_scan_cb cb, void *ctx)
 			uint64_t id = strtoull(e->d_name, &end, 16);
 			struct stat st;
 
-			if (end == e->d_name || strcmp(end, ".pack"))
+			if (end == e->d_name || strcmp(end, STORE_PACK_SUFFIX))
 				continue;
 			snprintf(file, sizeof(file), "%s/%s", sub, e->d_name);
 			if (stat(file, &st) == 0 && S_ISREG(st.st_mode))
@@ -224,7 +225,7 @@ static int pack_start(struct blobstore *bs)
 	slot = cache_slot(bs);
 	if (!slot)
 		return -EMFILE;
-	snprintf(dir, sizeof(dir), "%s/packs/%02x", bs->store, (unsigned)(id & 0xff));
+	store_pack_dir(dir, sizeof(dir), bs->store, id);
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	blobstore_pack_path(bs->store, id, path, sizeof(path));
@@ -370,19 +371,23 @@ static int pack_get(struct blobstore *bs, uint64_t id, struct pack_fd **out)
 	return 0;
 }
 
-int blobstore_read(struct blobstore *bs, const struct blob_loc *loc, uint8_t *buf)
+/* A descriptor for pack id, taking the lock: fd or -errno.  Referenced
+ * (*p set) or uncached (*p NULL); give it back with pack_release. */
+static int pack_acquire(struct blobstore *bs, uint64_t id, struct pack_fd **p)
 {
-	struct pack_fd *p = NULL;
-	ssize_t n;
-	int rc, fd;
+	int rc;
 
+	*p = NULL;
 	pthread_mutex_lock(&bs->lock);
-	rc = pack_get(bs, loc->pack, &p);
+	rc = pack_get(bs, id, p);
 	pthread_mutex_unlock(&bs->lock);
 	if (rc < 0)
-		return rc == -ENOENT ? -ENOENT : -EIO;
-	fd = p ? p->fd : rc;
-	n = pread_full(fd, buf, loc->len, (off_t)loc->off);
+		return rc;
+	return *p ? (*p)->fd : rc;
+}
+
+static void pack_release(struct blobstore *bs, struct pack_fd *p, int fd)
+{
 	if (p) {
 		pthread_mutex_lock(&bs->lock);
 		p->refs--;
@@ -390,6 +395,19 @@ int blobstore_read(struct blobstore *bs, const struct blob_loc *loc, uint8_t *bu
 	} else {
 		close(fd);
 	}
+}
+
+int blobstore_read(struct blobstore *bs, const struct blob_loc *loc, uint8_t *buf)
+{
+	struct pack_fd *p = NULL;
+	ssize_t n;
+	int fd;
+
+	fd = pack_acquire(bs, loc->pack, &p);
+	if (fd < 0)
+		return fd == -ENOENT ? -ENOENT : -EIO;
+	n = pread_full(fd, buf, loc->len, (off_t)loc->off);
+	pack_release(bs, p, fd);
 	if (n < 0 || (size_t)n != loc->len)
 		return -EIO;
 	return 0;
@@ -412,26 +430,16 @@ int blobstore_sync(struct blobstore *bs)
 
 	for (unsigned i = 0; i < n; i++) {
 		struct pack_fd *p = NULL;
-		int r, fd;
+		int fd = pack_acquire(bs, ids[i], &p);
 
-		pthread_mutex_lock(&bs->lock);
-		r = pack_get(bs, ids[i], &p);
-		pthread_mutex_unlock(&bs->lock);
-		if (r < 0) {
-			if (r != -ENOENT)	/* removed by compaction: nothing to sync */
+		if (fd < 0) {
+			if (fd != -ENOENT)	/* removed by compaction: nothing to sync */
 				rc = -EIO;
 			continue;
 		}
-		fd = p ? p->fd : r;
 		if (fdatasync(fd) < 0)
 			rc = -EIO;
-		if (p) {
-			pthread_mutex_lock(&bs->lock);
-			p->refs--;
-			pthread_mutex_unlock(&bs->lock);
-		} else {
-			close(fd);
-		}
+		pack_release(bs, p, fd);
 	}
 	if (dirs) {
 		char path[PATH_MAX];
@@ -442,11 +450,11 @@ int blobstore_sync(struct blobstore *bs)
 
 			if (seen_sub[sub]++)
 				continue;
-			snprintf(path, sizeof(path), "%s/packs/%02x", bs->store, sub);
+			store_pack_dir(path, sizeof(path), bs->store, sub);
 			if (fsync_dir(path) < 0)
 				rc = -EIO;
 		}
-		snprintf(path, sizeof(path), "%s/packs", bs->store);
+		store_path(path, sizeof(path), bs->store, STORE_PACKS);
 		if (fsync_dir(path) < 0)
 			rc = -EIO;
 	}

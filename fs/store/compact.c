@@ -20,7 +20,8 @@
 
 #include "store/blobstore.h"
 #include "store/index.h"
-#include "core/mvfs.h"
+#include "store/layout.h"
+#include "util/array.h"
 #include "util/progress.h"
 
 #define MOVE_BATCH_BYTES (8u << 20)
@@ -58,15 +59,8 @@ static int pick_pack(void *ctx, uint64_t pack, const struct pack_rec *p)
 	 * size, not the accounting's total, is what the disk holds */
 	if ((double)p->live_bytes >= c->ratio * (double)(size - BLOBSTORE_HEADER_LEN))
 		return 0;
-	if (c->n == c->cap) {
-		size_t ncap = c->cap ? c->cap * 2 : 64;
-		struct victim *nv = realloc(c->vs, ncap * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		c->vs = nv;
-		c->cap = ncap;
-	}
+	if (array_reserve(&c->vs, &c->cap, c->n + 1, sizeof(*c->vs)) < 0)
+		return -ENOMEM;
 	c->vs[c->n].pack = pack;
 	c->vs[c->n].live = p->live_bytes;
 	c->n++;
@@ -94,15 +88,8 @@ static int gather_chunk(void *ctx, uint64_t ino, uint64_t idx, const struct chun
 
 	if (!bsearch(&key, g->vs, g->nv, sizeof(*g->vs), victim_cmp))
 		return 0;
-	if (g->n == g->cap) {
-		size_t ncap = g->cap ? g->cap * 2 : 1024;
-		struct move *nm = realloc(g->moves, ncap * sizeof(*nm));
-
-		if (!nm)
-			return -ENOMEM;
-		g->moves = nm;
-		g->cap = ncap;
-	}
+	if (array_reserve(&g->moves, &g->cap, g->n + 1, sizeof(*g->moves)) < 0)
+		return -ENOMEM;
 	g->moves[g->n].ino = ino;
 	g->moves[g->n].idx = idx;
 	g->moves[g->n].old = *c;
@@ -252,7 +239,7 @@ int compact_run(struct vault *v, double ratio, pthread_rwlock_t *barrier,
 	if (rc < 0)
 		goto out;
 
-	snprintf(lock_path, sizeof(lock_path), "%s/%s", v->store, MVFS_SNAPSHOT_LOCK);
+	store_path(lock_path, sizeof(lock_path), v->store, STORE_SNAPSHOT_LOCK);
 	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		/* a snapshot may be linking these packs: next time */

@@ -18,10 +18,11 @@
 
 #include "crypto/aead.h"
 #include "store/blobstore.h"
-#include "util/fileutil.h"
+#include "util/array.h"
+#include "util/byteorder.h"
 #include "store/index.h"
 #include "util/progress.h"
-#include "core/mvfs.h"
+#include "core/mvfs.h"	/* filedata_delete_chunks: a call up into core, to move down */
 #include "crypto/volkeys.h"
 
 #define F_BAD_RECORD 1	/* inode record fails authentication */
@@ -83,22 +84,8 @@ struct fsck {
 	struct index_txn *txn;
 };
 
-static int grow(void **v, size_t *cap, size_t n, size_t elem)
-{
-	if (n < *cap)
-		return 0;
-	size_t ncap = *cap ? *cap * 2 : 256;
-	void *nv = realloc(*v, ncap * elem);
-
-	if (!nv)
-		return -ENOMEM;
-	*v = nv;
-	*cap = ncap;
-	return 0;
-}
-
 #define PUSH(f, arr, n, cap, val) \
-	(grow((void **)&(f)->arr, &(f)->cap, (f)->n, sizeof(*(f)->arr)) ? -ENOMEM : \
+	(array_reserve(&(f)->arr, &(f)->cap, (f)->n + 1, sizeof(*(f)->arr)) ? -ENOMEM : \
 	 ((f)->arr[(f)->n++] = (val), 0))
 
 static struct fk_inode *find_inode(struct fsck *f, uint64_t ino)

@@ -1,4 +1,5 @@
 #include "store/index.h"
+#include "store/layout.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +16,8 @@
 #include <unistd.h>
 
 #include "crypto/aead.h"
-#include "util/fileutil.h"
+#include "util/array.h"
+#include "util/byteorder.h"
 #include "crypto/secure.h"
 
 /* Never change: part of every record's associated data (format 1). */
@@ -95,14 +97,7 @@ static int mdb_err(int rc)
 
 static int scratch(struct index_txn *t, size_t need)
 {
-	if (t->bufcap >= need)
-		return 0;
-	uint8_t *p = realloc(t->buf, need);
-	if (!p)
-		return -ENOMEM;
-	t->buf = p;
-	t->bufcap = need;
-	return 0;
+	return array_reserve(&t->buf, &t->bufcap, need, 1);
 }
 
 /* associated data: magic || volume uuid || database || record key */
@@ -328,7 +323,7 @@ int index_open(struct index **out, const char *dir, const uint8_t uuid[16],
 		goto fail;
 	mdb_env_set_maxdbs(ix->env, DB_COUNT);
 	mdb_env_set_maxreaders(ix->env, 256);
-	snprintf(ix->data_path, sizeof(ix->data_path), "%s/data.mdb", dir);
+	snprintf(ix->data_path, sizeof(ix->data_path), "%s/" STORE_INDEX_DATA_NAME, dir);
 	/*
 	 * Map what the file holds (an existing file is written up to its
 	 * size), except a sparse one (a 16 GiB map of the WRITEMAP builds up
@@ -638,13 +633,19 @@ static int inode_decode(struct mv_attr *a, uint64_t ino, const uint8_t *p, size_
 	return 0;
 }
 
-int index_inode_get(struct index_txn *t, uint64_t ino, struct mv_attr *out)
+/* a record keyed by one 64-bit id (inode, pack) */
+static ssize_t rec_get_id(struct index_txn *t, enum db_id db, uint64_t id)
 {
 	uint8_t key[8];
-	ssize_t n;
 
-	be64_put(key, ino);
-	n = rec_get(t, DB_INODE, key, sizeof(key));
+	be64_put(key, id);
+	return rec_get(t, db, key, sizeof(key));
+}
+
+int index_inode_get(struct index_txn *t, uint64_t ino, struct mv_attr *out)
+{
+	ssize_t n = rec_get_id(t, DB_INODE, ino);
+
 	if (n < 0)
 		return (int)n;
 	return inode_decode(out, ino, t->buf, (size_t)n);
@@ -1163,11 +1164,8 @@ static int pack_decode(struct pack_rec *p, const uint8_t *b, size_t n)
 
 int index_pack_get(struct index_txn *t, uint64_t pack, struct pack_rec *out)
 {
-	uint8_t key[8];
-	ssize_t n;
+	ssize_t n = rec_get_id(t, DB_PACK, pack);
 
-	be64_put(key, pack);
-	n = rec_get(t, DB_PACK, key, sizeof(key));
 	if (n < 0)
 		return (int)n;
 	return pack_decode(out, t->buf, (size_t)n);

@@ -7,6 +7,7 @@
  * if the daemon did not answer the seal request: it is copied, never
  * linked, so the snapshot never changes after the fact.
  */
+#include "util/array.h"
 #include "util/why.h"
 #include "store/snapshot.h"
 
@@ -31,10 +32,10 @@
 #include "util/progress.h"
 #include "store/vault.h"
 #include "store/volconf.h"
+#include "store/layout.h"
 
 struct pack_file {
 	uint64_t id;
-	char sub[3];
 	off_t size;
 };
 
@@ -47,17 +48,9 @@ static int list_pack(void *ctx, uint64_t pack, uint64_t size)
 {
 	struct pack_list *l = ctx;
 
-	if (l->n == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 256;
-		struct pack_file *nv = realloc(l->v, ncap * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		l->v = nv;
-		l->cap = ncap;
-	}
+	if (array_reserve(&l->v, &l->cap, l->n + 1, sizeof(*l->v)) < 0)
+		return -ENOMEM;
 	l->v[l->n].id = pack;
-	snprintf(l->v[l->n].sub, sizeof(l->v[l->n].sub), "%02x", (unsigned)(pack & 0xff));
 	l->v[l->n].size = (off_t)size;
 	l->n++;
 	return 0;
@@ -177,7 +170,7 @@ int snapshot_take(const char *store_arg, const char *dest, FILE *progress, char 
 		return rc;
 
 	/* compaction deletes packs only when it can take this exclusively */
-	snprintf(path, sizeof(path), "%s/%s", store, MVFS_SNAPSHOT_LOCK);
+	store_path(path, sizeof(path), store, STORE_SNAPSHOT_LOCK);
 	lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (lock_fd < 0 || flock(lock_fd, LOCK_SH) < 0) {
 		rc = why_set(why, whylen, -errno, "cannot lock %s: %s", path, strerror(errno));
@@ -185,12 +178,12 @@ int snapshot_take(const char *store_arg, const char *dest, FILE *progress, char 
 	}
 	request_seal(store);
 
-	snprintf(dpath, sizeof(dpath), "%s/index", dest);
+	store_path(dpath, sizeof(dpath), dest, STORE_INDEX);
 	if (mkdir(dpath, 0700) < 0) {
 		rc = why_set(why, whylen, -errno, "cannot create %s: %s", dpath, strerror(errno));
 		goto out;
 	}
-	snprintf(path, sizeof(path), "%s/index", store);
+	store_path(path, sizeof(path), store, STORE_INDEX);
 	if ((rc = index_copy_env(path, dpath)) < 0) {
 		why_set(why, whylen, rc, "cannot copy the index of %s: %s", store, strerror(-rc));
 		goto out;
@@ -203,7 +196,7 @@ int snapshot_take(const char *store_arg, const char *dest, FILE *progress, char 
 	for (size_t i = 0; i < npacks; i++)
 		if (packs[i].id > newest)
 			newest = packs[i].id;
-	snprintf(dpath, sizeof(dpath), "%s/packs", dest);
+	store_path(dpath, sizeof(dpath), dest, STORE_PACKS);
 	if (mkdir(dpath, 0700) < 0 && errno != EEXIST) {
 		rc = why_set(why, whylen, -errno, "cannot create %s: %s", dpath, strerror(errno));
 		goto out;
@@ -212,7 +205,7 @@ int snapshot_take(const char *store_arg, const char *dest, FILE *progress, char 
 	for (size_t i = 0; i < npacks; i++) {
 		struct pack_file *p = &packs[i];
 
-		snprintf(dpath, sizeof(dpath), "%s/packs/%s", dest, p->sub);
+		store_pack_dir(dpath, sizeof(dpath), dest, p->id);
 		if (mkdir(dpath, 0700) < 0 && errno != EEXIST) {
 			rc = -errno;
 			break;
@@ -242,20 +235,20 @@ int snapshot_take(const char *store_arg, const char *dest, FILE *progress, char 
 		char *text = NULL;
 		size_t len;
 
-		snprintf(path, sizeof(path), "%s/%s", store, VOLCONF_NAME);
-		snprintf(dpath, sizeof(dpath), "%s/medvault.lock", dest);
+		store_path(path, sizeof(path), store, STORE_CONF);
+		store_path(dpath, sizeof(dpath), dest, STORE_LOCK);
 		close(open(dpath, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
 		if ((rc = file_read_all(path, 1 << 16, &text, &len)) == 0) {
-			snprintf(dpath, sizeof(dpath), "%s/%s", dest, VOLCONF_NAME);
+			store_path(dpath, sizeof(dpath), dest, STORE_CONF);
 			rc = file_write_atomic(dpath, text, len, 0644);
 		}
 		free(text);
 		if (rc < 0) {
-			why_set(why, whylen, rc, "cannot write %s/medvault.conf: %s", dest, strerror(-rc));
+			why_set(why, whylen, rc, "cannot write %s/" STORE_CONF_NAME ": %s", dest, strerror(-rc));
 			goto out;
 		}
 	}
-	snprintf(dpath, sizeof(dpath), "%s/packs", dest);
+	store_path(dpath, sizeof(dpath), dest, STORE_PACKS);
 	fsync_dir(dpath);
 	fsync_dir(dest);
 	fprintf(progress, "snapshot %s: %zu packs (%d linked, %d copied)\n", dest, npacks, linked, copied);

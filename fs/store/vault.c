@@ -1,5 +1,6 @@
 #include "util/why.h"
 #include "store/vault.h"
+#include "store/layout.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -19,7 +20,6 @@
 #include "util/fileutil.h"
 #include "crypto/secure.h"
 
-#define LOCK_NAME "medvault.lock"
 
 /* The root directory and the counters, in the index's first transaction. */
 struct root_arg {
@@ -76,7 +76,7 @@ int vault_init(const struct vault_init_opts *o, char *why, size_t whylen)
 		return why_set(why, whylen, -ENOTSUP, "cipher %s is not available on this CPU",
 			       aead_cipher_name(vc.cipher));
 
-	snprintf(path, sizeof(path), "%s/%s", o->store, VOLCONF_NAME);
+	store_path(path, sizeof(path), o->store, STORE_CONF);
 	if (stat(path, &st) == 0)
 		return why_set(why, whylen, -EEXIST, "%s already holds a medvault store", o->store);
 	if (stat(o->store, &st) == 0) {
@@ -108,7 +108,7 @@ int vault_init(const struct vault_init_opts *o, char *why, size_t whylen)
 		why_set(why, whylen, rc, "cannot derive keys: %s", strerror(-rc));
 		goto fail_ks;
 	}
-	snprintf(path, sizeof(path), "%s/index", o->store);
+	store_path(path, sizeof(path), o->store, STORE_INDEX);
 	if ((rc = index_open(&ix, path, vc.uuid, keys, 1)) < 0) {
 		why_set(why, whylen, rc, "cannot create the index: %s", strerror(-rc));
 		goto fail_ks;
@@ -118,10 +118,10 @@ int vault_init(const struct vault_init_opts *o, char *why, size_t whylen)
 		goto fail_ks;
 	}
 	if ((rc = blobstore_create(o->store)) < 0) {
-		why_set(why, whylen, rc, "cannot create %s/packs: %s", o->store, strerror(-rc));
+		why_set(why, whylen, rc, "cannot create %s/" STORE_PACKS_NAME ": %s", o->store, strerror(-rc));
 		goto fail_ks;
 	}
-	snprintf(path, sizeof(path), "%s/%s", o->store, LOCK_NAME);
+	store_path(path, sizeof(path), o->store, STORE_LOCK);
 	{
 		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 
@@ -134,7 +134,7 @@ int vault_init(const struct vault_init_opts *o, char *why, size_t whylen)
 	}
 	/* the card last: a store without it is visibly unfinished */
 	if ((rc = volconf_save(o->store, &vc, mk)) < 0) {
-		why_set(why, whylen, rc, "cannot write %s/medvault.conf: %s", o->store, strerror(-rc));
+		why_set(why, whylen, rc, "cannot write %s/" STORE_CONF_NAME ": %s", o->store, strerror(-rc));
 		goto fail_ks;
 	}
 	index_close(ix);
@@ -143,10 +143,9 @@ int vault_init(const struct vault_init_opts *o, char *why, size_t whylen)
 	return 0;
 
 fail_ks: {
-		char uuid[33], kpath[PATH_MAX];
+		char kpath[PATH_MAX];
 
-		volconf_uuid_hex(vc.uuid, uuid);
-		snprintf(kpath, sizeof(kpath), "%s/%s.keys", o->keystore, uuid);
+		keystore_path(o->keystore, vc.uuid, kpath, sizeof(kpath));
 		unlink(kpath);
 	}
 fail:
@@ -156,17 +155,15 @@ fail:
 	if (made_store) {
 		char cmd[PATH_MAX];
 
-		/* only what this call created: index/ files and packs/ */
-		snprintf(cmd, sizeof(cmd), "%s/index/data.mdb", o->store);
-		unlink(cmd);
-		snprintf(cmd, sizeof(cmd), "%s/index/lock.mdb", o->store);
-		unlink(cmd);
-		snprintf(cmd, sizeof(cmd), "%s/index", o->store);
-		rmdir(cmd);
-		snprintf(cmd, sizeof(cmd), "%s/packs", o->store);
-		rmdir(cmd);
-		snprintf(cmd, sizeof(cmd), "%s/%s", o->store, LOCK_NAME);
-		unlink(cmd);
+		/* only what this call created, files before their folder;
+		 * remove(3) rmdirs folders (only while empty) and unlinks files */
+		static const enum store_entry made[] = {
+			STORE_INDEX_DATA, STORE_INDEX_LOCK, STORE_INDEX, STORE_PACKS, STORE_LOCK,
+		};
+
+		for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++)
+			if (store_path(cmd, sizeof(cmd), o->store, made[i]) == 0)
+				remove(cmd);
 		rmdir(o->store);
 	}
 	return rc;
@@ -205,7 +202,7 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 	if ((rc = volconf_load(v->store, &v->conf, why, whylen)) < 0)
 		goto fail;
 
-	snprintf(path, sizeof(path), "%s/%s", v->store, LOCK_NAME);
+	store_path(path, sizeof(path), v->store, STORE_LOCK);
 	/* made by init, so a refused open changes nothing in the store */
 	v->lock_fd = open(path, O_RDWR | O_CLOEXEC);
 	if (v->lock_fd < 0 && errno == ENOENT)
@@ -223,7 +220,7 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 		goto fail;
 	if (volconf_verify(&v->conf, mk) < 0) {
 		rc = why_set(why, whylen, -EBADMSG,
-			     "%s/medvault.conf failed authentication (tampered, or keystore of another volume)",
+			     "%s/" STORE_CONF_NAME " failed authentication (tampered, or keystore of another volume)",
 			     store);
 		goto fail;
 	}
@@ -234,7 +231,7 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 	keystore_key_free(mk);
 	mk = NULL;
 
-	snprintf(path, sizeof(path), "%s/index", v->store);
+	store_path(path, sizeof(path), v->store, STORE_INDEX);
 	if ((rc = index_open(&v->ix, path, v->conf.uuid, v->keys, 0)) < 0) {
 		why_set(why, whylen, rc, "index of %s cannot be opened: %s", store, strerror(-rc));
 		goto fail;
@@ -296,7 +293,7 @@ int vault_holder(const char *store, pid_t *pid)
 	int fd, rc = 0;
 
 	*pid = 0;
-	snprintf(path, sizeof(path), "%s/%s", store, LOCK_NAME);
+	store_path(path, sizeof(path), store, STORE_LOCK);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;

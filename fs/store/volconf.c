@@ -1,5 +1,6 @@
 #include "util/why.h"
 #include "store/volconf.h"
+#include "store/layout.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -73,12 +74,12 @@ int volconf_load(const char *store, struct volconf *vc, char *why, size_t whylen
 	int rc, have_mac = 0;
 
 	memset(vc, 0, sizeof(*vc));
-	snprintf(path, sizeof(path), "%s/%s", store, VOLCONF_NAME);
+	store_path(path, sizeof(path), store, STORE_CONF);
 	rc = file_read_all(path, VOLCONF_MAX, &text, &len);
 	if (rc == -ENOENT)
-		return why_set(why, whylen, rc, "%s is not a medvault store (no medvault.conf)", store);
+		return why_set(why, whylen, rc, "%s is not a medvault store (no " STORE_CONF_NAME ")", store);
 	if (rc < 0)
-		return why_set(why, whylen, rc, "cannot read %s/medvault.conf", store);
+		return why_set(why, whylen, rc, "cannot read %s/" STORE_CONF_NAME, store);
 	if (strlen(text) != len) {
 		rc = -EBADMSG;
 		goto bad;
@@ -144,7 +145,7 @@ int volconf_load(const char *store, struct volconf *vc, char *why, size_t whylen
 	rc = 0;
 	goto out;
 bad:
-	why_set(why, whylen, rc, "%s/medvault.conf is corrupt", store);
+	why_set(why, whylen, rc, "%s/" STORE_CONF_NAME " is corrupt", store);
 out:
 	free(copy);
 	free(text);
@@ -179,7 +180,7 @@ int volconf_save(const char *store, struct volconf *vc, const uint8_t *mk)
 	volkeys_conf_mac(mk, buf, (size_t)n, mac);
 	secure_hex(machex, mac, 32);
 	m = snprintf(buf + n, sizeof(buf) - (size_t)n, "mac=%s\n", machex);
-	snprintf(path, sizeof(path), "%s/%s", store, VOLCONF_NAME);
+	store_path(path, sizeof(path), store, STORE_CONF);
 	return file_write_atomic(path, buf, (size_t)(n + m), 0644);
 }
 

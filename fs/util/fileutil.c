@@ -11,17 +11,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int file_read_all(const char *path, size_t max, char **out, size_t *len)
+int fd_read_all(int fd, size_t max, char **out, size_t *len)
 {
 	struct stat st;
 	char *buf = NULL;
 	ssize_t n;
-	int fd, rc = 0;
+	int rc = 0;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	if (fstat(fd, &st) < 0) {
 		rc = -errno;
 		goto out;
@@ -50,6 +47,18 @@ int file_read_all(const char *path, size_t max, char **out, size_t *len)
 	buf = NULL;
 out:
 	free(buf);
+	return rc;
+}
+
+int file_read_all(const char *path, size_t max, char **out, size_t *len)
+{
+	int fd, rc;
+
+	*out = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = fd_read_all(fd, max, out, len);
 	close(fd);
 	return rc;
 }
@@ -125,50 +134,48 @@ int file_replace_volatile(const char *path, const void *buf, size_t len, mode_t 
 	return replace_file(path, buf, len, mode, 0);
 }
 
-int write_full(int fd, const void *buf, size_t len)
+/* off < 0: write(2) at the file position, else pwrite(2) at off */
+static int write_loop(int fd, const void *buf, size_t len, off_t off)
 {
 	const char *p = buf;
 
 	while (len) {
-		ssize_t n = write(fd, p, len);
+		ssize_t n = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, off);
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
+		if (n == 0)	/* no progress and no error: do not spin */
+			return -EIO;
 		p += n;
 		len -= (size_t)n;
+		if (off >= 0)
+			off += n;
 	}
 	return 0;
+}
+
+int write_full(int fd, const void *buf, size_t len)
+{
+	return write_loop(fd, buf, len, -1);
 }
 
 int pwrite_full(int fd, const void *buf, size_t len, off_t off)
 {
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
+	return write_loop(fd, buf, len, off);
 }
 
-ssize_t pread_full(int fd, void *buf, size_t len, off_t off)
+/* off < 0: read(2) from the file position, else pread(2) from off */
+static ssize_t read_loop(int fd, void *buf, size_t len, off_t off)
 {
 	char *p = buf;
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = pread(fd, p + done, len - done, off + (off_t)done);
+		ssize_t n = off < 0 ? read(fd, p + done, len - done)
+				    : pread(fd, p + done, len - done, off + (off_t)done);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -180,4 +187,14 @@ ssize_t pread_full(int fd, void *buf, size_t len, off_t off)
 		done += (size_t)n;
 	}
 	return (ssize_t)done;
+}
+
+ssize_t read_full(int fd, void *buf, size_t len)
+{
+	return read_loop(fd, buf, len, -1);
+}
+
+ssize_t pread_full(int fd, void *buf, size_t len, off_t off)
+{
+	return read_loop(fd, buf, len, off);
 }

@@ -10,7 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VOLCONF_NAME "medvault.conf"
+#include "store/layout.h"
+
+#define VOLCONF_NAME STORE_CONF_NAME	/* for the tests that write a card by hand */
 #define VOLCONF_FORMAT 1	/* newest on-disk format this build reads */
 
 struct volconf {

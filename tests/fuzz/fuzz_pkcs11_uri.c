@@ -1,5 +1,6 @@
 /*
- * fuzz_pkcs11_uri: the RFC 7512 parser (crypto/pkcs11_uri.c), which reads
+ * fuzz_pkcs11_uri: the RFC 7512 parsing (p11-kit's p11_kit_uri_parse and
+ * the checks around it in crypto/pkcs11_uri.c), which reads
  * --pkcs11-uri from the command line of a root-run daemon, and the key
  * options check and merge built on it (key_opts_check, ks_source_resolve).
  *
@@ -51,9 +52,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_field(u.pin_file);
 	} else {
 		FUZZ_ASSERT(why[0] != '\0');
-		/* known bug (tests/fuzz/crashes/fuzz_pkcs11_uri-type-newline): the
-		 * type= value is echoed into the message; FUZZ_SKIP_KNOWN=1 lets a
-		 * run go past it until crypto/pkcs11_uri.c is fixed */
+		/* was a bug (corpus regression-type-newline): the type= value went
+		 * into the message; now named from a table.  FUZZ_SKIP_KNOWN=1 still
+		 * turns the check off */
 		if (!skip_known)
 			FUZZ_ASSERT(!strchr(why, '\n'));
 	}

@@ -352,7 +352,26 @@ static void test_uri(void)
 	ok(pkcs11_uri_parse("pkcs11:token=a%2", &u, why, sizeof(why)) == -EINVAL, "truncated escape refused");
 	ok(pkcs11_uri_parse("pkcs11:token=a%zz", &u, why, sizeof(why)) == -EINVAL, "bad escape refused");
 	ok(pkcs11_uri_parse("pkcs11:token=a%00b", &u, why, sizeof(why)) == -EINVAL, "%%00 refused");
-	ok(pkcs11_uri_parse("pkcs11:token=a;token=b", &u, why, sizeof(why)) == -EINVAL, "duplicate attribute refused");
+	/* p11-kit keeps the last of a repeated attribute */
+	ok(pkcs11_uri_parse("pkcs11:token=a;token=b", &u, why, sizeof(why)) == 0 && !strcmp(u.token, "b"),
+	   "repeated attribute: the last one counts");
+	pkcs11_uri_release(&u);
+	ok(pkcs11_uri_parse("pkcs11:tokne=a", &u, why, sizeof(why)) == -EINVAL,
+	   "unknown path attribute refused (%s)", why);
+	ok(pkcs11_uri_parse("pkcs11:token=123456789012345678901234567890123", &u, why, sizeof(why)) == -EINVAL,
+	   "token label over 32 bytes refused");
+	ok(pkcs11_uri_parse("pkcs11:type=x%0amounted", &u, why, sizeof(why)) == -EINVAL && !strchr(why, '\n'),
+	   "unknown type refused on one line");
+	ok(pkcs11_uri_parse("pkcs11:object=k%00", &u, why, sizeof(why)) == -EINVAL, "%%00 in object refused");
+	ok(pkcs11_uri_parse("PKCS11:token=My%20Token;serial=1;id=%01%02?x-vendor=1", &u, why, sizeof(why)) == 0 &&
+	   !strcmp(u.token, "My Token") && !u.object && !u.module_path && !u.pin_file,
+	   "scheme in capitals, known attributes ignored (%s)", why);
+	pkcs11_uri_release(&u);
+	/* p11-kit's "unexpected error" is input here, not memory (found by fuzz_pkcs11_uri) */
+	ok(pkcs11_uri_parse("pkcs11:?a:b=c", &u, why, sizeof(why)) == -EINVAL, "query name with ':' => -EINVAL (%s)", why);
+	ok(pkcs11_uri_parse("pkcs11:token=;object=", &u, why, sizeof(why)) == 0 && u.token && !*u.token &&
+	   u.object && !*u.object, "empty token and object stay given (refused by the key check)");
+	pkcs11_uri_release(&u);
 	ok(pkcs11_uri_parse("pkcs11:token", &u, why, sizeof(why)) == -EINVAL, "attribute without = refused");
 	ok(pkcs11_uri_parse("http://x", &u, why, sizeof(why)) == -EINVAL, "other scheme refused");
 	ok(pkcs11_uri_parse("pkcs11:?pin-source=http://host/pin", &u, why, sizeof(why)) == -EINVAL,
