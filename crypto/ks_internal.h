@@ -21,10 +21,6 @@
 #define KS_TOKEN_MAX 32		/* CK_TOKEN_INFO.label is 32 blank-padded bytes */
 #define KS_PATH_MAX 4095
 
-/* Only key_opts.c still spells why_set this way; the alias goes when that
- * file moves to fs/cli/ and calls why_set itself. */
-#define ks_why why_set
-
 /*
  * A key source after the command line and any pkcs11: URI are merged.
  * Owns its strings.  kind is KEYSTORE_SLOT_PASSPHRASE or _PKCS11.

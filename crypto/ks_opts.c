@@ -14,7 +14,7 @@ int key_opts_check(const struct key_opts *opts, const char *prefix, char *why, s
 
 	rc = ks_source_resolve(opts, &src, inner, sizeof(inner));
 	if (rc < 0)
-		ks_why(why, whylen, rc, "%s%s", *prefix ? "new key: " : "", inner);
+		why_set(why, whylen, rc, "%s%s", *prefix ? "new key: " : "", inner);
 	ks_source_release(&src);
 	return rc;
 }
