@@ -381,23 +381,6 @@ static int collect_dead(void *ctx, uint64_t ino, uint64_t idx, const struct chun
 	return 0;
 }
 
-/* Delete ino's chunks from index from_idx on, with their pack accounting.
- * Runs inside a write transaction. */
-int filedata_delete_chunks(struct index_txn *txn, uint64_t ino, uint64_t from_idx)
-{
-	struct dead_list l = { .stop = UINT64_MAX };
-	int rc;
-
-	rc = index_chunk_iter(txn, ino, from_idx, collect_dead, &l);
-	for (size_t i = 0; rc == 0 && i < l.n; i++) {
-		if ((rc = index_chunk_del(txn, ino, l.v[i].idx)) < 0)
-			break;
-		rc = index_pack_account(txn, l.v[i].rec.pack, -(int64_t)l.v[i].rec.len, 0);
-	}
-	free(l.v);
-	return rc;
-}
-
 static int commit_chunks(struct index_txn *txn, void *argp)
 {
 	struct commit_arg *a = argp;

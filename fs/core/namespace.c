@@ -110,11 +110,7 @@ static int drop_link(struct mvfs *fs, struct index_txn *txn, struct mv_attr *chi
 			return rc;
 		return index_orphan_add(txn, child->ino);
 	}
-	if ((rc = filedata_delete_chunks(txn, child->ino, 0)) < 0)
-		return rc;
-	if ((rc = index_xattr_del_all(txn, child->ino)) < 0)
-		return rc;
-	return index_inode_del(txn, child->ino);
+	return index_inode_purge(txn, child->ino);
 }
 
 /* Store an ACL xattr; an access ACL that only restates the mode is not
@@ -835,20 +831,19 @@ static int do_free(struct index_txn *txn, void *argp)
 	int rc;
 
 	rc = index_inode_get(txn, ino, &at);
-	if (rc == -ENOENT)
-		return index_orphan_del(txn, ino) == -ENOENT ? 0 : 0;
-	if (rc < 0)
+	if (rc < 0 && rc != -ENOENT)
 		return rc;
-	if (at.nlink > 0)
-		return index_orphan_del(txn, ino) == -ENOENT ? 0 : 0;
-	if ((rc = filedata_delete_chunks(txn, ino, 0)) < 0)
-		return rc;
-	if ((rc = index_xattr_del_all(txn, ino)) < 0)
-		return rc;
-	if ((rc = index_inode_del(txn, ino)) < 0)
-		return rc;
-	rc = index_orphan_del(txn, ino);
-	return rc == -ENOENT ? 0 : rc;
+	if (rc == -ENOENT || at.nlink > 0) {
+		/*
+		 * Only the orphan mark is stale.  A failed delete is returned,
+		 * not swallowed: it broke the transaction, and its own error
+		 * (-ENOSPC grows the map and retries) beats the -EIO the
+		 * index would report instead.
+		 */
+		rc = index_orphan_del(txn, ino);
+		return rc == -ENOENT ? 0 : rc;
+	}
+	return index_inode_purge(txn, ino);
 }
 
 int ns_free_inode(struct mvfs *fs, uint64_t ino)

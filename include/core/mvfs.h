@@ -217,8 +217,6 @@ int filedata_unwritten(struct mv_inode *in);
 int filedata_mtime_pending(struct mv_inode *in);
 /* overlay in-memory size/mtime onto a from-index record */
 void filedata_overlay(struct mvfs *fs, struct mv_inode *in, struct mv_attr *a);
-/* delete all chunks of ino (inside a write txn) */
-int filedata_delete_chunks(struct index_txn *txn, uint64_t ino, uint64_t from_idx);
 /* fsync: flush + durable checkpoint */
 int fs_checkpoint(struct mvfs *fs);
 
