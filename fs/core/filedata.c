@@ -3,6 +3,9 @@
  * with the file's key and appended to the packs, then committed to the
  * index in one transaction per flush.  A chunk is never rewritten in
  * place: a flush adds a new version and the old bytes become dead.
+ *
+ * Calls only downward: namespace -> filedata -> inode_table.  Nothing here
+ * calls the namespace.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +22,7 @@
 #include "core/chunkcache.h"
 #include "util/parallel.h"
 #include "util/fileutil.h"
-#include "core/mvfs.h"
+#include "filedata.h"
 #include "crypto/volkeys.h"
 
 #define CHUNK_AD_MAGIC "MVC1"
@@ -187,6 +190,18 @@ void filedata_discard(struct mvfs *fs, struct mv_inode *in)
 	}
 	in->dirty = NULL;
 	in->ndirty = 0;
+}
+
+void filedata_release(struct mvfs *fs, struct mv_inode *in)
+{
+	/* an unlinked file's data is moot; a failed last flush keeps its
+	 * chunks here, and they must go back to the pool all the same */
+	filedata_discard(fs, in);
+	bufpool_put(fs->chunks, in->rbuf);
+	in->rbuf = NULL;
+	in->rvalid = 0;
+	aead_free(in->aead);
+	in->aead = NULL;
 }
 
 struct read_item {
@@ -833,7 +848,7 @@ ssize_t filedata_write(struct mvfs *fs, struct mv_inode *in, const char *buf, si
 		 * that, and must not overwrite it with the writeback time.
 		 */
 		if (!fs->writeback) {
-			ns_now(&in->mtime);
+			core_now(&in->mtime);
 			in->mtime_dirty = 1;
 		}
 		in->content_dirty = 1;
@@ -981,7 +996,7 @@ int filedata_fallocate(struct mvfs *fs, struct mv_inode *in, int mode, uint64_t 
 		goto out;
 	in->content_dirty = 1;
 	if (!fs->writeback) {
-		ns_now(&in->mtime);
+		core_now(&in->mtime);
 		in->mtime_dirty = 1;
 	}
 	if ((rc = flush_locked(fs, in, drop_from, drop_to, NULL)) == 0)
