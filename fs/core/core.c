@@ -6,6 +6,10 @@
  * dropped here, never in the adapter.
  *
  * Calls only downward: core -> namespace -> filedata -> inode_table.
+ *
+ * The background work at the end (write-back by age, compaction, status)
+ * is what the daemon's flusher thread needs; mvfs.c's flusher still does
+ * it by hand until it moves to fs/daemon.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +17,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
+#include "store/compact.h"
 #include "util/bufpool.h"
 #include "namespace.h"
 
@@ -238,4 +243,88 @@ int core_statfs(struct mvfs *fs, struct statvfs *sv)
 	sv->f_files = files + sv->f_ffree;
 	sv->f_namemax = INDEX_NAME_MAX;
 	return 0;
+}
+
+/* ---- background work ---- */
+
+struct vault *mvfs_vault(const struct mvfs *fs)
+{
+	return fs->v;
+}
+
+struct due_arg {
+	time_t now;
+	unsigned age;
+};
+
+static int flush_due(struct mvfs *fs, struct mv_inode *in, void *arg)
+{
+	struct due_arg *a = arg;
+	int due;
+
+	pthread_mutex_lock(&in->lock);
+	due = (in->ndirty && a->now - in->dirty_since >= (time_t)a->age) ||
+	      (!in->ndirty && in->content_dirty);
+	pthread_mutex_unlock(&in->lock);
+	if (due)
+		filedata_flush(fs, in);
+	return filedata_unwritten(in);
+}
+
+void core_flush_due(struct mvfs *fs, time_t now, unsigned age_s)
+{
+	struct due_arg a = { now, age_s };
+
+	itable_foreach_active(fs, flush_due, &a);
+	ns_release_inodes(fs);	/* inodes whose last user went meanwhile */
+}
+
+static void flush_one(struct mvfs *fs, struct mv_inode *in, void *arg)
+{
+	(void)arg;
+	filedata_flush(fs, in);
+}
+
+void core_flush_all(struct mvfs *fs)
+{
+	itable_foreach(fs, flush_one, NULL);
+	ns_release_inodes(fs);
+}
+
+static int checkpoint_cb(void *ctx)
+{
+	return fs_checkpoint(ctx);
+}
+
+int core_compact(struct mvfs *fs, double ratio, FILE *progress, struct compact_stats *st)
+{
+	int rc = compact_run(fs->v, ratio, &fs->barrier, checkpoint_cb, fs, progress, st);
+
+	/* after the run: its own moves must not trigger the next one */
+	index_dead_bytes_reset(fs->v->ix);
+	return rc;
+}
+
+static int sum_status(struct mvfs *fs, struct mv_inode *in, void *arg)
+{
+	struct core_status *s = arg;
+
+	pthread_mutex_lock(&fs->table_lock);
+	s->open += in->nopen;
+	pthread_mutex_unlock(&fs->table_lock);
+	pthread_mutex_lock(&in->lock);
+	s->dirty_bytes += (uint64_t)in->ndirty * fs->chunk_size;
+	pthread_mutex_unlock(&in->lock);
+	return filedata_unwritten(in);
+}
+
+void core_status(struct mvfs *fs, struct core_status *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->inodes = itable_count(fs);
+	itable_foreach_active(fs, sum_status, s);
+	ns_release_inodes(fs);
+	s->chunk_hits = __atomic_load_n(&fs->stat_chunk_hits, __ATOMIC_RELAXED);
+	s->chunk_loads = __atomic_load_n(&fs->stat_chunk_loads, __ATOMIC_RELAXED);
+	s->last_checkpoint = __atomic_load_n(&fs->last_checkpoint, __ATOMIC_RELAXED);
 }

@@ -19,7 +19,7 @@
 #include "crypto/aead.h"
 #include "store/blobstore.h"
 #include "util/bufpool.h"
-#include "core/chunkcache.h"
+#include "chunkcache.h"
 #include "util/parallel.h"
 #include "util/fileutil.h"
 #include "filedata.h"

@@ -2,6 +2,8 @@
  * The mounted filesystem's lifetime: its shared state, the background
  * flusher that bounds how long written data waits in memory, and the
  * orderly shutdown that writes everything back.
+ *
+ * Calls only downward: mvfs -> namespace -> filedata -> inode_table.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -14,7 +16,7 @@
 
 #include "crypto/aead.h"
 #include "store/blobstore.h"
-#include "core/chunkcache.h"
+#include "chunkcache.h"
 #include "store/volconf.h"
 #include <sys/stat.h>
 #include "store/compact.h"

@@ -14,6 +14,7 @@
 #define MEDVAULT_MVFS_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
@@ -158,5 +159,28 @@ int fs_checkpoint(struct mvfs *fs);
 /* ---- the store as a whole (core.c) ---- */
 /* STATFS in 4 KiB units: the store's disk, and the inodes in use */
 int core_statfs(struct mvfs *fs, struct statvfs *out);
+
+/* ---- for the daemon's background work (core.c) ---- */
+struct compact_stats;
+/* the store the core runs on (its packs for sealing, its index's counts) */
+struct vault *mvfs_vault(const struct mvfs *fs);
+/* write back every file whose buffered data has waited age_s seconds,
+ * and the sizes and times not yet written */
+void core_flush_due(struct mvfs *fs, time_t now, unsigned age_s);
+/* write back everything buffered (before the open pack is sealed) */
+void core_flush_all(struct mvfs *fs);
+/* compact packs below ratio while the filesystem runs (compact_run's
+ * errors); the dead-bytes count starts again afterwards */
+int core_compact(struct mvfs *fs, double ratio, FILE *progress, struct compact_stats *st);
+/* counters for `medvault status`, read approximately */
+struct core_status {
+	uint64_t inodes;	/* in the inode table */
+	uint64_t open;		/* open handles */
+	uint64_t dirty_bytes;	/* written, not yet written back */
+	uint64_t chunk_hits;	/* chunks served from memory */
+	uint64_t chunk_loads;	/* chunks read and opened from packs */
+	int64_t last_checkpoint;	/* unix seconds */
+};
+void core_status(struct mvfs *fs, struct core_status *out);
 
 #endif
