@@ -1,8 +1,11 @@
 /*
  * The FUSE adapter: decode the request, make one call into the core
  * (core/mvfs.h), send exactly one reply.  No lock of the layers below is
- * taken here, and nothing is replied while the core holds one: the core's
- * callbacks (readdir, read) only fill buffers or reply with none held.
+ * taken here.  The core calls back into this file in two places: readdir
+ * (fill_one formats entries inside the index's read transaction, no
+ * reply) and read (send_read replies with no lock held; push_pages hands
+ * pages to the kernel under the file's store_lock, the one syscall made
+ * under a lock, because that lock exists to keep writers out meanwhile).
  */
 #include <errno.h>
 #include <fcntl.h>
