@@ -615,15 +615,17 @@ int ns_setattr(struct mvfs *fs, uint64_t ino, const struct mv_attr *want, int ma
 		struct timespec now;
 
 		if ((rc = ns_getattr(fs, ino, out)) < 0)
-			return rc;
+			goto out;
 		if (S_ISDIR(out->mode))
-			return -EISDIR;
-		if (!S_ISREG(out->mode))
-			return -EINVAL;
-		if (want->size > MV_MAX_FILE_SIZE)
-			return -EFBIG;
-		if ((rc = itable_get(fs, ino, &in)) < 0)
-			return rc;
+			rc = -EISDIR;
+		else if (!S_ISREG(out->mode))
+			rc = -EINVAL;
+		else if (want->size > MV_MAX_FILE_SIZE)
+			rc = -EFBIG;
+		else
+			rc = itable_get(fs, ino, &in);
+		if (rc < 0)
+			goto out;
 		core_now(&now);
 		rc = filedata_truncate(fs, in, want->size, &now);
 		if (rc < 0)
