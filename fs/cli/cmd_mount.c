@@ -343,7 +343,7 @@ int cmd_mount(int argc, char **argv)
 			rc = fail("%s", why);
 			goto out;
 		}
-		fs->audit = audit;
+		mvfs_set_audit(fs, audit);
 	}
 	/*
 	 * The kernel checks modes (default_permissions) exactly as for ext4,
@@ -377,7 +377,7 @@ int cmd_mount(int argc, char **argv)
 		rc = fail("mount: invalid FUSE options: %s", user_opts ? user_opts : "");
 		goto out;
 	}
-	fs->session = se;
+	mvfs_set_session(fs, se);
 	if (fuse_session_mount(se, mntreal) != 0) {
 		rc = fail("cannot mount on %s (is /dev/fuse usable and fusermount3 installed?)", mnt);
 		goto out;
@@ -409,7 +409,7 @@ int cmd_mount(int argc, char **argv)
 		}
 	}
 	vault_note_pid(v);	/* snapshot and compact signal this process */
-	fs->mountpoint = strdup(mntreal);
+	mvfs_set_mountpoint(fs, mntreal);	/* only `medvault status` shows it */
 	if (fuse_set_signal_handlers(se) != 0 || mvfs_start_flusher(fs) < 0 ||
 	    audit_start(audit) < 0) {
 		syslog(LOG_ERR, "cannot start the daemon's threads");

@@ -2,6 +2,8 @@
  * The mounted filesystem's lifetime: its shared state, the background
  * flusher that bounds how long written data waits in memory, and the
  * orderly shutdown that writes everything back.
+ *
+ * Calls only downward: mvfs -> namespace -> filedata -> inode_table.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -14,7 +16,7 @@
 
 #include "crypto/aead.h"
 #include "store/blobstore.h"
-#include "core/chunkcache.h"
+#include "chunkcache.h"
 #include "store/volconf.h"
 #include <sys/stat.h>
 #include "store/compact.h"
@@ -23,7 +25,7 @@
 #include "util/bufpool.h"
 #include "util/parallel.h"
 #include <unistd.h>
-#include "core/mvfs.h"
+#include "namespace.h"
 
 #define FLUSH_AGE_S 2		/* dirty data older than this is written back */
 #define CHECKPOINT_EVERY_S 2	/* and made durable this often */
@@ -340,6 +342,7 @@ static void *flusher_main(void *arg)
 			last_status = now;
 		}
 		itable_foreach_active(fs, flush_old, &now);
+		ns_release_inodes(fs);	/* inodes whose last user went meanwhile */
 		return_freed_memory(fs, &table_peak);
 		if (now - last_checkpoint >= CHECKPOINT_EVERY_S) {
 			int rc = fs_checkpoint(fs);
@@ -405,6 +408,7 @@ void mvfs_destroy(struct mvfs *fs)
 		return;
 	mvfs_stop_flusher(fs);
 	itable_foreach(fs, flush_all, NULL);
+	ns_release_inodes(fs);
 	fs_checkpoint(fs);
 	/* whatever the kernel still held is released with the mount */
 	for (size_t i = 0; i < fs->table_size; i++) {
@@ -412,6 +416,7 @@ void mvfs_destroy(struct mvfs *fs)
 
 		for (; in; in = next) {
 			next = in->hnext;
+			filedata_release(fs, in);
 			itable_free_inode(fs, in);
 		}
 	}
