@@ -58,7 +58,7 @@ static inline void tu_env_init(struct tu_env *e, uint32_t chunk_size)
 	memset(e, 0, sizeof(*e));
 	if ((rc = secure_init()) < 0)
 		tu_bail("secure_init", rc, NULL);
-	snprintf(e->dir, sizeof(e->dir), "/tmp/mvtest.XXXXXX");
+	snprintf(e->dir, sizeof(e->dir), "/tmp/mvunit.XXXXXX");
 	if (!mkdtemp(e->dir))
 		tu_bail("mkdtemp", -errno, NULL);
 	tu_path(e, "store", e->store, sizeof(e->store));
