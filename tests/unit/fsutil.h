@@ -11,6 +11,35 @@
 
 #include "testutil.h"
 #include "core/mvfs.h"
+/* white-box tests of the core: its internal headers too */
+#include "../../fs/core/namespace.h"
+
+/*
+ * The inode table queues released inodes and their owner frees them once
+ * it holds no transaction (ns_release_inodes), as core_forget and
+ * core_release do for the daemon.  These tests drop references one at a
+ * time, so each drop is followed by that drain.
+ */
+static inline void t_itable_put(struct mvfs *fs, struct mv_inode *in)
+{
+	itable_put(fs, in);
+	ns_release_inodes(fs);
+}
+
+static inline void t_itable_forget(struct mvfs *fs, uint64_t ino, uint64_t n)
+{
+	itable_forget(fs, ino, n);
+	ns_release_inodes(fs);
+}
+
+static inline void t_itable_open_dec(struct mvfs *fs, struct mv_inode *in)
+{
+	itable_open_dec(fs, in);
+	ns_release_inodes(fs);
+}
+#define itable_put t_itable_put
+#define itable_forget t_itable_forget
+#define itable_open_dec t_itable_open_dec
 
 struct tu_fs {
 	struct vault *v;

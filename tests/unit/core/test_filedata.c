@@ -112,7 +112,7 @@ static int truncate_to(uint64_t ino, uint64_t size)
 	struct timespec now;
 	int rc;
 
-	ns_now(&now);
+	core_now(&now);
 	rc = filedata_truncate(m.fs, in, size, &now);
 	itable_put(m.fs, in);
 	return rc;
