@@ -541,7 +541,20 @@ static int find_or_make_lost_found(struct index_txn *txn, struct fsck *f, uint64
 	return 0;
 }
 
-static int free_inode_txn(struct index_txn *txn, uint64_t ino)
+/* The scan counted a freed orphan's chunks as live: take them back out, or
+ * the accounting step below would restore what the purge just released. */
+static int uncount_chunk(void *ctx, uint64_t ino, uint64_t idx, const struct chunk_rec *c)
+{
+	struct fk_pack *pk = find_pack(ctx, c->pack, 0);
+
+	(void)ino;
+	(void)idx;
+	if (pk)
+		pk->counted -= pk->counted < c->len ? pk->counted : c->len;
+	return 0;
+}
+
+static int free_inode_txn(struct fsck *f, struct index_txn *txn, uint64_t ino)
 {
 	struct mv_attr a;
 	int rc = index_inode_get(txn, ino, &a);
@@ -554,6 +567,8 @@ static int free_inode_txn(struct index_txn *txn, uint64_t ino)
 	}
 	/* damaged chunk records went by raw key above (f->del); one found
 	 * still must not keep the inode's other records */
+	if ((rc = index_chunk_iter(txn, ino, 0, uncount_chunk, f)) < 0 && rc != -EIO)
+		return rc;
 	rc = index_inode_purge(txn, ino);
 	return rc == -EIO ? 0 : rc;
 }
@@ -570,7 +585,7 @@ static int do_repair(struct index_txn *txn, void *arg)
 		f->r->repaired++;
 	}
 	for (size_t i = 0; i < f->norph; i++) {
-		if ((rc = free_inode_txn(txn, f->orphans[i])) < 0)
+		if ((rc = free_inode_txn(f, txn, f->orphans[i])) < 0)
 			return rc;
 		f->r->repaired++;
 	}
