@@ -14,6 +14,8 @@ static void draw(struct progress *p, const struct timespec *now, int final)
 	double eta = rate > 0 && p->total > p->done ? (double)(p->total - p->done) / rate : 0;
 	int pct = p->total ? (int)(p->done * 100 / p->total) : 100;
 
+	if (!p->out)
+		return;
 	if (p->tty) {
 		char bar[31];
 		int fill = pct * 30 / 100;
@@ -38,7 +40,7 @@ void progress_start(struct progress *p, FILE *out, const char *what, uint64_t to
 	p->what = what;
 	p->total = total;
 	p->done = 0;
-	p->tty = isatty(fileno(out));
+	p->tty = out && isatty(fileno(out));
 	clock_gettime(CLOCK_MONOTONIC, &p->start);
 	p->last = p->start;
 }

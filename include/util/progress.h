@@ -18,6 +18,7 @@ struct progress {
 	struct timespec start, last;
 };
 
+/* out NULL: count, print nothing (callers inside the daemon, unit tests) */
 void progress_start(struct progress *p, FILE *out, const char *what, uint64_t total);
 void progress_add(struct progress *p, uint64_t n);
 void progress_end(struct progress *p);
