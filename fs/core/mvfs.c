@@ -103,6 +103,7 @@ int mvfs_create(struct mvfs **out, struct vault *v)
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&fs->sync_lock, NULL);
 	pthread_cond_init(&fs->sync_cond, NULL);
+	pthread_mutex_init(&fs->compact_lock, NULL);
 	sem_init(&fs->wake, 0, 0);
 	fs->started = time(NULL);
 	/* inodes unlinked while open when the last daemon died */
@@ -159,16 +160,51 @@ static int checkpoint_cb(void *ctx)
 	return fs_checkpoint(ctx);
 }
 
+int mvfs_compact(struct mvfs *fs, double ratio, int background, struct compact_stats *st,
+		 struct mvfs_compact_prior *prior)
+{
+	int rc;
+
+	pthread_mutex_lock(&fs->compact_lock);
+	rc = compact_run(fs->v, ratio, &fs->barrier, checkpoint_cb, fs, stderr, st);
+	/* after the run: its own moves must not trigger the next one */
+	index_dead_bytes_reset(fs->v->ix);
+	if (background) {
+		struct compact_stats *sum = &fs->bg_compact.st;
+
+		if (rc == 0 && st->packs_deleted) {
+			fs->bg_compact.at = time(NULL);
+			sum->packs_rewritten += st->packs_rewritten;
+			sum->packs_deleted += st->packs_deleted;
+			sum->bytes_moved += st->bytes_moved;
+			sum->bytes_freed += st->bytes_freed;
+			sum->packs_kept += st->packs_kept;
+		}
+	} else {
+		if (fs->bg_compact.at)
+			syslog(LOG_INFO, "compaction requested: background runs had deleted %" PRIu64
+			       " packs (%" PRIu64 " bytes freed), the latest %lld s ago",
+			       fs->bg_compact.st.packs_deleted, fs->bg_compact.st.bytes_freed,
+			       (long long)(time(NULL) - fs->bg_compact.at));
+		if (prior)
+			*prior = fs->bg_compact;
+		memset(&fs->bg_compact, 0, sizeof(fs->bg_compact));
+	}
+	pthread_mutex_unlock(&fs->compact_lock);
+	return rc;
+}
+
 /* Compact now (SIGUSR2 from `medvault compact`, ratio in the request
  * file) or in the background (default ratio, at most every interval). */
 static void compact_now(struct mvfs *fs, int requested)
 {
 	char req[PATH_MAX + 32], done[PATH_MAX + 32], line[256];
 	double ratio = COMPACT_DEFAULT_RATIO;
+	struct mvfs_compact_prior prior = { 0 };
 	struct compact_stats st;
 	char *text = NULL;
 	size_t len;
-	int rc;
+	int rc, n;
 
 	snprintf(req, sizeof(req), "%s/%s", fs->v->store, MVFS_COMPACT_REQUEST);
 	snprintf(done, sizeof(done), "%s/%s", fs->v->store, MVFS_COMPACT_DONE);
@@ -182,17 +218,23 @@ static void compact_now(struct mvfs *fs, int requested)
 		}
 		free(text);
 	}
-	rc = compact_run(fs->v, ratio, &fs->barrier, checkpoint_cb, fs, stderr, &st);
-	/* after the run: its own moves must not trigger the next one */
-	index_dead_bytes_reset(fs->v->ix);
+	rc = mvfs_compact(fs, ratio, !requested, &st, &prior);
 	if (!requested)
 		return;
-	if (rc < 0)
-		snprintf(line, sizeof(line), "error %s\n", strerror(-rc));
-	else
-		snprintf(line, sizeof(line), "ok %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
-			 st.packs_rewritten, st.packs_deleted, st.bytes_moved, st.bytes_freed, st.packs_kept);
-	if (file_write_atomic(done, line, strlen(line), 0600) == 0)
+	if (rc < 0) {
+		n = snprintf(line, sizeof(line), "error %s\n", strerror(-rc));
+	} else {
+		n = snprintf(line, sizeof(line), "ok %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64,
+			     st.packs_rewritten, st.packs_deleted, st.bytes_moved, st.bytes_freed, st.packs_kept);
+		/* after the five fields the command parses today, so it still can */
+		if (prior.at)
+			n += snprintf(line + n, sizeof(line) - (size_t)n,
+				      " background %lld %" PRIu64 " %" PRIu64,
+				      (long long)(time(NULL) - prior.at), prior.st.packs_deleted,
+				      prior.st.bytes_freed);
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "\n");
+	}
+	if (file_write_atomic(done, line, (size_t)n, 0600) == 0)
 		unlink(req);
 }
 
@@ -428,6 +470,7 @@ void mvfs_destroy(struct mvfs *fs)
 	pthread_mutex_destroy(&fs->table_lock);
 	pthread_mutex_destroy(&fs->sync_lock);
 	pthread_cond_destroy(&fs->sync_cond);
+	pthread_mutex_destroy(&fs->compact_lock);
 	sem_destroy(&fs->wake);
 	free(fs->mountpoint);
 	free(fs);

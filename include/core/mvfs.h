@@ -16,6 +16,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "store/compact.h"
 #include "store/index.h"
 #include "store/vault.h"
 
@@ -85,6 +86,12 @@ struct audit;
 /* ext4's limit with 4 KiB blocks (2^32 - 1 blocks): larger sizes get EFBIG */
 #define MV_MAX_FILE_SIZE (((1ull << 32) - 1) * 4096)
 
+/* background compactions that deleted packs, as an explicit one reports them */
+struct mvfs_compact_prior {
+	time_t at;	/* the latest; 0: none since the last explicit run */
+	struct compact_stats st;	/* summed */
+};
+
 struct mvfs {
 	struct vault *v;
 	struct audit *audit;	/* access trail (fs/audit.c); NULL: not audited */
@@ -134,6 +141,10 @@ struct mvfs {
 	time_t started;
 	void *session;		/* struct fuse_session, for cache notifications */
 	int storing;		/* threads inside a notify_store (fs_ops.c) */
+
+	/* one compaction at a time (see mvfs_compact); guards bg_compact too */
+	pthread_mutex_t compact_lock;
+	struct mvfs_compact_prior bg_compact;	/* background runs since the last explicit one */
 };
 
 /* Where a running daemon publishes its status (not in the store). */
@@ -147,6 +158,21 @@ struct mvfs {
 #define MVFS_COMPACT_DONE "compact.done"	/* one line: what compaction did */
 
 int mvfs_create(struct mvfs **out, struct vault *v);
+/*
+ * Compact the mounted store: compact_run() of the packs whose live bytes
+ * are below ratio, under the checkpoint barrier; afterwards the count of
+ * dead bytes that triggers early compaction restarts.  Runs are
+ * serialised, whichever thread asks.  background: the daemon's own timer
+ * or dead-byte trigger; the results of those that deleted packs are
+ * summed.  An explicit run (background == 0) gets that sum in *prior
+ * (prior->at == 0 when there was none) and restarts it: a burst of
+ * deletes often trips
+ * the dead-byte trigger within a second or two, so a `medvault compact`
+ * just after finds nothing left to do, and its report must be able to say
+ * the space already came back.  -errno of compact_run.
+ */
+int mvfs_compact(struct mvfs *fs, double ratio, int background, struct compact_stats *st,
+		 struct mvfs_compact_prior *prior);
 void mvfs_destroy(struct mvfs *fs);
 /* start the sealing pool and the flusher: call after fork() */
 int mvfs_start_flusher(struct mvfs *fs);
