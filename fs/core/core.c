@@ -13,9 +13,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <syslog.h>
 
 #include "store/compact.h"
 #include "util/bufpool.h"
@@ -296,12 +298,37 @@ static int checkpoint_cb(void *ctx)
 	return fs_checkpoint(ctx);
 }
 
-int core_compact(struct mvfs *fs, double ratio, FILE *progress, struct compact_stats *st)
+int core_compact(struct mvfs *fs, double ratio, int background, FILE *progress,
+		 struct compact_stats *st, struct core_compact_prior *prior)
 {
-	int rc = compact_run(fs->v, ratio, &fs->barrier, checkpoint_cb, fs, progress, st);
+	int rc;
 
+	pthread_mutex_lock(&fs->compact_lock);
+	rc = compact_run(fs->v, ratio, &fs->barrier, checkpoint_cb, fs, progress, st);
 	/* after the run: its own moves must not trigger the next one */
 	index_dead_bytes_reset(fs->v->ix);
+	if (background) {
+		struct compact_stats *sum = &fs->bg_compact.st;
+
+		if (rc == 0 && st->packs_deleted) {
+			fs->bg_compact.at = time(NULL);
+			sum->packs_rewritten += st->packs_rewritten;
+			sum->packs_deleted += st->packs_deleted;
+			sum->bytes_moved += st->bytes_moved;
+			sum->bytes_freed += st->bytes_freed;
+			sum->packs_kept += st->packs_kept;
+		}
+	} else {
+		if (fs->bg_compact.at)
+			syslog(LOG_INFO, "compaction requested: background runs had deleted %" PRIu64
+			       " packs (%" PRIu64 " bytes freed), the latest %lld s ago",
+			       fs->bg_compact.st.packs_deleted, fs->bg_compact.st.bytes_freed,
+			       (long long)(time(NULL) - fs->bg_compact.at));
+		if (prior)
+			*prior = fs->bg_compact;
+		memset(&fs->bg_compact, 0, sizeof(fs->bg_compact));
+	}
+	pthread_mutex_unlock(&fs->compact_lock);
 	return rc;
 }
 

@@ -132,6 +132,10 @@ struct mvfs {
 	time_t started;
 	void *session;		/* the daemon's, for cache notifications */
 	int storing;		/* threads pushing pages (core_read) */
+
+	/* one compaction at a time (core_compact); guards bg_compact too */
+	pthread_mutex_t compact_lock;
+	struct core_compact_prior bg_compact;	/* background runs since the last explicit one */
 };
 
 #endif

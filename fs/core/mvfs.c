@@ -105,6 +105,7 @@ int mvfs_create(struct mvfs **out, struct vault *v)
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&fs->sync_lock, NULL);
 	pthread_cond_init(&fs->sync_cond, NULL);
+	pthread_mutex_init(&fs->compact_lock, NULL);
 	sem_init(&fs->wake, 0, 0);
 	fs->started = time(NULL);
 	/* inodes unlinked while open when the last daemon died */
@@ -156,21 +157,17 @@ static void on_seal_signal(int sig)
 		sem_post(&signalled_fs->wake);
 }
 
-static int checkpoint_cb(void *ctx)
-{
-	return fs_checkpoint(ctx);
-}
-
 /* Compact now (SIGUSR2 from `medvault compact`, ratio in the request
  * file) or in the background (default ratio, at most every interval). */
 static void compact_now(struct mvfs *fs, int requested)
 {
 	char req[PATH_MAX + 32], done[PATH_MAX + 32], line[256];
 	double ratio = COMPACT_DEFAULT_RATIO;
+	struct core_compact_prior prior = { 0 };
 	struct compact_stats st;
 	char *text = NULL;
 	size_t len;
-	int rc;
+	int rc, n;
 
 	snprintf(req, sizeof(req), "%s/%s", fs->v->store, MVFS_COMPACT_REQUEST);
 	snprintf(done, sizeof(done), "%s/%s", fs->v->store, MVFS_COMPACT_DONE);
@@ -184,17 +181,23 @@ static void compact_now(struct mvfs *fs, int requested)
 		}
 		free(text);
 	}
-	rc = compact_run(fs->v, ratio, &fs->barrier, checkpoint_cb, fs, stderr, &st);
-	/* after the run: its own moves must not trigger the next one */
-	index_dead_bytes_reset(fs->v->ix);
+	rc = core_compact(fs, ratio, !requested, stderr, &st, &prior);
 	if (!requested)
 		return;
-	if (rc < 0)
-		snprintf(line, sizeof(line), "error %s\n", strerror(-rc));
-	else
-		snprintf(line, sizeof(line), "ok %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
-			 st.packs_rewritten, st.packs_deleted, st.bytes_moved, st.bytes_freed, st.packs_kept);
-	if (file_write_atomic(done, line, strlen(line), 0600) == 0)
+	if (rc < 0) {
+		n = snprintf(line, sizeof(line), "error %s\n", strerror(-rc));
+	} else {
+		n = snprintf(line, sizeof(line), "ok %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64,
+			     st.packs_rewritten, st.packs_deleted, st.bytes_moved, st.bytes_freed, st.packs_kept);
+		/* after the five fields the command parses today, so it still can */
+		if (prior.at)
+			n += snprintf(line + n, sizeof(line) - (size_t)n,
+				      " background %lld %" PRIu64 " %" PRIu64,
+				      (long long)(time(NULL) - prior.at), prior.st.packs_deleted,
+				      prior.st.bytes_freed);
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "\n");
+	}
+	if (file_write_atomic(done, line, (size_t)n, 0600) == 0)
 		unlink(req);
 }
 
@@ -433,6 +436,7 @@ void mvfs_destroy(struct mvfs *fs)
 	pthread_mutex_destroy(&fs->table_lock);
 	pthread_mutex_destroy(&fs->sync_lock);
 	pthread_cond_destroy(&fs->sync_cond);
+	pthread_mutex_destroy(&fs->compact_lock);
 	sem_destroy(&fs->wake);
 	free(fs->mountpoint);
 	free(fs);

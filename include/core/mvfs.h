@@ -20,6 +20,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "store/compact.h"
 #include "store/index.h"
 #include "store/vault.h"
 
@@ -169,9 +170,24 @@ struct vault *mvfs_vault(const struct mvfs *fs);
 void core_flush_due(struct mvfs *fs, time_t now, unsigned age_s);
 /* write back everything buffered (before the open pack is sealed) */
 void core_flush_all(struct mvfs *fs);
-/* compact packs below ratio while the filesystem runs (compact_run's
- * errors); the dead-bytes count starts again afterwards */
-int core_compact(struct mvfs *fs, double ratio, FILE *progress, struct compact_stats *st);
+/* background compactions that deleted packs, as an explicit one reports them */
+struct core_compact_prior {
+	time_t at;	/* the latest; 0: none since the last explicit run */
+	struct compact_stats st;	/* summed */
+};
+/*
+ * Compact packs below ratio while the filesystem runs; afterwards the
+ * dead-bytes count that triggers early compaction starts again.  Runs are
+ * serialised, whichever thread asks.  background: the daemon's timer or
+ * dead-byte trigger; the results of those that deleted packs are summed,
+ * and an explicit run (background 0) gets that sum in *prior (prior->at 0:
+ * none) and restarts it.  A burst of deletes often trips the dead-byte
+ * trigger within a second or two, so a `medvault compact` just after
+ * finds nothing left to do, and its report must be able to say the space
+ * already came back.  compact_run's -errno.
+ */
+int core_compact(struct mvfs *fs, double ratio, int background, FILE *progress,
+		 struct compact_stats *st, struct core_compact_prior *prior);
 /* counters for `medvault status`, read approximately */
 struct core_status {
 	uint64_t inodes;	/* in the inode table */
