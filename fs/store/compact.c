@@ -20,7 +20,7 @@
 
 #include "store/blobstore.h"
 #include "store/index.h"
-#include "core/mvfs.h"
+#include "store/snapshot.h"
 #include "util/progress.h"
 
 #define MOVE_BATCH_BYTES (8u << 20)
@@ -252,7 +252,7 @@ int compact_run(struct vault *v, double ratio, pthread_rwlock_t *barrier,
 	if (rc < 0)
 		goto out;
 
-	snprintf(lock_path, sizeof(lock_path), "%s/%s", v->store, MVFS_SNAPSHOT_LOCK);
+	snprintf(lock_path, sizeof(lock_path), "%s/%s", v->store, SNAPSHOT_LOCK_NAME);
 	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		/* a snapshot may be linking these packs: next time */

@@ -10,7 +10,6 @@
 #define MEDVAULT_MVFS_H
 
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -121,36 +120,41 @@ struct mvfs {
 	int sync_error;
 
 	uint64_t next_version;	/* protected by table_lock */
-	int stop;
-	pthread_t flusher;
-	int flusher_running;
-	sem_t wake;		/* posted to wake the flusher early (signals too) */
 
 	/* for `medvault status`; relaxed atomics, read approximately */
 	uint64_t stat_chunk_hits;	/* chunks served from memory */
 	uint64_t stat_chunk_loads;	/* chunks read and opened from packs */
 	int64_t last_checkpoint;	/* unix seconds */
-	char *mountpoint;
-	time_t started;
 	void *session;		/* struct fuse_session, for cache notifications */
 	int storing;		/* threads inside a notify_store (fs_ops.c) */
 };
 
-/* Where a running daemon publishes its status (not in the store). */
-#define MVFS_STATUS_DIR "/run/medvault"
-
-
-/* Files in STORE the daemon and the snapshot/compact commands meet at. */
-#define MVFS_SEAL_REQUEST "seal.request"	/* removed once the open pack is sealed */
-#define MVFS_SNAPSHOT_LOCK "snapshot.lock"	/* shared by snapshots, exclusive to delete packs */
-#define MVFS_COMPACT_REQUEST "compact.request"	/* holds the ratio; becomes compact.done */
-#define MVFS_COMPACT_DONE "compact.done"	/* one line: what compaction did */
-
 int mvfs_create(struct mvfs **out, struct vault *v);
+/* write everything back and free fs; the daemon's threads that use fs
+ * must have stopped.  fs may be NULL. */
 void mvfs_destroy(struct mvfs *fs);
-/* start the sealing pool and the flusher: call after fork() */
-int mvfs_start_flusher(struct mvfs *fs);
-void mvfs_stop_flusher(struct mvfs *fs);
+/* start the sealing pool: call after fork().  -errno of pthread_create */
+int mvfs_start_workers(struct mvfs *fs);
+/* write back what has waited long enough (as of now); failures stay
+ * buffered for the next call */
+void mvfs_flush_due(struct mvfs *fs, time_t now);
+/* write back everything buffered (not made durable: fs_checkpoint) */
+void mvfs_flush_all(struct mvfs *fs);
+
+/* what `medvault status` shows of the filesystem; counts only */
+struct mvfs_counts {
+	uint64_t inodes;	/* in the table */
+	uint64_t open;		/* handles */
+	uint64_t dirty_bytes;	/* buffered, not yet written back */
+	uint64_t chunk_hits, chunk_loads;
+	int64_t last_checkpoint;	/* unix seconds, 0: none yet */
+};
+void mvfs_counts(struct mvfs *fs, struct mvfs_counts *out);
+
+struct compact_stats;
+/* compact the packs below ratio while the filesystem serves (writers
+ * wait only at the checkpoint barrier).  -errno of compact_run */
+int mvfs_compact(struct mvfs *fs, double ratio, struct compact_stats *st);
 
 /* ---- inode table (inode_table.c) ---- */
 /* find or create and pin; -ENOMEM */
