@@ -1,7 +1,7 @@
 /*
  * ks_internal: what the keystore's pieces (keystore.c, ks_passphrase.c,
- * ks_pkcs11.c, pkcs11_uri.c, ks_secret.c) share.  Not a public header:
- * only crypto/ and the keystore unit tests include it.
+ * ks_pkcs11.c, pkcs11_uri.c, ks_secret.c, ks_opts.c) share.  Not a public
+ * header: only crypto/ and the keystore unit tests include it.
  */
 #ifndef MEDVAULT_KS_INTERNAL_H
 #define MEDVAULT_KS_INTERNAL_H

@@ -59,7 +59,7 @@ int keystore_unlock(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
 void keystore_key_free(uint8_t *mk);
 
 /* ---------------------------------------------------------------------
- * Added by the keystore module (crypto/keystore.c, crypto/key_opts.c).
+ * Added by the keystore module (crypto/keystore.c, crypto/ks_opts.c).
  * --------------------------------------------------------------------- */
 
 #define KEYSTORE_DEFAULT_KEY_LABEL "medvault-kek"
@@ -69,40 +69,6 @@ enum keystore_slot_kind {
 	KEYSTORE_SLOT_PASSPHRASE = 1,	/* Argon2id + XChaCha20-Poly1305 */
 	KEYSTORE_SLOT_PKCS11 = 2,	/* AES-256 key on a token, CKM_AES_GCM */
 };
-
-/* Help text for KEY-OPTIONS, for usage messages (prefix "" or "new-"). */
-#define KEY_OPTS_HELP(p) \
-	"  --" p "passphrase-file F    passphrase from file F (\"-\": prompt on the terminal)\n" \
-	"  --" p "pkcs11-module SO     PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so)\n" \
-	"  --" p "pkcs11-token LABEL   token label (default: the slot's token, else the first)\n" \
-	"  --" p "pkcs11-key LABEL     AES key label on the token (default " KEYSTORE_DEFAULT_KEY_LABEL ")\n" \
-	"  --" p "pin-file F           user PIN from file F (\"-\": prompt on the terminal)\n" \
-	"  --" p "pkcs11-uri URI       RFC 7512 'pkcs11:token=..;object=..?module-path=..&pin-source=file:..'\n"
-
-/*
- * Take KEY-OPTIONS (prefix "") or NEW-KEY-OPTIONS (prefix "new-") out of
- * argv[1 .. *argc-1]:
- *   --<p>passphrase-file F  --<p>pkcs11-module SO  --<p>pkcs11-token LABEL
- *   --<p>pkcs11-key LABEL   --<p>pin-file F        --<p>pkcs11-uri URI
- * in the form "--opt VALUE" or "--opt=VALUE".  Matched options and their
- * values are removed from argv, the rest keep their order, *argc shrinks
- * and argv[*argc] = NULL, so a caller runs it (once per prefix) before its
- * own parser (e.g. getopt_long) sees argv.  Scanning stops at "--".
- * The fields set in opts point into argv; fields of options not present are
- * left as they were (zero opts first).  Does not check consistency: use
- * key_opts_check.
- * -EINVAL (why set): an option without its value, or given twice; argv
- * is then half-permuted, so report the error and stop.
- *
- * Typical use in a command (argv[0] = the command name):
- *	struct key_opts ko = { 0 };
- *	if (key_opts_parse(&argc, argv, "", &ko, why, sizeof(why)) < 0 ||
- *	    key_opts_check(&ko, "", why, sizeof(why)) < 0)
- *		-> print why, exit 2
- *	then getopt_long(argc, argv, ...) for the command's own options.
- */
-int key_opts_parse(int *argc, char **argv, const char *prefix, struct key_opts *opts,
-		   char *why, size_t whylen);
 
 /*
  * Check that opts names exactly one usable key source (a PKCS#11 key needs a

@@ -13,10 +13,10 @@
 #include <unistd.h>
 
 #include "crypto/aead.h"
-#include "cli/cli_key.h"
 #include "crypto/keystore.h"
 #include "crypto/secure.h"
 #include "store/volconf.h"
+#include "../../../fs/cli/cli.h"
 #include "../../tap.h"
 
 static char tmp[64], store[128], ks[128], pw1[128], pw2[128], pw3[128], out_path[128];

@@ -312,31 +312,6 @@ static void test_default_cost(void)
 
 static void test_key_opts(void)
 {
-	char *argv[] = { "mount", "STORE", "--passphrase-file", "p", "--new-pkcs11-module=/m.so",
-			 "--other", "--new-pin-file", "pin", "MNT", "--", "--pin-file", "x", NULL };
-	int argc = 12;
-	struct key_opts o = { 0 }, n = { 0 };
-
-	ok(key_opts_parse(&argc, argv, "new-", &n, why, sizeof(why)) == 0, "parse new- options");
-	ok(key_opts_parse(&argc, argv, "", &o, why, sizeof(why)) == 0, "parse options");
-	ok(o.passphrase_file && !strcmp(o.passphrase_file, "p") && !o.pin_file, "--passphrase-file p, stops at --");
-	ok(n.pkcs11_module && !strcmp(n.pkcs11_module, "/m.so") && n.pin_file && !strcmp(n.pin_file, "pin"),
-	   "--new-pkcs11-module=VALUE and --new-pin-file VALUE");
-	ok(argc == 7 && !strcmp(argv[1], "STORE") && !strcmp(argv[2], "--other") &&
-	   !strcmp(argv[3], "MNT") && !strcmp(argv[4], "--") && argv[7] == NULL,
-	   "the rest of argv kept in order (argc %d)", argc);
-
-	char *dup[] = { "x", "--pin-file", "a", "--pin-file=b", NULL };
-	int dc = 4;
-	struct key_opts d = { 0 };
-
-	ok(key_opts_parse(&dc, dup, "", &d, why, sizeof(why)) == -EINVAL, "option twice => -EINVAL (%s)", why);
-	char *miss[] = { "x", "--pkcs11-module", NULL };
-	int mc = 2;
-
-	memset(&d, 0, sizeof(d));
-	ok(key_opts_parse(&mc, miss, "", &d, why, sizeof(why)) == -EINVAL, "missing value => -EINVAL (%s)", why);
-
 	struct key_opts none = { 0 }, two = { .passphrase_file = "a", .pkcs11_module = "/m" };
 	struct key_opts nopin = { .pkcs11_module = "/m" }, good = { .pkcs11_module = "/m", .pin_file = "p" };
 	struct key_opts mix = { .passphrase_file = "a", .pin_file = "p" };

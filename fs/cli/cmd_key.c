@@ -4,8 +4,6 @@
  * STORE/medvault.conf, so a command given the wrong --keystore reports
  * "no keystore for this volume" instead of editing another volume's keys.
  */
-#include "cli/cli_key.h"
-
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,6 +13,8 @@
 
 #include "crypto/keystore.h"
 #include "store/volconf.h"
+#include "cli.h"
+#include "key_opts.h"
 
 enum key_cmd { KEY_LIST, KEY_ADD, KEY_REMOVE, KEY_REWRAP };
 
@@ -242,4 +242,13 @@ out:
 	free(slots);
 	free(av);
 	return rc;
+}
+
+int cmd_key(int argc, char **argv)
+{
+	char why[WHY_LEN] = "";
+
+	if (cli_key(argc, argv, why, sizeof(why)) < 0)
+		return fail("%s", why);
+	return 0;
 }

@@ -1,12 +1,15 @@
 /*
- * key_opts: KEY-OPTIONS on the command line.  Shared by `init`, `mount`,
- * `fsck`, `audit` (fs/main.c) and `key ...` (fs/cli_key.c), so every
- * command spells them the same way.
+ * key_opts: KEY-OPTIONS on the command line.  Shared by every command that
+ * takes a key (cmd_store.c, cmd_mount.c, cmd_key.c, cmd_audit.c), so they
+ * all spell them the same way.  Whether the options name a usable key is
+ * the keystore's question (key_opts_check, crypto/ks_opts.c).
  */
 #include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
-#include "ks_internal.h"
+#include "key_opts.h"
 
 struct opt_def {
 	const char *name;
@@ -70,20 +73,21 @@ int key_opts_parse(int *argc, char **argv, const char *prefix, struct key_opts *
 		}
 		if (!val) {
 			if (in + 1 >= *argc) {
-				rc = ks_why(why, whylen, -EINVAL, "--%s%s needs a value", prefix,
-					    d->name);
+				rc = -EINVAL;
+				snprintf(why, whylen, "--%s%s needs a value", prefix, d->name);
 				goto out;
 			}
 			val = argv[++in];
 		}
 		if (!*val) {
-			rc = ks_why(why, whylen, -EINVAL, "--%s%s needs a non-empty value",
-				    prefix, d->name);
+			rc = -EINVAL;
+			snprintf(why, whylen, "--%s%s needs a non-empty value", prefix, d->name);
 			goto out;
 		}
 		field = (const char **)((char *)opts + d->field);
 		if (*field) {
-			rc = ks_why(why, whylen, -EINVAL, "--%s%s given twice", prefix, d->name);
+			rc = -EINVAL;
+			snprintf(why, whylen, "--%s%s given twice", prefix, d->name);
 			goto out;
 		}
 		*field = val;
@@ -91,18 +95,5 @@ int key_opts_parse(int *argc, char **argv, const char *prefix, struct key_opts *
 	*argc = out;
 	argv[out] = NULL;
 out:
-	return rc;
-}
-
-int key_opts_check(const struct key_opts *opts, const char *prefix, char *why, size_t whylen)
-{
-	struct ks_source src = { 0 };
-	char inner[256] = "";
-	int rc;
-
-	rc = ks_source_resolve(opts, &src, inner, sizeof(inner));
-	if (rc < 0)
-		ks_why(why, whylen, rc, "%s%s", *prefix ? "new key: " : "", inner);
-	ks_source_release(&src);
 	return rc;
 }

@@ -1,11 +1,9 @@
 /*
  * cli_audit: `medvault audit` and `medvault audit verify`.  Parsing,
- * filtering and printing only: fs/audit_read.c walks and verifies.  The
+ * filtering and printing only: fs/audit/audit_read.c walks and verifies.  The
  * volume UUID comes from the log itself (checkpoint or file header), which
  * names the keystore file KS/<uuid>.keys; no store is needed.
  */
-#include "cli/cli_audit.h"
-
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -23,6 +21,8 @@
 #include "crypto/keystore.h"
 #include "crypto/secure.h"
 #include "crypto/volkeys.h"
+#include "cli.h"
+#include "key_opts.h"
 
 #define OPS_MAX 32
 
@@ -539,4 +539,13 @@ out:
 	keystore_key_free(mk);
 	free(av);
 	return rc;
+}
+
+int cmd_audit(int argc, char **argv)
+{
+	char why[WHY_LEN] = "";
+
+	if (cli_audit(argc, argv, why, sizeof(why)) < 0)
+		return fail("%s", why);
+	return 0;
 }
