@@ -511,7 +511,7 @@ static int call(const char *rundir, const char *store, const char *verb, const c
 	if ((rc = recv_line(s, line, cap)) < 0) {
 		/* EOF without an answer: the daemon stopped under us */
 		if (rc == -EPROTO || rc == -ECONNRESET)
-			rc = -ESRCH;
+			rc = -ECONNABORTED;
 		goto out;
 	}
 	if (!strncmp(line, "error ", 6)) {

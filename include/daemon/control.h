@@ -66,8 +66,10 @@ void control_close(struct control *c);
 
 /*
  * Client side; rundir NULL means control_rundir().  Each returns 0, or
- * -ESRCH when no daemon serves store, -EACCES when it refused us, -errno
- * of its answer, or -errno of reading STORE/medvault.conf or the socket.
+ * -ESRCH when no daemon serves store, -EACCES when it refused us,
+ * -ECONNABORTED when it went away before answering, -errno of its answer
+ * (-ESHUTDOWN: it is stopping), or -errno of reading STORE/medvault.conf
+ * or the socket.
  */
 int control_seal(const char *rundir, const char *store);
 int control_compact(const char *rundir, const char *store, double ratio, struct compact_stats *st);
