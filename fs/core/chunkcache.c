@@ -1,4 +1,4 @@
-#include "core/chunkcache.h"
+#include "chunkcache.h"
 
 #include <errno.h>
 #include <pthread.h>

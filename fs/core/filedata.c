@@ -3,6 +3,9 @@
  * with the file's key and appended to the packs, then committed to the
  * index in one transaction per flush.  A chunk is never rewritten in
  * place: a flush adds a new version and the old bytes become dead.
+ *
+ * Calls only downward: namespace -> filedata -> inode_table.  Nothing here
+ * calls the namespace.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,10 +19,10 @@
 #include "crypto/aead.h"
 #include "store/blobstore.h"
 #include "util/bufpool.h"
-#include "core/chunkcache.h"
+#include "chunkcache.h"
 #include "util/parallel.h"
 #include "util/fileutil.h"
-#include "core/mvfs.h"
+#include "filedata.h"
 #include "crypto/volkeys.h"
 
 #define CHUNK_AD_MAGIC "MVC1"
@@ -187,6 +190,18 @@ void filedata_discard(struct mvfs *fs, struct mv_inode *in)
 	}
 	in->dirty = NULL;
 	in->ndirty = 0;
+}
+
+void filedata_release(struct mvfs *fs, struct mv_inode *in)
+{
+	/* an unlinked file's data is moot; a failed last flush keeps its
+	 * chunks here, and they must go back to the pool all the same */
+	filedata_discard(fs, in);
+	bufpool_put(fs->chunks, in->rbuf);
+	in->rbuf = NULL;
+	in->rvalid = 0;
+	aead_free(in->aead);
+	in->aead = NULL;
 }
 
 struct read_item {
@@ -379,23 +394,6 @@ static int collect_dead(void *ctx, uint64_t ino, uint64_t idx, const struct chun
 	l->v[l->n].rec = *c;
 	l->n++;
 	return 0;
-}
-
-/* Delete ino's chunks from index from_idx on, with their pack accounting.
- * Runs inside a write transaction. */
-int filedata_delete_chunks(struct index_txn *txn, uint64_t ino, uint64_t from_idx)
-{
-	struct dead_list l = { .stop = UINT64_MAX };
-	int rc;
-
-	rc = index_chunk_iter(txn, ino, from_idx, collect_dead, &l);
-	for (size_t i = 0; rc == 0 && i < l.n; i++) {
-		if ((rc = index_chunk_del(txn, ino, l.v[i].idx)) < 0)
-			break;
-		rc = index_pack_account(txn, l.v[i].rec.pack, -(int64_t)l.v[i].rec.len, 0);
-	}
-	free(l.v);
-	return rc;
 }
 
 static int commit_chunks(struct index_txn *txn, void *argp)
@@ -850,7 +848,7 @@ ssize_t filedata_write(struct mvfs *fs, struct mv_inode *in, const char *buf, si
 		 * that, and must not overwrite it with the writeback time.
 		 */
 		if (!fs->writeback) {
-			ns_now(&in->mtime);
+			core_now(&in->mtime);
 			in->mtime_dirty = 1;
 		}
 		in->content_dirty = 1;
@@ -998,7 +996,7 @@ int filedata_fallocate(struct mvfs *fs, struct mv_inode *in, int mode, uint64_t 
 		goto out;
 	in->content_dirty = 1;
 	if (!fs->writeback) {
-		ns_now(&in->mtime);
+		core_now(&in->mtime);
 		in->mtime_dirty = 1;
 	}
 	if ((rc = flush_locked(fs, in, drop_from, drop_to, NULL)) == 0)

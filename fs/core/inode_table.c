@@ -2,15 +2,22 @@
  * The in-memory inode table: which inodes the kernel holds (lookup counts),
  * which are open, and their unwritten contents.  An entry lives while any
  * of nlookup, nopen or pins is non-zero.
+ *
+ * Calls only downward: namespace -> filedata -> inode_table.  The table
+ * calls nothing in namespace.c or filedata.c: an entry whose last
+ * reference goes is queued (fs->released), not written back or freed
+ * here, because references are dropped in every context, inside
+ * readdirplus's read transaction or while the flusher walks the table,
+ * where a write transaction or a flush must not start.  A callback set at
+ * creation would have run in those same contexts; with the queue, the
+ * caller drains it (ns_release_inodes) where it knows it holds nothing.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "crypto/aead.h"
-#include "util/bufpool.h"
-#include "core/mvfs.h"
+#include "itable.h"
 
 static size_t slot_of(struct mvfs *fs, uint64_t ino)
 {
@@ -141,11 +148,10 @@ static int maybe_unhook(struct mvfs *fs, struct mv_inode *in)
 
 void itable_free_inode(struct mvfs *fs, struct mv_inode *in)
 {
-	/* an unlinked file's data is moot; a failed last flush keeps its
-	 * chunks here, and they must go back to the pool all the same */
-	filedata_discard(fs, in);
-	bufpool_put(fs->chunks, in->rbuf);
-	aead_free(in->aead);
+	/* a flush that failed on the way out put it back on the list */
+	pthread_mutex_lock(&fs->table_lock);
+	deactivate_locked(fs, in);
+	pthread_mutex_unlock(&fs->table_lock);
 	pthread_mutex_destroy(&in->lock);
 	pthread_cond_destroy(&in->inflight_done);
 	pthread_mutex_destroy(&in->store_lock);
@@ -153,27 +159,34 @@ void itable_free_inode(struct mvfs *fs, struct mv_inode *in)
 	free(in);
 }
 
-static void release(struct mvfs *fs, struct mv_inode *in)
-{
-	if (in->unlinked)
-		ns_free_inode(fs, in->ino);	/* nobody can reach it any more */
-	else if (in->dirty || in->content_dirty)
-		filedata_flush(fs, in);
-	itable_free_inode(fs, in);
-}
-
 static void drop(struct mvfs *fs, struct mv_inode *in, uint64_t lookups, int opens, int pins)
 {
-	int gone;
-
 	pthread_mutex_lock(&fs->table_lock);
 	in->nlookup -= lookups < in->nlookup ? lookups : in->nlookup;
 	in->nopen -= (uint32_t)opens;
 	in->pins -= (uint32_t)pins;
-	gone = maybe_unhook(fs, in);
+	if (maybe_unhook(fs, in)) {
+		in->hnext = fs->released;
+		__atomic_store_n(&fs->released, in, __ATOMIC_RELEASE);
+	}
 	pthread_mutex_unlock(&fs->table_lock);
-	if (gone)
-		release(fs, in);
+}
+
+struct mv_inode *itable_next_released(struct mvfs *fs)
+{
+	struct mv_inode *in;
+
+	/* the common case, nothing released, costs no lock */
+	if (!__atomic_load_n(&fs->released, __ATOMIC_ACQUIRE))
+		return NULL;
+	pthread_mutex_lock(&fs->table_lock);
+	in = fs->released;
+	if (in) {
+		__atomic_store_n(&fs->released, in->hnext, __ATOMIC_RELEASE);
+		in->hnext = NULL;
+	}
+	pthread_mutex_unlock(&fs->table_lock);
+	return in;
 }
 
 void itable_put(struct mvfs *fs, struct mv_inode *in)

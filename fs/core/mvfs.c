@@ -1,9 +1,11 @@
 /*
- * The mounted filesystem's state, the write-back steps the daemon's
- * flusher drives (what is due, everything, counters), and the orderly
- * shutdown that writes everything back.  When to run them is the
- * daemon's business (fs/daemon/daemon.c): nothing here starts a thread
- * of its own except the sealing pool.
+ * The mounted filesystem's lifetime: its shared state and the orderly
+ * shutdown that writes everything back.  The flusher that bounds how long
+ * written data waits in memory is the daemon's (fs/daemon/daemon.c); it
+ * drives the write-back steps in core.c.  Nothing here starts a thread
+ * except the sealing pool.
+ *
+ * Calls only downward: mvfs -> namespace -> filedata -> inode_table.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,13 +14,11 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "core/chunkcache.h"
-#include "core/mvfs.h"
-#include "store/compact.h"
+#include "chunkcache.h"
+#include "namespace.h"
 #include "util/bufpool.h"
 #include "util/parallel.h"
 
-#define FLUSH_AGE_S 2		/* dirty data older than this is written back */
 /* Dirty data per file before write-back, written back in groups of
  * FLUSH_GROUP_BYTES so the sealing buffers stay small.  32 MiB (to let
  * random 4 KiB writes gather in a chunk) measured no better than 8 MiB. */
@@ -92,73 +92,6 @@ int mvfs_create(struct mvfs **out, struct vault *v)
 	return 0;
 }
 
-static int flush_old(struct mvfs *fs, struct mv_inode *in, void *arg)
-{
-	time_t now = *(time_t *)arg;
-	int due;
-
-	pthread_mutex_lock(&in->lock);
-	due = (in->ndirty && now - in->dirty_since >= FLUSH_AGE_S) ||
-	      (!in->ndirty && in->content_dirty);
-	pthread_mutex_unlock(&in->lock);
-	if (due)
-		filedata_flush(fs, in);
-	return filedata_unwritten(in);
-}
-
-void mvfs_flush_due(struct mvfs *fs, time_t now)
-{
-	itable_foreach_active(fs, flush_old, &now);
-}
-
-static void flush_one(struct mvfs *fs, struct mv_inode *in, void *arg)
-{
-	(void)arg;
-	filedata_flush(fs, in);
-}
-
-void mvfs_flush_all(struct mvfs *fs)
-{
-	itable_foreach(fs, flush_one, NULL);
-}
-
-static int count_active(struct mvfs *fs, struct mv_inode *in, void *arg)
-{
-	struct mvfs_counts *c = arg;
-
-	pthread_mutex_lock(&fs->table_lock);
-	c->open += in->nopen;
-	pthread_mutex_unlock(&fs->table_lock);
-	pthread_mutex_lock(&in->lock);
-	c->dirty_bytes += (uint64_t)in->ndirty * fs->chunk_size;
-	pthread_mutex_unlock(&in->lock);
-	return filedata_unwritten(in);
-}
-
-void mvfs_counts(struct mvfs *fs, struct mvfs_counts *out)
-{
-	memset(out, 0, sizeof(*out));
-	out->inodes = itable_count(fs);
-	itable_foreach_active(fs, count_active, out);
-	out->chunk_hits = __atomic_load_n(&fs->stat_chunk_hits, __ATOMIC_RELAXED);
-	out->chunk_loads = __atomic_load_n(&fs->stat_chunk_loads, __ATOMIC_RELAXED);
-	out->last_checkpoint = __atomic_load_n(&fs->last_checkpoint, __ATOMIC_RELAXED);
-}
-
-static int checkpoint_cb(void *ctx)
-{
-	return fs_checkpoint(ctx);
-}
-
-int mvfs_compact(struct mvfs *fs, double ratio, struct compact_stats *st)
-{
-	int rc = compact_run(fs->v, ratio, &fs->barrier, checkpoint_cb, fs, stderr, st);
-
-	/* after the run: its own moves must not trigger the next one */
-	index_dead_bytes_reset(fs->v->ix);
-	return rc;
-}
-
 int mvfs_start_workers(struct mvfs *fs)
 {
 	/* threads belong to the process that made them: after the fork */
@@ -169,7 +102,7 @@ void mvfs_destroy(struct mvfs *fs)
 {
 	if (!fs)
 		return;
-	mvfs_flush_all(fs);
+	core_flush_all(fs);
 	fs_checkpoint(fs);
 	/* whatever the kernel still held is released with the mount */
 	for (size_t i = 0; i < fs->table_size; i++) {
@@ -177,6 +110,7 @@ void mvfs_destroy(struct mvfs *fs)
 
 		for (; in; in = next) {
 			next = in->hnext;
+			filedata_release(fs, in);
 			itable_free_inode(fs, in);
 		}
 	}

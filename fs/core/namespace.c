@@ -2,6 +2,9 @@
  * Namespace operations: each is one index_write() function that checks
  * everything first and only then mutates, so a refused operation leaves
  * the index untouched (see index.h).
+ *
+ * Calls only downward: namespace -> filedata -> inode_table.  It is also
+ * where inodes the table released are finished (ns_release_inodes).
  */
 #include <errno.h>
 #include <dirent.h>
@@ -10,7 +13,7 @@
 #include <sys/xattr.h>
 
 #include "core/acl.h"
-#include "core/mvfs.h"
+#include "namespace.h"
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
@@ -18,11 +21,6 @@
 #ifndef RENAME_EXCHANGE
 #define RENAME_EXCHANGE (1 << 1)
 #endif
-
-void ns_now(struct timespec *ts)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-}
 
 static void set_mtime(struct mv_attr *a, const struct timespec *t)
 {
@@ -51,6 +49,7 @@ static int overlay(struct mvfs *fs, struct mv_attr *a)
 	if (in) {
 		filedata_overlay(fs, in, a);
 		itable_put(fs, in);
+		ns_release_inodes(fs);	/* the kernel may have forgotten it meanwhile */
 	}
 	return 0;
 }
@@ -110,11 +109,7 @@ static int drop_link(struct mvfs *fs, struct index_txn *txn, struct mv_attr *chi
 			return rc;
 		return index_orphan_add(txn, child->ino);
 	}
-	if ((rc = filedata_delete_chunks(txn, child->ino, 0)) < 0)
-		return rc;
-	if ((rc = index_xattr_del_all(txn, child->ino)) < 0)
-		return rc;
-	return index_inode_del(txn, child->ino);
+	return index_inode_purge(txn, child->ino);
 }
 
 /* Store an ACL xattr; an access ACL that only restates the mode is not
@@ -193,7 +188,7 @@ static int do_mknod(struct index_txn *txn, void *argp)
 			acl_create_masq(&a->aacl, &a->mode);
 		}
 	}
-	ns_now(&now);
+	core_now(&now);
 	memset(n, 0, sizeof(*n));
 	n->ino = ino;
 	n->mode = a->mode;
@@ -288,7 +283,7 @@ static int do_link(struct index_txn *txn, void *argp)
 		return -EEXIST;
 	if (rc != -ENOENT)
 		return rc;
-	ns_now(&now);
+	core_now(&now);
 	a->out->nlink++;
 	set_ctime(a->out, &now);
 	if ((rc = index_inode_put(txn, a->out)) < 0)
@@ -347,7 +342,7 @@ static int do_unlink(struct index_txn *txn, void *argp)
 	} else if (S_ISDIR(c.mode)) {
 		return -EISDIR;
 	}
-	ns_now(&now);
+	core_now(&now);
 	if ((rc = index_dirent_del(txn, a->parent, a->name, a->len)) < 0)
 		return rc;
 	set_mtime(&p, &now);
@@ -462,7 +457,7 @@ static int do_rename(struct index_txn *txn, void *argp)
 		}
 	}
 
-	ns_now(&now);
+	core_now(&now);
 	if (a->flags & RENAME_EXCHANGE) {
 		if ((rc = index_dirent_put(txn, a->parent, a->name, a->len, dino, dtype)) < 0)
 			return rc;
@@ -561,7 +556,7 @@ static int do_setattr(struct index_txn *txn, void *argp)
 
 	if ((rc = index_inode_get(txn, a->ino, o)) < 0)
 		return rc;
-	ns_now(&now);
+	core_now(&now);
 	if ((a->mask & NS_SET_MODE) && !S_ISLNK(o->mode)) {
 		/* chmod rewrites the access ACL's owner, mask and other */
 		uint8_t raw[4 + 8 * ACL_MAX_ENTRIES];
@@ -620,16 +615,18 @@ int ns_setattr(struct mvfs *fs, uint64_t ino, const struct mv_attr *want, int ma
 		struct timespec now;
 
 		if ((rc = ns_getattr(fs, ino, out)) < 0)
-			return rc;
+			goto out;
 		if (S_ISDIR(out->mode))
-			return -EISDIR;
-		if (!S_ISREG(out->mode))
-			return -EINVAL;
-		if (want->size > MV_MAX_FILE_SIZE)
-			return -EFBIG;
-		if ((rc = itable_get(fs, ino, &in)) < 0)
-			return rc;
-		ns_now(&now);
+			rc = -EISDIR;
+		else if (!S_ISREG(out->mode))
+			rc = -EINVAL;
+		else if (want->size > MV_MAX_FILE_SIZE)
+			rc = -EFBIG;
+		else
+			rc = itable_get(fs, ino, &in);
+		if (rc < 0)
+			goto out;
+		core_now(&now);
 		rc = filedata_truncate(fs, in, want->size, &now);
 		if (rc < 0)
 			goto out;
@@ -653,7 +650,88 @@ int ns_setattr(struct mvfs *fs, uint64_t ino, const struct mv_attr *want, int ma
 		overlay(fs, out);
 out:
 	itable_put(fs, in);
+	ns_release_inodes(fs);
 	free(a);
+	return rc;
+}
+
+/* ---- listing ---- */
+
+struct readdir_arg {
+	struct mvfs *fs;
+	struct index_txn *txn;
+	uint64_t dir;
+	int plus;
+	ns_dirent_fn fn;
+	void *ctx;
+	unsigned taken;
+	int err;
+};
+
+static int readdir_one(void *ctx, const char *name, size_t len, uint64_t ino, uint8_t type,
+		       uint64_t next_off)
+{
+	struct readdir_arg *r = ctx;
+	char cname[INDEX_NAME_MAX + 1];
+	struct mv_attr a;
+	int rc;
+
+	memcpy(cname, name, len);
+	cname[len] = '\0';
+	if (!r->plus) {
+		if (r->fn(r->ctx, cname, ino, (mode_t)type << 12, NULL, next_off))
+			return 1;
+		r->taken++;
+		return 0;
+	}
+	if ((rc = index_inode_get(r->txn, ino, &a)) < 0) {
+		r->err = rc;
+		return 1;
+	}
+	if (S_ISREG(a.mode)) {
+		struct mv_inode *in = itable_find(r->fs, ino);
+
+		/* a pin dropped here may release the inode: queued, and
+		 * finished by ns_readdir once the transaction is over */
+		if (in) {
+			filedata_overlay(r->fs, in, &a);
+			itable_put(r->fs, in);
+		}
+	}
+	if (r->fn(r->ctx, cname, ino, a.mode, &a, next_off))
+		return 1;
+	r->taken++;
+	itable_lookup_inc(r->fs, ino, r->dir, cname);
+	return 0;
+}
+
+int ns_readdir(struct mvfs *fs, uint64_t dir, uint64_t off, int plus, ns_dirent_fn fn, void *ctx)
+{
+	struct readdir_arg r = { .fs = fs, .dir = dir, .plus = plus, .fn = fn, .ctx = ctx };
+	struct mv_attr d;
+	int rc;
+
+	if ((rc = index_read_begin(fs->v->ix, &r.txn)) < 0)
+		return rc;
+	if ((rc = index_inode_get(r.txn, dir, &d)) < 0)
+		goto out;
+	/* no lookup is counted for these: the kernel takes none */
+	if (off < 1) {
+		if (fn(ctx, ".", dir, S_IFDIR, NULL, 1))
+			goto out;
+		r.taken++;
+	}
+	if (off < 2) {
+		if (fn(ctx, "..", d.parent ? d.parent : dir, S_IFDIR, NULL, 2))
+			goto out;
+		r.taken++;
+	}
+	rc = index_dirent_iter(r.txn, dir, off, readdir_one, &r);
+	if (rc == 0 && r.err && r.taken == 0)
+		rc = r.err;
+out:
+	index_read_end(r.txn);
+	ns_release_inodes(fs);
 	return rc;
 }
 
@@ -732,7 +810,7 @@ static int do_xattr(struct index_txn *txn, void *argp)
 		    value_is(txn, a->ino, a->name, a->value, a->len))
 			return 0;
 	}
-	ns_now(&now);
+	core_now(&now);
 	set_ctime(&at, &now);
 	if (a->is_acl && !a->remove) {
 		if (a->is_acl == 2 && !S_ISDIR(at.mode))
@@ -835,20 +913,19 @@ static int do_free(struct index_txn *txn, void *argp)
 	int rc;
 
 	rc = index_inode_get(txn, ino, &at);
-	if (rc == -ENOENT)
-		return index_orphan_del(txn, ino) == -ENOENT ? 0 : 0;
-	if (rc < 0)
+	if (rc < 0 && rc != -ENOENT)
 		return rc;
-	if (at.nlink > 0)
-		return index_orphan_del(txn, ino) == -ENOENT ? 0 : 0;
-	if ((rc = filedata_delete_chunks(txn, ino, 0)) < 0)
-		return rc;
-	if ((rc = index_xattr_del_all(txn, ino)) < 0)
-		return rc;
-	if ((rc = index_inode_del(txn, ino)) < 0)
-		return rc;
-	rc = index_orphan_del(txn, ino);
-	return rc == -ENOENT ? 0 : rc;
+	if (rc == -ENOENT || at.nlink > 0) {
+		/*
+		 * Only the orphan mark is stale.  A failed delete is returned,
+		 * not swallowed: it broke the transaction, and its own error
+		 * (-ENOSPC grows the map and retries) beats the -EIO the
+		 * index would report instead.
+		 */
+		rc = index_orphan_del(txn, ino);
+		return rc == -ENOENT ? 0 : rc;
+	}
+	return index_inode_purge(txn, ino);
 }
 
 int ns_free_inode(struct mvfs *fs, uint64_t ino)
@@ -874,4 +951,19 @@ int ns_free_orphans(struct mvfs *fs)
 				return rc;
 	} while (n == 256);
 	return 0;
+}
+
+void ns_release_inodes(struct mvfs *fs)
+{
+	struct mv_inode *in;
+
+	while ((in = itable_next_released(fs))) {
+		/* unlinked: nobody can reach it any more */
+		if (in->unlinked)
+			ns_free_inode(fs, in->ino);
+		else if (filedata_unwritten(in))
+			filedata_flush(fs, in);
+		filedata_release(fs, in);
+		itable_free_inode(fs, in);
+	}
 }

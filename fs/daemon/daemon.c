@@ -34,7 +34,8 @@
 #include "store/volconf.h"
 #include "util/why.h"
 
-#define CHECKPOINT_EVERY_S 2	/* buffered data is made durable this often */
+#define FLUSH_AGE_S 2		/* dirty data older than this is written back */
+#define CHECKPOINT_EVERY_S 2	/* and made durable this often */
 #define STATUS_EVERY_S 2	/* counters for `medvault status` */
 #define PACK_SCAN_EVERY_S 60	/* dead bytes in packs, for the same */
 #define COMPACT_EVERY_S 60	/* background compaction of packs below the ratio */
@@ -116,7 +117,7 @@ static void return_freed_memory(size_t n, size_t *peak)
  */
 static void publish_status(struct daemon *d, int with_packs, size_t *table_peak)
 {
-	struct mvfs_counts c;
+	struct core_status c;
 	char text[STATUS_MAX];
 	int n;
 
@@ -130,7 +131,7 @@ static void publish_status(struct daemon *d, int with_packs, size_t *table_peak)
 			d->dead_bytes = s.total > s.live ? s.total - s.live : 0;
 		}
 	}
-	mvfs_counts(d->fs, &c);
+	core_status(d->fs, &c);
 	n = snprintf(text, sizeof(text),
 		     "pid %d\nstore %s\nmountpoint %s\nuptime %lld\ninodes %" PRIu64 "\n"
 		     "open %" PRIu64 "\ndirty_bytes %" PRIu64 "\nchunk_hits %" PRIu64 "\n"
@@ -152,7 +153,7 @@ static void seal_open_pack(struct daemon *d)
 {
 	/* everything written so far lands in packs a snapshot can link, and
 	 * nothing more is ever appended to them */
-	mvfs_flush_all(d->fs);
+	core_flush_all(d->fs);
 	blobstore_seal_open(d->v->bs);
 	syslog(LOG_INFO, "open pack sealed for a snapshot");
 }
@@ -176,7 +177,7 @@ static void answer_request(struct daemon *d)
 	if (kind == REQUEST_SEAL)
 		seal_open_pack(d);
 	else
-		rc = mvfs_compact(d->fs, ratio, &st);
+		rc = core_compact(d->fs, ratio, stderr, &st);
 	pthread_mutex_lock(&d->lock);
 	d->req_rc = rc;
 	d->req_st = st;
@@ -211,7 +212,7 @@ static void *flusher_main(void *arg)
 		if (now - last_compaction >= COMPACT_EVERY_S ||
 		    (now - last_compaction >= COMPACT_MIN_GAP_S &&
 		     index_dead_bytes(d->v->ix) >= COMPACT_DEAD_TRIGGER)) {
-			mvfs_compact(d->fs, COMPACT_DEFAULT_RATIO, &st);
+			core_compact(d->fs, COMPACT_DEFAULT_RATIO, stderr, &st);
 			last_compaction = now;
 		}
 		if (now - last_status >= STATUS_EVERY_S) {
@@ -220,7 +221,7 @@ static void *flusher_main(void *arg)
 				last_pack_scan = now;
 			last_status = now;
 		}
-		mvfs_flush_due(d->fs, now);
+		core_flush_due(d->fs, now, FLUSH_AGE_S);
 		if (now - last_checkpoint >= CHECKPOINT_EVERY_S) {
 			int rc = fs_checkpoint(d->fs);
 
@@ -602,7 +603,7 @@ int daemon_run(const struct daemon_opts *o, char *why, size_t whylen)
 	if (!o->no_audit) {
 		if ((rc = daemon_open_audit(&d, o, &audit, why, whylen)) < 0)
 			goto out;
-		d.fs->audit = audit;
+		mvfs_set_audit(d.fs, audit);
 	}
 	/*
 	 * The kernel checks modes (default_permissions) exactly as for ext4,
@@ -622,7 +623,7 @@ int daemon_run(const struct daemon_opts *o, char *why, size_t whylen)
 			     o->fuse_opts ? o->fuse_opts : "");
 		goto out;
 	}
-	d.fs->session = se;
+	mvfs_set_session(d.fs, se);
 	if (fuse_session_mount(se, o->mountpoint) != 0) {
 		rc = why_set(why, whylen, -EIO,
 			     "cannot mount on %s (is /dev/fuse usable and fusermount3 installed?)",

@@ -1,6 +1,11 @@
 /*
- * The FUSE adapter: decode the request, make one call into mvfs, send
- * exactly one reply.  No locks are held here.
+ * The FUSE adapter: decode the request, make one call into the core
+ * (core/mvfs.h), send exactly one reply.  No lock of the layers below is
+ * taken here.  The core calls back into this file in two places: readdir
+ * (fill_one formats entries inside the index's read transaction, no
+ * reply) and read (send_read replies with no lock held; push_pages hands
+ * pages to the kernel under the file's store_lock, the one syscall made
+ * under a lock, because that lock exists to keep writers out meanwhile).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,10 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
-#include <sys/statvfs.h>
 
 #include "audit/audit.h"
-#include "util/bufpool.h"
 #include "daemon/fs_ops.h"
 #include "daemon/fuse_io.h"
 #include "core/mvfs.h"
@@ -20,9 +23,19 @@
 #define ATTR_TIMEOUT 1.0
 #define ENTRY_TIMEOUT 1.0
 
+/* The kernel's answer at INIT: it skips OPENDIR once told ENOSYS.  Set
+ * before any other request; one session per process. */
+static int no_opendir;
+
 static struct mvfs *fs_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
+}
+
+/* An open file's handle is its core inode. */
+static struct mv_inode *handle_of(const struct fuse_file_info *fi)
+{
+	return (struct mv_inode *)(uintptr_t)fi->fh;
 }
 
 static void attr_to_stat(const struct mv_attr *a, struct stat *st)
@@ -69,7 +82,7 @@ static void reply_entry(fuse_req_t req, int rc, const struct mv_attr *a, uint64_
 	itable_lookup_inc(fs_of(req), a->ino, parent, name);
 	fill_entry(&e, a);
 	if (fuse_reply_entry(req, &e) != 0)
-		itable_forget(fs_of(req), a->ino, 1);
+		core_forget(fs_of(req), a->ino, 1);
 }
 
 /* ---- the access trail: queue one record (never blocks on I/O) ---- */
@@ -83,7 +96,7 @@ static void audit_req(fuse_req_t req, int op, int rc, uint64_t ino, const char *
 		.pid = (uint32_t)c->pid, .ino = ino, .path = path, .path2 = path2, .detail = detail,
 	};
 
-	audit_log(fs_of(req)->audit, &e);
+	audit_log(mvfs_audit(fs_of(req)), &e);
 }
 
 /* parent's path + "/" + name, as the kernel reached it */
@@ -99,6 +112,7 @@ static void audit_child_path(struct mvfs *fs, uint64_t parent, const char *name,
 static void mv_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct mvfs *fs = userdata;
+	int writeback = 0, posix_acl = 0;
 
 	conn->max_write = MV_MAX_IO;
 	conn->max_readahead = MV_MAX_IO;
@@ -112,7 +126,7 @@ static void mv_init(void *userdata, struct fuse_conn_info *conn)
 	 */
 	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) {
 		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
-		fs->no_opendir = 1;
+		no_opendir = 1;
 	}
 	/*
 	 * No atomic O_TRUNC: with the writeback cache the kernel stamps the
@@ -133,12 +147,13 @@ static void mv_init(void *userdata, struct fuse_conn_info *conn)
 	if ((conn->capable & FUSE_CAP_POSIX_ACL) && (conn->capable & FUSE_CAP_DONT_MASK)) {
 		/* the umask must reach us unapplied: a default ACL replaces it */
 		conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
-		fs->posix_acl = 1;
+		posix_acl = 1;
 	}
 	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE) {
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
-		fs->writeback = 1;
+		writeback = 1;
 	}
+	mvfs_set_kernel(fs, writeback, posix_acl);
 }
 
 static void mv_destroy(void *userdata)
@@ -164,14 +179,14 @@ static void mv_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void mv_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	itable_forget(fs_of(req), ino, nlookup);
+	core_forget(fs_of(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
 static void mv_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f)
 {
 	for (size_t i = 0; i < count; i++)
-		itable_forget(fs_of(req), f[i].ino, f[i].nlookup);
+		core_forget(fs_of(req), f[i].ino, f[i].nlookup);
 	fuse_reply_none(req);
 }
 
@@ -275,7 +290,7 @@ static void mv_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	int mask = 0, rc;
 
 	(void)fi;
-	ns_now(&now);
+	core_now(&now);
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		mask |= NS_SET_MODE;
 		want.mode = attr->st_mode;
@@ -323,7 +338,7 @@ static void mv_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		want.ctime_ns = (uint32_t)now.tv_nsec;
 	}
 	rc = ns_setattr(fs_of(req), ino, &want, mask, &out);
-	if (fs_of(req)->audit && (mask & (NS_SET_SIZE | NS_SET_MODE | NS_SET_UID | NS_SET_GID))) {
+	if (mvfs_audit(fs_of(req)) && (mask & (NS_SET_SIZE | NS_SET_MODE | NS_SET_UID | NS_SET_GID))) {
 		char path[AUDIT_PATH_MAX + 1], d[64];
 
 		itable_path(fs_of(req), ino, path, sizeof(path));
@@ -405,13 +420,13 @@ static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, int i
 	struct mv_attr a = { .ino = 0 };
 	int rc;
 
-	if (fs->audit) {
+	if (mvfs_audit(fs)) {
 		audit_child_path(fs, parent, name, path, sizeof(path));
 		if (ns_lookup(fs, parent, name, &a) < 0)
 			a.ino = 0;
 	}
 	rc = ns_unlink(fs, parent, name, is_dir);
-	if (fs->audit)
+	if (mvfs_audit(fs))
 		audit_req(req, is_dir ? AUDIT_OP_RMDIR : AUDIT_OP_UNLINK, rc, a.ino, path, NULL, NULL);
 	fuse_reply_err(req, -rc);
 }
@@ -434,12 +449,12 @@ static void mv_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	uint64_t moved = 0;
 	int rc;
 
-	if (fs->audit) {
+	if (mvfs_audit(fs)) {
 		audit_child_path(fs, parent, name, from, sizeof(from));
 		audit_child_path(fs, newparent, newname, to, sizeof(to));
 	}
 	rc = ns_rename(fs, parent, name, newparent, newname, flags, &moved, NULL);
-	if (fs->audit)
+	if (mvfs_audit(fs))
 		audit_req(req, AUDIT_OP_RENAME, rc, moved, from, to,
 			  (flags & RENAME_EXCHANGE) ? "exchange" : (flags & RENAME_NOREPLACE) ? "noreplace" : NULL);
 	fuse_reply_err(req, -rc);
@@ -460,64 +475,22 @@ static void mv_readlink(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- files ---- */
 
-static int open_handle(struct mvfs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct mv_inode *in;
-	int rc;
-
-	if ((rc = itable_get(fs, ino, &in)) < 0)
-		return rc;
-	itable_open_inc(fs, in);
-	itable_put(fs, in);
-	/* writeback-cache writes can come through any handle (mmap, or the
-	 * kernel's own writeback): count every handle that may write */
-	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
-		pthread_mutex_lock(&in->store_lock);
-		in->nwriters++;
-		pthread_mutex_unlock(&in->store_lock);
-	}
-	fi->fh = (uint64_t)(uintptr_t)in;
-	/* this daemon is the only way to the data: cached pages stay valid */
-	fi->keep_cache = 1;
-	return 0;
-}
-
-static void close_handle(struct mvfs *fs, struct fuse_file_info *fi)
-{
-	struct mv_inode *in = (struct mv_inode *)(uintptr_t)fi->fh;
-
-	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
-		pthread_mutex_lock(&in->store_lock);
-		in->nwriters--;
-		pthread_mutex_unlock(&in->store_lock);
-	}
-	filedata_flush(fs, in);
-	itable_open_dec(fs, in);
-}
-
 static void mv_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
 	struct mvfs *fs = fs_of(req);
 	struct fuse_entry_param e;
+	struct mv_inode *in = NULL;
 	struct ns_ctx c;
 	struct mv_attr a;
 	int rc, refused;
 
 	ctx_of(req, &c);
 	/* fail closed: no new file while the access trail cannot be written */
-	refused = rc = audit_allowed(fs->audit);
+	refused = rc = audit_allowed(mvfs_audit(fs));
 	if (rc == 0)
-		rc = ns_mknod(fs, &c, parent, name, S_IFREG | (mode & 07777), 0, NULL, &a);
-	if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
-		/* lost a race with another creator: open the winner's file */
-		rc = ns_lookup(fs, parent, name, &a);
-		if (rc == 0 && S_ISDIR(a.mode))
-			rc = -EISDIR;
-	}
-	if (rc == 0)
-		rc = open_handle(fs, a.ino, fi);
-	if (fs->audit) {
+		rc = core_create(fs, &c, parent, name, mode, fi->flags, &a, &in);
+	if (mvfs_audit(fs)) {
 		char path[AUDIT_PATH_MAX + 1], d[64];
 
 		audit_child_path(fs, parent, name, path, sizeof(path));
@@ -531,26 +504,23 @@ static void mv_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	itable_lookup_inc(fs, a.ino, parent, name);
 	fill_entry(&e, &a);
+	fi->fh = (uint64_t)(uintptr_t)in;
+	/* this daemon is the only way to the data: cached pages stay valid */
+	fi->keep_cache = 1;
 	if (fuse_reply_create(req, &e, fi) != 0) {
-		close_handle(fs, fi);
-		itable_forget(fs, a.ino, 1);
+		core_release(fs, in, fi->flags);
+		core_forget(fs, a.ino, 1);
 	}
 }
 
 static void mv_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mvfs *fs = fs_of(req);
-	int refused = audit_allowed(fs->audit);	/* fail closed */
-	int rc = refused ? refused : open_handle(fs, ino, fi);
+	struct mv_inode *in = NULL;
+	int refused = audit_allowed(mvfs_audit(fs));	/* fail closed */
+	int rc = refused ? refused : core_open(fs, ino, fi->flags, &in);
 
-	if (rc == 0 && (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY) {
-		struct mv_attr want = { .size = 0 }, out;
-
-		rc = ns_setattr(fs, ino, &want, NS_SET_SIZE, &out);
-		if (rc < 0)
-			close_handle(fs, fi);
-	}
-	if (fs->audit) {
+	if (mvfs_audit(fs)) {
 		char path[AUDIT_PATH_MAX + 1];
 		int acc = fi->flags & O_ACCMODE;
 
@@ -565,102 +535,52 @@ static void mv_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	fi->fh = (uint64_t)(uintptr_t)in;
+	/* this daemon is the only way to the data: cached pages stay valid */
+	fi->keep_cache = 1;
 	if (fuse_reply_open(req, fi) != 0)
-		close_handle(fs, fi);
+		core_release(fs, in, fi->flags);
 }
 
-/*
- * How many FUSE worker threads may be inside notify_store at once.  A
- * store locks the page-cache pages it fills, and a page the kernel is
- * reading ahead stays locked until some worker answers that READ: if every
- * worker waited on such a page, or on a thread that does, nobody would
- * read /dev/fuse again (seen: all 16 workers stuck, 15 of them queued
- * behind one store).  So stores are optional and never waited for.
- */
-#define STORES_MAX 2
+struct read_reply {
+	fuse_req_t req;
+	struct fuse_session *se;
+	fuse_ino_t ino;
+};
 
-/*
- * A small read made us open a whole chunk: give the kernel the rest of it,
- * so the neighbouring reads (random 4 KiB reads of a 64 KiB chunk) are
- * served from its page cache with no round trip.  Only after the reply,
- * when the pages of this request are unlocked again, and only if no other
- * store of this file or too many stores overall are under way.
- */
-static void store_rest_of_chunk(struct mvfs *fs, struct mv_inode *in, fuse_ino_t ino,
-				off_t off, size_t n)
+static void send_read(void *ctx, const void *buf, ssize_t n)
 {
-	uint8_t *chunk;
-	uint64_t start = 0;
-	size_t len;
+	struct read_reply *r = ctx;
 
-	if (!fs->session)
-		return;
-	if (__atomic_add_fetch(&fs->storing, 1, __ATOMIC_ACQ_REL) > STORES_MAX)
-		goto out;
-	if (pthread_mutex_trylock(&in->store_lock) != 0)
-		goto out;
-	/* a pooled chunk buffer: mlocked, like all plaintext */
-	if (!(chunk = bufpool_get(fs->chunks))) {
-		pthread_mutex_unlock(&in->store_lock);
-		goto out;
-	}
-	len = in->nwriters ? 0 : filedata_chunk_peek(fs, in, off, chunk, &start);
-	if (len) {
-		uint64_t lo = (uint64_t)off, hi = (uint64_t)off + n, end = start + len;
+	if (n < 0)
+		fuse_reply_err(r->req, (int)-n);
+	else
+		fuse_reply_buf(r->req, buf, (size_t)n);
+}
 
-		if (lo > start) {
-			struct fuse_bufvec bv = FUSE_BUFVEC_INIT(lo - start);
+/* After the reply: req is gone, the session and inode remain. */
+static void push_pages(void *ctx, uint64_t off, const void *buf, size_t len)
+{
+	struct read_reply *r = ctx;
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(len);
 
-			bv.buf[0].mem = chunk;
-			fuse_lowlevel_notify_store(fs->session, ino, (off_t)start, &bv, 0);
-		}
-		if (hi < end) {
-			struct fuse_bufvec bv = FUSE_BUFVEC_INIT(end - hi);
-
-			bv.buf[0].mem = chunk + (hi - start);
-			fuse_lowlevel_notify_store(fs->session, ino, (off_t)hi, &bv, 0);
-		}
-	}
-	pthread_mutex_unlock(&in->store_lock);
-	bufpool_put(fs->chunks, chunk);
-out:
-	__atomic_sub_fetch(&fs->storing, 1, __ATOMIC_ACQ_REL);
+	bv.buf[0].mem = (void *)buf;
+	fuse_lowlevel_notify_store(r->se, r->ino, (off_t)off, &bv, 0);
 }
 
 static void mv_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct mv_inode *in = (struct mv_inode *)(uintptr_t)fi->fh;
-	struct mvfs *fs = fs_of(req);	/* req is gone once replied to */
-	uint8_t *buf;
-	ssize_t n;
+	struct mvfs *fs = fs_of(req);
+	struct read_reply r = { req, mvfs_session(fs), ino };
 
-	/* the reply is plaintext: it lives in a pooled, mlocked buffer that
-	 * is wiped when the pool lets it go, never in the malloc heap.  The
-	 * kernel asks for at most max_write (max_pages); a short reply to a
-	 * cached read would mean end of file, so never trim a request. */
-	if (size > MV_MAX_IO) {
-		fuse_reply_err(req, EIO);
-		return;
-	}
-	if (!(buf = bufpool_get(fs->replies))) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	n = filedata_read(fs, in, (char *)buf, size, off);
-	if (n < 0)
-		fuse_reply_err(req, (int)-n);
-	else
-		fuse_reply_buf(req, (const char *)buf, (size_t)n);
-	bufpool_put(fs->replies, buf);
-	if (n > 0 && size < fs->chunk_size)
-		store_rest_of_chunk(fs, in, ino, off, (size_t)n);
+	core_read(fs, handle_of(fi), size, off, send_read, r.se ? push_pages : NULL, &r);
 }
 
 static void mv_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		     off_t off, struct fuse_file_info *fi)
 {
-	struct mv_inode *in = (struct mv_inode *)(uintptr_t)fi->fh;
+	struct mv_inode *in = handle_of(fi);
 	ssize_t n;
 
 	/* like ext4: nothing at or past the largest size, short up to it */
@@ -706,7 +626,7 @@ static const char *falloc_mode_name(int mode)
 static void mv_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 			 struct fuse_file_info *fi)
 {
-	struct mv_inode *in = (struct mv_inode *)(uintptr_t)fi->fh;
+	struct mv_inode *in = handle_of(fi);
 	struct mvfs *fs = fs_of(req);
 	int rc;
 
@@ -722,7 +642,7 @@ static void mv_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		rc = -EFBIG;
 	else
 		rc = filedata_fallocate(fs, in, mode, (uint64_t)off, (uint64_t)len);
-	if (fs->audit) {
+	if (mvfs_audit(fs)) {
 		char path[AUDIT_PATH_MAX + 1], d[96];
 
 		itable_path(fs, ino, path, sizeof(path));
@@ -735,7 +655,7 @@ static void mv_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 
 static void mv_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct mv_inode *in = (struct mv_inode *)(uintptr_t)fi->fh;
+	struct mv_inode *in = handle_of(fi);
 
 	(void)ino;
 	fuse_reply_err(req, -filedata_flush(fs_of(req), in));
@@ -744,33 +664,31 @@ static void mv_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void mv_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	close_handle(fs_of(req), fi);
+	core_release(fs_of(req), handle_of(fi), fi->flags);
 	fuse_reply_err(req, 0);
 }
 
 static void mv_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct mvfs *fs = fs_of(req);
-	struct mv_inode *in = (struct mv_inode *)(uintptr_t)fi->fh;
+	struct mv_inode *in = handle_of(fi);
 	uint64_t audit_point;
 	int rc;
 
 	(void)datasync;
 	/* the records about this file are as durable as its data; the log's
 	 * flush runs beside ours */
-	audit_point = audit_sync_start(fs->audit);
-	rc = filedata_flush(fs, in);
+	audit_point = audit_sync_start(mvfs_audit(fs));
+	rc = core_fsync(fs, in);
 	if (rc == 0)
-		rc = fs_checkpoint(fs);
-	if (rc == 0)
-		rc = audit_sync_wait(fs->audit, audit_point);
+		rc = audit_sync_wait(mvfs_audit(fs), audit_point);
 	/*
 	 * The kernel may hold attributes fetched while the data was still in
 	 * its page cache (st_blocks 0); close drops them, fsync does not.
 	 * Attributes only (offset < 0): takes no lock the fsync holds.
 	 */
-	if (rc == 0 && fs->session)
-		fuse_lowlevel_notify_inval_inode(fs->session, ino, -1, 0);
+	if (rc == 0 && mvfs_session(fs))
+		fuse_lowlevel_notify_inval_inode(mvfs_session(fs), ino, -1, 0);
 	fuse_reply_err(req, -rc);
 }
 
@@ -780,7 +698,7 @@ static void mv_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 static void mv_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	if (fs_of(req)->no_opendir) {
+	if (no_opendir) {
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
@@ -790,76 +708,35 @@ static void mv_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 struct dir_fill {
 	fuse_req_t req;
-	uint64_t dir;
-	struct mvfs *fs;
-	struct index_txn *txn;
 	char *buf;
 	size_t size, used;
 	int plus;
-	int err;
 };
 
-static int fill_one(void *ctx, const char *name, size_t len, uint64_t ino, uint8_t type,
-		    uint64_t next_off)
+/* Called inside the core's read transaction: formats, never replies. */
+static int fill_one(void *ctx, const char *name, uint64_t ino, mode_t mode,
+		    const struct mv_attr *attr, uint64_t next_off)
 {
 	struct dir_fill *d = ctx;
-	char cname[INDEX_NAME_MAX + 1];
-	size_t need;
-
-	memcpy(cname, name, len);
-	cname[len] = '\0';
-	if (d->plus) {
-		struct fuse_entry_param e;
-		struct mv_attr a;
-		int rc = index_inode_get(d->txn, ino, &a);
-
-		if (rc < 0) {
-			d->err = rc;
-			return 1;
-		}
-		if (S_ISREG(a.mode)) {
-			struct mv_inode *in = itable_find(d->fs, ino);
-
-			if (in) {
-				filedata_overlay(d->fs, in, &a);
-				itable_put(d->fs, in);
-			}
-		}
-		fill_entry(&e, &a);
-		need = fuse_add_direntry_plus(d->req, d->buf + d->used, d->size - d->used,
-					      cname, &e, (off_t)next_off);
-		if (need > d->size - d->used)
-			return 1;
-		itable_lookup_inc(d->fs, ino, d->dir, cname);
-	} else {
-		struct stat st = { .st_ino = ino, .st_mode = (mode_t)type << 12 };
-
-		need = fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used,
-					 cname, &st, (off_t)next_off);
-		if (need > d->size - d->used)
-			return 1;
-	}
-	d->used += need;
-	return 0;
-}
-
-static int fill_dot(struct dir_fill *d, const char *name, uint64_t ino, off_t next)
-{
 	size_t need;
 
 	if (d->plus) {
 		struct fuse_entry_param e = { 0 };
 
-		/* ino 0: the kernel takes no lookup reference for . and .. */
-		e.attr.st_ino = ino;
-		e.attr.st_mode = S_IFDIR;
+		if (attr) {
+			fill_entry(&e, attr);
+		} else {
+			/* . and ..: ino 0, the kernel takes no lookup reference */
+			e.attr.st_ino = ino;
+			e.attr.st_mode = mode;
+		}
 		need = fuse_add_direntry_plus(d->req, d->buf + d->used, d->size - d->used,
-					      name, &e, next);
+					      name, &e, (off_t)next_off);
 	} else {
-		struct stat st = { .st_ino = ino, .st_mode = S_IFDIR };
+		struct stat st = { .st_ino = ino, .st_mode = mode };
 
 		need = fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used,
-					 name, &st, next);
+					 name, &st, (off_t)next_off);
 	}
 	if (need > d->size - d->used)
 		return 1;
@@ -869,8 +746,7 @@ static int fill_dot(struct dir_fill *d, const char *name, uint64_t ino, off_t ne
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
 {
-	struct dir_fill d = { .req = req, .dir = ino, .fs = fs_of(req), .size = size, .plus = plus };
-	struct mv_attr dir;
+	struct dir_fill d = { .req = req, .size = size, .plus = plus };
 	int rc;
 
 	d.buf = malloc(size);
@@ -878,19 +754,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	if ((rc = index_read_begin(d.fs->v->ix, &d.txn)) < 0)
-		goto out;
-	if ((rc = index_inode_get(d.txn, ino, &dir)) < 0)
-		goto out;
-	if (off < 1 && fill_dot(&d, ".", ino, 1))
-		goto out;
-	if (off < 2 && fill_dot(&d, "..", dir.parent ? dir.parent : ino, 2))
-		goto out;
-	rc = index_dirent_iter(d.txn, ino, (uint64_t)off, fill_one, &d);
-	if (rc == 0 && d.err && d.used == 0)
-		rc = d.err;
-out:
-	index_read_end(d.txn);
+	rc = ns_readdir(fs_of(req), ino, (uint64_t)off, plus, fill_one, &d);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
@@ -914,7 +778,7 @@ static void mv_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 static void mv_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	uint64_t audit_point = audit_sync_start(fs_of(req)->audit);
+	uint64_t audit_point = audit_sync_start(mvfs_audit(fs_of(req)));
 	int rc;
 
 	(void)ino;
@@ -922,39 +786,21 @@ static void mv_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 	(void)fi;
 	rc = fs_checkpoint(fs_of(req));
 	if (rc == 0)
-		rc = audit_sync_wait(fs_of(req)->audit, audit_point);
+		rc = audit_sync_wait(mvfs_audit(fs_of(req)), audit_point);
 	fuse_reply_err(req, -rc);
 }
 
 static void mv_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-	struct mvfs *fs = fs_of(req);
 	struct statvfs sv;
-	struct index_txn *t;
-	uint64_t files = 0;
+	int rc;
 
 	(void)ino;
-	if (statvfs(fs->v->store, &sv) < 0) {
-		fuse_reply_err(req, errno);
-		return;
-	}
-	if (index_read_begin(fs->v->ix, &t) == 0) {
-		index_count_inodes(t, &files);
-		index_read_end(t);
-	}
-	/* report in 4 KiB units whatever the backing filesystem uses */
-	{
-		uint64_t unit = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
-
-		sv.f_blocks = sv.f_blocks * unit / 4096;
-		sv.f_bfree = sv.f_bfree * unit / 4096;
-		sv.f_bavail = sv.f_bavail * unit / 4096;
-	}
-	sv.f_bsize = 4096;
-	sv.f_frsize = 4096;
-	sv.f_files = files + sv.f_ffree;
-	sv.f_namemax = INDEX_NAME_MAX;
-	fuse_reply_statfs(req, &sv);
+	rc = core_statfs(fs_of(req), &sv);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_statfs(req, &sv);
 }
 
 /* ---- xattrs ---- */
@@ -963,7 +809,7 @@ static void audit_xattr(fuse_req_t req, int op, int rc, fuse_ino_t ino, const ch
 {
 	char path[AUDIT_PATH_MAX + 1];
 
-	if (!fs_of(req)->audit)
+	if (!mvfs_audit(fs_of(req)))
 		return;
 	itable_path(fs_of(req), ino, path, sizeof(path));
 	audit_req(req, op, rc, ino, path, NULL, name);

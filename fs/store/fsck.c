@@ -21,7 +21,6 @@
 #include "util/fileutil.h"
 #include "store/index.h"
 #include "util/progress.h"
-#include "core/mvfs.h"
 #include "crypto/volkeys.h"
 
 #define F_BAD_RECORD 1	/* inode record fails authentication */
@@ -560,17 +559,16 @@ static int free_inode_txn(struct index_txn *txn, uint64_t ino)
 	struct mv_attr a;
 	int rc = index_inode_get(txn, ino, &a);
 
-	if (rc == 0 && a.nlink > 0)
-		return index_orphan_del(txn, ino) == -ENOENT ? 0 : 0;
-	if ((rc = filedata_delete_chunks(txn, ino, 0)) < 0 && rc != -EIO)
-		return rc;
-	if ((rc = index_xattr_del_all(txn, ino)) < 0)
-		return rc;
-	rc = index_inode_del(txn, ino);
-	if (rc < 0 && rc != -ENOENT)
-		return rc;
-	rc = index_orphan_del(txn, ino);
-	return rc == -ENOENT ? 0 : rc;
+	if (rc == 0 && a.nlink > 0) {
+		/* linked after all: only the mark is stale.  A failed delete
+		 * breaks the transaction, so its error must not be hidden */
+		rc = index_orphan_del(txn, ino);
+		return rc == -ENOENT ? 0 : rc;
+	}
+	/* damaged chunk records went by raw key above (f->del); one found
+	 * still must not keep the inode's other records */
+	rc = index_inode_purge(txn, ino);
+	return rc == -EIO ? 0 : rc;
 }
 
 static int do_repair(struct index_txn *txn, void *arg)

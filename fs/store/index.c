@@ -1149,6 +1149,69 @@ int index_orphan_list(struct index_txn *t, uint64_t *inos, int max)
 	return n;
 }
 
+/* ---- purging an inode ---- */
+
+struct purge_list {
+	uint64_t *idx;
+	struct chunk_rec *rec;
+	size_t n, cap;
+};
+
+static int purge_collect(void *ctx, uint64_t ino, uint64_t idx, const struct chunk_rec *c)
+{
+	struct purge_list *l = ctx;
+
+	(void)ino;
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 64;
+		uint64_t *ni = realloc(l->idx, ncap * sizeof(*ni));
+		struct chunk_rec *nr;
+
+		if (!ni)
+			return -ENOMEM;
+		l->idx = ni;
+		if (!(nr = realloc(l->rec, ncap * sizeof(*nr))))
+			return -ENOMEM;
+		l->rec = nr;
+		l->cap = ncap;
+	}
+	l->idx[l->n] = idx;
+	l->rec[l->n] = *c;
+	l->n++;
+	return 0;
+}
+
+/*
+ * The chunks are collected before any is deleted: a cursor walk must not
+ * run over records the same transaction deletes under it.  A damaged
+ * chunk record stops the collection, so then no chunk is deleted; the
+ * other records still are, and -EIO tells fsck (which deletes damaged
+ * records itself) from a caller that must abort.
+ */
+int index_inode_purge(struct index_txn *t, uint64_t ino)
+{
+	struct purge_list l = { 0 };
+	int rc, chunks_rc;
+
+	chunks_rc = index_chunk_iter(t, ino, 0, purge_collect, &l);
+	for (size_t i = 0; chunks_rc == 0 && i < l.n; i++) {
+		if ((chunks_rc = index_chunk_del(t, ino, l.idx[i])) < 0)
+			break;
+		chunks_rc = index_pack_account(t, l.rec[i].pack, -(int64_t)l.rec[i].len, 0);
+	}
+	free(l.idx);
+	free(l.rec);
+	if (chunks_rc < 0 && chunks_rc != -EIO)
+		return chunks_rc;
+	if ((rc = index_xattr_del_all(t, ino)) < 0)
+		return rc;
+	if ((rc = index_inode_del(t, ino)) < 0 && rc != -ENOENT)
+		return rc;
+	if ((rc = index_orphan_del(t, ino)) < 0 && rc != -ENOENT)
+		return rc;
+	return chunks_rc;
+}
+
 /* ---- packs ---- */
 
 static int pack_decode(struct pack_rec *p, const uint8_t *b, size_t n)

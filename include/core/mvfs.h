@@ -1,82 +1,30 @@
 /*
- * mvfs: the mounted filesystem's state shared by fs_ops (the FUSE
- * adapter), the inode table, file contents and namespace operations.
+ * core/mvfs.h: the filesystem core as the daemon sees it (the FUSE adapter
+ * in fs/daemon and the daemon's lifetime).  One call per request; the
+ * core takes and drops its own locks, and calls back (readdir, read)
+ * holding none of the index's transactions open for a reply.
  *
- * Lock order: inode->lock, then fs->barrier (read), then index_write's
- * internal queue.  The table lock is a leaf: nothing else is taken while
- * holding it.
+ * struct mvfs and struct mv_inode are opaque here: fs/core/core_int.h
+ * defines them for the core alone.  An open file's handle is its
+ * struct mv_inode.
+ *
+ * Functions return 0 (or a byte count) or -errno.
  */
 #ifndef MEDVAULT_MVFS_H
 #define MEDVAULT_MVFS_H
 
-#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <time.h>
 
 #include "store/index.h"
 #include "store/vault.h"
 
-struct dirty_chunk {
-	uint64_t idx;
-	uint32_t len;		/* valid bytes from the chunk start */
-	uint8_t *buf;		/* chunk_size bytes */
-	struct dirty_chunk *next;
-};
-
-/* One inode the kernel knows about (nlookup > 0) or that is open. */
-struct mv_inode {
-	uint64_t ino;
-	/* protected by fs->table_lock */
-	uint64_t nlookup;
-	uint32_t nopen;
-	uint32_t pins;		/* short-lived references from fs code */
-	int unlinked;		/* nlink reached 0: free when unused */
-	uint64_t name_parent;	/* the name the kernel last reached it by, */
-	char *name;		/* for audit paths (NULL: not known) */
-	struct mv_inode *hnext;
-	/* on fs->active: open, or holding data a flush has not written;
-	 * the flusher visits only these, never the whole table */
-	struct mv_inode *anext, *aprev;
-	int active;
-
-	/*
-	 * Pushing decrypted pages into the kernel's cache (notify_store) is
-	 * only safe while no handle can write: a writer's pages may sit dirty
-	 * in that cache, and a store would overwrite them.  Taken alone, never
-	 * with lock held.
-	 */
-	pthread_mutex_t store_lock;
-	uint32_t nwriters;	/* protected by store_lock */
-
-	pthread_mutex_t lock;	/* protects everything below */
-	struct aead *aead;	/* content key, made on first use */
-	int size_loaded;	/* size below is the file's size */
-	int content_dirty;	/* size below is newer than the index */
-	int mtime_dirty;	/* mtime below is newer than the index */
-	uint64_t size;
-	struct timespec mtime;
-	struct dirty_chunk *dirty;
-	unsigned ndirty;
-	time_t dirty_since;
-	/*
-	 * Chunks a writer detached from dirty and is writing back without
-	 * holding lock, so other writes keep filling while they are sealed
-	 * and appended.  Read-only until that writer frees them under lock;
-	 * at most one such group per inode, so commits keep version order.
-	 */
-	struct dirty_chunk *inflight;
-	int inflight_mtime;	/* the inflight commit also writes mtime */
-	pthread_cond_t inflight_done;	/* broadcast when inflight empties */
-	/* the last chunk read, decrypted: small reads need not reopen it */
-	uint8_t *rbuf;
-	uint64_t gen;		/* bumped when committed contents change */
-	uint64_t ridx;
-	uint32_t rlen;
-	int rvalid;
-};
-
+struct mvfs;
+struct mv_inode;
 struct audit;
 
 /* largest READ or WRITE the daemon negotiates with the kernel */
@@ -84,147 +32,41 @@ struct audit;
 /* ext4's limit with 4 KiB blocks (2^32 - 1 blocks): larger sizes get EFBIG */
 #define MV_MAX_FILE_SIZE (((1ull << 32) - 1) * 4096)
 
-struct mvfs {
-	struct vault *v;
-	struct audit *audit;	/* access trail (fs/audit.c); NULL: not audited */
-	uint32_t chunk_size;
-	int writeback;		/* the kernel caches writes and owns mtime */
-	int posix_acl;		/* the kernel enforces ACLs; we apply umask */
-	int no_opendir;		/* the kernel skips OPENDIR once told ENOSYS */
-	unsigned dirty_max;	/* per inode, in chunks, before write-back */
-	unsigned flush_group;	/* chunks sealed and committed together */
-	struct bufpool *chunks;	/* chunk_size plaintext buffers */
-	struct bufpool *batches;	/* sealed write-back batches */
-	struct bufpool *sealed;		/* one sealed chunk, for reads */
-	struct bufpool *replies;	/* MV_MAX_IO plaintext READ replies */
-	struct chunkcache *cache;	/* recently read chunks, all files */
-	size_t batch_size;
-	struct parallel *par;	/* sealing and opening run here */
-
-	pthread_mutex_t table_lock;
-	struct mv_inode **table;
-	size_t table_size, table_count;
-	struct mv_inode *active;	/* list head (table_lock) */
-
-	/*
-	 * Appending chunks and committing their records holds this for
-	 * reading; a checkpoint takes it for writing so that the index it
-	 * syncs never names pack bytes the pack sync did not cover.
-	 */
-	pthread_rwlock_t barrier;
-
-	pthread_mutex_t sync_lock;	/* fsync sharing: see fs_checkpoint() */
-	pthread_cond_t sync_cond;
-	uint64_t sync_started, sync_done;
-	int syncing;
-	int sync_error;
-
-	uint64_t next_version;	/* protected by table_lock */
-
-	/* for `medvault status`; relaxed atomics, read approximately */
-	uint64_t stat_chunk_hits;	/* chunks served from memory */
-	uint64_t stat_chunk_loads;	/* chunks read and opened from packs */
-	int64_t last_checkpoint;	/* unix seconds */
-	void *session;		/* struct fuse_session, for cache notifications */
-	int storing;		/* threads inside a notify_store (fs_ops.c) */
-};
-
+/* ---- lifetime (mvfs.c) ---- */
+/* frees the orphans a crash left; -ENOMEM */
 int mvfs_create(struct mvfs **out, struct vault *v);
-/* write everything back and free fs; the daemon's threads that use fs
- * must have stopped.  fs may be NULL. */
+/* writes everything back and makes it durable; fs may be NULL */
 void mvfs_destroy(struct mvfs *fs);
-/* start the sealing pool: call after fork().  -errno of pthread_create */
+/* start the sealing pool: call after fork().  -errno of pthread_create.
+ * The daemon's threads that call into fs stop before mvfs_destroy */
 int mvfs_start_workers(struct mvfs *fs);
-/* write back what has waited long enough (as of now); failures stay
- * buffered for the next call */
-void mvfs_flush_due(struct mvfs *fs, time_t now);
-/* write back everything buffered (not made durable: fs_checkpoint) */
-void mvfs_flush_all(struct mvfs *fs);
+/* the access trail operations are recorded in (NULL: none; the default) */
+void mvfs_set_audit(struct mvfs *fs, struct audit *audit);
+struct audit *mvfs_audit(const struct mvfs *fs);
+/* the daemon's FUSE session, kept for it (cache notifications) */
+void mvfs_set_session(struct mvfs *fs, void *session);
+void *mvfs_session(const struct mvfs *fs);
+/*
+ * What the kernel agreed to at INIT, before any other request:
+ * writeback, the kernel caches writes and owns mtime (writes stamp
+ * none); posix_acl, the kernel checks ACLs and sends the umask
+ * unapplied (a parent's default ACL replaces it).
+ */
+void mvfs_set_kernel(struct mvfs *fs, int writeback, int posix_acl);
 
-/* what `medvault status` shows of the filesystem; counts only */
-struct mvfs_counts {
-	uint64_t inodes;	/* in the table */
-	uint64_t open;		/* handles */
-	uint64_t dirty_bytes;	/* buffered, not yet written back */
-	uint64_t chunk_hits, chunk_loads;
-	int64_t last_checkpoint;	/* unix seconds, 0: none yet */
-};
-void mvfs_counts(struct mvfs *fs, struct mvfs_counts *out);
+static inline void core_now(struct timespec *ts)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+}
 
-struct compact_stats;
-/* compact the packs below ratio while the filesystem serves (writers
- * wait only at the checkpoint barrier).  -errno of compact_run */
-int mvfs_compact(struct mvfs *fs, double ratio, struct compact_stats *st);
-
-/* ---- inode table (inode_table.c) ---- */
-/* find or create and pin; -ENOMEM */
-int itable_get(struct mvfs *fs, uint64_t ino, struct mv_inode **out);
-/* find and pin if present, else NULL */
-struct mv_inode *itable_find(struct mvfs *fs, uint64_t ino);
-void itable_put(struct mvfs *fs, struct mv_inode *in);
-/* count one kernel lookup of ino, reached as parent/name (name may be NULL) */
+/* ---- inode references the kernel holds (core.c, inode_table.c) ---- */
+/* count one kernel lookup of ino, reached as parent/name (name may be NULL);
+ * call before the reply that hands it over */
 void itable_lookup_inc(struct mvfs *fs, uint64_t ino, uint64_t parent, const char *name);
-/* remember that ino is now reached as parent/name (after a rename) */
-void itable_set_name(struct mvfs *fs, uint64_t ino, uint64_t parent, const char *name);
+/* FORGET: drop n lookups; the last reference frees an unlinked inode */
+void core_forget(struct mvfs *fs, uint64_t ino, uint64_t n);
 /* "/a/b/c" as the kernel last reached ino; "<inode N>" parts where unknown */
 void itable_path(struct mvfs *fs, uint64_t ino, char *buf, size_t len);
-/* returns 1 when the inode was released and should be freed if unlinked */
-void itable_forget(struct mvfs *fs, uint64_t ino, uint64_t n);
-void itable_open_inc(struct mvfs *fs, struct mv_inode *in);
-void itable_open_dec(struct mvfs *fs, struct mv_inode *in);
-void itable_mark_unlinked(struct mvfs *fs, uint64_t ino);
-/* 1 if in is unlinked and no handle has it open */
-int itable_is_dead(struct mvfs *fs, struct mv_inode *in);
-/* 1 if the kernel or a handle still uses ino */
-int itable_in_use(struct mvfs *fs, uint64_t ino);
-/* call fn on each pinned inode */
-void itable_foreach(struct mvfs *fs, void (*fn)(struct mvfs *, struct mv_inode *, void *), void *arg);
-/*
- * Visit the active inodes only (open, or with unwritten data): cost
- * follows the files in use, not the million the kernel may cache.  fn
- * returns non-zero while the inode still has unwritten data; a closed
- * inode for which it returns 0 leaves the list.
- */
-void itable_foreach_active(struct mvfs *fs, int (*fn)(struct mvfs *, struct mv_inode *, void *),
-			   void *arg);
-/* keep in on the active list (a flush failed: the flusher retries it) */
-void itable_activate(struct mvfs *fs, struct mv_inode *in);
-/* free an inode no table references any more, with any chunks it still buffers */
-void itable_free_inode(struct mvfs *fs, struct mv_inode *in);
-/* inodes in the table */
-size_t itable_count(struct mvfs *fs);
-uint64_t mvfs_new_version(struct mvfs *fs);
-
-/* ---- contents (filedata.c) ---- */
-ssize_t filedata_read(struct mvfs *fs, struct mv_inode *in, char *buf, size_t size, off_t off);
-ssize_t filedata_write(struct mvfs *fs, struct mv_inode *in, const char *buf, size_t size, off_t off);
-/*
- * After a read smaller than a chunk: copy the whole chunk holding off (as
- * the last read left it decrypted) into buf (chunk_size bytes), so the
- * caller can hand the rest of it to the kernel's page cache.  Returns the
- * number of bytes (to the end of the file at most) and its file offset in
- * *start, or 0 when nothing is known.
- */
-size_t filedata_chunk_peek(struct mvfs *fs, struct mv_inode *in, off_t off, uint8_t *buf,
-			   uint64_t *start);
-/* write back dirty chunks and size/mtime to the index */
-int filedata_flush(struct mvfs *fs, struct mv_inode *in);
-/* truncate to size (under the inode lock, committed at once) */
-int filedata_truncate(struct mvfs *fs, struct mv_inode *in, uint64_t size, const struct timespec *now);
-/* fallocate(2): mode 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE[|KEEP_SIZE] */
-int filedata_fallocate(struct mvfs *fs, struct mv_inode *in, int mode, uint64_t off, uint64_t len);
-/* drop every buffered chunk of in, written back or not */
-void filedata_discard(struct mvfs *fs, struct mv_inode *in);
-/* 1 while in holds data (or a size) not yet committed to the index */
-int filedata_unwritten(struct mv_inode *in);
-/* 1 if a flush would write an mtime the index does not have yet */
-int filedata_mtime_pending(struct mv_inode *in);
-/* overlay in-memory size/mtime onto a from-index record */
-void filedata_overlay(struct mvfs *fs, struct mv_inode *in, struct mv_attr *a);
-/* delete all chunks of ino (inside a write txn) */
-int filedata_delete_chunks(struct index_txn *txn, uint64_t ino, uint64_t from_idx);
-/* fsync: flush + durable checkpoint */
-int fs_checkpoint(struct mvfs *fs);
 
 /* ---- namespace (namespace.c) ---- */
 struct ns_ctx { uint32_t uid, gid; mode_t umask; };
@@ -253,10 +95,81 @@ int ns_setxattr(struct mvfs *fs, uint64_t ino, const char *name, const void *val
 int ns_removexattr(struct mvfs *fs, uint64_t ino, const char *name);
 ssize_t ns_getxattr(struct mvfs *fs, uint64_t ino, const char *name, void *value, size_t cap);
 ssize_t ns_listxattr(struct mvfs *fs, uint64_t ino, char *list, size_t cap);
-/* free an unlinked inode nobody uses any more */
-int ns_free_inode(struct mvfs *fs, uint64_t ino);
-/* free every orphan left by a crash */
-int ns_free_orphans(struct mvfs *fs);
-void ns_now(struct timespec *ts);
+/*
+ * One entry of a listing, called with the index's read transaction open:
+ * fill a buffer, nothing more (no reply, no lock, no call into the core).
+ * attr is the entry's attributes in a READDIRPLUS listing, NULL for "."
+ * and ".." and in a plain one (then only ino and mode's type are known).
+ * Returns 0 when it took the entry, 1 when the buffer is full.
+ */
+typedef int (*ns_dirent_fn)(void *ctx, const char *name, uint64_t ino, mode_t mode,
+			    const struct mv_attr *attr, uint64_t next_off);
+/*
+ * List dir from readdir offset off ("." and ".." first).  With plus, each
+ * entry fn takes counts as a kernel lookup.  An entry whose inode cannot
+ * be read ends the listing; its error is returned only if fn took nothing.
+ * -ENOENT, -EIO.
+ */
+int ns_readdir(struct mvfs *fs, uint64_t dir, uint64_t off, int plus, ns_dirent_fn fn, void *ctx);
+
+/* ---- open files (core.c, filedata.c) ---- */
+/* OPEN with open(2) flags (O_TRUNC truncates a writable handle): *out is
+ * the handle.  -ENOMEM, or ns_setattr's errors */
+int core_open(struct mvfs *fs, uint64_t ino, int flags, struct mv_inode **out);
+/* CREATE: a regular file parent/name, or the one a racing creator made
+ * unless O_EXCL; *attr its attributes, *out its handle.  ns_mknod's
+ * errors, -EISDIR */
+int core_create(struct mvfs *fs, const struct ns_ctx *c, uint64_t parent, const char *name,
+		mode_t mode, int flags, struct mv_attr *attr, struct mv_inode **out);
+/* RELEASE: write back and drop the handle (flags as at open).  A failed
+ * write-back stays buffered for the flusher; flush and fsync report it */
+void core_release(struct mvfs *fs, struct mv_inode *in, int flags);
+/*
+ * READ, answered through reply exactly once, with no lock held: the data
+ * (n bytes, in a buffer valid during the call) or -errno in n.  After a
+ * small read, push (may be NULL) is offered the rest of the chunk the
+ * read decrypted, for the kernel's page cache; it is called only while no
+ * handle may write the file, and must not wait for a READ to be answered.
+ */
+typedef void (*core_reply_fn)(void *ctx, const void *buf, ssize_t n);
+typedef void (*core_push_fn)(void *ctx, uint64_t off, const void *buf, size_t len);
+void core_read(struct mvfs *fs, struct mv_inode *in, size_t size, off_t off,
+	       core_reply_fn reply, core_push_fn push, void *ctx);
+ssize_t filedata_write(struct mvfs *fs, struct mv_inode *in, const char *buf, size_t size, off_t off);
+/* write back dirty chunks and size/mtime to the index */
+int filedata_flush(struct mvfs *fs, struct mv_inode *in);
+/* fallocate(2): mode 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE[|KEEP_SIZE] */
+int filedata_fallocate(struct mvfs *fs, struct mv_inode *in, int mode, uint64_t off, uint64_t len);
+/* FSYNC: write back in and make everything written so far durable */
+int core_fsync(struct mvfs *fs, struct mv_inode *in);
+/* make everything written back so far durable (packs and index) */
+int fs_checkpoint(struct mvfs *fs);
+
+/* ---- the store as a whole (core.c) ---- */
+/* STATFS in 4 KiB units: the store's disk, and the inodes in use */
+int core_statfs(struct mvfs *fs, struct statvfs *out);
+
+/* ---- for the daemon's background work (core.c) ---- */
+struct compact_stats;
+/* the store the core runs on (its packs for sealing, its index's counts) */
+struct vault *mvfs_vault(const struct mvfs *fs);
+/* write back every file whose buffered data has waited age_s seconds,
+ * and the sizes and times not yet written */
+void core_flush_due(struct mvfs *fs, time_t now, unsigned age_s);
+/* write back everything buffered (before the open pack is sealed) */
+void core_flush_all(struct mvfs *fs);
+/* compact packs below ratio while the filesystem runs (compact_run's
+ * errors); the dead-bytes count starts again afterwards */
+int core_compact(struct mvfs *fs, double ratio, FILE *progress, struct compact_stats *st);
+/* counters for `medvault status`, read approximately */
+struct core_status {
+	uint64_t inodes;	/* in the inode table */
+	uint64_t open;		/* open handles */
+	uint64_t dirty_bytes;	/* written, not yet written back */
+	uint64_t chunk_hits;	/* chunks served from memory */
+	uint64_t chunk_loads;	/* chunks read and opened from packs */
+	int64_t last_checkpoint;	/* unix seconds */
+};
+void core_status(struct mvfs *fs, struct core_status *out);
 
 #endif

@@ -128,6 +128,16 @@ int index_xattr_del(struct index_txn *txn, uint64_t ino, const char *name);
 ssize_t index_xattr_list(struct index_txn *txn, uint64_t ino, char *list, size_t cap);
 int index_xattr_del_all(struct index_txn *txn, uint64_t ino);
 
+/*
+ * Delete every record of ino: its chunks (from index 0, with their packs'
+ * live bytes), xattrs, inode and orphan mark; records that do not exist
+ * are skipped.  Used when the last link and the last user are gone, and
+ * by fsck.  Returns 0; -EIO when a chunk record is damaged (then no chunk
+ * was deleted, everything else was); -ENOMEM, -ENOSPC, or another
+ * record's -EIO.
+ */
+int index_inode_purge(struct index_txn *txn, uint64_t ino);
+
 int index_orphan_add(struct index_txn *txn, uint64_t ino);
 int index_orphan_del(struct index_txn *txn, uint64_t ino);
 /* collects up to max orphans; returns the count */
