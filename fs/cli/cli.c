@@ -10,19 +10,35 @@
 
 /* One line on stderr, always: control characters that came from user
  * input or a damaged file are shown as '?'. */
-int fail(const char *fmt, ...)
+static void fail_print(const char *fmt, va_list ap)
 {
 	char line[2048];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
 	for (char *p = line; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = '?';
 	fprintf(stderr, "medvault: %s\n", line);
-	return 1;
+}
+
+int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fail_print(fmt, ap);
+	va_end(ap);
+	return CLI_EXIT_FAILURE;
+}
+
+int fail_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fail_print(fmt, ap);
+	va_end(ap);
+	return CLI_EXIT_USAGE;
 }
 
 int wants_help(int argc, char **argv)

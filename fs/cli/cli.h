@@ -1,17 +1,22 @@
 /*
  * Internal to fs/cli: the commands main.c dispatches to and the helpers
- * they share.  Every command returns the process's exit status and, when
- * it fails, has printed exactly one line on stderr.
+ * they share.  Every command returns the process's exit status
+ * (exit_codes.h) and, when that is not CLI_EXIT_OK, has printed exactly one
+ * line on stderr.
  */
 #ifndef MEDVAULT_CLI_H
 #define MEDVAULT_CLI_H
 
 #include <stddef.h>
 
+#include "exit_codes.h"
+
 #define WHY_LEN 512
 
-/* "medvault: <line>" on stderr, control characters shown as '?'; returns 1 */
+/* "medvault: <line>" on stderr, control characters shown as '?'; returns
+ * CLI_EXIT_FAILURE (fail) or CLI_EXIT_USAGE (fail_usage) */
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int fail_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* 1 when --help or -h comes before any "--" in argv[1..] */
 int wants_help(int argc, char **argv);
@@ -28,7 +33,7 @@ int cmd_fsck(int argc, char **argv);
 int cmd_compact(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 
-/* cmd_key.c */
+/* cmd_key.c: exits CLI_EXIT_USAGE where cli_key returns -EINVAL */
 int cmd_key(int argc, char **argv);
 
 /*
@@ -47,22 +52,15 @@ int cmd_key(int argc, char **argv);
  */
 int cli_key(int argc, char **argv, char *why, size_t whylen);
 
-/* cmd_audit.c */
-int cmd_audit(int argc, char **argv);
-
 /*
- * argv[0] is "audit":
+ * cmd_audit.c, argv[0] is "audit":
  *   audit DIR --keystore KS KEY-OPTIONS [--path P] [--uid U] [--since T]
  *         [--until T] [--op OP[,OP...]] [--json]
  *   audit verify DIR --keystore KS KEY-OPTIONS
  * DIR is an audit directory, or one holding a single volume's audit
- * directory (KS/audit by default).  `--help` prints usage on stdout.
- * Records go to stdout.  argv is permuted.
- *
- * Returns 0, or -errno with one line in why: -EINVAL usage, -ENOENT no log,
- * -EBADMSG the log fails verification (why names the first bad record),
- * and the errors of keystore_unlock.
+ * directory (KS/audit by default).  Records go to stdout.  A log that fails
+ * verification exits CLI_EXIT_DAMAGE.
  */
-int cli_audit(int argc, char **argv, char *why, size_t whylen);
+int cmd_audit(int argc, char **argv);
 
 #endif

@@ -45,7 +45,8 @@ static const char *const usage_audit =
 	"                unmount, lost, recover, prune, or denied (any EACCES/EPERM result)\n"
 	"  --json        one JSON array of objects instead of text lines\n"
 	"\n"
-	"Exit status: 0 intact, 1 the log fails verification or cannot be read.\n"
+	"Exit status: 0 intact, 1 the log cannot be read (or the key is wrong), 2 usage\n"
+	"error, 3 the log fails verification.\n"
 	"KEY-OPTIONS:\n" KEY_OPTS_HELP("");
 
 struct filter {
@@ -266,6 +267,18 @@ static void put_json(const char *s)
 	putchar('"');
 }
 
+/* " key=\"value\"" in text, ", \"json_key\": \"value\"" in JSON */
+static void put_field(const struct filter *f, const char *key, const char *json_key, const char *v)
+{
+	if (f->json) {
+		printf(", \"%s\": ", json_key);
+		put_json(v);
+	} else {
+		printf(" %s=", key);
+		put_quoted(v);
+	}
+}
+
 static int show(void *arg, const struct audit_record *r)
 {
 	struct filter *f = arg;
@@ -275,41 +288,23 @@ static int show(void *arg, const struct audit_record *r)
 	if (!matches(f, r))
 		return 0;
 	fmt_time(when, sizeof(when), r->time_us);
-	if (f->json) {
+	if (f->json)
 		printf("%s\n  {\"seq\": %" PRIu64 ", \"time\": \"%s\", \"time_us\": %" PRId64
 		       ", \"op\": \"%s\", \"result\": \"%s\", \"errno\": %d, \"uid\": %" PRIu32
-		       ", \"gid\": %" PRIu32 ", \"pid\": %" PRIu32 ", \"comm\": ",
+		       ", \"gid\": %" PRIu32 ", \"pid\": %" PRIu32,
 		       f->shown ? "," : "", r->seq, when, r->time_us, op ? op : "?",
 		       audit_errno_name(r->result), r->result, r->uid, r->gid, r->pid);
-		put_json(r->comm);
-		printf(", \"ino\": %" PRIu64 ", \"path\": ", r->ino);
-		put_json(r->path);
-		if (r->path2[0]) {
-			printf(", \"path2\": ");
-			put_json(r->path2);
-		}
-		if (r->detail[0]) {
-			printf(", \"detail\": ");
-			put_json(r->detail);
-		}
-		putchar('}');
-	} else {
-		printf("%s seq=%" PRIu64 " op=%s result=%s uid=%" PRIu32 " gid=%" PRIu32 " pid=%" PRIu32
-		       " comm=", when, r->seq, op ? op : "?", audit_errno_name(r->result), r->uid,
-		       r->gid, r->pid);
-		put_quoted(r->comm);
-		printf(" ino=%" PRIu64 " path=", r->ino);
-		put_quoted(r->path);
-		if (r->path2[0]) {
-			printf(" to=");
-			put_quoted(r->path2);
-		}
-		if (r->detail[0]) {
-			printf(" detail=");
-			put_quoted(r->detail);
-		}
-		putchar('\n');
-	}
+	else
+		printf("%s seq=%" PRIu64 " op=%s result=%s uid=%" PRIu32 " gid=%" PRIu32 " pid=%" PRIu32,
+		       when, r->seq, op ? op : "?", audit_errno_name(r->result), r->uid, r->gid, r->pid);
+	put_field(f, "comm", "comm", r->comm);
+	printf(f->json ? ", \"ino\": %" PRIu64 : " ino=%" PRIu64, r->ino);
+	put_field(f, "path", "path", r->path);
+	if (r->path2[0])
+		put_field(f, "to", "path2", r->path2);
+	if (r->detail[0])
+		put_field(f, "detail", "detail", r->detail);
+	putchar(f->json ? '}' : '\n');
 	f->shown++;
 	return 0;
 }
@@ -377,85 +372,93 @@ static int resolve_dir(const char *dir, char *out, size_t len, char *why, size_t
 	return n > 1 ? -EINVAL : -ENOENT;
 }
 
-int cli_audit(int argc, char **argv, char *why, size_t whylen)
-{
-	struct key_opts ko = { 0 };
-	struct filter f = { .since = INT64_MIN, .until = INT64_MAX };
-	struct audit_problem p;
-	struct volkeys *vk = NULL;
-	uint8_t uuid[AUDIT_UUID_LEN], *mk = NULL;
-	const char *dir_arg = NULL, *ksdir = NULL;
-	char dir[PATH_MAX], **av = NULL;
-	int verify = 0, ac, i, rc;
-	uint64_t nrec = 0;
+/* A parsed `audit` command line.  The strings point into argv. */
+struct audit_args {
+	int verify;
+	int help;		/* usage printed: nothing to run */
+	const char *dir_arg, *ksdir;
+	struct key_opts ko;
+	struct filter f;
+	char **av;		/* our permuted copy of argv; freed by the caller */
+};
 
+/* 0 (a->help when usage was printed), or -EINVAL usage error, -ENOMEM;
+ * why set.  Touches no file. */
+static int audit_args_parse(struct audit_args *a, int argc, char **argv, char *why, size_t whylen)
+{
+	struct filter *f = &a->f;
+	int ac, i, rc;
+
+	f->since = INT64_MIN;
+	f->until = INT64_MAX;
 	for (i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "--"))
 			break;
 		else if (is_help(argv[i])) {
 			fputs(usage_audit, stdout);
+			a->help = 1;
 			return 0;
 		}
-	av = calloc((size_t)argc + 1, sizeof(*av));
-	if (!av) {
+	a->av = calloc((size_t)argc + 1, sizeof(*a->av));
+	if (!a->av) {
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
 	ac = 0;
-	av[ac++] = argv[0];
+	a->av[ac++] = argv[0];
 	i = 1;
 	if (argc > 1 && !strcmp(argv[1], "verify")) {
-		verify = 1;
+		a->verify = 1;
 		i = 2;
 	}
 	for (; i < argc; i++)
-		av[ac++] = argv[i];
-	av[ac] = NULL;
-	if ((rc = key_opts_parse(&ac, av, "", &ko, why, whylen)) < 0)
+		a->av[ac++] = argv[i];
+	a->av[ac] = NULL;
+	if ((rc = key_opts_parse(&ac, a->av, "", &a->ko, why, whylen)) < 0)
 		goto out;
 	rc = -EINVAL;
 	for (i = 1; i < ac; i++) {
-		const char *a = av[i], *val = NULL;
+		const char *arg = a->av[i], *val = NULL;
 		char name[32];
-		const char *eq = strchr(a, '=');
+		const char *eq = strchr(arg, '=');
 
-		if (a[0] != '-' || !a[1]) {
-			if (dir_arg) {
-				snprintf(why, whylen, "audit: unexpected argument '%s' (see medvault audit --help)", a);
+		if (arg[0] != '-' || !arg[1]) {
+			if (a->dir_arg) {
+				snprintf(why, whylen, "audit: unexpected argument '%s' (see medvault audit --help)", arg);
 				goto out;
 			}
-			dir_arg = a;
+			a->dir_arg = arg;
 			continue;
 		}
-		if (!strcmp(a, "--json")) {
-			f.json = 1;
+		if (!strcmp(arg, "--json")) {
+			f->json = 1;
 			continue;
 		}
-		snprintf(name, sizeof(name), "%.*s", eq ? (int)(eq - a) : (int)strlen(a), a);
+		snprintf(name, sizeof(name), "%.*s", eq ? (int)(eq - arg) : (int)strlen(arg), arg);
 		if (strcmp(name, "--keystore") && strcmp(name, "--path") && strcmp(name, "--uid") &&
 		    strcmp(name, "--since") && strcmp(name, "--until") && strcmp(name, "--op")) {
-			snprintf(why, whylen, "audit: unknown option %s (see medvault audit --help)", a);
+			snprintf(why, whylen, "audit: unknown option %s (see medvault audit --help)", arg);
 			goto out;
 		}
 		if (eq)
 			val = eq + 1;
 		else if (i + 1 < ac)
-			val = av[++i];
+			val = a->av[++i];
 		else {
 			snprintf(why, whylen, "%s needs a value", name);
 			goto out;
 		}
-		if (verify && strcmp(name, "--keystore")) {
+		if (a->verify && strcmp(name, "--keystore")) {
 			snprintf(why, whylen, "audit verify takes no filters (%s)", name);
 			goto out;
 		}
 		if (!strcmp(name, "--keystore")) {
-			ksdir = val;
+			a->ksdir = val;
 		} else if (!strcmp(name, "--path")) {
-			f.path = val;
-			f.path_len = strlen(val);
-			while (f.path_len > 1 && f.path[f.path_len - 1] == '/')
-				f.path_len--;
+			f->path = val;
+			f->path_len = strlen(val);
+			while (f->path_len > 1 && f->path[f->path_len - 1] == '/')
+				f->path_len--;
 		} else if (!strcmp(name, "--uid")) {
 			char *end;
 			unsigned long v;
@@ -463,7 +466,7 @@ int cli_audit(int argc, char **argv, char *why, size_t whylen)
 			errno = 0;
 			v = strtoul(val, &end, 10);
 			if (!errno && end != val && !*end && v <= UINT32_MAX) {
-				f.uid = (uint32_t)v;
+				f->uid = (uint32_t)v;
 			} else {
 				struct passwd *pw = getpwnam(val);
 
@@ -471,9 +474,9 @@ int cli_audit(int argc, char **argv, char *why, size_t whylen)
 					snprintf(why, whylen, "--uid: no such user '%s'", val);
 					goto out;
 				}
-				f.uid = pw->pw_uid;
+				f->uid = pw->pw_uid;
 			}
-			f.have_uid = 1;
+			f->have_uid = 1;
 		} else if (!strcmp(name, "--since") || !strcmp(name, "--until")) {
 			int64_t t;
 			int date_only;
@@ -484,68 +487,96 @@ int cli_audit(int argc, char **argv, char *why, size_t whylen)
 				goto out;
 			}
 			if (name[2] == 's')
-				f.since = t;
+				f->since = t;
 			else
-				f.until = date_only ? t + 86400LL * 1000000 : t;
+				f->until = date_only ? t + 86400LL * 1000000 : t;
 		} else {
 			char list[256];
 
 			snprintf(list, sizeof(list), "%s", val);
-			if (add_ops(&f, list, why, whylen) < 0)
+			if (add_ops(f, list, why, whylen) < 0)
 				goto out;
 		}
 	}
-	if (!dir_arg || !ksdir) {
+	if (!a->dir_arg || !a->ksdir) {
 		snprintf(why, whylen, "usage: medvault audit%s DIR --keystore KS KEY-OPTIONS%s",
-			 verify ? " verify" : "", verify ? "" : " [FILTERS]");
+			 a->verify ? " verify" : "", a->verify ? "" : " [FILTERS]");
 		goto out;
 	}
-	if ((rc = key_opts_check(&ko, "", why, whylen)) < 0)
-		goto out;
+	rc = key_opts_check(&a->ko, "", why, whylen);
+out:
+	return rc;
+}
+
+/*
+ * Returns 0, or -errno (why set): -ENOENT no log, -EBADMSG the log fails
+ * verification (*damaged set, why names the first bad record), and the
+ * errors of keystore_unlock.
+ */
+static int audit_run(struct audit_args *a, int *damaged, char *why, size_t whylen)
+{
+	struct audit_problem p;
+	struct volkeys *vk = NULL;
+	uint8_t uuid[AUDIT_UUID_LEN], *mk = NULL;
+	char dir[PATH_MAX];
+	uint64_t nrec = 0;
+	int rc;
+
+	*damaged = 0;
 	secure_harden_process();
-	if ((rc = resolve_dir(dir_arg, dir, sizeof(dir), why, whylen)) < 0)
+	if ((rc = resolve_dir(a->dir_arg, dir, sizeof(dir), why, whylen)) < 0)
 		goto out;
 	if ((rc = audit_dir_uuid(dir, uuid, why, whylen)) < 0)
 		goto out;
-	if ((rc = keystore_unlock(ksdir, uuid, &ko, &mk, why, whylen)) < 0)
+	if ((rc = keystore_unlock(a->ksdir, uuid, &a->ko, &mk, why, whylen)) < 0)
 		goto out;
 	if ((rc = volkeys_derive(&vk, mk, AEAD_XCHACHA20POLY1305)) < 0) {
 		snprintf(why, whylen, "cannot derive keys: %s", strerror(-rc));
 		goto out;
 	}
-	if (f.json && !verify)
+	if (a->f.json && !a->verify)
 		fputs("[", stdout);
-	rc = audit_verify_dir(dir, volkeys_audit_key(vk), verify ? NULL : show, &f, &p, &nrec,
+	rc = audit_verify_dir(dir, volkeys_audit_key(vk), a->verify ? NULL : show, &a->f, &p, &nrec,
 			      why, whylen);
-	if (f.json && !verify)
-		fputs(f.shown ? "\n]\n" : "]\n", stdout);
+	if (a->f.json && !a->verify)
+		fputs(a->f.shown ? "\n]\n" : "]\n", stdout);
 	fflush(stdout);
 	if (rc < 0)
 		goto out;
 	if (p.found) {
 		rc = -EBADMSG;
+		*damaged = 1;
 		snprintf(why, whylen, "audit log %s fails verification at record %" PRIu64 ": %s%s%s",
 			 dir, p.seq, p.what, p.file[0] ? " (in " : "", p.file[0] ? p.file : "");
 		if (p.file[0])
 			snprintf(why + strlen(why), whylen - strlen(why), ", offset %" PRIu64 ")", p.offset);
 		goto out;
 	}
-	if (verify)
+	if (a->verify)
 		printf("audit log %s: %" PRIu64 " records verified; the chain is intact and matches its sealed checkpoint\n",
 		       dir, nrec);
 	rc = 0;
 out:
 	volkeys_free(vk);
 	keystore_key_free(mk);
-	free(av);
 	return rc;
 }
 
 int cmd_audit(int argc, char **argv)
 {
-	char why[WHY_LEN] = "";
+	struct audit_args a = { 0 };
+	char why[PATH_MAX + 1024] = "";	/* dir, and the problem's file and what */
+	int rc, damaged;
 
-	if (cli_audit(argc, argv, why, sizeof(why)) < 0)
-		return fail("%s", why);
-	return 0;
+	if ((rc = audit_args_parse(&a, argc, argv, why, sizeof(why))) < 0)
+		rc = rc == -EINVAL ? fail_usage("%s", why) : fail("%s", why);
+	else if (a.help)
+		rc = CLI_EXIT_OK;
+	else if (audit_run(&a, &damaged, why, sizeof(why)) < 0) {
+		fail("%s", why);
+		rc = damaged ? CLI_EXIT_DAMAGE : CLI_EXIT_FAILURE;
+	} else
+		rc = CLI_EXIT_OK;
+	free(a.av);
+	return rc;
 }

@@ -106,18 +106,24 @@ static int parse_slot(const char *a, uint32_t *id)
 	return 0;
 }
 
-int cli_key(int argc, char **argv, char *why, size_t whylen)
-{
-	struct key_opts opts = { 0 }, nopts = { 0 };
-	struct keystore_slot_info *slots = NULL;
-	struct volconf vc;
-	const char *store = NULL, *ksdir = NULL, *slot_arg = NULL;
-	char **av = NULL;
-	int which = -1, ac, i, rc = 0, have_vc = 0;
-	uint32_t id = 0;
-	size_t n = 0;
+/* A parsed `key` command line.  The strings point into argv and av. */
+struct key_args {
+	int which;		/* index into key_cmds */
+	int help;		/* usage printed: nothing to run */
+	const char *store, *ksdir;
+	struct key_opts opts, nopts;
+	uint32_t id;		/* key remove --slot */
+	char **av;		/* our permuted copy of argv; freed by the caller */
+};
 
-	memset(&vc, 0, sizeof(vc));
+/* 0 (a->help when usage was printed), or -EINVAL usage error, -ENOMEM;
+ * why set.  Touches no file. */
+static int key_args_parse(struct key_args *a, int argc, char **argv, char *why, size_t whylen)
+{
+	const char *slot_arg = NULL;
+	int ac, i, rc = 0;
+
+	a->which = -1;
 	if (argc < 2 || is_help(argv[1])) {
 		if (argc < 2) {
 			rc = -EINVAL;
@@ -125,84 +131,83 @@ int cli_key(int argc, char **argv, char *why, size_t whylen)
 				 "see medvault key --help)");
 		} else {
 			key_usage(stdout, -1);
+			a->help = 1;
 		}
 		goto out;
 	}
 	for (i = 0; i < (int)(sizeof(key_cmds) / sizeof(key_cmds[0])); i++)
 		if (!strcmp(argv[1], key_cmds[i].name))
-			which = i;
-	if (which < 0) {
+			a->which = i;
+	if (a->which < 0) {
 		rc = -EINVAL;
 		snprintf(why, whylen, "key: unknown subcommand '%s' (list, add, remove, rewrap)",
 			 argv[1]);
 		goto out;
 	}
 	/* our own copy: key_opts_parse permutes it; av[0] = subcommand */
-	av = calloc((size_t)argc, sizeof(*av));
-	if (!av) {
+	a->av = calloc((size_t)argc, sizeof(*a->av));
+	if (!a->av) {
 		rc = -ENOMEM;
 		snprintf(why, whylen, "out of memory");
 		goto out;
 	}
 	ac = argc - 1;
 	for (i = 0; i < ac; i++)
-		av[i] = argv[i + 1];
+		a->av[i] = argv[i + 1];
 	for (i = 1; i < ac; i++) {
-		if (is_help(av[i])) {
-			key_usage(stdout, which);
+		if (is_help(a->av[i])) {
+			key_usage(stdout, a->which);
+			a->help = 1;
 			goto out;
 		}
 	}
-	if ((rc = key_opts_parse(&ac, av, "new-", &nopts, why, whylen)) < 0 ||
-	    (rc = key_opts_parse(&ac, av, "", &opts, why, whylen)) < 0)
+	if ((rc = key_opts_parse(&ac, a->av, "new-", &a->nopts, why, whylen)) < 0 ||
+	    (rc = key_opts_parse(&ac, a->av, "", &a->opts, why, whylen)) < 0)
 		goto out;
+	rc = -EINVAL;
 	for (i = 1; i < ac; i++) {
-		const char *a = av[i];
+		const char *arg = a->av[i];
 
-		if (!strcmp(a, "--keystore") || !strcmp(a, "--slot")) {
+		if (!strcmp(arg, "--keystore") || !strcmp(arg, "--slot")) {
 			if (i + 1 >= ac) {
-				rc = -EINVAL;
-				snprintf(why, whylen, "%s needs a value", a);
+				snprintf(why, whylen, "%s needs a value", arg);
 				goto out;
 			}
-			*(a[2] == 'k' ? &ksdir : &slot_arg) = av[++i];
-		} else if (!strncmp(a, "--keystore=", 11)) {
-			ksdir = a + 11;
-		} else if (!strncmp(a, "--slot=", 7)) {
-			slot_arg = a + 7;
-		} else if (a[0] == '-' && a[1]) {
-			rc = -EINVAL;
+			*(arg[2] == 'k' ? &a->ksdir : &slot_arg) = a->av[++i];
+		} else if (!strncmp(arg, "--keystore=", 11)) {
+			a->ksdir = arg + 11;
+		} else if (!strncmp(arg, "--slot=", 7)) {
+			slot_arg = arg + 7;
+		} else if (arg[0] == '-' && arg[1]) {
 			snprintf(why, whylen, "key %s: unknown option %s (see --help)",
-				 key_cmds[which].name, a);
+				 key_cmds[a->which].name, arg);
 			goto out;
-		} else if (!store) {
-			store = a;
+		} else if (!a->store) {
+			a->store = arg;
 		} else {
-			rc = -EINVAL;
 			snprintf(why, whylen, "key %s: unexpected argument '%s'",
-				 key_cmds[which].name, a);
+				 key_cmds[a->which].name, arg);
 			goto out;
 		}
 	}
-	rc = -EINVAL;
-	if (!store || !ksdir) {
-		snprintf(why, whylen, "usage: medvault %s", key_cmds[which].synopsis);
+	if (!a->store || !a->ksdir) {
+		snprintf(why, whylen, "usage: medvault %s", key_cmds[a->which].synopsis);
 		goto out;
 	}
-	if (key_cmds[which].cmd == KEY_LIST && (any_key_opt(&opts) || any_key_opt(&nopts))) {
+	if (key_cmds[a->which].cmd == KEY_LIST && (any_key_opt(&a->opts) || any_key_opt(&a->nopts))) {
 		snprintf(why, whylen, "key list needs no key options");
 		goto out;
 	}
-	if (key_cmds[which].cmd != KEY_LIST &&
-	    (rc = key_opts_check(&opts, "", why, whylen)) < 0)
+	if (key_cmds[a->which].cmd != KEY_LIST &&
+	    (rc = key_opts_check(&a->opts, "", why, whylen)) < 0)
 		goto out;
 	rc = -EINVAL;
-	if (key_cmds[which].cmd == KEY_REMOVE) {
-		if (any_key_opt(&nopts)) {
+	if (key_cmds[a->which].cmd == KEY_REMOVE) {
+		if (any_key_opt(&a->nopts)) {
 			snprintf(why, whylen, "key remove takes no --new-* options");
 			goto out;
 		}
-		if (!slot_arg || parse_slot(slot_arg, &id) < 0) {
+		if (!slot_arg || parse_slot(slot_arg, &a->id) < 0) {
 			snprintf(why, whylen, "key remove needs --slot N (a slot id from `key list`)");
 			goto out;
 		}
@@ -210,45 +215,72 @@ int cli_key(int argc, char **argv, char *why, size_t whylen)
 		snprintf(why, whylen, "--slot is only for key remove");
 		goto out;
 	}
-	if ((key_cmds[which].cmd == KEY_ADD || key_cmds[which].cmd == KEY_REWRAP) &&
-	    (rc = key_opts_check(&nopts, "new-", why, whylen)) < 0)
+	if ((key_cmds[a->which].cmd == KEY_ADD || key_cmds[a->which].cmd == KEY_REWRAP) &&
+	    (rc = key_opts_check(&a->nopts, "new-", why, whylen)) < 0)
 		goto out;
+	rc = 0;
+out:
+	return rc;
+}
 
-	if ((rc = volconf_load(store, &vc, why, whylen)) < 0)
-		goto out;
-	have_vc = 1;
-	switch (key_cmds[which].cmd) {
+static int key_run(const struct key_args *a, char *why, size_t whylen)
+{
+	struct keystore_slot_info *slots = NULL;
+	struct volconf vc;
+	uint32_t id = a->id;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = volconf_load(a->store, &vc, why, whylen)) < 0)
+		return rc;
+	switch (key_cmds[a->which].cmd) {
 	case KEY_LIST:
-		if ((rc = keystore_list(ksdir, vc.uuid, &slots, &n, why, whylen)) == 0)
+		if ((rc = keystore_list(a->ksdir, vc.uuid, &slots, &n, why, whylen)) == 0)
 			print_slots(slots, n);
 		break;
 	case KEY_ADD:
-		if ((rc = keystore_slot_add(ksdir, vc.uuid, &opts, &nopts, &id, why, whylen)) == 0)
+		if ((rc = keystore_slot_add(a->ksdir, vc.uuid, &a->opts, &a->nopts, &id, why, whylen)) == 0)
 			printf("slot %" PRIu32 " added\n", id);
 		break;
 	case KEY_REMOVE:
-		if ((rc = keystore_slot_remove(ksdir, vc.uuid, &opts, id, why, whylen)) == 0)
+		if ((rc = keystore_slot_remove(a->ksdir, vc.uuid, &a->opts, id, why, whylen)) == 0)
 			printf("slot %" PRIu32 " removed\n", id);
 		break;
 	case KEY_REWRAP:
-		if ((rc = keystore_rewrap(ksdir, vc.uuid, &opts, &nopts, &id, why, whylen)) == 0)
+		if ((rc = keystore_rewrap(a->ksdir, vc.uuid, &a->opts, &a->nopts, &id, why, whylen)) == 0)
 			printf("slot %" PRIu32 " rewrapped\n", id);
 		break;
 	}
 	fflush(stdout);
-out:
-	if (have_vc)
-		volconf_release(&vc);
+	volconf_release(&vc);
 	free(slots);
-	free(av);
+	return rc;
+}
+
+int cli_key(int argc, char **argv, char *why, size_t whylen)
+{
+	struct key_args a = { 0 };
+	int rc;
+
+	rc = key_args_parse(&a, argc, argv, why, whylen);
+	if (rc == 0 && !a.help)
+		rc = key_run(&a, why, whylen);
+	free(a.av);
 	return rc;
 }
 
 int cmd_key(int argc, char **argv)
 {
+	struct key_args a = { 0 };
 	char why[WHY_LEN] = "";
+	int rc;
 
-	if (cli_key(argc, argv, why, sizeof(why)) < 0)
-		return fail("%s", why);
-	return 0;
+	if ((rc = key_args_parse(&a, argc, argv, why, sizeof(why))) < 0)
+		rc = rc == -EINVAL ? fail_usage("%s", why) : fail("%s", why);
+	else if (!a.help && key_run(&a, why, sizeof(why)) < 0)
+		rc = fail("%s", why);
+	else
+		rc = CLI_EXIT_OK;
+	free(a.av);
+	return rc;
 }

@@ -81,14 +81,14 @@ int cmd_mount(int argc, char **argv)
 	char why[WHY_LEN] = "", mntreal[PATH_MAX], fstype[64], source[PATH_MAX];
 	char *user_opts = NULL;
 	struct stat st;
-	int c, foreground = 0, rc = 1;
+	int c, foreground = 0, rc = CLI_EXIT_FAILURE;
 
 	if (wants_help(argc, argv)) {
 		fputs(usage_mount, stdout);
-		return 0;
+		return CLI_EXIT_OK;
 	}
 	if (key_opts_parse(&argc, argv, "", &ko, why, sizeof(why)) < 0)
-		return fail("%s", why);
+		return fail_usage("%s", why);
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "fo:", opts, NULL)) != -1) {
@@ -105,7 +105,7 @@ int cmd_mount(int argc, char **argv)
 		case 'F':
 			if (strcmp(optarg, "closed") && strcmp(optarg, "continue")) {
 				free(user_opts);
-				return fail("--audit-failure: closed or continue, not %s", optarg);
+				return fail_usage("--audit-failure: closed or continue, not %s", optarg);
 			}
 			ao.fail_open = !strcmp(optarg, "continue");
 			break;
@@ -116,7 +116,7 @@ int cmd_mount(int argc, char **argv)
 
 			if (*end || end == optarg || v == 0 || (c == 'R' && v > 100000)) {
 				free(user_opts);
-				return fail("--audit-%s: not a number: %s", c == 'S' ? "max-size" : "retain-days",
+				return fail_usage("--audit-%s: not a number: %s", c == 'S' ? "max-size" : "retain-days",
 					    optarg);
 			}
 			if (c == 'S')
@@ -145,22 +145,22 @@ int cmd_mount(int argc, char **argv)
 		}
 		default:
 			free(user_opts);
-			return fail("mount: unknown or incomplete option %s (see medvault mount --help)",
+			return fail_usage("mount: unknown or incomplete option %s (see medvault mount --help)",
 				    argv[optind - 1]);
 		}
 	}
 	if (argc - optind != 2) {
 		free(user_opts);
-		return fail("mount: expected STORE and MOUNTPOINT (see medvault mount --help)");
+		return fail_usage("mount: expected STORE and MOUNTPOINT (see medvault mount --help)");
 	}
 	store = argv[optind];
 	mnt = argv[optind + 1];
 	if (!keystore) {
-		rc = fail("mount: --keystore KS is required");
+		rc = fail_usage("mount: --keystore KS is required");
 		goto out;
 	}
 	if (key_opts_check(&ko, "", why, sizeof(why)) < 0) {
-		rc = fail("%s", why);
+		rc = fail_usage("%s", why);
 		goto out;
 	}
 	if (stat(mnt, &st) < 0 || !realpath(mnt, mntreal)) {
@@ -181,9 +181,9 @@ int cmd_mount(int argc, char **argv)
 	/* in the background both processes return here: the parent with the
 	 * daemon's verdict, the daemon after unmount */
 	if (daemon_run(&dop, why, sizeof(why)) < 0)
-		rc = why[0] ? fail("%s", why) : 1;
+		rc = why[0] ? fail("%s", why) : CLI_EXIT_FAILURE;
 	else
-		rc = 0;
+		rc = CLI_EXIT_OK;
 out:
 	free(user_opts);
 	return rc;
@@ -222,10 +222,10 @@ int cmd_umount(int argc, char **argv)
 
 	if (wants_help(argc, argv)) {
 		fputs(usage_umount, stdout);
-		return 0;
+		return CLI_EXIT_OK;
 	}
 	if (argc != 2)
-		return fail("umount: expected MOUNTPOINT (see medvault umount --help)");
+		return fail_usage("umount: expected MOUNTPOINT (see medvault umount --help)");
 	if (!realpath(argv[1], real))
 		return fail("mountpoint %s: %s", argv[1], strerror(errno));
 	if (!find_mount(real, fstype, sizeof(fstype), source, sizeof(source)) ||
@@ -256,7 +256,7 @@ int cmd_umount(int argc, char **argv)
 		rc = fail("unmounted %s, but its daemon has not exited yet", argv[1]);
 		goto out;
 	}
-	rc = 0;
+	rc = CLI_EXIT_OK;
 out:
 	if (wfd >= 0)
 		close(wfd);
@@ -275,10 +275,10 @@ int cmd_status(int argc, char **argv)
 
 	if (wants_help(argc, argv)) {
 		fputs(usage_status, stdout);
-		return 0;
+		return CLI_EXIT_OK;
 	}
 	if (argc != 2)
-		return fail("status: expected MOUNTPOINT (see medvault status --help)"), 2;
+		return fail_usage("status: expected MOUNTPOINT (see medvault status --help)");
 	if (!realpath(argv[1], real))
 		return fail("mountpoint %s: %s", argv[1], strerror(errno));
 	if (!find_mount(real, fstype, sizeof(fstype), source, sizeof(source)) ||
@@ -313,5 +313,5 @@ int cmd_status(int argc, char **argv)
 	       hits + loads ? 100.0 * (double)hits / (double)(hits + loads) : 0.0, hits, loads);
 	printf("last checkpoint:   %lld s ago\n", last ? (long long)time(NULL) - last : -1LL);
 	printf("pending compaction: %llu dead bytes in packs\n", dead);
-	return 0;
+	return CLI_EXIT_OK;
 }

@@ -2,6 +2,7 @@
  * medvault init, info, fsck, compact and snapshot: the commands that work
  * on a store as a whole.
  */
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -38,7 +39,8 @@ static const char *const usage_init =
 static const char *const usage_fsck =
 	"usage: medvault fsck STORE --keystore KS KEY-OPTIONS [--repair]\n"
 	"Verify every index record and every chunk of an unmounted store: exit 0 when\n"
-	"clean, 1 when damage is found (damaged files are named), 2 on usage errors.\n"
+	"clean, 3 when damage is found (damaged files are named), 1 when the store\n"
+	"cannot be checked (wrong key, mounted, I/O error), 2 on usage errors.\n"
 	"  --repair   drop unreferenced records and packs, fix link counts and\n"
 	"             accounting, reattach lost inodes under /lost+found; never\n"
 	"             deletes data that a file still references\n"
@@ -64,7 +66,97 @@ static const char *const usage_compact =
 	"--keystore and KEY-OPTIONS.  Packs a running snapshot uses are kept.\n"
 	"KEY-OPTIONS:\n" KEY_OPTS_HELP("");
 
+/*
+ * The command line of init, info, fsck and compact:
+ *   medvault CMD STORE [--keystore KS] [KEY-OPTIONS] [CMD's own options]
+ * KEY-OPTIONS only when the command takes a key (want_key).  opts lists
+ * every long option, --keystore as 'k'; the others go to on_opt, which
+ * returns CLI_EXIT_OK or what fail_usage() returned.
+ */
+struct store_cmd {
+	const char *name;
+	int want_key;
+	const char *store;	/* set on success */
+	const char *keystore;	/* NULL when not given */
+	struct key_opts ko;	/* zero when not given */
+};
+
+static int store_cmd_parse(struct store_cmd *sc, int argc, char **argv, const struct option *opts,
+			   int (*on_opt)(int c, const char *arg, void *ctx), void *ctx)
+{
+	char why[WHY_LEN] = "";
+	int c, rc;
+
+	if (sc->want_key && key_opts_parse(&argc, argv, "", &sc->ko, why, sizeof(why)) < 0)
+		return fail_usage("%s", why);
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'k')
+			sc->keystore = optarg;
+		else if (c == '?' || c == ':')
+			return fail_usage("%s: unknown or incomplete option %s (see medvault %s --help)",
+					  sc->name, argv[optind - 1], sc->name);
+		else if ((rc = on_opt(c, optarg, ctx)) != CLI_EXIT_OK)
+			return rc;
+	}
+	if (argc - optind != 1)
+		return fail_usage("%s: expected exactly one STORE (see medvault %s --help)", sc->name,
+				  sc->name);
+	sc->store = argv[optind];
+	return CLI_EXIT_OK;
+}
+
+/* --keystore and KEY-OPTIONS, for the commands that cannot do without */
+static int store_cmd_need_key(const struct store_cmd *sc)
+{
+	char why[WHY_LEN] = "";
+
+	if (!sc->keystore)
+		return fail_usage("%s: --keystore KS is required", sc->name);
+	if (key_opts_check(&sc->ko, "", why, sizeof(why)) < 0)
+		return fail_usage("%s", why);
+	return CLI_EXIT_OK;
+}
+
+static int no_own_option(int c, const char *arg, void *ctx)
+{
+	(void)c;
+	(void)arg;
+	(void)ctx;
+	assert(!"an option in opts that on_opt does not handle");
+	return CLI_EXIT_USAGE;
+}
+
 /* ---- init ---- */
+
+static int init_option(int c, const char *arg, void *ctx)
+{
+	struct vault_init_opts *io = ctx;
+
+	if (c == 'c') {
+		char *end;
+		unsigned long v = strtoul(arg, &end, 10);
+
+		if (*end == 'k' || *end == 'K') {
+			v <<= 10;
+			end++;
+		} else if (*end == 'm' || *end == 'M') {
+			v <<= 20;
+			end++;
+		}
+		if (*end || v == 0 || v > UINT32_MAX)
+			return fail_usage("--chunk-size: not a size: %s", arg);
+		io->chunk_size = (uint32_t)v;
+	} else {
+		enum aead_cipher ci;
+
+		if (aead_cipher_parse(arg, &ci) < 0)
+			return fail_usage("--cipher: unknown cipher %s (aes256gcm, xchacha20poly1305)", arg);
+		io->cipher = ci;
+	}
+	return CLI_EXIT_OK;
+}
 
 int cmd_init(int argc, char **argv)
 {
@@ -74,65 +166,25 @@ int cmd_init(int argc, char **argv)
 		{ "cipher", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct key_opts ko = { 0 };
+	struct store_cmd sc = { .name = "init", .want_key = 1 };
 	struct vault_init_opts io = { 0 };
 	char why[WHY_LEN] = "";
-	int c;
+	int rc;
 
 	if (wants_help(argc, argv)) {
 		fputs(usage_init, stdout);
-		return 0;
+		return CLI_EXIT_OK;
 	}
-	if (key_opts_parse(&argc, argv, "", &ko, why, sizeof(why)) < 0)
-		return fail("%s", why);
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'k':
-			io.keystore = optarg;
-			break;
-		case 'c': {
-			char *end;
-			unsigned long v = strtoul(optarg, &end, 10);
-
-			if (*end == 'k' || *end == 'K') {
-				v <<= 10;
-				end++;
-			} else if (*end == 'm' || *end == 'M') {
-				v <<= 20;
-				end++;
-			}
-			if (*end || v == 0 || v > UINT32_MAX)
-				return fail("--chunk-size: not a size: %s", optarg);
-			io.chunk_size = (uint32_t)v;
-			break;
-		}
-		case 'C': {
-			enum aead_cipher ci;
-
-			if (aead_cipher_parse(optarg, &ci) < 0)
-				return fail("--cipher: unknown cipher %s (aes256gcm, xchacha20poly1305)", optarg);
-			io.cipher = ci;
-			break;
-		}
-		default:
-			return fail("init: unknown or incomplete option %s (see medvault init --help)",
-				    argv[optind - 1]);
-		}
-	}
-	if (argc - optind != 1)
-		return fail("init: expected exactly one STORE (see medvault init --help)");
-	io.store = argv[optind];
-	if (!io.keystore)
-		return fail("init: --keystore KS is required");
-	if (key_opts_check(&ko, "", why, sizeof(why)) < 0)
-		return fail("%s", why);
-	io.key = &ko;
+	if ((rc = store_cmd_parse(&sc, argc, argv, opts, init_option, &io)) != CLI_EXIT_OK ||
+	    (rc = store_cmd_need_key(&sc)) != CLI_EXIT_OK)
+		return rc;
+	io.store = sc.store;
+	io.keystore = sc.keystore;
+	io.key = &sc.ko;
 	if (vault_init(&io, why, sizeof(why)) < 0)
 		return fail("%s", why);
 	printf("medvault: created store %s (keys in %s)\n", io.store, io.keystore);
-	return 0;
+	return CLI_EXIT_OK;
 }
 
 /* ---- snapshot ---- */
@@ -150,13 +202,13 @@ int cmd_snapshot(int argc, char **argv)
 
 	if (wants_help(argc, argv)) {
 		fputs(usage_snapshot, stdout);
-		return 0;
+		return CLI_EXIT_OK;
 	}
 	if (argc != 3 || argv[1][0] == '-' || argv[2][0] == '-')
-		return fail("snapshot: expected STORE and DEST (see medvault snapshot --help)"), 2;
+		return fail_usage("snapshot: expected STORE and DEST (see medvault snapshot --help)");
 	if (snapshot_take(argv[1], argv[2], stderr, seal_mounted, NULL, why, sizeof(why)) < 0)
 		return fail("%s", why);
-	return 0;
+	return CLI_EXIT_OK;
 }
 
 /* ---- compact ---- */
@@ -179,7 +231,19 @@ static int compact_mounted(const char *store, int rc, const struct compact_stats
 	if (rc < 0)
 		return fail("compaction of %s failed: %s", store, strerror(-rc));
 	print_compact_stats(st);
-	return 0;
+	return CLI_EXIT_OK;
+}
+
+static int compact_option(int c, const char *arg, void *ctx)
+{
+	double *ratio = ctx;
+	char *end;
+
+	(void)c;
+	*ratio = strtod(arg, &end);
+	if (*end || end == arg || *ratio <= 0 || *ratio > 1)
+		return fail_usage("--ratio: a number in (0, 1], not %s", arg);
+	return CLI_EXIT_OK;
 }
 
 int cmd_compact(int argc, char **argv)
@@ -189,65 +253,58 @@ int cmd_compact(int argc, char **argv)
 		{ "ratio", required_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct key_opts ko = { 0 };
+	struct store_cmd sc = { .name = "compact", .want_key = 1 };
 	struct compact_stats st;
 	struct vault *v = NULL;
-	const char *keystore = NULL;
-	char why[WHY_LEN] = "", *end;
+	char why[WHY_LEN] = "";
 	double ratio = COMPACT_DEFAULT_RATIO;
-	int c, rc;
+	int rc;
 
 	if (wants_help(argc, argv)) {
 		fputs(usage_compact, stdout);
-		return 0;
+		return CLI_EXIT_OK;
 	}
-	if (key_opts_parse(&argc, argv, "", &ko, why, sizeof(why)) < 0)
-		return fail("%s", why), 2;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'k') {
-			keystore = optarg;
-		} else if (c == 'r') {
-			ratio = strtod(optarg, &end);
-			if (*end || ratio <= 0 || ratio > 1)
-				return fail("--ratio: a number in (0, 1], not %s", optarg), 2;
-		} else {
-			return fail("compact: unknown option %s (see medvault compact --help)", argv[optind - 1]), 2;
-		}
-	}
-	if (argc - optind != 1)
-		return fail("compact: expected STORE (see medvault compact --help)"), 2;
+	if ((rc = store_cmd_parse(&sc, argc, argv, opts, compact_option, &ratio)) != CLI_EXIT_OK)
+		return rc;
 	{
 		struct volconf vc;
 
-		if (volconf_load(argv[optind], &vc, why, sizeof(why)) < 0)
+		if (volconf_load(sc.store, &vc, why, sizeof(why)) < 0)
 			return fail("%s", why);
 		volconf_release(&vc);
 	}
 	/* a mounted store is compacted by its daemon, which no other
 	 * process may do while it writes */
-	rc = control_compact(NULL, argv[optind], ratio, &st);
+	rc = control_compact(NULL, sc.store, ratio, &st);
 	if (rc != -ESRCH)
-		return compact_mounted(argv[optind], rc, &st);
-	if (vault_in_use(argv[optind]) == 1)
-		return fail("store %s is in use (fsck?); try again later", argv[optind]);
-	if (!keystore || !key_opts_given(&ko))
-		return fail("store %s is not mounted: give --keystore and KEY-OPTIONS to compact it", argv[optind]), 2;
-	if (key_opts_check(&ko, "", why, sizeof(why)) < 0)
-		return fail("%s", why), 2;
+		return compact_mounted(sc.store, rc, &st);
+	if (vault_in_use(sc.store) == 1)
+		return fail("store %s is in use (fsck?); try again later", sc.store);
+	if (!sc.keystore || !key_opts_given(&sc.ko))
+		return fail_usage("store %s is not mounted: give --keystore and KEY-OPTIONS to compact it",
+				  sc.store);
+	if ((rc = store_cmd_need_key(&sc)) != CLI_EXIT_OK)
+		return rc;
 	secure_harden_process();
-	if (vault_open(&v, argv[optind], keystore, &ko, why, sizeof(why)) < 0)
+	if (vault_open(&v, sc.store, sc.keystore, &sc.ko, why, sizeof(why)) < 0)
 		return fail("%s", why);
 	rc = compact_run(v, ratio, NULL, NULL, NULL, stderr, &st);
 	vault_close(v);
 	if (rc < 0)
-		return fail("compaction of %s failed: %s", argv[optind], strerror(-rc));
+		return fail("compaction of %s failed: %s", sc.store, strerror(-rc));
 	print_compact_stats(&st);
-	return 0;
+	return CLI_EXIT_OK;
 }
 
 /* ---- fsck ---- */
+
+static int fsck_option(int c, const char *arg, void *ctx)
+{
+	(void)c;
+	(void)arg;
+	*(int *)ctx = 1;	/* --repair */
+	return CLI_EXIT_OK;
+}
 
 int cmd_fsck(int argc, char **argv)
 {
@@ -256,62 +313,46 @@ int cmd_fsck(int argc, char **argv)
 		{ "repair", no_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct key_opts ko = { 0 };
+	struct store_cmd sc = { .name = "fsck", .want_key = 1 };
 	struct fsck_report r;
 	struct vault *v = NULL;
-	const char *keystore = NULL;
 	char why[WHY_LEN] = "";
-	int c, repair = 0, rc;
+	int repair = 0, rc;
 
 	if (wants_help(argc, argv)) {
 		fputs(usage_fsck, stdout);
-		return 0;
+		return CLI_EXIT_OK;
 	}
-	if (key_opts_parse(&argc, argv, "", &ko, why, sizeof(why)) < 0)
-		return fail("%s", why), 2;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'k')
-			keystore = optarg;
-		else if (c == 'r')
-			repair = 1;
-		else
-			return fail("fsck: unknown option %s (see medvault fsck --help)", argv[optind - 1]), 2;
-	}
-	if (argc - optind != 1)
-		return fail("fsck: expected STORE (see medvault fsck --help)"), 2;
-	if (!keystore)
-		return fail("fsck: --keystore KS is required"), 2;
-	if (key_opts_check(&ko, "", why, sizeof(why)) < 0)
-		return fail("%s", why), 2;
+	if ((rc = store_cmd_parse(&sc, argc, argv, opts, fsck_option, &repair)) != CLI_EXIT_OK ||
+	    (rc = store_cmd_need_key(&sc)) != CLI_EXIT_OK)
+		return rc;
 	secure_harden_process();
-	if ((rc = vault_open(&v, argv[optind], keystore, &ko, why, sizeof(why))) < 0) {
+	if ((rc = vault_open(&v, sc.store, sc.keystore, &sc.ko, why, sizeof(why))) < 0) {
 		if (rc == -EBUSY)
-			return fail("store %s is mounted or in use; unmount it first", argv[optind]), 2;
-		return fail("%s", why), 2;
+			return fail("store %s is mounted or in use; unmount it first", sc.store);
+		return fail("%s", why);
 	}
 	rc = fsck_run(v, repair, stdout, stderr, &r);
 	vault_close(v);
 	if (rc < 0)
-		return fail("fsck of %s stopped: %s", argv[optind], strerror(-rc)), 2;
+		return fail("fsck of %s stopped: %s", sc.store, strerror(-rc));
 	printf("fsck: %" PRIu64 " inodes (%" PRIu64 " directories, %" PRIu64 " files), %" PRIu64
 	       " entries, %" PRIu64 " chunks (%" PRIu64 " bytes), %" PRIu64 " packs, %" PRIu64
-	       " orphans: %" PRIu64 " problems (%" PRIu64 " damaged)%s\n",
+	       " orphans: %" PRIu64 " problems (%" PRIu64 " damaged)\n",
 	       r.inodes, r.dirs, r.files, r.dirents, r.chunks, r.chunk_bytes, r.packs, r.orphans,
-	       r.problems, r.damaged, repair ? "" : "");
+	       r.problems, r.damaged);
 	if (repair)
 		printf("fsck: %" PRIu64 " repairs made\n", r.repaired);
 	if (r.problems == 0)
-		return 0;
+		return CLI_EXIT_OK;
 	if (repair && r.damaged == 0)
-		return 0;
+		return CLI_EXIT_OK;
 	if (!repair)
-		fprintf(stderr, "medvault: %s has %" PRIu64 " problems\n", argv[optind], r.problems);
+		fprintf(stderr, "medvault: %s has %" PRIu64 " problems\n", sc.store, r.problems);
 	else
 		fprintf(stderr, "medvault: %s has %" PRIu64 " damaged items that cannot be repaired\n",
-			argv[optind], r.damaged);
-	return 1;
+			sc.store, r.damaged);
+	return CLI_EXIT_DAMAGE;
 }
 
 /* ---- info ---- */
@@ -345,33 +386,26 @@ int cmd_info(int argc, char **argv)
 		{ "keystore", required_argument, NULL, 'k' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct store_cmd sc = { .name = "info" };
 	struct volconf vc;
-	const char *keystore = NULL;
 	char why[WHY_LEN], uuid[33], when[64];
 	uint64_t npacks, bytes;
 	time_t created;
-	int c;
+	int rc;
 
 	if (wants_help(argc, argv)) {
 		fputs(usage_info, stdout);
-		return 0;
+		return CLI_EXIT_OK;
 	}
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c != 'k')
-			return fail("info: unknown option %s (see medvault info --help)", argv[optind - 1]);
-		keystore = optarg;
-	}
-	if (argc - optind != 1)
-		return fail("info: expected STORE (see medvault info --help)");
-	if (volconf_load(argv[optind], &vc, why, sizeof(why)) < 0)
+	if ((rc = store_cmd_parse(&sc, argc, argv, opts, no_own_option, NULL)) != CLI_EXIT_OK)
+		return rc;
+	if (volconf_load(sc.store, &vc, why, sizeof(why)) < 0)
 		return fail("%s", why);
 	volconf_uuid_hex(vc.uuid, uuid);
 	created = (time_t)vc.created;
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&created));
-	count_packs(argv[optind], &npacks, &bytes);
-	printf("store:       %s\n", argv[optind]);
+	count_packs(sc.store, &npacks, &bytes);
+	printf("store:       %s\n", sc.store);
 	printf("format:      %u\n", vc.format);
 	printf("volume:      %s\n", uuid);
 	printf("cipher:      %s\n", aead_cipher_name(vc.cipher));
@@ -383,17 +417,17 @@ int cmd_info(int argc, char **argv)
 		uint64_t counts[INDEX_DB_COUNT];
 		char ipath[PATH_MAX + 8];
 
-		snprintf(ipath, sizeof(ipath), "%s/index", argv[optind]);
+		snprintf(ipath, sizeof(ipath), "%s/index", sc.store);
 		if (index_env_counts(ipath, counts) == 0)
 			printf("index:       %" PRIu64 " inodes, %" PRIu64 " names, %" PRIu64 " chunks, %"
 			       PRIu64 " xattrs\n", counts[INDEX_DB_INODE], counts[INDEX_DB_DIRENT],
 			       counts[INDEX_DB_CHUNK], counts[INDEX_DB_XATTR]);
 	}
-	if (keystore) {
+	if (sc.keystore) {
 		struct keystore_slot_info *slots = NULL;
 		size_t n = 0;
 
-		if (keystore_list(keystore, vc.uuid, &slots, &n, why, sizeof(why)) < 0) {
+		if (keystore_list(sc.keystore, vc.uuid, &slots, &n, why, sizeof(why)) < 0) {
 			volconf_release(&vc);
 			return fail("%s", why);
 		}
@@ -406,6 +440,6 @@ int cmd_info(int argc, char **argv)
 		free(slots);
 	}
 	volconf_release(&vc);
-	return 0;
+	return CLI_EXIT_OK;
 }
 

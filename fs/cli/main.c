@@ -1,7 +1,8 @@
 /*
  * medvault: the command line.  A table of commands, each in the file of its
  * group (cmd_mount.c, cmd_store.c, cmd_key.c, cmd_audit.c).  Every command
- * exits 0 on success, or non-zero with exactly one line on stderr.
+ * exits CLI_EXIT_OK on success, or another code of exit_codes.h with
+ * exactly one line on stderr.
  */
 #include <stdio.h>
 #include <string.h>
@@ -36,23 +37,22 @@ static void usage_print(void)
 		if (commands[i].help)
 			printf("  %-9s %s\n", commands[i].name, commands[i].help);
 	printf("\nKEY-OPTIONS:\n%s", KEY_OPTS_HELP(""));
-	printf("\n'medvault COMMAND --help' describes one command.\n");
+	printf("\nExit status: 0 success, 1 failure, 2 usage error, 3 damage found (fsck, audit).\n");
+	printf("'medvault COMMAND --help' describes one command.\n");
 }
 
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
-		fail("missing command (see medvault --help)");
-		return 2;
-	}
+	if (argc < 2)
+		return fail_usage("missing command (see medvault --help)");
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
 		usage_print();
-		return 0;
+		return CLI_EXIT_OK;
 	}
 	if (secure_init() < 0)
 		return fail("libsodium failed to initialise");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);
-	return fail("unknown command %s (see medvault --help)", argv[1]);
+	return fail_usage("unknown command %s (see medvault --help)", argv[1]);
 }

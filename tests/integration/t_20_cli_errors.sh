@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# t_20_cli_errors: every bad invocation fails with a non-zero status and
-# exactly one line on stderr, mounts nothing, starts no daemon and changes
-# no byte of any store or keystore.  --help works for every command.
+# t_20_cli_errors: every bad invocation fails with its documented status
+# (medvault(1) EXIT STATUS, fs/cli/exit_codes.h: 1 failure, 2 usage error,
+# 3 damage found) and exactly one line on stderr, mounts nothing, starts no
+# daemon and changes no byte of any store or keystore.  --help works for
+# every command, with status 0.
 . "$(dirname "$0")/lib.sh"
 
 need_mv
@@ -30,11 +32,13 @@ changed_dirs() {
 	done <<<"$1"
 }
 
-# expect_fail NAME MNT CMD...: the three promises of a failed command.
-# MNT is the mountpoint the command names ("-" if none).
+EX_FAILURE=1 EX_USAGE=2 EX_DAMAGE=3
+
+# expect_fail NAME MNT WANT CMD...: the promises of a failed command.
+# MNT is the mountpoint the command names ("-" if none), WANT its status.
 expect_fail() {
-	local name=$1 mnt=$2 before_state before_mounts before_daemons rc lines
-	shift 2
+	local name=$1 mnt=$2 want=$3 before_state before_mounts before_daemons rc lines
+	shift 3
 	before_state=$(all_state)
 	before_mounts=$(our_mounts)
 	before_daemons=$( [ "$mnt" = - ] || daemon_pids "$mnt")
@@ -44,7 +48,7 @@ expect_fail() {
 		mv_track "$mnt"	# it mounted by mistake: clean up afterwards
 		mv_umount "$mnt" >/dev/null 2>&1
 	fi
-	if [ $rc -ne 0 ] && [ $rc -ne 124 ]; then ok "$name: fails (status $rc)"; else not_ok "$name: fails" "status $rc"; fi
+	if [ $rc -eq "$want" ]; then ok "$name: fails with status $want"; else not_ok "$name: fails with status $want" "status $rc"; fi
 	lines=$(grep -c '' "$T/err")
 	if [ "$lines" -eq 1 ]; then
 		ok "$name: one line on stderr"
@@ -66,7 +70,7 @@ expect_fail() {
 	fi
 }
 
-mount_a() { expect_fail "$1" "${3:-$A_MNT}" "$MV" mount "${2:-$A_STORE}" "${3:-$A_MNT}" --keystore "${4:-$A_KS}" --passphrase-file "${5:-$A_PF}"; }
+mount_a() { expect_fail "$1" "${3:-$A_MNT}" $EX_FAILURE "$MV" mount "${2:-$A_STORE}" "${3:-$A_MNT}" --keystore "${4:-$A_KS}" --passphrase-file "${5:-$A_PF}"; }
 
 # --- key problems
 mv_passfile "$T/wrong" "not the passphrase"
@@ -74,7 +78,7 @@ mount_a "wrong passphrase" "$A_STORE" "$A_MNT" "$A_KS" "$T/wrong"
 mount_a "missing passphrase file" "$A_STORE" "$A_MNT" "$A_KS" "$T/no-such-file"
 mkdir "$T/pf-is-a-dir"
 mount_a "passphrase file is a directory" "$A_STORE" "$A_MNT" "$A_KS" "$T/pf-is-a-dir"
-expect_fail "mount without any key option" "$A_MNT" "$MV" mount "$A_STORE" "$A_MNT" --keystore "$A_KS"
+expect_fail "mount without any key option" "$A_MNT" $EX_USAGE "$MV" mount "$A_STORE" "$A_MNT" --keystore "$A_KS"
 mount_a "keystore of another volume" "$A_STORE" "$A_MNT" "$B_KS" "$B_PF"
 mount_a "keystore of another volume, right passphrase of ours" "$A_STORE" "$A_MNT" "$B_KS" "$A_PF"
 mount_a "keystore directory missing" "$A_STORE" "$A_MNT" "$T/no-keystore" "$A_PF"
@@ -151,7 +155,7 @@ if mv_mount "$B_STORE" "$B_MNT" "$B_KS" "$B_PF"; then
 	sleep 3
 	mount_a "mountpoint already mounted" "$A_STORE" "$B_MNT"
 	check "the occupied mountpoint still serves vault b" grep -q "b's data" "$B_MNT/marker"
-	expect_fail "store already mounted elsewhere" "$T/b/mnt2" \
+	expect_fail "store already mounted elsewhere" "$T/b/mnt2" $EX_FAILURE \
 		"$MV" mount "$B_STORE" "$T/b/mnt2" --keystore "$B_KS" --passphrase-file "$B_PF"
 	check "umount vault b" mv_umount "$B_MNT"
 else
@@ -159,29 +163,86 @@ else
 fi
 
 # --- init problems
-expect_fail "init over an existing store" - "$MV" init "$A_STORE" --keystore "$A_KS" --passphrase-file "$A_PF"
-expect_fail "init over an existing store with a new keystore" - \
+expect_fail "init over an existing store" - $EX_FAILURE "$MV" init "$A_STORE" --keystore "$A_KS" --passphrase-file "$A_PF"
+expect_fail "init over an existing store with a new keystore" - $EX_FAILURE \
 	"$MV" init "$A_STORE" --keystore "$T/fresh-ks" --passphrase-file "$A_PF"
 rm -rf "$T/fresh-ks"
-expect_fail "init with a missing passphrase file" - \
+expect_fail "init with a missing passphrase file" - $EX_FAILURE \
 	"$MV" init "$T/new-store" --keystore "$T/new-ks" --passphrase-file "$T/no-such-file"
 check "a failed init leaves no store behind" test ! -e "$T/new-store/medvault.conf"
 
-# --- usage problems
-expect_fail "no command" - "$MV"
-expect_fail "unknown command" - "$MV" frobnicate
-expect_fail "mount without arguments" - "$MV" mount
-expect_fail "mount with an unknown option" "$A_MNT" "$MV" mount "$A_STORE" "$A_MNT" --keystore "$A_KS" --passphrase-file "$A_PF" --bogus-option
-expect_fail "init without arguments" - "$MV" init
-expect_fail "umount of a directory that is not mounted" - "$MV" umount "$A_MNT"
-expect_fail "info of a missing store" - "$MV" info "$T/no-store"
+# --- every command: a usage error, a failure, and --help
+U=$EX_USAGE F=$EX_FAILURE
+KEYA=(--keystore "$A_KS" --passphrase-file "$A_PF")
+expect_fail "no command" - $U "$MV"
+expect_fail "unknown command" - $U "$MV" frobnicate
+expect_fail "init without arguments" - $U "$MV" init
+expect_fail "init --chunk-size that is not a size" - $U "$MV" init "$T/new-store" "${KEYA[@]}" --chunk-size lots
+expect_fail "init without --keystore" - $U "$MV" init "$T/new-store" --passphrase-file "$A_PF"
+expect_fail "mount without arguments" - $U "$MV" mount
+expect_fail "mount with an unknown option" "$A_MNT" $U "$MV" mount "$A_STORE" "$A_MNT" "${KEYA[@]}" --bogus-option
+expect_fail "mount --audit-failure with a bad value" "$A_MNT" $U "$MV" mount "$A_STORE" "$A_MNT" "${KEYA[@]}" --audit-failure=maybe
+expect_fail "umount without arguments" - $U "$MV" umount
+expect_fail "umount of a directory that is not mounted" - $F "$MV" umount "$A_MNT"
+expect_fail "status without arguments" - $U "$MV" status
+expect_fail "status of a directory that is not mounted" - $F "$MV" status "$A_MNT"
+expect_fail "info with an unknown option" - $U "$MV" info "$A_STORE" --bogus
+expect_fail "info of a missing store" - $F "$MV" info "$T/no-store"
+expect_fail "fsck without --keystore" - $U "$MV" fsck "$A_STORE" --passphrase-file "$A_PF"
+expect_fail "fsck with an unknown option" - $U "$MV" fsck "$A_STORE" "${KEYA[@]}" --bogus
+expect_fail "fsck with a wrong passphrase" - $F "$MV" fsck "$A_STORE" --keystore "$A_KS" --passphrase-file "$T/wrong"
+expect_fail "compact --ratio out of range" - $U "$MV" compact "$A_STORE" --ratio 7
+expect_fail "compact of an unmounted store without a key" - $U "$MV" compact "$A_STORE"
+expect_fail "compact of a missing store" - $F "$MV" compact "$T/no-store"
+expect_fail "snapshot without DEST" - $U "$MV" snapshot "$A_STORE"
+expect_fail "snapshot of a missing store" - $F "$MV" snapshot "$T/no-store" "$T/snap-dest"
+rm -rf "$T/snap-dest"
+expect_fail "key without a subcommand" - $U "$MV" key
+expect_fail "key list with an unknown option" - $U "$MV" key list "$A_STORE" --keystore "$A_KS" --bogus
+expect_fail "key add without NEW-KEY-OPTIONS" - $U "$MV" key add "$A_STORE" "${KEYA[@]}"
+expect_fail "key list of a missing store" - $F "$MV" key list "$T/no-store" --keystore "$A_KS"
+expect_fail "key add with a wrong passphrase" - $F "$MV" key add "$A_STORE" --keystore "$A_KS" \
+	--passphrase-file "$T/wrong" --new-passphrase-file "$T/wrong"
+expect_fail "audit without DIR" - $U "$MV" audit "${KEYA[@]}"
+expect_fail "audit verify with a filter" - $U "$MV" audit verify "$A_KS" "${KEYA[@]}" --path /x
+expect_fail "audit of a directory without a trail" - $F "$MV" audit "$T/empty-dir" "${KEYA[@]}"
 
-# --- help
-for c in "" init mount umount info key; do
-	if out=$(timeout 30 "$MV" $c --help 2>&1) && [ -n "$out" ]; then
+# damage found: status 3 (fsck names every damaged file, so more than one
+# line on stderr is fine here)
+B_AUD=$(ls -d "$B_KS"/audit/*/ 2>/dev/null | head -n 1)
+if [ -n "$B_AUD" ]; then
+	rm -rf "$T/aud-tamper" && cp -a "$B_AUD" "$T/aud-tamper"
+	f=$(ls "$T/aud-tamper"/audit-* | head -n 1)
+	size=$(stat -c %s "$f")
+	printf '\x55' | dd of="$f" bs=1 seek=$((size - 20)) conv=notrunc status=none
+	expect_fail "audit verify of an altered trail" - $EX_DAMAGE \
+		"$MV" audit verify "$T/aud-tamper" --keystore "$B_KS" --passphrase-file "$B_PF"
+else
+	not_ok "vault b's mount left an access trail" "$(ls -R "$B_KS" 2>&1 | head)"
+fi
+rm -rf "$T/b-copy" && cp -a "$B_STORE" "$T/b-copy"
+pack=$(find "$T/b-copy/packs" -name '*.pack' | head -n 1)
+if [ -n "$pack" ]; then
+	size=$(stat -c %s "$pack")
+	printf '\x55' | dd of="$pack" bs=1 seek=$((size / 2)) conv=notrunc status=none
+	timeout 60 "$MV" fsck "$T/b-copy" --keystore "$B_KS" --passphrase-file "$B_PF" >/dev/null 2>"$T/err"
+	rc=$?
+	if [ $rc -eq $EX_DAMAGE ]; then ok "fsck of a damaged store: status 3"
+	else not_ok "fsck of a damaged store: status 3" "status $rc" "$(head -n 5 "$T/err")"; fi
+else
+	not_ok "vault b has a pack to damage" "$(find "$T/b-copy" | head)"
+fi
+rm -rf "$T/b-copy" "$T/aud-tamper"
+
+# --- help: status 0, usage on stdout, nothing on stderr
+for c in "" init mount umount status info fsck compact snapshot key "key list" "key add" \
+	 "key remove" "key rewrap" audit "audit verify"; do
+	out=$(timeout 30 "$MV" $c --help 2>"$T/err")
+	rc=$?
+	if [ $rc -eq 0 ] && [ -n "$out" ] && [ ! -s "$T/err" ]; then
 		ok "medvault $c --help exits 0 and prints usage"
 	else
-		not_ok "medvault $c --help exits 0 and prints usage" "$(head -n 5 <<<"$out")"
+		not_ok "medvault $c --help exits 0 and prints usage" "status $rc" "$(head -n 5 <<<"$out")" "$(cat "$T/err")"
 	fi
 done
 
