@@ -4,7 +4,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse_lowlevel.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -13,20 +12,13 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "audit/audit.h"
-#include "core/mvfs.h"
 #include "crypto/keystore.h"
-#include "crypto/secure.h"
-#include "crypto/volkeys.h"
-#include "daemon/fs_ops.h"
-#include "daemon/fuse_io.h"
-#include "store/vault.h"
-#include "store/volconf.h"
-#include "util/fileutil.h"
+#include "daemon/control.h"
+#include "daemon/daemon.h"
 #include "cli.h"
 #include "key_opts.h"
 
@@ -57,105 +49,16 @@ static const char *const usage_status =
 
 /* ---- mounts ---- */
 
-/* mountinfo escapes blanks as \040 and backslashes as \134 */
-static void unescape_mountinfo(char *s)
-{
-	char *w = s;
-
-	for (char *r = s; *r; r++) {
-		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] && r[3]) {
-			*w++ = (char)(((r[1] - '0') << 6) | ((r[2] - '0') << 3) | (r[3] - '0'));
-			r += 3;
-		} else {
-			*w++ = *r;
-		}
-	}
-	*w = '\0';
-}
-
 /* Find the mount at path: 1 found (fstype/source filled), 0 not mounted. */
 static int find_mount(const char *path, char *fstype, size_t ftlen, char *source, size_t srclen)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "r");
-	char *line = NULL;
-	size_t cap = 0;
-	int found = 0;
+	struct daemon_mount m;
 
-	if (!f)
+	if (!daemon_find_mount(path, &m))
 		return 0;
-	while (getline(&line, &cap, f) > 0) {
-		char *fields[12], *save = NULL, *tok;
-		int n = 0, sep = -1;
-
-		for (tok = strtok_r(line, " \n", &save); tok && n < 12; tok = strtok_r(NULL, " \n", &save)) {
-			fields[n] = tok;
-			if (!strcmp(tok, "-") && sep < 0)
-				sep = n;
-			n++;
-		}
-		if (n < 5 || sep < 0 || sep + 2 >= n)
-			continue;
-		unescape_mountinfo(fields[4]);
-		if (strcmp(fields[4], path))
-			continue;
-		unescape_mountinfo(fields[sep + 2]);
-		snprintf(fstype, ftlen, "%s", fields[sep + 1]);
-		snprintf(source, srclen, "%s", fields[sep + 2]);
-		found = 1;	/* keep going: the last mount on a path is the visible one */
-	}
-	free(line);
-	fclose(f);
-	return found;
-}
-
-static void bdi_set(const char *dev, const char *knob, unsigned value)
-{
-	char path[128];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/sys/class/bdi/%s/%s", dev, knob);
-	if ((f = fopen(path, "w"))) {
-		fprintf(f, "%u\n", value);
-		fclose(f);
-	}
-}
-
-/*
- * Two limits the kernel puts on every FUSE mount suit a slow or untrusted
- * daemon, not this one.  Readahead is 128 KiB whatever max_readahead says;
- * sequential reads of 64 KiB chunks need more in flight to keep the disk
- * and both cores busy.  Dirty page cache is capped at 1% of the global
- * dirty threshold (strictlimit): random writes then reach the daemon with
- * two or three 4 KiB pages per 64 KiB chunk, and each such chunk is read,
- * decrypted, resealed and appended for them.  A larger share lets pages of
- * the same chunk gather first (fio randwrite 7k -> 20k IOPS at 10%); the
- * backing filesystem keeps the other 90%, and close and fsync still write
- * everything back.  Read from mountinfo, not stat(2): nothing serves the
- * mount yet.
- */
-static void tune_bdi(const char *mnt)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "r");
-	char *line = NULL, dev[64] = "";
-	size_t cap = 0;
-
-	if (!f)
-		return;
-	while (getline(&line, &cap, f) > 0) {
-		char mp[PATH_MAX], d[64];
-
-		if (sscanf(line, "%*s %*s %63s %*s %4095s", d, mp) == 2) {
-			unescape_mountinfo(mp);
-			if (!strcmp(mp, mnt))
-				snprintf(dev, sizeof(dev), "%s", d);
-		}
-	}
-	free(line);
-	fclose(f);
-	if (dev[0]) {
-		bdi_set(dev, "read_ahead_kb", 1024);
-		bdi_set(dev, "max_ratio", 10);
-	}
+	snprintf(fstype, ftlen, "%s", m.fstype);
+	snprintf(source, srclen, "%s", m.source);
+	return 1;
 }
 
 int cmd_mount(int argc, char **argv)
@@ -172,20 +75,13 @@ int cmd_mount(int argc, char **argv)
 	};
 	struct key_opts ko = { 0 };
 	struct audit_opts ao = { 0 };
-	struct audit *audit = NULL;
-	char audit_dir[PATH_MAX], audit_detail[PATH_MAX + 16];
+	struct daemon_opts dop;
 	int no_audit = 0;
 	const char *keystore = NULL, *store, *mnt;
 	char why[WHY_LEN] = "", mntreal[PATH_MAX], fstype[64], source[PATH_MAX];
-	char fuseopts[PATH_MAX + 256], *user_opts = NULL;
-	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	struct fuse_session *se = NULL;
-	struct fuse_loop_config *lc = NULL;
-	struct vault *v = NULL;
-	struct mvfs *fs = NULL;
+	char *user_opts = NULL;
 	struct stat st;
 	int c, foreground = 0, rc = CLI_EXIT_FAILURE;
-	int status_pipe[2] = { -1, -1 };
 
 	if (wants_help(argc, argv)) {
 		fputs(usage_mount, stdout);
@@ -279,169 +175,22 @@ int cmd_mount(int argc, char **argv)
 		rc = fail("%s is already a mount point (%s)", mnt, fstype);
 		goto out;
 	}
-	/*
-	 * Go to the background first: LMDB's locks and our threads belong to
-	 * the process that made them, so the daemon must be the one that
-	 * opens everything.  The parent only waits for a verdict; the child
-	 * prints its own one-line error on the shared stderr.
-	 */
-	if (!foreground) {
-		pid_t pid;
-
-		if (pipe2(status_pipe, O_CLOEXEC) < 0) {
-			rc = fail("pipe: %s", strerror(errno));
-			goto out;
-		}
-		pid = fork();
-		if (pid < 0) {
-			rc = fail("fork: %s", strerror(errno));
-			goto out;
-		}
-		if (pid > 0) {
-			char verdict = '1';
-
-			close(status_pipe[1]);
-			while (read(status_pipe[0], &verdict, 1) < 0 && errno == EINTR)
-				;
-			close(status_pipe[0]);
-			free(user_opts);
-			return verdict == '0' ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
-		}
-		close(status_pipe[0]);
-		status_pipe[0] = -1;
-	}
-	if (secure_init() < 0) {
-		rc = fail("libsodium failed to initialise");
-		goto out;
-	}
-	secure_harden_process();
-	if (vault_open(&v, store, keystore, &ko, why, sizeof(why)) < 0) {
-		rc = fail("%s", why);
-		goto out;
-	}
-	if (mvfs_create(&fs, v) < 0) {
-		rc = fail("cannot start the filesystem: out of memory");
-		goto out;
-	}
-	if (!no_audit) {
-		/* opened before mounting so that a bad trail fails the mount;
-		 * its writer thread starts after fuse_daemonize() */
-		char uuid[33];
-
-		volconf_uuid_hex(v->conf.uuid, uuid);
-		if (!ao.dir) {
-			snprintf(audit_dir, sizeof(audit_dir), "%s/audit/%s", keystore, uuid);
-			ao.dir = audit_dir;
-		}
-		snprintf(audit_detail, sizeof(audit_detail), "mnt=%s", mntreal);
-		ao.uuid = v->conf.uuid;
-		ao.key = volkeys_audit_key(v->keys);
-		ao.store = v->store;
-		ao.mountpoint = mntreal;
-		ao.mount_detail = audit_detail;
-		if (audit_open(&audit, &ao, why, sizeof(why)) < 0) {
-			rc = fail("%s", why);
-			goto out;
-		}
-		mvfs_set_audit(fs, audit);
-	}
-	/*
-	 * The kernel checks modes (default_permissions) exactly as for ext4,
-	 * so when root mounts, other users get in as their modes allow, as
-	 * on a local disk; an unprivileged mount stays private to its owner.
-	 */
-	snprintf(fuseopts, sizeof(fuseopts), "default_permissions,fsname=%s,subtype=medvault%s%s%s",
-		 v->store, geteuid() == 0 ? ",allow_other" : "",
-		 user_opts ? "," : "", user_opts ? user_opts : "");
-	if (fuse_opt_add_arg(&args, "medvault") || fuse_opt_add_arg(&args, "-o") ||
-	    fuse_opt_add_arg(&args, fuseopts)) {
-		rc = fail("out of memory");
-		goto out;
-	}
-	{
-		/* libfuse explains a bad option on stderr itself; the contract
-		 * is one line, ours */
-		int saved = dup(STDERR_FILENO), devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-
-		if (saved >= 0 && devnull >= 0)
-			dup2(devnull, STDERR_FILENO);
-		se = fuse_session_new(&args, &mv_fuse_ops, sizeof(mv_fuse_ops), fs);
-		if (saved >= 0) {
-			dup2(saved, STDERR_FILENO);
-			close(saved);
-		}
-		if (devnull >= 0)
-			close(devnull);
-	}
-	if (!se) {
-		rc = fail("mount: invalid FUSE options: %s", user_opts ? user_opts : "");
-		goto out;
-	}
-	mvfs_set_session(fs, se);
-	if (fuse_session_mount(se, mntreal) != 0) {
-		rc = fail("cannot mount on %s (is /dev/fuse usable and fusermount3 installed?)", mnt);
-		goto out;
-	}
-	if (fuse_io_install(se) != 0) {
-		rc = fail("cannot set up the FUSE channel");
-		goto unmount;
-	}
-	openlog("medvault", LOG_PID | (foreground ? LOG_PERROR : 0), LOG_DAEMON);
-	tune_bdi(mntreal);
-	if (!foreground) {
-		int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-		/* mounted and serving: release the waiting parent */
-		if (write(status_pipe[1], "0", 1) != 1) {
-			syslog(LOG_ERR, "the starting command went away");
-			goto unmount;
-		}
-		close(status_pipe[1]);
-		status_pipe[1] = -1;
-		setsid();
-		if (chdir("/") < 0)
-			syslog(LOG_WARNING, "chdir /: %s", strerror(errno));
-		if (devnull >= 0) {
-			dup2(devnull, STDIN_FILENO);
-			dup2(devnull, STDOUT_FILENO);
-			dup2(devnull, STDERR_FILENO);
-			close(devnull);
-		}
-	}
-	vault_note_pid(v);	/* snapshot and compact signal this process */
-	mvfs_set_mountpoint(fs, mntreal);	/* only `medvault status` shows it */
-	if (fuse_set_signal_handlers(se) != 0 || mvfs_start_flusher(fs) < 0 ||
-	    audit_start(audit) < 0) {
-		syslog(LOG_ERR, "cannot start the daemon's threads");
-		goto unmount;
-	}
-	syslog(LOG_INFO, "mounted %s on %s", v->store, mntreal);
-	lc = fuse_loop_cfg_create();
-	fuse_loop_cfg_set_clone_fd(lc, 0);
-	fuse_loop_cfg_set_idle_threads(lc, 8);
-	fuse_loop_cfg_set_max_threads(lc, 16);
-	rc = fuse_session_loop_mt(se, lc) ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
-	fuse_loop_cfg_destroy(lc);
-	fuse_remove_signal_handlers(se);
-unmount:
-	fuse_session_unmount(se);
-	mvfs_destroy(fs);
-	fs = NULL;
-	audit_close(audit);
-	audit = NULL;
-	syslog(LOG_INFO, "unmounted %s", mntreal);
+	dop = (struct daemon_opts){ .store = store, .keystore = keystore, .key = &ko,
+				    .mountpoint = mntreal, .mount_name = mnt, .fuse_opts = user_opts,
+				    .foreground = foreground, .no_audit = no_audit, .audit = ao };
+	/* in the background both processes return here: the parent with the
+	 * daemon's verdict, the daemon after unmount */
+	if (daemon_run(&dop, why, sizeof(why)) < 0)
+		rc = why[0] ? fail("%s", why) : CLI_EXIT_FAILURE;
+	else
+		rc = CLI_EXIT_OK;
 out:
-	if (se)
-		fuse_session_destroy(se);
-	fuse_opt_free_args(&args);
-	mvfs_destroy(fs);
-	audit_close(audit);
-	vault_close(v);
 	free(user_opts);
-	if (status_pipe[1] >= 0)
-		close(status_pipe[1]);	/* the parent reads EOF: startup failed */
 	return rc;
 }
+
+/* how long umount waits for the daemon to write everything back */
+#define UMOUNT_WAIT_MS 120000
 
 static int wait_store_released(const char *store)
 {
@@ -453,7 +202,7 @@ static int wait_store_released(const char *store)
 	if (fd < 0)
 		return 0;
 	/* the daemon holds this lock until its last write is durable */
-	for (int i = 0; i < 6000; i++) {
+	for (int i = 0; i < UMOUNT_WAIT_MS / 20; i++) {
 		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
 			flock(fd, LOCK_UN);
 			close(fd);
@@ -468,7 +217,7 @@ static int wait_store_released(const char *store)
 int cmd_umount(int argc, char **argv)
 {
 	char real[PATH_MAX], fstype[64], source[PATH_MAX];
-	int status;
+	int status, wfd = -1, rc = 0;
 	pid_t pid;
 
 	if (wants_help(argc, argv)) {
@@ -482,31 +231,47 @@ int cmd_umount(int argc, char **argv)
 	if (!find_mount(real, fstype, sizeof(fstype), source, sizeof(source)) ||
 	    strcmp(fstype, "fuse.medvault"))
 		return fail("%s is not a mounted medvault filesystem", argv[1]);
+	/* before unmounting, or the daemon may be gone before we ask; a
+	 * daemon without the channel is waited for on the store's lock */
+	if (control_wait_begin(NULL, source, &wfd) < 0)
+		wfd = -1;
 	pid = fork();
-	if (pid < 0)
-		return fail("fork: %s", strerror(errno));
+	if (pid < 0) {
+		rc = fail("fork: %s", strerror(errno));
+		goto out;
+	}
 	if (pid == 0) {
 		execlp("fusermount3", "fusermount3", "-u", "-q", real, (char *)NULL);
 		_exit(127);
 	}
-	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
-		return fail("cannot unmount %s (busy? close files and leave the directory)", argv[1]);
-	if (wait_store_released(source) < 0)
-		return fail("unmounted %s, but its daemon has not exited yet", argv[1]);
-	return CLI_EXIT_OK;
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
+		rc = fail("cannot unmount %s (busy? close files and leave the directory)", argv[1]);
+		goto out;
+	}
+	if (wfd >= 0) {
+		rc = control_wait_end(wfd, UMOUNT_WAIT_MS);
+		wfd = -1;
+	}
+	if (rc < 0 || wait_store_released(source) < 0) {
+		rc = fail("unmounted %s, but its daemon has not exited yet", argv[1]);
+		goto out;
+	}
+	rc = CLI_EXIT_OK;
+out:
+	if (wfd >= 0)
+		close(wfd);
+	return rc;
 }
 
 /* ---- status ---- */
 
 int cmd_status(int argc, char **argv)
 {
-	char real[PATH_MAX], fstype[64], source[PATH_MAX], path[PATH_MAX], uuid[33], why[WHY_LEN];
+	char real[PATH_MAX], fstype[64], source[PATH_MAX];
 	char *text = NULL, *line, *save = NULL;
 	unsigned long long hits = 0, loads = 0, dirty = 0, dead = 0, open_files = 0, inodes = 0;
 	long long last = 0, uptime = 0;
-	int pid = 0;
-	struct volconf vc;
-	size_t len;
+	int pid = 0, rc;
 
 	if (wants_help(argc, argv)) {
 		fputs(usage_status, stdout);
@@ -519,13 +284,14 @@ int cmd_status(int argc, char **argv)
 	if (!find_mount(real, fstype, sizeof(fstype), source, sizeof(source)) ||
 	    strcmp(fstype, "fuse.medvault"))
 		return fail("%s is not a mounted medvault filesystem", argv[1]);
-	if (volconf_load(source, &vc, why, sizeof(why)) < 0)
-		return fail("%s", why);
-	volconf_uuid_hex(vc.uuid, uuid);
-	volconf_release(&vc);
-	snprintf(path, sizeof(path), "%s/%s.status", MVFS_STATUS_DIR, uuid);
-	if (file_read_all(path, 4096, &text, &len) < 0)
+	rc = control_status(NULL, source, &text);
+	if (rc == -EAGAIN)
 		return fail("the daemon of %s has not published its status yet; try again in 2 s", argv[1]);
+	if (rc == -EACCES)
+		return fail("the daemon of %s answers only root and its own user", argv[1]);
+	if (rc < 0)
+		return fail("cannot reach the daemon of %s: %s", argv[1],
+			    rc == -ESRCH ? "it does not answer" : strerror(-rc));
 	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		sscanf(line, "pid %d", &pid);
 		sscanf(line, "uptime %lld", &uptime);

@@ -7,17 +7,16 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "core/mvfs.h"
 #include "crypto/aead.h"
 #include "crypto/keystore.h"
 #include "crypto/secure.h"
+#include "daemon/control.h"
 #include "store/blobstore.h"
 #include "store/compact.h"
 #include "store/fsck.h"
@@ -190,6 +189,13 @@ int cmd_init(int argc, char **argv)
 
 /* ---- snapshot ---- */
 
+/* the daemon serving store (if any) writes back and seals its open pack */
+static int seal_mounted(void *ctx, const char *store)
+{
+	(void)ctx;
+	return control_seal(NULL, store);
+}
+
 int cmd_snapshot(int argc, char **argv)
 {
 	char why[WHY_LEN] = "";
@@ -200,7 +206,7 @@ int cmd_snapshot(int argc, char **argv)
 	}
 	if (argc != 3 || argv[1][0] == '-' || argv[2][0] == '-')
 		return fail_usage("snapshot: expected STORE and DEST (see medvault snapshot --help)");
-	if (snapshot_take(argv[1], argv[2], stderr, why, sizeof(why)) < 0)
+	if (snapshot_take(argv[1], argv[2], stderr, seal_mounted, NULL, why, sizeof(why)) < 0)
 		return fail("%s", why);
 	return CLI_EXIT_OK;
 }
@@ -213,46 +219,22 @@ static void print_compact_stats(const struct compact_stats *st)
 	       (unsigned long long)st->packs_rewritten, (unsigned long long)st->packs_deleted,
 	       (unsigned long long)st->bytes_moved, (unsigned long long)st->bytes_freed,
 	       st->packs_kept ? " (some kept for a running snapshot)" : "");
+	if (st->earlier_age_s >= 0)
+		printf("compact: background compaction had already deleted %llu packs, %llu bytes freed (latest %llds ago)\n",
+		       (unsigned long long)st->earlier_packs_deleted,
+		       (unsigned long long)st->earlier_bytes_freed, (long long)st->earlier_age_s);
 }
 
-static int compact_mounted(const char *store, pid_t pid, double ratio)
+/* the daemon's answer (control_compact) */
+static int compact_mounted(const char *store, int rc, const struct compact_stats *st)
 {
-	char req[PATH_MAX + 32], done[PATH_MAX + 32], buf[64], *text = NULL;
-	unsigned long long rewritten, deleted, moved, freed, kept;
-	struct compact_stats st;
-	size_t len;
-	int n;
-
-	snprintf(req, sizeof(req), "%s/%s", store, MVFS_COMPACT_REQUEST);
-	snprintf(done, sizeof(done), "%s/%s", store, MVFS_COMPACT_DONE);
-	unlink(done);
-	n = snprintf(buf, sizeof(buf), "%.6f\n", ratio);
-	if (file_write_atomic(req, buf, (size_t)n, 0600) < 0)
-		return fail("cannot write %s: %s", req, strerror(errno));
-	if (kill(pid, SIGUSR2) < 0) {
-		unlink(req);
-		return fail("cannot reach the daemon of %s (pid %d): %s", store, (int)pid, strerror(errno));
-	}
-	/* the daemon answers when it is done, however long that takes */
-	while (file_read_all(done, 256, &text, &len) < 0) {
-		pid_t still;
-
-		if (vault_holder(store, &still) != 1) {
-			unlink(req);
-			return fail("the daemon of %s stopped before compaction finished", store);
-		}
-		usleep(50000);
-	}
-	unlink(done);
-	if (sscanf(text, "ok %llu %llu %llu %llu %llu", &rewritten, &deleted, &moved, &freed, &kept) != 5) {
-		fail("compaction of %s failed: %s", store, text);
-		free(text);
-		return CLI_EXIT_FAILURE;
-	}
-	free(text);
-	st = (struct compact_stats){ .packs_rewritten = rewritten, .packs_deleted = deleted,
-				     .bytes_moved = moved, .bytes_freed = freed, .packs_kept = kept };
-	print_compact_stats(&st);
+	if (rc == -ECONNABORTED || rc == -ESHUTDOWN)
+		return fail("the daemon of %s stopped before compaction finished", store);
+	if (rc == -EACCES)
+		return fail("the daemon of %s answers only root and its own user", store);
+	if (rc < 0)
+		return fail("compaction of %s failed: %s", store, strerror(-rc));
+	print_compact_stats(st);
 	return CLI_EXIT_OK;
 }
 
@@ -280,7 +262,6 @@ int cmd_compact(int argc, char **argv)
 	struct vault *v = NULL;
 	char why[WHY_LEN] = "";
 	double ratio = COMPACT_DEFAULT_RATIO;
-	pid_t pid;
 	int rc;
 
 	if (wants_help(argc, argv)) {
@@ -296,10 +277,12 @@ int cmd_compact(int argc, char **argv)
 			return fail("%s", why);
 		volconf_release(&vc);
 	}
-	rc = vault_holder(sc.store, &pid);
-	if (rc == 1 && pid > 0)
-		return compact_mounted(sc.store, pid, ratio);
-	if (rc == 1)
+	/* a mounted store is compacted by its daemon, which no other
+	 * process may do while it writes */
+	rc = control_compact(NULL, sc.store, ratio, &st);
+	if (rc != -ESRCH)
+		return compact_mounted(sc.store, rc, &st);
+	if (vault_in_use(sc.store) == 1)
 		return fail("store %s is in use (fsck?); try again later", sc.store);
 	if (!sc.keystore || !key_opts_given(&sc.ko))
 		return fail_usage("store %s is not mounted: give --keystore and KEY-OPTIONS to compact it",

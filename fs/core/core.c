@@ -45,17 +45,6 @@ void *mvfs_session(const struct mvfs *fs)
 	return fs->session;
 }
 
-int mvfs_set_mountpoint(struct mvfs *fs, const char *path)
-{
-	char *copy = strdup(path);
-
-	if (!copy)
-		return -ENOMEM;
-	free(fs->mountpoint);
-	fs->mountpoint = copy;
-	return 0;
-}
-
 void mvfs_set_kernel(struct mvfs *fs, int writeback, int posix_acl)
 {
 	fs->writeback = writeback;
@@ -299,7 +288,7 @@ static int checkpoint_cb(void *ctx)
 }
 
 int core_compact(struct mvfs *fs, double ratio, int background, FILE *progress,
-		 struct compact_stats *st, struct core_compact_prior *prior)
+		 struct compact_stats *st)
 {
 	int rc;
 
@@ -308,25 +297,22 @@ int core_compact(struct mvfs *fs, double ratio, int background, FILE *progress,
 	/* after the run: its own moves must not trigger the next one */
 	index_dead_bytes_reset(fs->v->ix);
 	if (background) {
-		struct compact_stats *sum = &fs->bg_compact.st;
-
 		if (rc == 0 && st->packs_deleted) {
-			fs->bg_compact.at = time(NULL);
-			sum->packs_rewritten += st->packs_rewritten;
-			sum->packs_deleted += st->packs_deleted;
-			sum->bytes_moved += st->bytes_moved;
-			sum->bytes_freed += st->bytes_freed;
-			sum->packs_kept += st->packs_kept;
+			fs->bg_compact_at = time(NULL);
+			fs->bg_packs_deleted += st->packs_deleted;
+			fs->bg_bytes_freed += st->bytes_freed;
 		}
 	} else {
-		if (fs->bg_compact.at)
+		if (fs->bg_compact_at) {
+			st->earlier_age_s = (int64_t)(time(NULL) - fs->bg_compact_at);
+			st->earlier_packs_deleted = fs->bg_packs_deleted;
+			st->earlier_bytes_freed = fs->bg_bytes_freed;
 			syslog(LOG_INFO, "compaction requested: background runs had deleted %" PRIu64
 			       " packs (%" PRIu64 " bytes freed), the latest %lld s ago",
-			       fs->bg_compact.st.packs_deleted, fs->bg_compact.st.bytes_freed,
-			       (long long)(time(NULL) - fs->bg_compact.at));
-		if (prior)
-			*prior = fs->bg_compact;
-		memset(&fs->bg_compact, 0, sizeof(fs->bg_compact));
+			       fs->bg_packs_deleted, fs->bg_bytes_freed, (long long)st->earlier_age_s);
+		}
+		fs->bg_compact_at = 0;
+		fs->bg_packs_deleted = fs->bg_bytes_freed = 0;
 	}
 	pthread_mutex_unlock(&fs->compact_lock);
 	return rc;

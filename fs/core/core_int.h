@@ -14,7 +14,6 @@
 #define MEDVAULT_CORE_INT_H
 
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -119,23 +118,19 @@ struct mvfs {
 	int sync_error;
 
 	uint64_t next_version;	/* protected by table_lock */
-	int stop;
-	pthread_t flusher;
-	int flusher_running;
-	sem_t wake;		/* posted to wake the flusher early (signals too) */
 
 	/* for `medvault status`; relaxed atomics, read approximately */
 	uint64_t stat_chunk_hits;	/* chunks served from memory */
 	uint64_t stat_chunk_loads;	/* chunks read and opened from packs */
 	int64_t last_checkpoint;	/* unix seconds */
-	char *mountpoint;
-	time_t started;
 	void *session;		/* the daemon's, for cache notifications */
 	int storing;		/* threads pushing pages (core_read) */
 
 	/* one compaction at a time (core_compact); guards bg_compact too */
 	pthread_mutex_t compact_lock;
-	struct core_compact_prior bg_compact;	/* background runs since the last explicit one */
+	/* what background runs deleted since the last explicit one */
+	time_t bg_compact_at;	/* the latest of them; 0: none */
+	uint64_t bg_packs_deleted, bg_bytes_freed;
 };
 
 #endif

@@ -202,6 +202,7 @@ int compact_run(struct vault *v, double ratio, pthread_rwlock_t *barrier,
 	int rc, lock_fd = -1;
 
 	memset(st, 0, sizeof(*st));
+	st->earlier_age_s = -1;
 	if ((rc = index_read_begin(v->ix, &txn)) < 0)
 		return rc;
 	rc = index_pack_iter(txn, pick_pack, &pc);

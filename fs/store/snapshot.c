@@ -5,7 +5,8 @@
  * after the index copy hold every referenced byte.  Sealed packs never
  * change, so a hard link is a copy.  The newest pack may still be growing
  * if the daemon did not answer the seal request: it is copied, never
- * linked, so the snapshot never changes after the fact.
+ * linked, so the snapshot never changes after the fact.  Talking to the
+ * daemon is the caller's: it passes the seal step in.
  */
 #include "util/array.h"
 #include "util/why.h"
@@ -16,7 +17,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,9 +28,7 @@
 #include "store/blobstore.h"
 #include "util/fileutil.h"
 #include "store/index.h"
-#include "core/mvfs.h"
 #include "util/progress.h"
-#include "store/vault.h"
 #include "store/volconf.h"
 #include "store/layout.h"
 
@@ -112,29 +110,6 @@ static int copy_prefix(const char *src, const char *dst, off_t len)
 	return rc;
 }
 
-/* Ask a running daemon to seal its open pack; best effort, 5 s at most. */
-static void request_seal(const char *store)
-{
-	char path[PATH_MAX + 32];
-	pid_t pid;
-	int fd;
-
-	if (vault_holder(store, &pid) != 1 || pid <= 0)
-		return;
-	snprintf(path, sizeof(path), "%s/%s", store, MVFS_SEAL_REQUEST);
-	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return;
-	close(fd);
-	if (kill(pid, SIGUSR1) < 0) {
-		unlink(path);
-		return;
-	}
-	for (int i = 0; i < 500 && access(path, F_OK) == 0; i++)
-		usleep(10000);
-	unlink(path);
-}
-
 static int dest_prepare(const char *dest, char *why, size_t whylen)
 {
 	struct stat st;
@@ -151,7 +126,8 @@ static int dest_prepare(const char *dest, char *why, size_t whylen)
 	return 0;
 }
 
-int snapshot_take(const char *store_arg, const char *dest, FILE *progress, char *why, size_t whylen)
+int snapshot_take(const char *store_arg, const char *dest, FILE *progress, snapshot_seal_fn *seal,
+		  void *seal_ctx, char *why, size_t whylen)
 {
 	char store[PATH_MAX], path[PATH_MAX * 2], dpath[PATH_MAX * 2];
 	struct pack_file *packs = NULL;
@@ -176,7 +152,8 @@ int snapshot_take(const char *store_arg, const char *dest, FILE *progress, char 
 		rc = why_set(why, whylen, -errno, "cannot lock %s: %s", path, strerror(errno));
 		goto out;
 	}
-	request_seal(store);
+	if (seal)
+		seal(seal_ctx, store);	/* best effort: see snapshot_seal_fn */
 
 	store_path(dpath, sizeof(dpath), dest, STORE_INDEX);
 	if (mkdir(dpath, 0700) < 0) {

@@ -286,29 +286,19 @@ void vault_note_pid(struct vault *v)
 		syslog(LOG_WARNING, "cannot record the daemon pid in the lock file");
 }
 
-int vault_holder(const char *store, pid_t *pid)
+int vault_in_use(const char *store)
 {
-	char path[PATH_MAX], buf[32];
-	ssize_t n;
+	char path[PATH_MAX];
 	int fd, rc = 0;
 
-	*pid = 0;
 	store_path(path, sizeof(path), store, STORE_LOCK);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
-	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0)
 		flock(fd, LOCK_UN);
-	} else if (errno == EWOULDBLOCK) {
-		rc = 1;
-		n = pread(fd, buf, sizeof(buf) - 1, 0);
-		if (n > 0) {
-			buf[n] = '\0';
-			*pid = (pid_t)strtol(buf, NULL, 10);
-		}
-	} else {
-		rc = -errno;
-	}
+	else
+		rc = errno == EWOULDBLOCK ? 1 : -errno;
 	close(fd);
 	return rc;
 }

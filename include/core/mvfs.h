@@ -33,31 +33,20 @@ struct audit;
 /* ext4's limit with 4 KiB blocks (2^32 - 1 blocks): larger sizes get EFBIG */
 #define MV_MAX_FILE_SIZE (((1ull << 32) - 1) * 4096)
 
-/* Where a running daemon publishes its status (not in the store). */
-#define MVFS_STATUS_DIR "/run/medvault"
-
-/* Files in STORE the daemon and the snapshot/compact commands meet at. */
-#define MVFS_SEAL_REQUEST "seal.request"	/* removed once the open pack is sealed */
-#define MVFS_SNAPSHOT_LOCK "snapshot.lock"	/* shared by snapshots, exclusive to delete packs */
-#define MVFS_COMPACT_REQUEST "compact.request"	/* holds the ratio; becomes compact.done */
-#define MVFS_COMPACT_DONE "compact.done"	/* one line: what compaction did */
-
 /* ---- lifetime (mvfs.c) ---- */
 /* frees the orphans a crash left; -ENOMEM */
 int mvfs_create(struct mvfs **out, struct vault *v);
 /* writes everything back and makes it durable; fs may be NULL */
 void mvfs_destroy(struct mvfs *fs);
-/* start the sealing pool and the flusher: call after fork() */
-int mvfs_start_flusher(struct mvfs *fs);
-void mvfs_stop_flusher(struct mvfs *fs);
+/* start the sealing pool: call after fork().  -errno of pthread_create.
+ * The daemon's threads that call into fs stop before mvfs_destroy */
+int mvfs_start_workers(struct mvfs *fs);
 /* the access trail operations are recorded in (NULL: none; the default) */
 void mvfs_set_audit(struct mvfs *fs, struct audit *audit);
 struct audit *mvfs_audit(const struct mvfs *fs);
 /* the daemon's FUSE session, kept for it (cache notifications) */
 void mvfs_set_session(struct mvfs *fs, void *session);
 void *mvfs_session(const struct mvfs *fs);
-/* shown by `medvault status`; -ENOMEM */
-int mvfs_set_mountpoint(struct mvfs *fs, const char *path);
 /*
  * What the kernel agreed to at INIT, before any other request:
  * writeback, the kernel caches writes and owns mtime (writes stamp
@@ -170,24 +159,18 @@ struct vault *mvfs_vault(const struct mvfs *fs);
 void core_flush_due(struct mvfs *fs, time_t now, unsigned age_s);
 /* write back everything buffered (before the open pack is sealed) */
 void core_flush_all(struct mvfs *fs);
-/* background compactions that deleted packs, as an explicit one reports them */
-struct core_compact_prior {
-	time_t at;	/* the latest; 0: none since the last explicit run */
-	struct compact_stats st;	/* summed */
-};
 /*
  * Compact packs below ratio while the filesystem runs; afterwards the
  * dead-bytes count that triggers early compaction starts again.  Runs are
  * serialised, whichever thread asks.  background: the daemon's timer or
- * dead-byte trigger; the results of those that deleted packs are summed,
- * and an explicit run (background 0) gets that sum in *prior (prior->at 0:
- * none) and restarts it.  A burst of deletes often trips the dead-byte
+ * dead-byte trigger; what those deleted is summed, and an explicit run
+ * (background 0) reports that sum in st->earlier_* and restarts it.  A burst of deletes often trips the dead-byte
  * trigger within a second or two, so a `medvault compact` just after
  * finds nothing left to do, and its report must be able to say the space
  * already came back.  compact_run's -errno.
  */
 int core_compact(struct mvfs *fs, double ratio, int background, FILE *progress,
-		 struct compact_stats *st, struct core_compact_prior *prior);
+		 struct compact_stats *st);
 /* counters for `medvault status`, read approximately */
 struct core_status {
 	uint64_t inodes;	/* in the inode table */

@@ -20,6 +20,11 @@ struct compact_stats {
 	uint64_t bytes_moved;
 	uint64_t bytes_freed;
 	uint64_t packs_kept;		/* emptied, but a snapshot was running */
+	/* filled by the daemon for a requested run: what its own background
+	 * runs deleted since the last requested one (earlier_age_s -1: none) */
+	int64_t earlier_age_s;
+	uint64_t earlier_packs_deleted;
+	uint64_t earlier_bytes_freed;
 };
 
 /*

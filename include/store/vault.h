@@ -49,11 +49,15 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 	       const struct key_opts *key, char *why, size_t whylen);
 void vault_close(struct vault *v);
 
-/* Record the serving daemon's pid in the lock file (after it forked). */
+/*
+ * Record the serving daemon's pid in the lock file (after it forked), for
+ * people and tools (perf -p, fuser).  Nothing signals it: the file is
+ * writable by whoever owns the store, so the pid in it proves nothing.
+ */
 void vault_note_pid(struct vault *v);
 
-/* 1 and *pid if a process holds STORE's lock (a mounted daemon, or fsck;
- * *pid 0 if it did not say), 0 if none, -errno. */
-int vault_holder(const char *store, pid_t *pid);
+/* 1 if a process holds STORE's lock (a mounted daemon, or fsck), 0 if
+ * none, -errno. */
+int vault_in_use(const char *store);
 
 #endif

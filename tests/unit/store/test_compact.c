@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "store/compact.h"
+#include "store/layout.h"
 #include "store/fsck.h"
 #include "../fsutil.h"
 #include "../../tap.h"
@@ -44,7 +45,7 @@ static int snapshot_lock_take(void)
 	char path[512];
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/%s", env.store, MVFS_SNAPSHOT_LOCK);
+	store_path(path, sizeof(path), env.store, STORE_SNAPSHOT_LOCK);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd >= 0 && flock(fd, LOCK_SH) < 0) {
 		close(fd);

@@ -6,6 +6,8 @@
  * state of its last commit.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 #include "../../tap.h"
 #include "store/compact.h"
 #include "store/fsck.h"
+#include "store/layout.h"
 #include "store/snapshot.h"
 #include "../fsutil.h"
 
@@ -26,10 +29,29 @@ static struct tu_env env;
 static FILE *devnull;
 static uint64_t ino_a, ino_b, ino_d;
 
+static int seals;	/* seal callbacks seen, and whether the lock was held then */
+
+/* the daemon's seal arrives while the snapshot lock is held shared, so a
+ * compaction cannot delete packs between the seal and the links */
+static int count_seal(void *ctx, const char *store)
+{
+	char path[512];
+	int fd;
+
+	(void)ctx;
+	store_path(path, sizeof(path), store, STORE_SNAPSHOT_LOCK);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK)
+		seals++;
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
 static int take(const char *dest)
 {
 	char why[512] = "";
-	int rc = snapshot_take(env.store, dest, devnull, why, sizeof(why));
+	int rc = snapshot_take(env.store, dest, devnull, count_seal, NULL, why, sizeof(why));
 
 	if (rc < 0)
 		printf("# snapshot_take %s: %s\n", dest, why);
@@ -97,7 +119,9 @@ static void test_unmounted(void)
 	int linked = 0, copied = 0, same = 1, rc;
 
 	tu_path(&env, "snap1", dest, sizeof(dest));
+	seals = 0;
 	ok(take(dest) == 0, "snapshot of an unmounted store");
+	ok(seals == 1, "its seal callback ran once, under the snapshot lock (%d)", seals);
 	rc = tu_packs_list(env.store, &p);
 	ok(rc == 0 && p.n == 3, "the store has 3 packs (%d)", p.n);
 	for (int i = 0; i < p.n; i++)
@@ -202,7 +226,7 @@ static void test_refusals(void)
 	tu_path(&env, "empty", dest, sizeof(dest));
 	mkdir(dest, 0700);
 	ok(take(dest) == 0, "into an existing empty directory: fine");
-	ok(snapshot_take(env.dir, file, devnull, why, sizeof(why)) < 0, "of a directory that is no store: %s", why);
+	ok(snapshot_take(env.dir, file, devnull, NULL, NULL, why, sizeof(why)) < 0, "of a directory that is no store: %s", why);
 }
 
 static void test_empty_store(void)
@@ -215,7 +239,7 @@ static void test_empty_store(void)
 
 	tu_env_init(&e2, CS);
 	tu_path(&e2, "snap", dest, sizeof(dest));
-	ok(snapshot_take(e2.store, dest, devnull, why, sizeof(why)) == 0, "snapshot of a store with no pack");
+	ok(snapshot_take(e2.store, dest, devnull, NULL, NULL, why, sizeof(why)) == 0, "snapshot of a store with no pack");
 	ok(tu_packs_list(dest, &p) == 0 && p.n == 0, "no pack in it");
 	ok(tu_mount(&e2, dest, &m) == 0, "it opens");
 	if (m.fs) {

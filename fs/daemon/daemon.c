@@ -1,0 +1,694 @@
+/*
+ * The daemon's lifetime: open the store, mount, serve, and tear down in
+ * order; and its flusher thread, which bounds how long written data waits
+ * in memory, makes it durable every few seconds, compacts in the
+ * background, publishes the counters of `medvault status`, and carries
+ * out the seal and compact requests that arrive on the control channel.
+ * Requests run on the flusher so that they never overlap a background
+ * compaction or each other.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <inttypes.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit/audit.h"
+#include "core/mvfs.h"
+#include "crypto/secure.h"
+#include "daemon/control.h"
+#include "daemon/daemon.h"
+#include "daemon/fs_ops.h"
+#include "daemon/fuse_io.h"
+#include "store/blobstore.h"
+#include "store/compact.h"
+#include "store/index.h"
+#include "store/vault.h"
+#include "store/volconf.h"
+#include "util/why.h"
+
+#define FLUSH_AGE_S 2		/* dirty data older than this is written back */
+#define CHECKPOINT_EVERY_S 2	/* and made durable this often */
+#define STATUS_EVERY_S 2	/* counters for `medvault status` */
+#define PACK_SCAN_EVERY_S 60	/* dead bytes in packs, for the same */
+#define COMPACT_EVERY_S 60	/* background compaction of packs below the ratio */
+/*
+ * Overwrites leave dead chunk versions behind at the write rate (random
+ * 4 KiB writes reseal whole 64 KiB chunks: several GB a minute), so a
+ * burst of that much dead data starts compaction early, at most this
+ * often: the store does not grow to many times its live size between two
+ * timer runs, nor fill the disk with garbage.
+ */
+#define COMPACT_DEAD_TRIGGER (256ull << 20)
+#define COMPACT_MIN_GAP_S 5
+#define STATUS_MAX 1024
+
+enum request_kind { REQUEST_SEAL, REQUEST_COMPACT };
+
+struct daemon {
+	struct vault *v;
+	struct mvfs *fs;
+	const char *mountpoint;
+	time_t started;
+	uint64_t dead_bytes;		/* flusher thread only */
+
+	pthread_t flusher;
+	pthread_mutex_t lock;		/* protects everything below */
+	pthread_cond_t kick;		/* wakes the flusher early */
+	pthread_cond_t done;		/* a request was answered, or the slot freed */
+	int stop;
+	int flusher_running;
+	/* one request at a time, from the control channel to the flusher */
+	int req_busy;			/* a caller owns the slot */
+	int req_pending;		/* the flusher has not answered it yet */
+	enum request_kind req_kind;
+	double req_ratio;
+	int req_rc;
+	struct compact_stats req_st;
+	char status[STATUS_MAX];	/* published lines; empty until the first */
+	size_t status_len;
+};
+
+/* ---- the flusher ---- */
+
+struct dead_sum {
+	struct blobstore *bs;
+	uint64_t live, total;
+};
+
+static int sum_pack(void *ctx, uint64_t pack, const struct pack_rec *p)
+{
+	struct dead_sum *d = ctx;
+	int64_t size = blobstore_pack_size(d->bs, pack);
+
+	d->live += p->live_bytes;
+	if (size > 0)
+		d->total += (uint64_t)size;
+	return 0;
+}
+
+/*
+ * When the kernel forgets most of the inodes it held (memory pressure, a
+ * drop_caches after a walk of a million files), their entries are freed
+ * but malloc keeps the pages; give them back once the table has shrunk by
+ * half and by at least 64k entries.
+ */
+static void return_freed_memory(size_t n, size_t *peak)
+{
+	if (n > *peak)
+		*peak = n;
+	else if (*peak - n >= 65536 && n < *peak / 2) {
+		malloc_trim(0);
+		*peak = n;
+	}
+}
+
+/*
+ * The counters `medvault status` reads over the control channel (never
+ * written into the store: it would leak activity into backups).  Counts
+ * only: no names, no paths inside the filesystem.
+ */
+static void publish_status(struct daemon *d, int with_packs, size_t *table_peak)
+{
+	struct core_status c;
+	char text[STATUS_MAX];
+	int n;
+
+	if (with_packs) {
+		struct dead_sum s = { d->v->bs, 0, 0 };
+		struct index_txn *t;
+
+		if (index_read_begin(d->v->ix, &t) == 0) {
+			index_pack_iter(t, sum_pack, &s);
+			index_read_end(t);
+			d->dead_bytes = s.total > s.live ? s.total - s.live : 0;
+		}
+	}
+	core_status(d->fs, &c);
+	n = snprintf(text, sizeof(text),
+		     "pid %d\nstore %s\nmountpoint %s\nuptime %lld\ninodes %" PRIu64 "\n"
+		     "open %" PRIu64 "\ndirty_bytes %" PRIu64 "\nchunk_hits %" PRIu64 "\n"
+		     "chunk_loads %" PRIu64 "\nlast_checkpoint %lld\ndead_bytes %" PRIu64 "\n",
+		     (int)getpid(), d->v->store, d->mountpoint, (long long)(time(NULL) - d->started),
+		     c.inodes, c.open, c.dirty_bytes, c.chunk_hits, c.chunk_loads,
+		     (long long)c.last_checkpoint, d->dead_bytes);
+	if (n < 0 || (size_t)n >= sizeof(text))
+		n = 0;
+	pthread_mutex_lock(&d->lock);
+	memcpy(d->status, text, (size_t)n);
+	d->status_len = (size_t)n;
+	pthread_mutex_unlock(&d->lock);
+	if (table_peak)
+		return_freed_memory(c.inodes, table_peak);
+}
+
+static void seal_open_pack(struct daemon *d)
+{
+	/* everything written so far lands in packs a snapshot can link, and
+	 * nothing more is ever appended to them */
+	core_flush_all(d->fs);
+	blobstore_seal_open(d->v->bs);
+	syslog(LOG_INFO, "open pack sealed for a snapshot");
+}
+
+/* Carry out the request in the slot, if any (flusher thread). */
+static void answer_request(struct daemon *d)
+{
+	struct compact_stats st = { 0 };
+	enum request_kind kind;
+	double ratio;
+	int rc = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (!d->req_pending) {
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
+	kind = d->req_kind;
+	ratio = d->req_ratio;
+	pthread_mutex_unlock(&d->lock);
+	if (kind == REQUEST_SEAL)
+		seal_open_pack(d);
+	else
+		rc = core_compact(d->fs, ratio, 0, stderr, &st);
+	pthread_mutex_lock(&d->lock);
+	d->req_rc = rc;
+	d->req_st = st;
+	d->req_pending = 0;
+	pthread_cond_broadcast(&d->done);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void *flusher_main(void *arg)
+{
+	struct daemon *d = arg;
+	time_t last_checkpoint = time(NULL), last_compaction = time(NULL);
+	time_t last_status = time(NULL), last_pack_scan = time(NULL);
+	size_t table_peak = 0;
+
+	pthread_mutex_lock(&d->lock);
+	while (!d->stop) {
+		struct timespec until;
+		struct compact_stats st;
+		time_t now;
+
+		if (!d->req_pending) {
+			clock_gettime(CLOCK_MONOTONIC, &until);
+			until.tv_sec += 1;
+			pthread_cond_timedwait(&d->kick, &d->lock, &until);
+			if (d->stop)
+				break;
+		}
+		pthread_mutex_unlock(&d->lock);
+		answer_request(d);
+		now = time(NULL);
+		if (now - last_compaction >= COMPACT_EVERY_S ||
+		    (now - last_compaction >= COMPACT_MIN_GAP_S &&
+		     index_dead_bytes(d->v->ix) >= COMPACT_DEAD_TRIGGER)) {
+			core_compact(d->fs, COMPACT_DEFAULT_RATIO, 1, stderr, &st);
+			last_compaction = now;
+		}
+		if (now - last_status >= STATUS_EVERY_S) {
+			publish_status(d, now - last_pack_scan >= PACK_SCAN_EVERY_S, &table_peak);
+			if (now - last_pack_scan >= PACK_SCAN_EVERY_S)
+				last_pack_scan = now;
+			last_status = now;
+		}
+		core_flush_due(d->fs, now, FLUSH_AGE_S);
+		if (now - last_checkpoint >= CHECKPOINT_EVERY_S) {
+			int rc = fs_checkpoint(d->fs);
+
+			if (rc < 0)
+				syslog(LOG_ERR, "checkpoint failed: %s", strerror(-rc));
+			last_checkpoint = now;
+		}
+		pthread_mutex_lock(&d->lock);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+static int flusher_start(struct daemon *d)
+{
+	int rc = pthread_create(&d->flusher, NULL, flusher_main, d);
+
+	if (rc)
+		return -rc;
+	pthread_mutex_lock(&d->lock);
+	d->flusher_running = 1;
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+static void flusher_stop(struct daemon *d)
+{
+	pthread_mutex_lock(&d->lock);
+	if (!d->flusher_running) {
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
+	d->stop = 1;
+	pthread_cond_signal(&d->kick);
+	pthread_mutex_unlock(&d->lock);
+	pthread_join(d->flusher, NULL);
+	pthread_mutex_lock(&d->lock);
+	d->flusher_running = 0;
+	pthread_cond_broadcast(&d->done);	/* requests left unanswered fail */
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* ---- control requests (the channel's threads) ---- */
+
+static int request(struct daemon *d, enum request_kind kind, double ratio, struct compact_stats *st)
+{
+	int rc;
+
+	pthread_mutex_lock(&d->lock);
+	while (d->req_busy && d->flusher_running)
+		pthread_cond_wait(&d->done, &d->lock);
+	if (!d->flusher_running) {
+		pthread_mutex_unlock(&d->lock);
+		return -ESHUTDOWN;
+	}
+	d->req_busy = 1;
+	d->req_pending = 1;
+	d->req_kind = kind;
+	d->req_ratio = ratio;
+	pthread_cond_signal(&d->kick);
+	while (d->req_pending && d->flusher_running)
+		pthread_cond_wait(&d->done, &d->lock);
+	if (d->req_pending) {
+		d->req_pending = 0;
+		rc = -ESHUTDOWN;
+	} else {
+		rc = d->req_rc;
+		if (st)
+			*st = d->req_st;
+	}
+	d->req_busy = 0;
+	pthread_cond_broadcast(&d->done);
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+static int on_seal(void *ctx)
+{
+	return request(ctx, REQUEST_SEAL, 0, NULL);
+}
+
+static int on_compact(void *ctx, double ratio, struct compact_stats *st)
+{
+	return request(ctx, REQUEST_COMPACT, ratio, st);
+}
+
+static int on_status(void *ctx, char *buf, size_t len)
+{
+	struct daemon *d = ctx;
+	int rc = -EAGAIN;
+
+	pthread_mutex_lock(&d->lock);
+	if (d->status_len && d->status_len < len) {
+		memcpy(buf, d->status, d->status_len);
+		buf[d->status_len] = '\0';
+		rc = (int)d->status_len;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+static const struct control_ops daemon_control_ops = {
+	.seal = on_seal,
+	.compact = on_compact,
+	.status = on_status,
+};
+
+/* ---- mounting ---- */
+
+/* mountinfo escapes blanks as \040 and backslashes as \134 */
+static void unescape_mountinfo(char *s)
+{
+	char *w = s;
+
+	for (char *r = s; *r; r++) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] && r[3]) {
+			*w++ = (char)(((r[1] - '0') << 6) | ((r[2] - '0') << 3) | (r[3] - '0'));
+			r += 3;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+}
+
+int daemon_find_mount(const char *path, struct daemon_mount *m)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char *line = NULL;
+	size_t cap = 0;
+	int found = 0;
+
+	if (!f)
+		return 0;
+	while (getline(&line, &cap, f) > 0) {
+		char *fields[12], *save = NULL, *tok;
+		int n = 0, sep = -1;
+
+		for (tok = strtok_r(line, " \n", &save); tok && n < 12; tok = strtok_r(NULL, " \n", &save)) {
+			fields[n] = tok;
+			if (!strcmp(tok, "-") && sep < 0)
+				sep = n;
+			n++;
+		}
+		if (n < 5 || sep < 0 || sep + 2 >= n)
+			continue;
+		unescape_mountinfo(fields[4]);
+		if (strcmp(fields[4], path))
+			continue;
+		unescape_mountinfo(fields[sep + 2]);
+		snprintf(m->fstype, sizeof(m->fstype), "%s", fields[sep + 1]);
+		snprintf(m->source, sizeof(m->source), "%s", fields[sep + 2]);
+		snprintf(m->dev, sizeof(m->dev), "%s", fields[2]);
+		found = 1;	/* keep going: the last mount on a path is the visible one */
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+static void bdi_set(const char *dev, const char *knob, unsigned value)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/%s", dev, knob);
+	if ((f = fopen(path, "w"))) {
+		fprintf(f, "%u\n", value);
+		fclose(f);
+	}
+}
+
+/*
+ * Two limits the kernel puts on every FUSE mount suit a slow or untrusted
+ * daemon, not this one.  Readahead is 128 KiB whatever max_readahead says;
+ * sequential reads of 64 KiB chunks need more in flight to keep the disk
+ * and both cores busy.  Dirty page cache is capped at 1% of the global
+ * dirty threshold (strictlimit): random writes then reach the daemon with
+ * two or three 4 KiB pages per 64 KiB chunk, and each such chunk is read,
+ * decrypted, resealed and appended for them.  A larger share lets pages of
+ * the same chunk gather first (fio randwrite 7k -> 20k IOPS at 10%); the
+ * backing filesystem keeps the other 90%, and close and fsync still write
+ * everything back.  Read from mountinfo, not stat(2): nothing serves the
+ * mount yet.
+ */
+static void tune_bdi(const char *mnt)
+{
+	struct daemon_mount m;
+
+	if (daemon_find_mount(mnt, &m)) {
+		bdi_set(m.dev, "read_ahead_kb", 1024);
+		bdi_set(m.dev, "max_ratio", 10);
+	}
+}
+
+/*
+ * The waiting parent's side of the fork: "0" when the daemon serves, "1"
+ * and its one line when it could not start.  The parent exits with that
+ * verdict; the daemon keeps running.
+ */
+static int await_verdict(int fd, char *why, size_t whylen)
+{
+	char buf[1024];
+	size_t len = 0;
+
+	while (len < sizeof(buf) - 1) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	close(fd);
+	if (len && buf[0] == '0')
+		return 0;
+	if (len > 1)
+		return why_set(why, whylen, -EIO, "%s", buf + 1);
+	return why_set(why, whylen, -ECHILD, "the daemon died while starting");
+}
+
+/* A background daemon's startup failure goes to its parent, which prints
+ * it; the daemon itself then has nothing more to say. */
+static void report_failure(int *verdict_fd, char *why, size_t whylen)
+{
+	if (*verdict_fd < 0)
+		return;
+	if (write(*verdict_fd, "1", 1) == 1 && why && whylen) {
+		size_t n = strnlen(why, whylen);
+
+		if (write(*verdict_fd, why, n) == (ssize_t)n)
+			why[0] = '\0';
+	}
+	close(*verdict_fd);
+	*verdict_fd = -1;
+}
+
+/* Mounted and serving: release the waiting parent and leave its session. */
+static int detach(int *verdict_fd)
+{
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	int rc = 0;
+
+	if (write(*verdict_fd, "0", 1) != 1)
+		rc = -EPIPE;
+	close(*verdict_fd);
+	*verdict_fd = -1;
+	if (rc < 0) {
+		if (devnull >= 0)
+			close(devnull);
+		return rc;
+	}
+	setsid();
+	if (chdir("/") < 0)
+		syslog(LOG_WARNING, "chdir /: %s", strerror(errno));
+	if (devnull >= 0) {
+		dup2(devnull, STDIN_FILENO);
+		dup2(devnull, STDOUT_FILENO);
+		dup2(devnull, STDERR_FILENO);
+		close(devnull);
+	}
+	return 0;
+}
+
+static struct fuse_session *session_new(struct fuse_args *args, struct mvfs *fs)
+{
+	/* libfuse explains a bad option on stderr itself; the contract is
+	 * one line, ours */
+	int saved = dup(STDERR_FILENO), devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	struct fuse_session *se;
+
+	if (saved >= 0 && devnull >= 0)
+		dup2(devnull, STDERR_FILENO);
+	se = fuse_session_new(args, &mv_fuse_ops, sizeof(mv_fuse_ops), fs);
+	if (saved >= 0) {
+		dup2(saved, STDERR_FILENO);
+		close(saved);
+	}
+	if (devnull >= 0)
+		close(devnull);
+	return se;
+}
+
+static int serve(struct fuse_session *se)
+{
+	struct fuse_loop_config *lc = fuse_loop_cfg_create();
+	int rc;
+
+	if (!lc)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(lc, 0);
+	fuse_loop_cfg_set_idle_threads(lc, 8);
+	fuse_loop_cfg_set_max_threads(lc, 16);
+	rc = fuse_session_loop_mt(se, lc);
+	fuse_loop_cfg_destroy(lc);
+	return rc ? -EIO : 0;
+}
+
+static int daemon_open_audit(struct daemon *d, const struct daemon_opts *o, struct audit **audit,
+			     char *why, size_t whylen)
+{
+	struct audit_opts ao = o->audit;
+	char dir[PATH_MAX], detail[PATH_MAX + 16], uuid[33];
+
+	/* opened before mounting so that a bad trail fails the mount; its
+	 * writer thread starts with the others */
+	volconf_uuid_hex(d->v->conf.uuid, uuid);
+	if (!ao.dir) {
+		snprintf(dir, sizeof(dir), "%s/audit/%s", o->keystore, uuid);
+		ao.dir = dir;
+	}
+	snprintf(detail, sizeof(detail), "mnt=%s", o->mountpoint);
+	ao.uuid = d->v->conf.uuid;
+	ao.key = volkeys_audit_key(d->v->keys);
+	ao.store = d->v->store;
+	ao.mountpoint = o->mountpoint;
+	ao.mount_detail = detail;
+	return audit_open(audit, &ao, why, whylen);
+}
+
+int daemon_run(const struct daemon_opts *o, char *why, size_t whylen)
+{
+	struct daemon d = { .mountpoint = o->mountpoint };
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se = NULL;
+	struct audit *audit = NULL;
+	struct control *ctl = NULL;
+	char fuseopts[PATH_MAX + 256], rundir[PATH_MAX], cwhy[256];
+	int verdict[2] = { -1, -1 }, mounted = 0, handlers = 0, rc;
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&d.lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&d.kick, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&d.done, NULL);
+	/*
+	 * Go to the background first: LMDB's locks and our threads belong to
+	 * the process that made them, so the daemon must be the one that
+	 * opens everything.  The parent only waits for the verdict.
+	 */
+	if (!o->foreground) {
+		pid_t pid;
+
+		if (pipe2(verdict, O_CLOEXEC) < 0) {
+			rc = why_set(why, whylen, -errno, "pipe: %s", strerror(errno));
+			goto out;
+		}
+		pid = fork();
+		if (pid < 0) {
+			rc = why_set(why, whylen, -errno, "fork: %s", strerror(errno));
+			close(verdict[0]);
+			close(verdict[1]);
+			verdict[1] = -1;
+			goto out;
+		}
+		if (pid > 0) {
+			close(verdict[1]);
+			verdict[1] = -1;
+			rc = await_verdict(verdict[0], why, whylen);
+			goto out;
+		}
+		close(verdict[0]);
+	}
+	if (secure_init() < 0) {
+		rc = why_set(why, whylen, -ENOSYS, "libsodium failed to initialise");
+		goto out;
+	}
+	secure_harden_process();
+	if ((rc = vault_open(&d.v, o->store, o->keystore, o->key, why, whylen)) < 0)
+		goto out;
+	if ((rc = mvfs_create(&d.fs, d.v)) < 0) {
+		why_set(why, whylen, rc, "cannot start the filesystem: out of memory");
+		goto out;
+	}
+	if (!o->no_audit) {
+		if ((rc = daemon_open_audit(&d, o, &audit, why, whylen)) < 0)
+			goto out;
+		mvfs_set_audit(d.fs, audit);
+	}
+	/*
+	 * The kernel checks modes (default_permissions) exactly as for ext4,
+	 * so when root mounts, other users get in as their modes allow, as
+	 * on a local disk; an unprivileged mount stays private to its owner.
+	 */
+	snprintf(fuseopts, sizeof(fuseopts), "default_permissions,fsname=%s,subtype=medvault%s%s%s",
+		 d.v->store, geteuid() == 0 ? ",allow_other" : "", o->fuse_opts ? "," : "",
+		 o->fuse_opts ? o->fuse_opts : "");
+	if (fuse_opt_add_arg(&args, "medvault") || fuse_opt_add_arg(&args, "-o") ||
+	    fuse_opt_add_arg(&args, fuseopts)) {
+		rc = why_set(why, whylen, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if (!(se = session_new(&args, d.fs))) {
+		rc = why_set(why, whylen, -EINVAL, "mount: invalid FUSE options: %s",
+			     o->fuse_opts ? o->fuse_opts : "");
+		goto out;
+	}
+	mvfs_set_session(d.fs, se);
+	if (fuse_session_mount(se, o->mountpoint) != 0) {
+		rc = why_set(why, whylen, -EIO,
+			     "cannot mount on %s (is /dev/fuse usable and fusermount3 installed?)",
+			     o->mount_name ? o->mount_name : o->mountpoint);
+		goto out;
+	}
+	mounted = 1;
+	if (fuse_io_install(se) != 0) {
+		rc = why_set(why, whylen, -EIO, "cannot set up the FUSE channel");
+		goto out;
+	}
+	openlog("medvault", LOG_PID | (o->foreground ? LOG_PERROR : 0), LOG_DAEMON);
+	tune_bdi(o->mountpoint);
+	/* everything that answers the command line runs before mount returns */
+	d.started = time(NULL);
+	publish_status(&d, 1, NULL);
+	if ((rc = mvfs_start_workers(d.fs)) < 0 || (rc = flusher_start(&d)) < 0 ||
+	    (rc = audit_start(audit)) < 0) {
+		why_set(why, whylen, rc, "cannot start the daemon's threads: %s", strerror(-rc));
+		goto out;
+	}
+	if (fuse_set_signal_handlers(se) != 0) {
+		rc = why_set(why, whylen, -EIO, "cannot set up signal handlers");
+		goto out;
+	}
+	handlers = 1;
+	/* without the channel the filesystem still serves; snapshots then
+	 * copy the open pack, and umount waits on the store's lock */
+	if (control_rundir(rundir, sizeof(rundir)) < 0 ||
+	    control_listen(&ctl, rundir, d.v->store, d.v->conf.uuid, &daemon_control_ops, &d, cwhy,
+			   sizeof(cwhy)) < 0)
+		syslog(LOG_WARNING, "no control channel: %s", cwhy);
+	vault_note_pid(d.v);
+	if (!o->foreground && (rc = detach(&verdict[1])) < 0) {
+		syslog(LOG_ERR, "the starting command went away");
+		goto out;
+	}
+	syslog(LOG_INFO, "mounted %s on %s", d.v->store, o->mountpoint);
+	rc = serve(se);
+	if (rc < 0)
+		why_set(why, whylen, rc, "the FUSE session failed");
+out:
+	if (handlers)
+		fuse_remove_signal_handlers(se);
+	if (mounted)
+		fuse_session_unmount(se);
+	/* the order matters: requests fail once the flusher is gone, the
+	 * filesystem writes everything back, then the store is released, and
+	 * only then do waiting `umount`s hear EOF */
+	flusher_stop(&d);
+	mvfs_destroy(d.fs);
+	audit_close(audit);
+	if (mounted)
+		syslog(LOG_INFO, "unmounted %s", o->mountpoint);
+	vault_close(d.v);
+	control_close(ctl);
+	if (se)
+		fuse_session_destroy(se);
+	fuse_opt_free_args(&args);
+	if (rc < 0)
+		report_failure(&verdict[1], why, whylen);
+	else if (verdict[1] >= 0)
+		close(verdict[1]);
+	pthread_cond_destroy(&d.done);
+	pthread_cond_destroy(&d.kick);
+	pthread_mutex_destroy(&d.lock);
+	return rc;
+}

@@ -1,0 +1,51 @@
+/*
+ * daemon: the lifetime of a mounted store's daemon: it opens the store,
+ * mounts, serves FUSE requests, runs the flusher (write-back, checkpoints,
+ * background compaction, status) and the control channel, and tears all
+ * of it down in order at unmount.
+ */
+#ifndef MEDVAULT_DAEMON_H
+#define MEDVAULT_DAEMON_H
+
+#include <limits.h>
+#include <stddef.h>
+
+#include "audit/audit.h"
+
+struct key_opts;
+
+struct daemon_opts {
+	const char *store;
+	const char *keystore;
+	const struct key_opts *key;	/* checked by the caller */
+	const char *mountpoint;		/* real path of a directory, not a mount point */
+	const char *mount_name;		/* as the user wrote it, for messages */
+	const char *fuse_opts;		/* the user's -o options, or NULL */
+	int foreground;			/* serve in this process (-f) */
+	int no_audit;
+	/* dir (NULL: KS/audit/<volume id>), fail_open, max_file, retain_days;
+	 * the rest is filled in from the store */
+	struct audit_opts audit;
+};
+
+/*
+ * Mount o->store on o->mountpoint and serve it.  In the background (not
+ * o->foreground) it forks: the caller's process returns 0 once the
+ * filesystem serves, or -errno with the daemon's one line in why; the
+ * daemon returns after unmount.  Either way a process that serves returns
+ * 0 after a clean unmount.  A daemon whose startup failed returns -errno
+ * with why empty: its waiting parent reports the line.
+ */
+int daemon_run(const struct daemon_opts *o, char *why, size_t whylen);
+
+/* one line of /proc/self/mountinfo */
+struct daemon_mount {
+	char fstype[64];	/* "fuse.medvault" */
+	char source[PATH_MAX];	/* the store, for ours */
+	char dev[64];		/* major:minor, the mount's bdi name */
+};
+
+/* The visible mount at path (a real path): 1 and *m, or 0 if none. */
+int daemon_find_mount(const char *path, struct daemon_mount *m);
+
+#endif
