@@ -19,7 +19,7 @@ struct volkeys {
 	struct aead *index;
 	uint8_t names[32];
 	uint8_t domain0[32];
-	uint8_t audit[32];	/* seals the access trail (fs/audit.c) */
+	uint8_t audit[32];	/* seals the access trail (fs/audit/audit.c) */
 };
 
 int volkeys_derive(struct volkeys **out, const uint8_t *mk, enum aead_cipher content)

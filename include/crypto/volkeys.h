@@ -4,7 +4,7 @@
  *
  *   index   XChaCha20-Poly1305 key sealing every LMDB value
  *   names   BLAKE2b key hashing (parent, name) into dirent/xattr keys
- *   audit   XChaCha20-Poly1305 key sealing the access trail (fs/audit.c)
+ *   audit   XChaCha20-Poly1305 key sealing the access trail (fs/audit/audit.c)
  *   domain  per key-domain root; per-file content keys derive from it with
  *           the inode number, which is never reused in a volume, so a
  *           96-bit random GCM nonce only ever meets one file's chunks.

@@ -1,4 +1,4 @@
-/* The /dev/fuse channel through libfuse's custom I/O hooks (fs/fuse_io.c). */
+/* The /dev/fuse channel through libfuse's custom I/O hooks (fs/daemon/fuse_io.c). */
 #ifndef MEDVAULT_FUSE_IO_H
 #define MEDVAULT_FUSE_IO_H
 

@@ -1,5 +1,5 @@
 /*
- * fuzz_acl: the POSIX ACL xattr parser (fs/acl.c), fed by setxattr from
+ * fuzz_acl: the POSIX ACL xattr parser (fs/core/acl.c), fed by setxattr from
  * any user who owns a file, and the rules built on it.
  *
  * Input: 2 bytes of mode (for chmod / create), then the xattr value.

@@ -1,6 +1,6 @@
 /*
  * fuzz_audit_file: the audit log walker (audit_walk_file, audit_list_files,
- * audit_verify_dir in fs/audit_read.c) on whole log files.  Frames are
+ * audit_verify_dir in fs/audit/audit_read.c) on whole log files.  Frames are
  * sealed, so random bytes die at the first tag; this target builds real
  * logs with a fixed key from the input and lets the input damage them.
  *

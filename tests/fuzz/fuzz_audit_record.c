@@ -1,5 +1,5 @@
 /*
- * fuzz_audit_record: the audit trail's fixed-layout decoders (fs/audit_read.c):
+ * fuzz_audit_record: the audit trail's fixed-layout decoders (fs/audit/audit_read.c):
  * audit_record_unpack (a record's plaintext), audit_header_decode and
  * audit_cp_decode (a log file's header and the checkpoint), which
  * `medvault audit` and audit_list_files run on files anyone with write
@@ -64,7 +64,7 @@ static void round_trip(const uint8_t *d, size_t n)
 	e.path = f[1];
 	e.path2 = *f[2] ? f[2] : NULL;
 	e.detail = f[3];
-	/* as fs/audit.c calls it */
+	/* as fs/audit/audit.c calls it */
 	cap = AUDIT_FRAME_MAX - AUDIT_FRAME_HEAD - AUDIT_SEAL_LEN;
 	buf = malloc(cap);
 	if (!buf)

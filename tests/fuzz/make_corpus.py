@@ -6,7 +6,7 @@
 STORE and KSDIR: a real store and its keystore (from `medvault init`, ideally
 with a PKCS#11 slot and a passphrase slot) whose medvault.conf and .keys file
 become seeds.  Everything else is encoded here from docs/FORMAT.md,
-docs/KEYS.md and include/audit.h.  Seeds hold no secret: the keystore's
+docs/KEYS.md and include/audit/audit.h.  Seeds hold no secret: the keystore's
 slots wrap a throwaway key.
 """
 import glob, os, struct, sys

@@ -17,7 +17,7 @@ ok "mount the vault"
 daemon=$(daemon_pids "$MNT" | head -n 1)
 if [ -n "$daemon" ]; then ok "found the daemon serving $MNT (pid $daemon)"; else not_ok "found the daemon serving $MNT"; fi
 # the daemon lifts the kernel's FUSE defaults (128 KiB readahead, 1% of the
-# dirty threshold): both matter for throughput, see fs/main.c tune_bdi
+# dirty threshold): both matter for throughput, see fs/daemon/daemon.c tune_bdi
 bdi=/sys/class/bdi/$(mountpoint -d "$MNT")
 is "$(cat "$bdi/read_ahead_kb" 2>&1)" 1024 "the mount's readahead is 1 MiB"
 is "$(cat "$bdi/max_ratio" 2>&1)" 10 "the mount may hold 10% of the dirty page cache"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # t_32_writeback: the dirty budget is written back while the file's other
-# writers keep going (fs/filedata.c flush_behind).  Four writers rewrite
+# writers keep going (fs/core/filedata.c flush_behind).  Four writers rewrite
 # interleaved pages of one 48 MiB file three times over, O_DIRECT readers
 # check each page they get from the daemon (never torn, misplaced, a hole,
 # or older than one already seen), fsync and same-size truncates force

@@ -1227,7 +1227,7 @@ static int raw_open(struct raw *r, const char *db)
 	memset(r, 0, sizeof(*r));
 	if (mdb_env_create(&r->env))
 		return -1;
-	/* the map size fs/index.c uses: big enough, and valgrind can map it
+	/* the map size fs/store/index.c uses: big enough, and valgrind can map it
 	 * (it cannot reserve 1 TiB) */
 	if (mdb_env_set_maxdbs(r->env, 8) || mdb_env_set_mapsize(r->env, RAW_MAP_SIZE) ||
 	    mdb_env_open(r->env, dir, 0, 0600))
