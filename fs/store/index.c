@@ -176,6 +176,19 @@ static ssize_t rec_open_val(struct index_txn *t, enum db_id db, const void *key,
 	return n;
 }
 
+/* Authenticate and decrypt the record under a cursor whose key must be
+ * exactly klen bytes (any other size is a damaged index); the key is
+ * copied to key[] first because the cursor's memory belongs to LMDB.
+ * Returns the plaintext length in t->buf, -EIO or -ENOMEM. */
+static ssize_t cursor_rec_open(struct index_txn *t, enum db_id db, const MDB_val *k,
+			       const MDB_val *v, uint8_t *key, size_t klen)
+{
+	if (k->mv_size != klen)
+		return -EIO;
+	memcpy(key, k->mv_data, klen);
+	return rec_open_val(t, db, key, klen, v);
+}
+
 static ssize_t rec_get(struct index_txn *t, enum db_id db, const void *key, size_t klen)
 {
 	MDB_val k = { klen, (void *)key }, v;
@@ -827,12 +840,7 @@ int index_dirent_iter(struct index_txn *t, uint64_t parent, uint64_t off,
 		uint8_t type;
 		ssize_t n;
 
-		if (k.mv_size != DIRENT_KEY) {
-			more = -EIO;
-			break;
-		}
-		memcpy(key, k.mv_data, DIRENT_KEY);
-		n = rec_open_val(t, DB_DIRENT, key, DIRENT_KEY, &v);
+		n = cursor_rec_open(t, DB_DIRENT, &k, &v, key, DIRENT_KEY);
 		if (n < 0) {
 			more = (int)n;
 			break;
@@ -924,14 +932,10 @@ static int chunk_walk(struct index_txn *t, const uint8_t *start, int one_inode,
 		struct chunk_rec cr;
 		ssize_t n;
 
-		if (k.mv_size != 16) {
-			more = -EIO;
+		/* past the inode's last chunk before authenticating a stranger's */
+		if (one_inode && k.mv_size == 16 && memcmp(k.mv_data, start, 8))
 			break;
-		}
-		memcpy(key, k.mv_data, 16);
-		if (one_inode && memcmp(key, start, 8))
-			break;
-		n = rec_open_val(t, DB_CHUNK, key, 16, &v);
+		n = cursor_rec_open(t, DB_CHUNK, &k, &v, key, 16);
 		if (n < 0) {
 			more = (int)n;
 			break;
@@ -1056,12 +1060,7 @@ ssize_t index_xattr_list(struct index_txn *t, uint64_t ino, char *list, size_t c
 		ssize_t n;
 		size_t nlen;
 
-		if (k.mv_size != XATTR_KEY) {
-			more = -EIO;
-			break;
-		}
-		memcpy(key, k.mv_data, XATTR_KEY);
-		n = rec_open_val(t, DB_XATTR, key, XATTR_KEY, &v);
+		n = cursor_rec_open(t, DB_XATTR, &k, &v, key, XATTR_KEY);
 		if (n < 0) {
 			more = (int)n;
 			break;
@@ -1278,12 +1277,7 @@ int index_pack_iter(struct index_txn *t, index_pack_cb cb, void *ctx)
 		struct pack_rec p;
 		ssize_t n;
 
-		if (k.mv_size != 8) {
-			more = -EIO;
-			break;
-		}
-		memcpy(key, k.mv_data, 8);
-		n = rec_open_val(t, DB_PACK, key, 8, &v);
+		n = cursor_rec_open(t, DB_PACK, &k, &v, key, 8);
 		if (n < 0 || pack_decode(&p, t->buf, (size_t)n) < 0) {
 			more = -EIO;
 			break;
