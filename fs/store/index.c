@@ -769,6 +769,14 @@ int index_dirent_del(struct index_txn *t, uint64_t parent, const char *name, siz
 	return rec_del(t, DB_DIRENT, key, sizeof(key));
 }
 
+/* mdb_cursor_get as a walk wants it: 1 at a record, 0 past the end, -errno. */
+static int cursor_move(MDB_cursor *c, MDB_val *k, MDB_val *v, MDB_cursor_op op)
+{
+	int rc = mdb_cursor_get(c, k, v, op);
+
+	return rc == MDB_NOTFOUND ? 0 : rc ? mdb_err(rc) : 1;
+}
+
 /* Position a cursor at the first key >= prefix||rest and check that it
  * still starts with the 8-byte prefix.  1 found, 0 none, -errno. */
 static int cursor_seek(MDB_cursor *c, const uint8_t *start, size_t slen, MDB_val *k, MDB_val *v)
@@ -777,22 +785,17 @@ static int cursor_seek(MDB_cursor *c, const uint8_t *start, size_t slen, MDB_val
 
 	k->mv_size = slen;
 	k->mv_data = (void *)start;
-	rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE);
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc)
-		return mdb_err(rc);
+	if ((rc = cursor_move(c, k, v, MDB_SET_RANGE)) <= 0)
+		return rc;
 	return k->mv_size >= 8 && !memcmp(k->mv_data, start, 8);
 }
 
 static int cursor_next(MDB_cursor *c, const uint8_t *prefix, MDB_val *k, MDB_val *v)
 {
-	int rc = mdb_cursor_get(c, k, v, MDB_NEXT);
+	int rc;
 
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc)
-		return mdb_err(rc);
+	if ((rc = cursor_move(c, k, v, MDB_NEXT)) <= 0)
+		return rc;
 	return k->mv_size >= 8 && !memcmp(k->mv_data, prefix, 8);
 }
 
@@ -925,8 +928,7 @@ static int chunk_walk(struct index_txn *t, const uint8_t *start, int one_inode,
 		return rc;
 	k.mv_size = 16;
 	k.mv_data = (void *)start;
-	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-	more = rc == MDB_NOTFOUND ? 0 : rc ? mdb_err(rc) : 1;
+	more = cursor_move(c, &k, &v, MDB_SET_RANGE);
 	while (more > 0) {
 		uint8_t key[16];
 		struct chunk_rec cr;
@@ -947,8 +949,7 @@ static int chunk_walk(struct index_txn *t, const uint8_t *start, int one_inode,
 			more = rc < 0 ? rc : 0;
 			break;
 		}
-		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-		more = rc == MDB_NOTFOUND ? 0 : rc ? mdb_err(rc) : 1;
+		more = cursor_move(c, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(c);
 	return more < 0 ? more : 0;
@@ -1270,8 +1271,7 @@ int index_pack_iter(struct index_txn *t, index_pack_cb cb, void *ctx)
 
 	if ((rc = mdb_err(mdb_cursor_open(t->txn, t->ix->dbi[DB_PACK], &c))) < 0)
 		return rc;
-	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-	more = rc == MDB_NOTFOUND ? 0 : rc ? mdb_err(rc) : 1;
+	more = cursor_move(c, &k, &v, MDB_FIRST);
 	while (more > 0) {
 		uint8_t key[8];
 		struct pack_rec p;
@@ -1286,8 +1286,7 @@ int index_pack_iter(struct index_txn *t, index_pack_cb cb, void *ctx)
 			more = rc < 0 ? rc : 0;
 			break;
 		}
-		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-		more = rc == MDB_NOTFOUND ? 0 : rc ? mdb_err(rc) : 1;
+		more = cursor_move(c, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(c);
 	return more < 0 ? more : 0;
