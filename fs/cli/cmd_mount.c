@@ -61,13 +61,18 @@ static int find_mount(const char *path, char *fstype, size_t ftlen, char *source
 	return 1;
 }
 
-/* MOUNTPOINT as umount and status take it: resolved into real (PATH_MAX
- * bytes) and served by a medvault daemon, whose store goes to source.
- * CLI_EXIT_OK, or the exit status with its line printed. */
-static int medvault_mount_at(const char *arg, char *real, char *source, size_t srclen)
+/* The one argument of umount and status (cmd names them in the usage
+ * error): a MOUNTPOINT, resolved into real (PATH_MAX bytes), served by a
+ * medvault daemon whose store goes to source.  CLI_EXIT_OK, or the exit
+ * status with its line printed. */
+static int mountpoint_arg(int argc, char **argv, const char *cmd, char *real, char *source,
+			  size_t srclen)
 {
+	const char *arg = argv[1];
 	char fstype[64];
 
+	if (argc != 2)
+		return fail_usage("%s: expected MOUNTPOINT (see medvault %s --help)", cmd, cmd);
 	if (!realpath(arg, real))
 		return fail("mountpoint %s: %s", arg, strerror(errno));
 	if (!find_mount(real, fstype, sizeof(fstype), source, srclen) ||
@@ -235,9 +240,7 @@ int cmd_umount(int argc, char **argv)
 
 	if (help_shown(argc, argv, usage_umount))
 		return CLI_EXIT_OK;
-	if (argc != 2)
-		return fail_usage("umount: expected MOUNTPOINT (see medvault umount --help)");
-	if ((rc = medvault_mount_at(argv[1], real, source, sizeof(source))) != CLI_EXIT_OK)
+	if ((rc = mountpoint_arg(argc, argv, "umount", real, source, sizeof(source))) != CLI_EXIT_OK)
 		return rc;
 	/* before unmounting, or the daemon may be gone before we ask; a
 	 * daemon without the channel is waited for on the store's lock */
@@ -283,9 +286,7 @@ int cmd_status(int argc, char **argv)
 
 	if (help_shown(argc, argv, usage_status))
 		return CLI_EXIT_OK;
-	if (argc != 2)
-		return fail_usage("status: expected MOUNTPOINT (see medvault status --help)");
-	if ((rc = medvault_mount_at(argv[1], real, source, sizeof(source))) != CLI_EXIT_OK)
+	if ((rc = mountpoint_arg(argc, argv, "status", real, source, sizeof(source))) != CLI_EXIT_OK)
 		return rc;
 	rc = control_status(NULL, source, &text);
 	if (rc == -EAGAIN)
