@@ -41,7 +41,8 @@ for src in fs/*/*.c crypto/*.c; do
 	obj=${obj%.c}.o
 	objs+=("$obj")
 	# rebuild when the source or any header is newer
-	if [ ! -e "$obj" ] || [ -n "$(find "$src" include fs crypto -name "*.h" -newer "$obj" -print -quit)" ]; then
+	if [ ! -e "$obj" ] || [ "$src" -nt "$obj" ] ||
+	   [ -n "$(find include fs crypto -name "*.h" -newer "$obj" -print -quit)" ]; then
 		$CC $CPPFLAGS $CFLAGS -fsanitize=fuzzer-no-link -c -o "$obj" "$src" ||
 			{ echo "fuzz: cannot compile $src" >&2; exit 2; }
 	fi

@@ -103,12 +103,30 @@ static int open_clear(const struct aead *k, const uint8_t *clear, size_t n, uint
 	return aead_open(k, none, sizeof(none), seal, AUDIT_SEAL_LEN, ad, n + 1) < 0 ? -EBADMSG : 0;
 }
 
-void audit_header_encode(const struct aead *k, const struct audit_header *h, uint8_t *out)
+/* A header and a checkpoint start alike: magic, version, a reserved word
+ * and the log's uuid (32 bytes); what follows differs. */
+static void preamble_put(uint8_t *out, const char *magic, const uint8_t *uuid)
 {
-	memcpy(out, AUDIT_MAGIC, 8);
+	memcpy(out, magic, 8);
 	be32_put(out + 8, AUDIT_VERSION);
 	be32_put(out + 12, 0);
-	memcpy(out + 16, h->uuid, 16);
+	memcpy(out + 16, uuid, 16);
+}
+
+/* -EBADMSG (not this kind of block), -EPROTONOSUPPORT (a newer version) */
+static int preamble_get(const uint8_t *in, const char *magic, uint8_t *uuid)
+{
+	if (memcmp(in, magic, 8))
+		return -EBADMSG;
+	if (be32_get(in + 8) > AUDIT_VERSION)
+		return -EPROTONOSUPPORT;
+	memcpy(uuid, in + 16, 16);
+	return 0;
+}
+
+void audit_header_encode(const struct aead *k, const struct audit_header *h, uint8_t *out)
+{
+	preamble_put(out, AUDIT_MAGIC, h->uuid);
 	be64_put(out + 32, h->first_seq);
 	memcpy(out + 40, h->prev, 32);
 	be64_put(out + 72, (uint64_t)h->created_us);
@@ -118,11 +136,12 @@ void audit_header_encode(const struct aead *k, const struct audit_header *h, uin
 
 int audit_header_decode(const struct aead *k, const uint8_t *in, size_t len, struct audit_header *h)
 {
-	if (len < AUDIT_HDR_LEN || memcmp(in, AUDIT_MAGIC, 8))
+	int rc;
+
+	if (len < AUDIT_HDR_LEN)
 		return -EBADMSG;
-	if (be32_get(in + 8) > AUDIT_VERSION)
-		return -EPROTONOSUPPORT;
-	memcpy(h->uuid, in + 16, 16);
+	if ((rc = preamble_get(in, AUDIT_MAGIC, h->uuid)) < 0)
+		return rc;
 	h->first_seq = be64_get(in + 32);
 	memcpy(h->prev, in + 40, 32);
 	h->created_us = (int64_t)be64_get(in + 72);
@@ -134,10 +153,7 @@ int audit_header_decode(const struct aead *k, const uint8_t *in, size_t len, str
 
 void audit_cp_encode(const struct aead *k, const struct audit_checkpoint *c, uint8_t *out)
 {
-	memcpy(out, AUDIT_CP_MAGIC, 8);
-	be32_put(out + 8, AUDIT_VERSION);
-	be32_put(out + 12, 0);
-	memcpy(out + 16, c->uuid, 16);
+	preamble_put(out, AUDIT_CP_MAGIC, c->uuid);
 	be64_put(out + 32, c->base_seq);
 	be64_put(out + 40, c->next_seq);
 	memcpy(out + 48, c->head, 32);
@@ -148,11 +164,12 @@ void audit_cp_encode(const struct aead *k, const struct audit_checkpoint *c, uin
 
 int audit_cp_decode(const struct aead *k, const uint8_t *in, size_t len, struct audit_checkpoint *c)
 {
-	if (len != AUDIT_CP_LEN || memcmp(in, AUDIT_CP_MAGIC, 8))
+	int rc;
+
+	if (len != AUDIT_CP_LEN)
 		return -EBADMSG;
-	if (be32_get(in + 8) > AUDIT_VERSION)
-		return -EPROTONOSUPPORT;
-	memcpy(c->uuid, in + 16, 16);
+	if ((rc = preamble_get(in, AUDIT_CP_MAGIC, c->uuid)) < 0)
+		return rc;
 	c->base_seq = be64_get(in + 32);
 	c->next_seq = be64_get(in + 40);
 	memcpy(c->head, in + 48, 32);

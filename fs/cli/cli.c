@@ -41,13 +41,15 @@ int fail_usage(const char *fmt, ...)
 	return CLI_EXIT_USAGE;
 }
 
-int wants_help(int argc, char **argv)
+int help_shown(int argc, char **argv, const char *usage)
 {
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--"))
 			break;
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(usage, stdout);
 			return 1;
+		}
 	}
 	return 0;
 }

@@ -18,8 +18,9 @@
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int fail_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* 1 when --help or -h comes before any "--" in argv[1..] */
-int wants_help(int argc, char **argv);
+/* When --help or -h comes before any "--" in argv[1..]: usage printed on
+ * stdout and 1 (the command has nothing else to do); 0 otherwise */
+int help_shown(int argc, char **argv, const char *usage);
 
 /* cmd_mount.c */
 int cmd_mount(int argc, char **argv);

@@ -195,18 +195,24 @@ static void fmt_time(char *out, size_t len, int64_t us)
 	snprintf(out, len, "%s.%06ldZ", base, frac);
 }
 
+/* One ASCII byte inside quotes: \" and \\ escaped, a control byte as
+ * \xNN (text) or \u00NN (JSON). */
+static void put_escaped(unsigned char c, int json)
+{
+	if (c == '"' || c == '\\')
+		printf("\\%c", c);
+	else if (c < 0x20 || c == 0x7f)
+		printf(json ? "\\u%04x" : "\\x%02x", c);
+	else
+		putchar(c);
+}
+
 /* text: "..." with \" \\ and \xNN for control bytes */
 static void put_quoted(const char *s)
 {
 	putchar('"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
-			printf("\\x%02x", *p);
-		else
-			putchar(*p);
-	}
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		put_escaped(*p, 0);
 	putchar('"');
 }
 
@@ -255,12 +261,7 @@ static void put_json(const char *s)
 			fwrite(p, 1, (size_t)n, stdout);
 			p += n;
 		} else {
-			if (*p == '"' || *p == '\\')
-				printf("\\%c", *p);
-			else if (*p < 0x20 || *p == 0x7f)
-				printf("\\u%04x", *p);
-			else
-				putchar(*p);
+			put_escaped(*p, 1);
 			p++;
 		}
 	}

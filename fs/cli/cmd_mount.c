@@ -61,6 +61,26 @@ static int find_mount(const char *path, char *fstype, size_t ftlen, char *source
 	return 1;
 }
 
+/* The one argument of umount and status (cmd names them in the usage
+ * error): a MOUNTPOINT, resolved into real (PATH_MAX bytes), served by a
+ * medvault daemon whose store goes to source.  CLI_EXIT_OK, or the exit
+ * status with its line printed. */
+static int mountpoint_arg(int argc, char **argv, const char *cmd, char *real, char *source,
+			  size_t srclen)
+{
+	const char *arg = argv[1];
+	char fstype[64];
+
+	if (argc != 2)
+		return fail_usage("%s: expected MOUNTPOINT (see medvault %s --help)", cmd, cmd);
+	if (!realpath(arg, real))
+		return fail("mountpoint %s: %s", arg, strerror(errno));
+	if (!find_mount(real, fstype, sizeof(fstype), source, srclen) ||
+	    strcmp(fstype, "fuse.medvault"))
+		return fail("%s is not a mounted medvault filesystem", arg);
+	return CLI_EXIT_OK;
+}
+
 int cmd_mount(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -83,10 +103,8 @@ int cmd_mount(int argc, char **argv)
 	struct stat st;
 	int c, foreground = 0, rc = CLI_EXIT_FAILURE;
 
-	if (wants_help(argc, argv)) {
-		fputs(usage_mount, stdout);
+	if (help_shown(argc, argv, usage_mount))
 		return CLI_EXIT_OK;
-	}
 	if (key_opts_parse(&argc, argv, "", &ko, why, sizeof(why)) < 0)
 		return fail_usage("%s", why);
 	optind = 1;
@@ -216,21 +234,14 @@ static int wait_store_released(const char *store)
 
 int cmd_umount(int argc, char **argv)
 {
-	char real[PATH_MAX], fstype[64], source[PATH_MAX];
+	char real[PATH_MAX], source[PATH_MAX];
 	int status, wfd = -1, rc = 0;
 	pid_t pid;
 
-	if (wants_help(argc, argv)) {
-		fputs(usage_umount, stdout);
+	if (help_shown(argc, argv, usage_umount))
 		return CLI_EXIT_OK;
-	}
-	if (argc != 2)
-		return fail_usage("umount: expected MOUNTPOINT (see medvault umount --help)");
-	if (!realpath(argv[1], real))
-		return fail("mountpoint %s: %s", argv[1], strerror(errno));
-	if (!find_mount(real, fstype, sizeof(fstype), source, sizeof(source)) ||
-	    strcmp(fstype, "fuse.medvault"))
-		return fail("%s is not a mounted medvault filesystem", argv[1]);
+	if ((rc = mountpoint_arg(argc, argv, "umount", real, source, sizeof(source))) != CLI_EXIT_OK)
+		return rc;
 	/* before unmounting, or the daemon may be gone before we ask; a
 	 * daemon without the channel is waited for on the store's lock */
 	if (control_wait_begin(NULL, source, &wfd) < 0)
@@ -267,23 +278,16 @@ out:
 
 int cmd_status(int argc, char **argv)
 {
-	char real[PATH_MAX], fstype[64], source[PATH_MAX];
+	char real[PATH_MAX], source[PATH_MAX];
 	char *text = NULL, *line, *save = NULL;
 	unsigned long long hits = 0, loads = 0, dirty = 0, dead = 0, open_files = 0, inodes = 0;
 	long long last = 0, uptime = 0;
 	int pid = 0, rc;
 
-	if (wants_help(argc, argv)) {
-		fputs(usage_status, stdout);
+	if (help_shown(argc, argv, usage_status))
 		return CLI_EXIT_OK;
-	}
-	if (argc != 2)
-		return fail_usage("status: expected MOUNTPOINT (see medvault status --help)");
-	if (!realpath(argv[1], real))
-		return fail("mountpoint %s: %s", argv[1], strerror(errno));
-	if (!find_mount(real, fstype, sizeof(fstype), source, sizeof(source)) ||
-	    strcmp(fstype, "fuse.medvault"))
-		return fail("%s is not a mounted medvault filesystem", argv[1]);
+	if ((rc = mountpoint_arg(argc, argv, "status", real, source, sizeof(source))) != CLI_EXIT_OK)
+		return rc;
 	rc = control_status(NULL, source, &text);
 	if (rc == -EAGAIN)
 		return fail("the daemon of %s has not published its status yet; try again in 2 s", argv[1]);

@@ -171,10 +171,8 @@ int cmd_init(int argc, char **argv)
 	char why[WHY_LEN] = "";
 	int rc;
 
-	if (wants_help(argc, argv)) {
-		fputs(usage_init, stdout);
+	if (help_shown(argc, argv, usage_init))
 		return CLI_EXIT_OK;
-	}
 	if ((rc = store_cmd_parse(&sc, argc, argv, opts, init_option, &io)) != CLI_EXIT_OK ||
 	    (rc = store_cmd_need_key(&sc)) != CLI_EXIT_OK)
 		return rc;
@@ -200,10 +198,8 @@ int cmd_snapshot(int argc, char **argv)
 {
 	char why[WHY_LEN] = "";
 
-	if (wants_help(argc, argv)) {
-		fputs(usage_snapshot, stdout);
+	if (help_shown(argc, argv, usage_snapshot))
 		return CLI_EXIT_OK;
-	}
 	if (argc != 3 || argv[1][0] == '-' || argv[2][0] == '-')
 		return fail_usage("snapshot: expected STORE and DEST (see medvault snapshot --help)");
 	if (snapshot_take(argv[1], argv[2], stderr, seal_mounted, NULL, why, sizeof(why)) < 0)
@@ -264,10 +260,8 @@ int cmd_compact(int argc, char **argv)
 	double ratio = COMPACT_DEFAULT_RATIO;
 	int rc;
 
-	if (wants_help(argc, argv)) {
-		fputs(usage_compact, stdout);
+	if (help_shown(argc, argv, usage_compact))
 		return CLI_EXIT_OK;
-	}
 	if ((rc = store_cmd_parse(&sc, argc, argv, opts, compact_option, &ratio)) != CLI_EXIT_OK)
 		return rc;
 	{
@@ -323,10 +317,8 @@ int cmd_fsck(int argc, char **argv)
 	char why[WHY_LEN] = "";
 	int repair = 0, rc;
 
-	if (wants_help(argc, argv)) {
-		fputs(usage_fsck, stdout);
+	if (help_shown(argc, argv, usage_fsck))
 		return CLI_EXIT_OK;
-	}
 	if ((rc = store_cmd_parse(&sc, argc, argv, opts, fsck_option, &repair)) != CLI_EXIT_OK ||
 	    (rc = store_cmd_need_key(&sc)) != CLI_EXIT_OK)
 		return rc;
@@ -397,10 +389,8 @@ int cmd_info(int argc, char **argv)
 	time_t created;
 	int rc;
 
-	if (wants_help(argc, argv)) {
-		fputs(usage_info, stdout);
+	if (help_shown(argc, argv, usage_info))
 		return CLI_EXIT_OK;
-	}
 	if ((rc = store_cmd_parse(&sc, argc, argv, opts, no_own_option, NULL)) != CLI_EXIT_OK)
 		return rc;
 	if (volconf_load(sc.store, &vc, why, sizeof(why)) < 0)

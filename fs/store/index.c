@@ -176,6 +176,19 @@ static ssize_t rec_open_val(struct index_txn *t, enum db_id db, const void *key,
 	return n;
 }
 
+/* Authenticate and decrypt the record under a cursor whose key must be
+ * exactly klen bytes (any other size is a damaged index); the key is
+ * copied to key[] first because the cursor's memory belongs to LMDB.
+ * Returns the plaintext length in t->buf, -EIO or -ENOMEM. */
+static ssize_t cursor_rec_open(struct index_txn *t, enum db_id db, const MDB_val *k,
+			       const MDB_val *v, uint8_t *key, size_t klen)
+{
+	if (k->mv_size != klen)
+		return -EIO;
+	memcpy(key, k->mv_data, klen);
+	return rec_open_val(t, db, key, klen, v);
+}
+
 static ssize_t rec_get(struct index_txn *t, enum db_id db, const void *key, size_t klen)
 {
 	MDB_val k = { klen, (void *)key }, v;
@@ -756,6 +769,14 @@ int index_dirent_del(struct index_txn *t, uint64_t parent, const char *name, siz
 	return rec_del(t, DB_DIRENT, key, sizeof(key));
 }
 
+/* mdb_cursor_get as a walk wants it: 1 at a record, 0 past the end, -errno. */
+static int cursor_move(MDB_cursor *c, MDB_val *k, MDB_val *v, MDB_cursor_op op)
+{
+	int rc = mdb_cursor_get(c, k, v, op);
+
+	return rc == MDB_NOTFOUND ? 0 : rc ? mdb_err(rc) : 1;
+}
+
 /* Position a cursor at the first key >= prefix||rest and check that it
  * still starts with the 8-byte prefix.  1 found, 0 none, -errno. */
 static int cursor_seek(MDB_cursor *c, const uint8_t *start, size_t slen, MDB_val *k, MDB_val *v)
@@ -764,22 +785,17 @@ static int cursor_seek(MDB_cursor *c, const uint8_t *start, size_t slen, MDB_val
 
 	k->mv_size = slen;
 	k->mv_data = (void *)start;
-	rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE);
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc)
-		return mdb_err(rc);
+	if ((rc = cursor_move(c, k, v, MDB_SET_RANGE)) <= 0)
+		return rc;
 	return k->mv_size >= 8 && !memcmp(k->mv_data, start, 8);
 }
 
 static int cursor_next(MDB_cursor *c, const uint8_t *prefix, MDB_val *k, MDB_val *v)
 {
-	int rc = mdb_cursor_get(c, k, v, MDB_NEXT);
+	int rc;
 
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc)
-		return mdb_err(rc);
+	if ((rc = cursor_move(c, k, v, MDB_NEXT)) <= 0)
+		return rc;
 	return k->mv_size >= 8 && !memcmp(k->mv_data, prefix, 8);
 }
 
@@ -827,12 +843,7 @@ int index_dirent_iter(struct index_txn *t, uint64_t parent, uint64_t off,
 		uint8_t type;
 		ssize_t n;
 
-		if (k.mv_size != DIRENT_KEY) {
-			more = -EIO;
-			break;
-		}
-		memcpy(key, k.mv_data, DIRENT_KEY);
-		n = rec_open_val(t, DB_DIRENT, key, DIRENT_KEY, &v);
+		n = cursor_rec_open(t, DB_DIRENT, &k, &v, key, DIRENT_KEY);
 		if (n < 0) {
 			more = (int)n;
 			break;
@@ -917,21 +928,16 @@ static int chunk_walk(struct index_txn *t, const uint8_t *start, int one_inode,
 		return rc;
 	k.mv_size = 16;
 	k.mv_data = (void *)start;
-	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-	more = rc == MDB_NOTFOUND ? 0 : rc ? mdb_err(rc) : 1;
+	more = cursor_move(c, &k, &v, MDB_SET_RANGE);
 	while (more > 0) {
 		uint8_t key[16];
 		struct chunk_rec cr;
 		ssize_t n;
 
-		if (k.mv_size != 16) {
-			more = -EIO;
+		/* past the inode's last chunk before authenticating a stranger's */
+		if (one_inode && k.mv_size == 16 && memcmp(k.mv_data, start, 8))
 			break;
-		}
-		memcpy(key, k.mv_data, 16);
-		if (one_inode && memcmp(key, start, 8))
-			break;
-		n = rec_open_val(t, DB_CHUNK, key, 16, &v);
+		n = cursor_rec_open(t, DB_CHUNK, &k, &v, key, 16);
 		if (n < 0) {
 			more = (int)n;
 			break;
@@ -943,8 +949,7 @@ static int chunk_walk(struct index_txn *t, const uint8_t *start, int one_inode,
 			more = rc < 0 ? rc : 0;
 			break;
 		}
-		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-		more = rc == MDB_NOTFOUND ? 0 : rc ? mdb_err(rc) : 1;
+		more = cursor_move(c, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(c);
 	return more < 0 ? more : 0;
@@ -1056,12 +1061,7 @@ ssize_t index_xattr_list(struct index_txn *t, uint64_t ino, char *list, size_t c
 		ssize_t n;
 		size_t nlen;
 
-		if (k.mv_size != XATTR_KEY) {
-			more = -EIO;
-			break;
-		}
-		memcpy(key, k.mv_data, XATTR_KEY);
-		n = rec_open_val(t, DB_XATTR, key, XATTR_KEY, &v);
+		n = cursor_rec_open(t, DB_XATTR, &k, &v, key, XATTR_KEY);
 		if (n < 0) {
 			more = (int)n;
 			break;
@@ -1271,19 +1271,13 @@ int index_pack_iter(struct index_txn *t, index_pack_cb cb, void *ctx)
 
 	if ((rc = mdb_err(mdb_cursor_open(t->txn, t->ix->dbi[DB_PACK], &c))) < 0)
 		return rc;
-	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-	more = rc == MDB_NOTFOUND ? 0 : rc ? mdb_err(rc) : 1;
+	more = cursor_move(c, &k, &v, MDB_FIRST);
 	while (more > 0) {
 		uint8_t key[8];
 		struct pack_rec p;
 		ssize_t n;
 
-		if (k.mv_size != 8) {
-			more = -EIO;
-			break;
-		}
-		memcpy(key, k.mv_data, 8);
-		n = rec_open_val(t, DB_PACK, key, 8, &v);
+		n = cursor_rec_open(t, DB_PACK, &k, &v, key, 8);
 		if (n < 0 || pack_decode(&p, t->buf, (size_t)n) < 0) {
 			more = -EIO;
 			break;
@@ -1292,8 +1286,7 @@ int index_pack_iter(struct index_txn *t, index_pack_cb cb, void *ctx)
 			more = rc < 0 ? rc : 0;
 			break;
 		}
-		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-		more = rc == MDB_NOTFOUND ? 0 : rc ? mdb_err(rc) : 1;
+		more = cursor_move(c, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(c);
 	return more < 0 ? more : 0;

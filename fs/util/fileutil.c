@@ -91,7 +91,7 @@ int dir_is_empty(const char *dir)
 	return empty;
 }
 
-static int replace_file(const char *path, const void *buf, size_t len, mode_t mode, int durable)
+int file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode)
 {
 	char tmp[PATH_MAX], dir[PATH_MAX];
 	int fd, rc = 0;
@@ -103,7 +103,7 @@ static int replace_file(const char *path, const void *buf, size_t len, mode_t mo
 		return -errno;
 	if ((rc = write_full(fd, buf, len)) < 0)
 		goto fail;
-	if (durable && fsync(fd) < 0) {
+	if (fsync(fd) < 0) {
 		rc = -errno;
 		goto fail;
 	}
@@ -113,8 +113,6 @@ static int replace_file(const char *path, const void *buf, size_t len, mode_t mo
 		rc = -errno;
 		goto fail;
 	}
-	if (!durable)
-		return 0;
 	snprintf(dir, sizeof(dir), "%s", path);
 	return fsync_dir(dirname(dir));
 fail:
@@ -122,16 +120,6 @@ fail:
 		close(fd);
 	unlink(tmp);
 	return rc;
-}
-
-int file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode)
-{
-	return replace_file(path, buf, len, mode, 1);
-}
-
-int file_replace_volatile(const char *path, const void *buf, size_t len, mode_t mode)
-{
-	return replace_file(path, buf, len, mode, 0);
 }
 
 /* off < 0: write(2) at the file position, else pwrite(2) at off */

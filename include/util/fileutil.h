@@ -19,8 +19,6 @@ int fd_read_all(int fd, size_t max, char **out, size_t *len);
 
 /* Replace path atomically: temp file, write, fsync, rename, fsync dir. */
 int file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode);
-/* The same without flushing: for state that dies with the machine (/run). */
-int file_replace_volatile(const char *path, const void *buf, size_t len, mode_t mode);
 
 int fsync_dir(const char *dir);
 

@@ -426,6 +426,6 @@ bad:
 		return 2;
 	printf("crash_check: %d names: %d exact, %d partial (in flight, removed), %d temp files, "
 	       "%d closed-but-unsynced updates lost, %d problems\n",
-	       nnames, exacts, partials - (failures ? 0 : 0), leftover, lost_closed, failures);
+	       nnames, exacts, partials, leftover, lost_closed, failures);
 	return failures ? 1 : 0;
 }
