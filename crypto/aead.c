@@ -1,5 +1,5 @@
 #include "crypto/aead.h"
-#include "crypto/gcm_bulk.h"
+#include "gcm_bulk.h"
 
 #include <errno.h>
 #include <pthread.h>

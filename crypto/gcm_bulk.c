@@ -1,4 +1,4 @@
-#include "crypto/gcm_bulk.h"
+#include "gcm_bulk.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -14,6 +14,10 @@ its x.h) must not depend on each other in a circle: a source file depends
 on every header it reaches, through other headers too, and a header without
 a source of its own (crypto/ks_internal.h) adds no edge back.
 
+An interface header is in include/ because something outside its folder
+(another layer, a unit test, a fuzzer, a test tool) includes it; a header
+only its own folder uses belongs beside the sources.
+
 Prints TAP, one line per rule, and "# N passed, M failed"; exits non-zero on
 a violation, so `make test` fails on it.  --graph prints the module edges.
 """
@@ -149,6 +153,23 @@ def main():
             b = module_of(h)
             if a != b:
                 edges.setdefault(a, set()).add(b)
+    # who includes each interface header from outside its own folder
+    outside = set()
+    for dirpath, _, names in os.walk(os.path.join(ROOT, "tests")):
+        for n in names:
+            if n.endswith((".c", ".h")):
+                with open(os.path.join(dirpath, n), encoding="utf-8", errors="replace") as f:
+                    for line in f:
+                        m = INCLUDE.match(line)
+                        if m and m.group(1) == '"' and "/" in m.group(2):
+                            outside.add(os.path.normpath(os.path.join("include", m.group(2))))
+    for path, targets in direct.items():
+        for t in targets:
+            if t.startswith("include/") and layer_of(t) != layer_of(path):
+                outside.add(t)
+    for path in files:
+        if path.startswith("include/") and path not in outside:
+            problems.append("%s: used only inside its folder: it belongs beside the sources" % path)
     if "--graph" in sys.argv:
         for a in sorted(edges):
             print("%s -> %s" % (a, " ".join(sorted(edges[a]))))
@@ -156,12 +177,12 @@ def main():
     n_ok = 0
     print("1..3")
     if problems:
-        print("not ok 1 - every include runs downward, library headers stay fenced")
+        print("not ok 1 - every include runs downward, library headers fenced, headers placed by the rule")
         for p in problems:
             print("#   " + p)
     else:
         n_ok += 1
-        print("ok 1 - every include runs downward, library headers stay fenced (%d files)" % len(files))
+        print("ok 1 - every include runs downward, library headers fenced, headers placed by the rule (%d files)" % len(files))
     if cycle:
         print("not ok 2 - no circle between modules: " + " -> ".join(cycle))
     else:
