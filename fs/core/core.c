@@ -59,6 +59,17 @@ void core_forget(struct mvfs *fs, uint64_t ino, uint64_t n)
 	ns_release_inodes(fs);
 }
 
+void core_forget_multi(struct mvfs *fs, size_t n, core_forget_at_fn at, void *ctx)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t ino, nlookup;
+
+		at(ctx, i, &ino, &nlookup);
+		itable_forget(fs, ino, nlookup);
+	}
+	ns_release_inodes(fs);
+}
+
 /* Count the kernel's lookup of the entry a request hands over, before
  * the reply: a FORGET may follow it at once. */
 static int entry_counted(struct mvfs *fs, int rc, const struct mv_attr *a, uint64_t parent,

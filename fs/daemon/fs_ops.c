@@ -185,10 +185,17 @@ static void mv_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 	fuse_reply_none(req);
 }
 
+static void forget_at(void *ctx, size_t i, uint64_t *ino, uint64_t *nlookup)
+{
+	const struct fuse_forget_data *f = ctx;
+
+	*ino = f[i].ino;
+	*nlookup = f[i].nlookup;
+}
+
 static void mv_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f)
 {
-	for (size_t i = 0; i < count; i++)
-		core_forget(fs_of(req), f[i].ino, f[i].nlookup);
+	core_forget_multi(fs_of(req), count, forget_at, f);
 	fuse_reply_none(req);
 }
 

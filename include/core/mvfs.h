@@ -68,6 +68,10 @@ static inline void core_now(struct timespec *ts)
 void itable_lookup_inc(struct mvfs *fs, uint64_t ino, uint64_t parent, const char *name);
 /* FORGET: drop n lookups; the last reference frees an unlinked inode */
 void core_forget(struct mvfs *fs, uint64_t ino, uint64_t n);
+/* FORGET_MULTI: n FORGETs, the i-th read through at(ctx, i, ...); the
+ * inodes they release are finished once, after all of them */
+typedef void (*core_forget_at_fn)(void *ctx, size_t i, uint64_t *ino, uint64_t *nlookup);
+void core_forget_multi(struct mvfs *fs, size_t n, core_forget_at_fn at, void *ctx);
 /* "/a/b/c" as the kernel last reached ino; "<inode N>" parts where unknown */
 void itable_path(struct mvfs *fs, uint64_t ino, char *buf, size_t len);
 

@@ -386,6 +386,14 @@ static int in_group_3000(void *ctx, uint32_t gid)
 	return gid == 3000;
 }
 
+static void forget_at(void *ctx, size_t i, uint64_t *ino, uint64_t *nlookup)
+{
+	uint64_t (*fg)[2] = ctx;
+
+	*ino = fg[i][0];
+	*nlookup = fg[i][1];
+}
+
 /* The calls the FUSE adapter makes, one per request. */
 static void test_daemon_calls(void)
 {
@@ -393,7 +401,7 @@ static void test_daemon_calls(void)
 	struct core_caller root = { 0, 0, NULL, NULL };
 	struct mv_attr want = { 0 }, out, a;
 	struct mv_inode *in;
-	uint64_t f, d, ino = 1;
+	uint64_t f, d, d2, ino = 1, fg[2][2];
 	char list[64];
 
 	f = tu_mk_or_bail(m.fs, ROOT, "dc", S_IFREG | 0644);
@@ -439,10 +447,22 @@ static void test_daemon_calls(void)
 	ok(core_listxattr(m.fs, f, 1, list, 6) == -ERANGE, "ERANGE below the filtered length");
 	ok(core_listxattr(m.fs, f, 1, list, 7) == 7 && !memcmp(list, "user.u", 7), "the filtered list fits its length");
 
+	d2 = tu_mk_or_bail(m.fs, ROOT, "dc1", S_IFREG | 0644);
+	fg[0][0] = d2;
+	fg[0][1] = 1;
+	fg[1][0] = d2;
+	fg[1][1] = 1;
 	ok(core_lookup(m.fs, ROOT, "dc", &a) == 0 && a.ino == f, "core_lookup");
 	ok(ns_unlink(m.fs, ROOT, "dc", 0) == 0 && !gone(f), "its counted lookup keeps the unlinked inode");
+	ok(core_link(m.fs, d2, ROOT, "dc2", &a) == 0 && core_lookup(m.fs, ROOT, "dc2", &a) == 0 &&
+	   ns_unlink(m.fs, ROOT, "dc2", 0) == 0 && ns_unlink(m.fs, ROOT, "dc1", 0) == 0,
+	   "core_link and core_lookup: two lookups of a file, then unlinked");
 	core_forget(m.fs, f, 1);
 	ok(gone(f), "freed at the FORGET");
+	core_forget_multi(m.fs, 1, forget_at, fg);
+	ok(!gone(d2), "a FORGET_MULTI of one lookup leaves the other");
+	core_forget_multi(m.fs, 1, forget_at, fg + 1);
+	ok(gone(d2), "freed at the last");
 }
 
 static void close_file(struct mv_inode *in)
