@@ -59,6 +59,162 @@ void core_forget(struct mvfs *fs, uint64_t ino, uint64_t n)
 	ns_release_inodes(fs);
 }
 
+void core_forget_multi(struct mvfs *fs, size_t n, core_forget_at_fn at, void *ctx)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t ino, nlookup;
+
+		at(ctx, i, &ino, &nlookup);
+		itable_forget(fs, ino, nlookup);
+	}
+	ns_release_inodes(fs);
+}
+
+/* Count the kernel's lookup of the entry a request hands over, before
+ * the reply: a FORGET may follow it at once. */
+static int entry_counted(struct mvfs *fs, int rc, const struct mv_attr *a, uint64_t parent,
+			 const char *name)
+{
+	if (rc == 0)
+		itable_lookup_inc(fs, a->ino, parent, name);
+	return rc;
+}
+
+int core_lookup(struct mvfs *fs, uint64_t parent, const char *name, struct mv_attr *out)
+{
+	return entry_counted(fs, ns_lookup(fs, parent, name, out), out, parent, name);
+}
+
+int core_mknod(struct mvfs *fs, const struct ns_ctx *c, uint64_t parent, const char *name,
+	       mode_t mode, dev_t rdev, const char *link_target, struct mv_attr *out)
+{
+	return entry_counted(fs, ns_mknod(fs, c, parent, name, mode, rdev, link_target, out), out,
+			     parent, name);
+}
+
+int core_link(struct mvfs *fs, uint64_t ino, uint64_t newparent, const char *newname,
+	      struct mv_attr *out)
+{
+	return entry_counted(fs, ns_link(fs, ino, newparent, newname, out), out, newparent, newname);
+}
+
+/* ---- set-user-ID and set-group-ID ---- */
+
+static int caller_in_group(const struct core_caller *who, uint32_t gid)
+{
+	return who->gid == gid || (who->in_group && who->in_group(who->ctx, gid));
+}
+
+/*
+ * With FUSE_HANDLE_KILLPRIV_V2 the kernel leaves clearing set-user-ID
+ * and set-group-ID to us.  ext4's rule (Linux fs/attr.c): set-user-ID
+ * always goes; set-group-ID goes when group-execute is set, or when the
+ * caller is neither in the file's group nor privileged.  A write or
+ * truncate by a privileged caller keeps both, but the kernel only asks
+ * for unprivileged ones there; a chown clears them on anything but a
+ * directory, whoever calls.
+ */
+static int suidgid_to_clear(const struct core_caller *who, const struct mv_attr *a, int chown)
+{
+	int mask = 0;
+
+	if (chown ? S_ISDIR(a->mode) : (!S_ISREG(a->mode) || who->uid == 0))
+		return 0;
+	if (a->mode & S_ISUID)
+		mask |= NS_CLEAR_SUID;
+	if ((a->mode & S_ISGID) &&
+	    ((a->mode & S_IXGRP) || (who->uid != 0 && !caller_in_group(who, a->gid))))
+		mask |= NS_CLEAR_SGID;
+	return mask;
+}
+
+/*
+ * The kill is decided on attributes read just before the setattr's
+ * transaction, not inside it: the caller's groups may cost a syscall
+ * (in_group), which must not run with the index's writer held.
+ */
+int core_setattr(struct mvfs *fs, uint64_t ino, const struct mv_attr *want, int mask, int kill,
+		 const struct core_caller *who, struct mv_attr *out)
+{
+	struct mv_attr w = *want;
+
+	if (kill != CORE_KILL_NONE) {
+		struct mv_attr cur;
+		int chown_noop, chown, clear, rc;
+
+		if ((rc = ns_getattr(fs, ino, &cur)) < 0)
+			return rc;
+		chown_noop = kill == CORE_KILL_CTIME || (kill == CORE_KILL_EMPTY && !S_ISREG(cur.mode));
+		chown = chown_noop || (mask & (NS_SET_UID | NS_SET_GID));
+		clear = suidgid_to_clear(who, &cur, chown);
+		/* chown(f, -1, -1) changes nothing: only the owner may */
+		if (clear && chown_noop && who->uid != 0 && who->uid != cur.uid)
+			return -EPERM;
+		mask |= clear;
+	}
+	if (mask == 0) {
+		struct timespec now;
+
+		core_now(&now);
+		mask = NS_SET_CTIME;
+		w.ctime_s = now.tv_sec;
+		w.ctime_ns = (uint32_t)now.tv_nsec;
+	}
+	return ns_setattr(fs, ino, &w, mask, out);
+}
+
+/* ---- xattrs ---- */
+
+/* Drop the trusted.* names from a NUL-separated list; its new length. */
+static size_t drop_trusted(char *list, size_t n)
+{
+	size_t in = 0, out = 0;
+
+	while (in < n) {
+		size_t len = strnlen(list + in, n - in) + 1;
+
+		if (strncmp(list + in, "trusted.", 8)) {
+			memmove(list + out, list + in, len);
+			out += len;
+		}
+		in += len;
+	}
+	return out;
+}
+
+/* Filtering needs the whole list: read it in one transaction, so its
+ * length and its names agree. */
+ssize_t core_listxattr(struct mvfs *fs, uint64_t ino, int hide_trusted, char *list, size_t cap)
+{
+	struct index_txn *t;
+	struct mv_attr at;
+	char *all = NULL;
+	ssize_t n;
+
+	if (!hide_trusted)
+		return ns_listxattr(fs, ino, list, cap);
+	if ((n = index_read_begin(fs->v->ix, &t)) < 0)
+		return n;
+	n = index_inode_get(t, ino, &at);
+	if (n == 0)
+		n = index_xattr_list(t, ino, NULL, 0);
+	if (n > 0 && !(all = malloc((size_t)n)))
+		n = -ENOMEM;
+	if (n > 0)
+		n = index_xattr_list(t, ino, all, (size_t)n);
+	index_read_end(t);
+	if (n > 0)
+		n = (ssize_t)drop_trusted(all, (size_t)n);
+	if (n > 0 && cap) {
+		if ((size_t)n > cap)
+			n = -ERANGE;
+		else
+			memcpy(list, all, (size_t)n);
+	}
+	free(all);
+	return n;
+}
+
 /* ---- open files ---- */
 
 static int writable(int flags)
@@ -125,7 +281,30 @@ int core_create(struct mvfs *fs, const struct ns_ctx *c, uint64_t parent, const 
 	}
 	if (rc == 0)
 		rc = open_handle(fs, attr->ino, flags, out);
+	if (rc == 0)
+		itable_lookup_inc(fs, attr->ino, parent, name);
 	return rc;
+}
+
+ssize_t core_write(struct mvfs *fs, struct mv_inode *in, const char *buf, size_t size, off_t off,
+		   const struct core_caller *kill_for)
+{
+	/* like ext4: nothing at or past the largest size, short up to it */
+	if ((uint64_t)off >= MV_MAX_FILE_SIZE)
+		return -EFBIG;
+	if (size > MV_MAX_FILE_SIZE - (uint64_t)off)
+		size = (size_t)(MV_MAX_FILE_SIZE - (uint64_t)off);
+	if (kill_for) {
+		struct mv_attr cur, out, none = { 0 };
+		int clear, rc;
+
+		rc = ns_getattr(fs, in->ino, &cur);
+		if (rc == 0 && (clear = suidgid_to_clear(kill_for, &cur, 0)))
+			rc = ns_setattr(fs, in->ino, &none, clear, &out);
+		if (rc < 0)
+			return rc;
+	}
+	return filedata_write(fs, in, buf, size, off);
 }
 
 int core_fsync(struct mvfs *fs, struct mv_inode *in)

@@ -315,6 +315,7 @@ struct unlink_arg {
 	const char *name;
 	size_t len;
 	int is_dir;
+	uint64_t ino;	/* what the name named, for the access trail */
 };
 
 static int do_unlink(struct index_txn *txn, void *argp)
@@ -330,6 +331,7 @@ static int do_unlink(struct index_txn *txn, void *argp)
 		return rc;
 	if ((rc = index_dirent_get(txn, a->parent, a->name, a->len, &ino, &type)) < 0)
 		return rc;
+	a->ino = ino;
 	if ((rc = index_inode_get(txn, ino, &c)) < 0)
 		return rc;
 	if (a->is_dir) {
@@ -353,13 +355,21 @@ static int do_unlink(struct index_txn *txn, void *argp)
 	return drop_link(a->fs, txn, &c, &now);
 }
 
+int core_unlink(struct mvfs *fs, uint64_t parent, const char *name, int is_dir, uint64_t *ino)
+{
+	struct unlink_arg a = { fs, parent, name, strlen(name), is_dir, 0 };
+	int rc = -ENAMETOOLONG;
+
+	if (a.len <= INDEX_NAME_MAX)
+		rc = index_write(fs->v->ix, do_unlink, &a);
+	if (ino)
+		*ino = a.ino;
+	return rc;
+}
+
 int ns_unlink(struct mvfs *fs, uint64_t parent, const char *name, int is_dir)
 {
-	struct unlink_arg a = { fs, parent, name, strlen(name), is_dir };
-
-	if (a.len > INDEX_NAME_MAX)
-		return -ENAMETOOLONG;
-	return index_write(fs->v->ix, do_unlink, &a);
+	return core_unlink(fs, parent, name, is_dir, NULL);
 }
 
 /* ---- rename ---- */

@@ -1,7 +1,12 @@
 /*
- * The FUSE adapter: decode the request, make one call into the core
- * (core/mvfs.h), send exactly one reply.  No lock of the layers below is
- * taken here.  The core calls back into this file in two places: readdir
+ * The FUSE adapter.  Its rule: each handler decodes the request, makes
+ * exactly one call into the core (core/mvfs.h), records the outcome to
+ * the access trail, and sends exactly one reply, taking no lock of the
+ * layers below; the only other core calls are itable_path for a trail
+ * record and the undo of a failed reply (core_forget, core_release).
+ *
+ * The core calls back into this file in three places: in_group (the
+ * caller's supplementary groups, asked with no lock held), readdir
  * (fill_one formats entries inside the index's read transaction, no
  * reply) and read (send_read replies with no lock held; push_pages hands
  * pages to the kernel under the file's store_lock, the one syscall made
@@ -68,10 +73,8 @@ static void fill_entry(struct fuse_entry_param *e, const struct mv_attr *a)
 	e->entry_timeout = ENTRY_TIMEOUT;
 }
 
-/* Reply with a new entry, reached as parent/name, counting the kernel's
- * lookup first. */
-static void reply_entry(fuse_req_t req, int rc, const struct mv_attr *a, uint64_t parent,
-			const char *name)
+/* Reply with a new entry whose lookup the core counted. */
+static void reply_entry(fuse_req_t req, int rc, const struct mv_attr *a)
 {
 	struct fuse_entry_param e;
 
@@ -79,7 +82,6 @@ static void reply_entry(fuse_req_t req, int rc, const struct mv_attr *a, uint64_
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	itable_lookup_inc(fs_of(req), a->ino, parent, name);
 	fill_entry(&e, a);
 	if (fuse_reply_entry(req, &e) != 0)
 		core_forget(fs_of(req), a->ino, 1);
@@ -164,7 +166,7 @@ static void mv_destroy(void *userdata)
 static void mv_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct mv_attr a;
-	int rc = ns_lookup(fs_of(req), parent, name, &a);
+	int rc = core_lookup(fs_of(req), parent, name, &a);
 
 	if (rc == -ENOENT) {
 		/* a negative entry the kernel may cache: every create goes
@@ -174,7 +176,7 @@ static void mv_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_entry(req, &e);
 		return;
 	}
-	reply_entry(req, rc, &a, parent, name);
+	reply_entry(req, rc, &a);
 }
 
 static void mv_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -183,10 +185,17 @@ static void mv_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 	fuse_reply_none(req);
 }
 
+static void forget_at(void *ctx, size_t i, uint64_t *ino, uint64_t *nlookup)
+{
+	const struct fuse_forget_data *f = ctx;
+
+	*ino = f[i].ino;
+	*nlookup = f[i].nlookup;
+}
+
 static void mv_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f)
 {
-	for (size_t i = 0; i < count; i++)
-		core_forget(fs_of(req), f[i].ino, f[i].nlookup);
+	core_forget_multi(fs_of(req), count, forget_at, f);
 	fuse_reply_none(req);
 }
 
@@ -206,14 +215,14 @@ static void mv_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
 
-/* Is the caller in group gid, as its primary or a supplementary group? */
-static int caller_in_group(fuse_req_t req, gid_t gid)
+/* Is the caller in supplementary group gid?  The core asks only when
+ * ext4's set-ID rule needs it: the list comes from /proc. */
+static int in_group(void *ctx, uint32_t gid)
 {
+	fuse_req_t req = ctx;
 	gid_t some[32], *list = some;
 	int n, found = 0;
 
-	if (fuse_req_ctx(req)->gid == gid)
-		return 1;
 	n = fuse_req_getgroups(req, 32, some);
 	if (n > 32) {
 		if (!(list = malloc((size_t)n * sizeof(*list))))
@@ -227,64 +236,42 @@ static int caller_in_group(fuse_req_t req, gid_t gid)
 	return found;
 }
 
-/*
- * With FUSE_HANDLE_KILLPRIV_V2 (fuse_io.c) the kernel leaves clearing
- * set-user-ID and set-group-ID to us.  ext4's rule (Linux fs/attr.c):
- * set-user-ID always goes; set-group-ID goes when group-execute is set,
- * or when the caller is neither in the file's group nor privileged.  A
- * write or truncate by a privileged caller keeps both, but the kernel
- * only asks for unprivileged ones there; a chown clears them on anything
- * but a directory, whoever calls.  uid 0 stands for CAP_FSETID, which we
- * cannot see.
- */
-static int suidgid_to_clear(fuse_req_t req, const struct mv_attr *a, int chown)
+static void caller_of(fuse_req_t req, struct core_caller *who)
 {
-	uid_t uid = fuse_req_ctx(req)->uid;
-	int mask = 0;
+	const struct fuse_ctx *c = fuse_req_ctx(req);
 
-	if (chown ? S_ISDIR(a->mode) : (!S_ISREG(a->mode) || uid == 0))
-		return 0;
-	if (a->mode & S_ISUID)
-		mask |= NS_CLEAR_SUID;
-	if ((a->mode & S_ISGID) &&
-	    ((a->mode & S_IXGRP) || (uid != 0 && !caller_in_group(req, a->gid))))
-		mask |= NS_CLEAR_SGID;
-	return mask;
+	who->uid = c->uid;
+	who->gid = c->gid;
+	who->in_group = in_group;
+	who->ctx = req;
 }
 
 /*
- * Which kill a SETATTR stands for, when the kernel leaves kills to us:
- * its FATTR_KILL_SUIDGID (libfuse's KILL_SUID bit) on truncate and
- * chown.  chown(f, -1, -1) arrives as nothing but a ctime (a regular
- * file, whose times the kernel keeps) or as nothing at all; on ext4 it
- * clears the bits too, and so needs the owner when there are bits to
- * clear.  Nothing at all on a regular file is the kernel's
- * file_remove_privs() ahead of a write, fallocate or copy_file_range by
- * an unprivileged caller.
+ * Which kill a SETATTR stands for, when the kernel leaves kills to us
+ * (FUSE_HANDLE_KILLPRIV_V2, fuse_io.c): its FATTR_KILL_SUIDGID (libfuse's
+ * KILL_SUID bit) on truncate and chown.  chown(f, -1, -1) arrives as
+ * nothing but a ctime (a regular file, whose times the kernel keeps) or
+ * as nothing at all; on ext4 it clears the bits too.  Nothing at all on
+ * a regular file is the kernel's file_remove_privs() ahead of a write,
+ * fallocate or copy_file_range by an unprivileged caller.  The core tells
+ * those apart by the file's type (CORE_KILL_* in core/mvfs.h).
  */
-static int setattr_kill(fuse_req_t req, fuse_ino_t ino, int to_set, int *mask)
+static int setattr_kill(int to_set)
 {
-	struct mv_attr cur;
-	int chown_noop, chown, kill, rc;
-
-	if (!fuse_io_killpriv_v2() ||
-	    !(to_set == 0 || to_set == FUSE_SET_ATTR_CTIME || (to_set & FUSE_SET_ATTR_KILL_SUID)))
-		return 0;
-	if ((rc = ns_getattr(fs_of(req), ino, &cur)) < 0)
-		return rc;
-	chown_noop = to_set == FUSE_SET_ATTR_CTIME || (to_set == 0 && !S_ISREG(cur.mode));
-	chown = chown_noop || (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID));
-	kill = suidgid_to_clear(req, &cur, chown);
-	if (kill && chown_noop && fuse_req_ctx(req)->uid != 0 && fuse_req_ctx(req)->uid != cur.uid)
-		return -EPERM;
-	*mask |= kill;
-	return 0;
+	if (!fuse_io_killpriv_v2())
+		return CORE_KILL_NONE;
+	if (to_set == 0)
+		return CORE_KILL_EMPTY;
+	if (to_set == FUSE_SET_ATTR_CTIME)
+		return CORE_KILL_CTIME;
+	return (to_set & FUSE_SET_ATTR_KILL_SUID) ? CORE_KILL_CHANGE : CORE_KILL_NONE;
 }
 
 static void mv_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
 	struct mv_attr want = { 0 }, out;
+	struct core_caller who;
 	struct timespec now;
 	struct stat st;
 	int mask = 0, rc;
@@ -326,18 +313,8 @@ static void mv_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		want.ctime_s = attr->st_ctim.tv_sec;
 		want.ctime_ns = (uint32_t)attr->st_ctim.tv_nsec;
 	}
-	if ((rc = setattr_kill(req, ino, to_set, &mask)) < 0) {
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	/* nothing to set is chown(f, -1, -1) (the kernel strips the rest):
-	 * on ext4 it still marks the change */
-	if (mask == 0) {
-		mask = NS_SET_CTIME;
-		want.ctime_s = now.tv_sec;
-		want.ctime_ns = (uint32_t)now.tv_nsec;
-	}
-	rc = ns_setattr(fs_of(req), ino, &want, mask, &out);
+	caller_of(req, &who);
+	rc = core_setattr(fs_of(req), ino, &want, mask, setattr_kill(to_set), &who, &out);
 	if (mvfs_audit(fs_of(req)) && (mask & (NS_SET_SIZE | NS_SET_MODE | NS_SET_UID | NS_SET_GID))) {
 		char path[AUDIT_PATH_MAX + 1], d[64];
 
@@ -383,7 +360,7 @@ static void mv_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct mv_attr a;
 
 	ctx_of(req, &c);
-	reply_entry(req, ns_mknod(fs_of(req), &c, parent, name, mode, rdev, NULL, &a), &a, parent, name);
+	reply_entry(req, core_mknod(fs_of(req), &c, parent, name, mode, rdev, NULL, &a), &a);
 }
 
 static void mv_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -392,8 +369,8 @@ static void mv_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct mv_attr a;
 
 	ctx_of(req, &c);
-	reply_entry(req, ns_mknod(fs_of(req), &c, parent, name, S_IFDIR | (mode & 07777), 0, NULL, &a), &a,
-		    parent, name);
+	reply_entry(req, core_mknod(fs_of(req), &c, parent, name, S_IFDIR | (mode & 07777), 0, NULL, &a),
+		    &a);
 }
 
 static void mv_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
@@ -402,32 +379,29 @@ static void mv_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	struct mv_attr a;
 
 	ctx_of(req, &c);
-	reply_entry(req, ns_mknod(fs_of(req), &c, parent, name, S_IFLNK | 0777, 0, link, &a), &a,
-		    parent, name);
+	reply_entry(req, core_mknod(fs_of(req), &c, parent, name, S_IFLNK | 0777, 0, link, &a), &a);
 }
 
 static void mv_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	struct mv_attr a;
 
-	reply_entry(req, ns_link(fs_of(req), ino, newparent, newname, &a), &a, newparent, newname);
+	reply_entry(req, core_link(fs_of(req), ino, newparent, newname, &a), &a);
 }
 
 static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, int is_dir)
 {
 	struct mvfs *fs = fs_of(req);
 	char path[AUDIT_PATH_MAX + 1];
-	struct mv_attr a = { .ino = 0 };
+	uint64_t ino = 0;
 	int rc;
 
-	if (mvfs_audit(fs)) {
-		audit_child_path(fs, parent, name, path, sizeof(path));
-		if (ns_lookup(fs, parent, name, &a) < 0)
-			a.ino = 0;
-	}
-	rc = ns_unlink(fs, parent, name, is_dir);
+	/* the path as the kernel reached it, before the name goes */
 	if (mvfs_audit(fs))
-		audit_req(req, is_dir ? AUDIT_OP_RMDIR : AUDIT_OP_UNLINK, rc, a.ino, path, NULL, NULL);
+		audit_child_path(fs, parent, name, path, sizeof(path));
+	rc = core_unlink(fs, parent, name, is_dir, &ino);
+	if (mvfs_audit(fs))
+		audit_req(req, is_dir ? AUDIT_OP_RMDIR : AUDIT_OP_UNLINK, rc, ino, path, NULL, NULL);
 	fuse_reply_err(req, -rc);
 }
 
@@ -502,7 +476,6 @@ static void mv_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	itable_lookup_inc(fs, a.ino, parent, name);
 	fill_entry(&e, &a);
 	fi->fh = (uint64_t)(uintptr_t)in;
 	/* this daemon is the only way to the data: cached pages stay valid */
@@ -580,34 +553,18 @@ static void mv_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void mv_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		     off_t off, struct fuse_file_info *fi)
 {
-	struct mv_inode *in = handle_of(fi);
+	struct core_caller who;
 	ssize_t n;
 
-	/* like ext4: nothing at or past the largest size, short up to it */
-	if ((uint64_t)off >= MV_MAX_FILE_SIZE) {
-		fuse_reply_err(req, EFBIG);
-		return;
-	}
-	if (size > MV_MAX_FILE_SIZE - (uint64_t)off)
-		size = (size_t)(MV_MAX_FILE_SIZE - (uint64_t)off);
+	(void)ino;
 	/*
 	 * The kernel sends such writes through, not via its page cache.  Its
 	 * empty SETATTR (setattr_kill) has usually cleared the bits already;
 	 * the flag is checked too, for write paths that send no SETATTR.
 	 */
-	if (fuse_io_write_kills_suidgid()) {
-		struct mv_attr cur, out;
-		struct mv_attr none = { 0 };
-		int kill;
-
-		if ((n = ns_getattr(fs_of(req), ino, &cur)) == 0 && (kill = suidgid_to_clear(req, &cur, 0)))
-			n = ns_setattr(fs_of(req), ino, &none, kill, &out);
-		if (n < 0) {
-			fuse_reply_err(req, (int)-n);
-			return;
-		}
-	}
-	n = filedata_write(fs_of(req), in, buf, size, off);
+	caller_of(req, &who);
+	n = core_write(fs_of(req), handle_of(fi), buf, size, off,
+		       fuse_io_write_kills_suidgid() ? &who : NULL);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -843,52 +800,22 @@ static void mv_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	free(buf);
 }
 
-/* Drop the trusted.* names from a NUL-separated list; its new length. */
-static size_t drop_trusted(char *list, size_t n)
-{
-	size_t in = 0, out = 0;
-
-	while (in < n) {
-		size_t len = strnlen(list + in, n - in) + 1;
-
-		if (strncmp(list + in, "trusted.", 8)) {
-			memmove(list + out, list + in, len);
-			out += len;
-		}
-		in += len;
-	}
-	return out;
-}
-
 static void mv_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct mvfs *fs = fs_of(req);
-	/* ext4 lists trusted.* only to CAP_SYS_ADMIN; root stands for it.
-	 * Others get the list filtered, so it is read whole first. */
+	/* ext4 lists trusted.* only to CAP_SYS_ADMIN; root stands for it */
 	int hide = fuse_req_ctx(req)->uid != 0;
-	size_t cap = size;
+	char *buf = NULL;
 	ssize_t n;
-	char *buf;
 
-	if (hide && (n = ns_listxattr(fs, ino, NULL, 0)) < 0) {
-		fuse_reply_err(req, (int)-n);
-		return;
-	}
-	if (hide)
-		cap = (size_t)n;
-	if (!(buf = malloc(cap + 1))) {
+	if (size && !(buf = malloc(size))) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = ns_listxattr(fs, ino, cap ? buf : NULL, cap);
-	if (n >= 0 && hide)
-		n = (ssize_t)drop_trusted(buf, (size_t)n);
+	n = core_listxattr(fs_of(req), ino, hide, buf, size);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else if (size == 0)
 		fuse_reply_xattr(req, (size_t)n);
-	else if (size < (size_t)n)
-		fuse_reply_err(req, ERANGE);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
 	free(buf);

@@ -62,10 +62,16 @@ static inline void core_now(struct timespec *ts)
 
 /* ---- inode references the kernel holds (core.c, inode_table.c) ---- */
 /* count one kernel lookup of ino, reached as parent/name (name may be NULL);
- * call before the reply that hands it over */
+ * call before the reply that hands it over.  The core_* calls that return
+ * an entry (core_lookup, core_mknod, core_link, core_create) count it
+ * themselves; a failed reply undoes it with core_forget(fs, ino, 1) */
 void itable_lookup_inc(struct mvfs *fs, uint64_t ino, uint64_t parent, const char *name);
 /* FORGET: drop n lookups; the last reference frees an unlinked inode */
 void core_forget(struct mvfs *fs, uint64_t ino, uint64_t n);
+/* FORGET_MULTI: n FORGETs, the i-th read through at(ctx, i, ...); the
+ * inodes they release are finished once, after all of them */
+typedef void (*core_forget_at_fn)(void *ctx, size_t i, uint64_t *ino, uint64_t *nlookup);
+void core_forget_multi(struct mvfs *fs, size_t n, core_forget_at_fn at, void *ctx);
 /* "/a/b/c" as the kernel last reached ino; "<inode N>" parts where unknown */
 void itable_path(struct mvfs *fs, uint64_t ino, char *buf, size_t len);
 
@@ -77,6 +83,17 @@ int ns_mknod(struct mvfs *fs, const struct ns_ctx *c, uint64_t parent, const cha
 	     mode_t mode, dev_t rdev, const char *link_target, struct mv_attr *out);
 int ns_link(struct mvfs *fs, uint64_t ino, uint64_t newparent, const char *newname, struct mv_attr *out);
 int ns_unlink(struct mvfs *fs, uint64_t parent, const char *name, int is_dir);
+/* ns_unlink, and *ino (may be NULL) the inode parent/name named, 0 if it
+ * named none, set even when the unlink fails (ENOTEMPTY, EISDIR...) */
+int core_unlink(struct mvfs *fs, uint64_t parent, const char *name, int is_dir, uint64_t *ino);
+/* ns_lookup, ns_mknod and ns_link that also count the kernel's lookup of
+ * the entry they return (itable_lookup_inc), for LOOKUP, MKNOD, MKDIR,
+ * SYMLINK and LINK: their errors */
+int core_lookup(struct mvfs *fs, uint64_t parent, const char *name, struct mv_attr *out);
+int core_mknod(struct mvfs *fs, const struct ns_ctx *c, uint64_t parent, const char *name,
+	       mode_t mode, dev_t rdev, const char *link_target, struct mv_attr *out);
+int core_link(struct mvfs *fs, uint64_t ino, uint64_t newparent, const char *newname,
+	      struct mv_attr *out);
 /* *moved (may be NULL) gets the inode now at newparent/newname, and
  * *swapped the one now at parent/name after RENAME_EXCHANGE (else 0) */
 int ns_rename(struct mvfs *fs, uint64_t parent, const char *name, uint64_t newparent,
@@ -92,10 +109,48 @@ int ns_rename(struct mvfs *fs, uint64_t parent, const char *name, uint64_t newpa
 #define NS_CLEAR_SUID 128
 #define NS_CLEAR_SGID 256
 int ns_setattr(struct mvfs *fs, uint64_t ino, const struct mv_attr *want, int mask, struct mv_attr *out);
+/*
+ * Who asks, for ext4's set-ID rules (Linux fs/attr.c); uid 0 stands for
+ * CAP_FSETID, which the core cannot see.  in_group (may be NULL: no
+ * supplementary groups) answers whether the caller is in supplementary
+ * group gid; it is called only when the rule needs it, with no lock held.
+ */
+struct core_caller {
+	uint32_t uid, gid;
+	int (*in_group)(void *ctx, uint32_t gid);
+	void *ctx;
+};
+/*
+ * Which set-ID kill a SETATTR stands for, when the kernel leaves kills to
+ * the filesystem (FUSE_HANDLE_KILLPRIV_V2):
+ * CORE_KILL_CHANGE: its kill flag on a truncate (mask has NS_SET_SIZE) or
+ *   a chown (NS_SET_UID/GID);
+ * CORE_KILL_EMPTY: nothing at all: on a regular file the kernel's
+ *   file_remove_privs() ahead of an unprivileged write, fallocate or
+ *   copy_file_range; on anything else chown(f, -1, -1);
+ * CORE_KILL_CTIME: nothing but a ctime, chown(f, -1, -1) of a regular file.
+ */
+#define CORE_KILL_NONE 0
+#define CORE_KILL_CHANGE 1
+#define CORE_KILL_EMPTY 2
+#define CORE_KILL_CTIME 3
+/*
+ * SETATTR: ns_setattr, clearing the set-ID bits kill asks for as ext4
+ * would (who may be NULL with CORE_KILL_NONE).  Nothing to set at all
+ * still marks the change (ctime), as chown(f, -1, -1) does on ext4.
+ * ns_setattr's errors, -EPERM (a chown(f, -1, -1) that would clear bits
+ * of a file the caller does not own).
+ */
+int core_setattr(struct mvfs *fs, uint64_t ino, const struct mv_attr *want, int mask, int kill,
+		 const struct core_caller *who, struct mv_attr *out);
 int ns_setxattr(struct mvfs *fs, uint64_t ino, const char *name, const void *value, size_t len, int flags);
 int ns_removexattr(struct mvfs *fs, uint64_t ino, const char *name);
 ssize_t ns_getxattr(struct mvfs *fs, uint64_t ino, const char *name, void *value, size_t cap);
 ssize_t ns_listxattr(struct mvfs *fs, uint64_t ino, char *list, size_t cap);
+/* LISTXATTR: ns_listxattr, without the trusted.* names if hide_trusted
+ * (ext4 lists them only to CAP_SYS_ADMIN).  cap 0: the length only.
+ * -ERANGE, -ENOMEM, -ENOENT, -EIO */
+ssize_t core_listxattr(struct mvfs *fs, uint64_t ino, int hide_trusted, char *list, size_t cap);
 /*
  * One entry of a listing, called with the index's read transaction open:
  * fill a buffer, nothing more (no reply, no lock, no call into the core).
@@ -118,8 +173,8 @@ int ns_readdir(struct mvfs *fs, uint64_t dir, uint64_t off, int plus, ns_dirent_
  * the handle.  -ENOMEM, or ns_setattr's errors */
 int core_open(struct mvfs *fs, uint64_t ino, int flags, struct mv_inode **out);
 /* CREATE: a regular file parent/name, or the one a racing creator made
- * unless O_EXCL; *attr its attributes, *out its handle.  ns_mknod's
- * errors, -EISDIR */
+ * unless O_EXCL; *attr its attributes, *out its handle.  Counts the
+ * kernel's lookup of it, as core_lookup does.  ns_mknod's errors, -EISDIR */
 int core_create(struct mvfs *fs, const struct ns_ctx *c, uint64_t parent, const char *name,
 		mode_t mode, int flags, struct mv_attr *attr, struct mv_inode **out);
 /* RELEASE: write back and drop the handle (flags as at open).  A failed
@@ -137,6 +192,15 @@ typedef void (*core_push_fn)(void *ctx, uint64_t off, const void *buf, size_t le
 void core_read(struct mvfs *fs, struct mv_inode *in, size_t size, off_t off,
 	       core_reply_fn reply, core_push_fn push, void *ctx);
 ssize_t filedata_write(struct mvfs *fs, struct mv_inode *in, const char *buf, size_t size, off_t off);
+/*
+ * WRITE: filedata_write, nothing at or past MV_MAX_FILE_SIZE and short up
+ * to it (as ext4).  With kill_for (may be NULL), the write first clears
+ * the set-ID bits ext4 clears for that caller (the kernel's
+ * FUSE_WRITE_KILL_SUIDGID).  Bytes written, -EFBIG, ns_setattr's and
+ * filedata_write's errors.
+ */
+ssize_t core_write(struct mvfs *fs, struct mv_inode *in, const char *buf, size_t size, off_t off,
+		   const struct core_caller *kill_for);
 /* write back dirty chunks and size/mtime to the index */
 int filedata_flush(struct mvfs *fs, struct mv_inode *in);
 /* fallocate(2): mode 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE[|KEEP_SIZE] */

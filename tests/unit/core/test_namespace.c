@@ -7,6 +7,7 @@
  * last release, or by ns_free_orphans after a crash.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -376,6 +377,94 @@ static struct mv_inode *open_file(uint64_t parent, const char *name)
 	return in;
 }
 
+static int groups_called;
+
+static int in_group_3000(void *ctx, uint32_t gid)
+{
+	(void)ctx;
+	groups_called++;
+	return gid == 3000;
+}
+
+static void forget_at(void *ctx, size_t i, uint64_t *ino, uint64_t *nlookup)
+{
+	uint64_t (*fg)[2] = ctx;
+
+	*ino = fg[i][0];
+	*nlookup = fg[i][1];
+}
+
+/* The calls the FUSE adapter makes, one per request. */
+static void test_daemon_calls(void)
+{
+	struct core_caller other = { 2000, 2000, NULL, NULL }, member = { 2000, 2000, in_group_3000, NULL };
+	struct core_caller root = { 0, 0, NULL, NULL };
+	struct mv_attr want = { 0 }, out, a;
+	struct mv_inode *in;
+	uint64_t f, d, d2, ino = 1, fg[2][2];
+	char list[64];
+
+	f = tu_mk_or_bail(m.fs, ROOT, "dc", S_IFREG | 0644);
+	d = tu_mk_or_bail(m.fs, ROOT, "dcd", S_IFDIR | 0755);
+	tu_mk_or_bail(m.fs, d, "in", S_IFREG | 0644);
+	ok(core_unlink(m.fs, ROOT, "dcd", 1, &ino) == -ENOTEMPTY && ino == d,
+	   "core_unlink names the inode even when it refuses");
+	ok(core_unlink(m.fs, ROOT, "none", 0, &ino) == -ENOENT && ino == 0, "and 0 for a missing name");
+	ok(core_unlink(m.fs, d, "in", 0, NULL) == 0 && core_unlink(m.fs, ROOT, "dcd", 1, &ino) == 0 && ino == d,
+	   "core_unlink of a directory: its inode");
+
+	want.mode = 06744;
+	want.gid = 3000;
+	ok(ns_setattr(m.fs, f, &want, NS_SET_MODE | NS_SET_GID, &out) == 0, "mode 6744, group 3000");
+	want.size = 10;
+	ok(core_setattr(m.fs, f, &want, NS_SET_SIZE, CORE_KILL_CHANGE, &root, &out) == 0 &&
+	   (out.mode & 07777) == 06744, "truncate by root keeps set-ID");
+	groups_called = 0;
+	ok(core_setattr(m.fs, f, &want, NS_SET_SIZE, CORE_KILL_CHANGE, &member, &out) == 0 &&
+	   (out.mode & 07777) == 02744 && groups_called == 1,
+	   "truncate by a member of the file's group: set-user-ID goes, set-group-ID stays");
+	ok(core_setattr(m.fs, f, &want, 0, CORE_KILL_CTIME, &other, &out) == -EPERM,
+	   "chown(f, -1, -1) by a stranger with bits to clear: EPERM");
+	ok(core_setattr(m.fs, f, &want, NS_SET_SIZE, CORE_KILL_CHANGE, &other, &out) == 0 &&
+	   (out.mode & 07777) == 0744, "truncate by a stranger: set-group-ID goes too");
+	ok(ns_getattr(m.fs, f, &a) == 0 && core_setattr(m.fs, f, &want, 0, CORE_KILL_NONE, NULL, &out) == 0 &&
+	   (out.mode & 07777) == 0744, "nothing to set: the change is marked, nothing cleared");
+
+	want.mode = 06755;
+	ok(ns_setattr(m.fs, f, &want, NS_SET_MODE, &out) == 0 && core_open(m.fs, f, O_RDWR, &in) == 0,
+	   "mode 6755, opened");
+	ok(core_write(m.fs, in, "abc", 3, 0, NULL) == 3 && ns_getattr(m.fs, f, &a) == 0 &&
+	   (a.mode & 07777) == 06755, "a write asking no kill keeps set-ID");
+	ok(core_write(m.fs, in, "abc", 3, 0, &member) == 3 && ns_getattr(m.fs, f, &a) == 0 &&
+	   (a.mode & 07777) == 0755, "a killing write: group-execute set, so both go");
+	ok(core_write(m.fs, in, "x", 1, (off_t)MV_MAX_FILE_SIZE, NULL) == -EFBIG, "a write at the largest size: EFBIG");
+	core_release(m.fs, in, O_RDWR);
+
+	ok(ns_setxattr(m.fs, f, "trusted.t", "1", 1, 0) == 0 && ns_setxattr(m.fs, f, "user.u", "2", 1, 0) == 0,
+	   "a trusted and a user xattr");
+	ok(core_listxattr(m.fs, f, 0, NULL, 0) == 17 && core_listxattr(m.fs, f, 1, NULL, 0) == 7,
+	   "core_listxattr: the length, with and without trusted.*");
+	ok(core_listxattr(m.fs, f, 1, list, 6) == -ERANGE, "ERANGE below the filtered length");
+	ok(core_listxattr(m.fs, f, 1, list, 7) == 7 && !memcmp(list, "user.u", 7), "the filtered list fits its length");
+
+	d2 = tu_mk_or_bail(m.fs, ROOT, "dc1", S_IFREG | 0644);
+	fg[0][0] = d2;
+	fg[0][1] = 1;
+	fg[1][0] = d2;
+	fg[1][1] = 1;
+	ok(core_lookup(m.fs, ROOT, "dc", &a) == 0 && a.ino == f, "core_lookup");
+	ok(ns_unlink(m.fs, ROOT, "dc", 0) == 0 && !gone(f), "its counted lookup keeps the unlinked inode");
+	ok(core_link(m.fs, d2, ROOT, "dc2", &a) == 0 && core_lookup(m.fs, ROOT, "dc2", &a) == 0 &&
+	   ns_unlink(m.fs, ROOT, "dc2", 0) == 0 && ns_unlink(m.fs, ROOT, "dc1", 0) == 0,
+	   "core_link and core_lookup: two lookups of a file, then unlinked");
+	core_forget(m.fs, f, 1);
+	ok(gone(f), "freed at the FORGET");
+	core_forget_multi(m.fs, 1, forget_at, fg);
+	ok(!gone(d2), "a FORGET_MULTI of one lookup leaves the other");
+	core_forget_multi(m.fs, 1, forget_at, fg + 1);
+	ok(gone(d2), "freed at the last");
+}
+
 static void close_file(struct mv_inode *in)
 {
 	uint64_t ino = in->ino;
@@ -524,6 +613,7 @@ int main(void)
 	test_rename();
 	test_setattr();
 	test_xattrs();
+	test_daemon_calls();
 	test_unlink_open();
 	test_orphan_after_crash();
 	test_persist();
