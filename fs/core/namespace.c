@@ -318,6 +318,24 @@ struct unlink_arg {
 	uint64_t ino;	/* what the name named, for the access trail */
 };
 
+
+/*
+ * Whether the entry naming victim may go, by rmdir/unlink (as_dir: the
+ * caller wants a directory) or by a rename over it (as_dir: the source is
+ * a directory): -ENOTDIR, -EISDIR, -ENOTEMPTY, or index errors.
+ */
+static int may_remove(struct index_txn *txn, int as_dir, uint64_t ino, const struct mv_attr *victim)
+{
+	int rc;
+
+	if (!as_dir)
+		return S_ISDIR(victim->mode) ? -EISDIR : 0;
+	if (!S_ISDIR(victim->mode))
+		return -ENOTDIR;
+	if ((rc = index_dir_empty(txn, ino)) < 0)
+		return rc;
+	return rc ? 0 : -ENOTEMPTY;
+}
 static int do_unlink(struct index_txn *txn, void *argp)
 {
 	struct unlink_arg *a = argp;
@@ -334,16 +352,8 @@ static int do_unlink(struct index_txn *txn, void *argp)
 	a->ino = ino;
 	if ((rc = index_inode_get(txn, ino, &c)) < 0)
 		return rc;
-	if (a->is_dir) {
-		if (!S_ISDIR(c.mode))
-			return -ENOTDIR;
-		if ((rc = index_dir_empty(txn, ino)) < 0)
-			return rc;
-		if (!rc)
-			return -ENOTEMPTY;
-	} else if (S_ISDIR(c.mode)) {
-		return -EISDIR;
-	}
+	if ((rc = may_remove(txn, a->is_dir, ino, &c)) < 0)
+		return rc;
 	core_now(&now);
 	if ((rc = index_dirent_del(txn, a->parent, a->name, a->len)) < 0)
 		return rc;
@@ -399,6 +409,16 @@ static int is_within(struct index_txn *txn, uint64_t dir, uint64_t anc)
 	return 1;
 }
 
+
+/* A directory moved from one parent to another: its ".." link moves too. */
+static void reparent(struct mv_attr *dir, uint64_t to_ino, struct mv_attr *from, struct mv_attr *to)
+{
+	if (!S_ISDIR(dir->mode))
+		return;
+	dir->parent = to_ino;
+	from->nlink--;
+	to->nlink++;
+}
 static int do_rename(struct index_txn *txn, void *argp)
 {
 	struct rename_arg *a = argp;
@@ -455,16 +475,8 @@ static int do_rename(struct index_txn *txn, void *argp)
 			return -EINVAL;
 	}
 	if (have_dst && !(a->flags & RENAME_EXCHANGE)) {
-		if (S_ISDIR(s.mode)) {
-			if (!S_ISDIR(d.mode))
-				return -ENOTDIR;
-			if ((rc = index_dir_empty(txn, dino)) < 0)
-				return rc;
-			if (!rc)
-				return -ENOTEMPTY;
-		} else if (S_ISDIR(d.mode)) {
-			return -EISDIR;
-		}
+		if ((rc = may_remove(txn, S_ISDIR(s.mode), dino, &d)) < 0)
+			return rc;
 	}
 
 	core_now(&now);
@@ -474,16 +486,8 @@ static int do_rename(struct index_txn *txn, void *argp)
 		if ((rc = index_dirent_put(txn, a->newparent, a->newname, a->newlen, sino, stype)) < 0)
 			return rc;
 		if (a->parent != a->newparent) {
-			if (S_ISDIR(s.mode)) {
-				s.parent = a->newparent;
-				pp->nlink--;
-				npp->nlink++;
-			}
-			if (S_ISDIR(d.mode)) {
-				d.parent = a->parent;
-				npp->nlink--;
-				pp->nlink++;
-			}
+			reparent(&s, a->newparent, pp, npp);
+			reparent(&d, a->parent, npp, pp);
 		}
 		set_ctime(&d, &now);
 		if ((rc = index_inode_put(txn, &d)) < 0)
@@ -499,11 +503,8 @@ static int do_rename(struct index_txn *txn, void *argp)
 			return rc;
 		if ((rc = index_dirent_del(txn, a->parent, a->name, a->len)) < 0)
 			return rc;
-		if (S_ISDIR(s.mode) && a->parent != a->newparent) {
-			s.parent = a->newparent;
-			pp->nlink--;
-			npp->nlink++;
-		}
+		if (a->parent != a->newparent)
+			reparent(&s, a->newparent, pp, npp);
 	}
 	set_ctime(&s, &now);
 	if ((rc = index_inode_put(txn, &s)) < 0)

@@ -21,8 +21,8 @@
 #include <stdio.h>
 
 #include "audit/audit.h"
-#include "daemon/fs_ops.h"
-#include "daemon/fuse_io.h"
+#include "fs_ops.h"
+#include "fuse_io.h"
 #include "core/mvfs.h"
 
 #define ATTR_TIMEOUT 1.0
@@ -781,16 +781,9 @@ static void mv_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	fuse_reply_err(req, -rc);
 }
 
-static void mv_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+/* the size a probe (size 0) asked for, or the bytes; frees buf */
+static void reply_xattr(fuse_req_t req, size_t size, char *buf, ssize_t n)
 {
-	char *buf = NULL;
-	ssize_t n;
-
-	if (size && !(buf = malloc(size))) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	n = ns_getxattr(fs_of(req), ino, name, buf, size);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else if (size == 0)
@@ -800,25 +793,28 @@ static void mv_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	free(buf);
 }
 
-static void mv_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+static void mv_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	/* ext4 lists trusted.* only to CAP_SYS_ADMIN; root stands for it */
-	int hide = fuse_req_ctx(req)->uid != 0;
 	char *buf = NULL;
-	ssize_t n;
 
 	if (size && !(buf = malloc(size))) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = core_listxattr(fs_of(req), ino, hide, buf, size);
-	if (n < 0)
-		fuse_reply_err(req, (int)-n);
-	else if (size == 0)
-		fuse_reply_xattr(req, (size_t)n);
-	else
-		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
+	reply_xattr(req, size, buf, ns_getxattr(fs_of(req), ino, name, buf, size));
+}
+
+static void mv_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	/* ext4 lists trusted.* only to CAP_SYS_ADMIN; root stands for it */
+	int hide = fuse_req_ctx(req)->uid != 0;
+	char *buf = NULL;
+
+	if (size && !(buf = malloc(size))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	reply_xattr(req, size, buf, core_listxattr(fs_of(req), ino, hide, buf, size));
 }
 
 static void mv_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)

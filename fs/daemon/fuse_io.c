@@ -19,7 +19,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "daemon/fuse_io.h"
+#include "fuse_io.h"
 
 /* fs_ops.c reads the kernel's FATTR_KILL_SUIDGID under libfuse's name */
 _Static_assert(FATTR_KILL_SUIDGID == FUSE_SET_ATTR_KILL_SUID, "SETATTR kill bit moved");

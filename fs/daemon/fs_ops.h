@@ -1,4 +1,4 @@
-/* fs_ops: the libfuse low-level callbacks, a thin adapter over mvfs. */
+/* fs_ops: the libfuse low-level callbacks: one core call per request (daemon.c installs them). */
 #ifndef MEDVAULT_FS_OPS_H
 #define MEDVAULT_FS_OPS_H
 
