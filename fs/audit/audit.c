@@ -2,7 +2,7 @@
  * The access trail's writer: a queue filled by the FUSE threads, one writer
  * thread that seals, chains and appends, rotation by size and by day,
  * sealed checkpoints, retention, and the fail-closed state.  The format is
- * in include/audit/audit.h and fs/audit/audit_read.c.
+ * in include/audit/audit.h and fs/audit/audit_record.c.
  */
 #include "util/array.h"
 #include "util/why.h"

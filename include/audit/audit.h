@@ -160,7 +160,7 @@ void audit_comm(struct audit *a, uint32_t pid, char out[AUDIT_COMM_MAX + 1]);
 /* tests: make the next writes fail with err (0: stop) */
 void audit_inject_error(struct audit *a, int err);
 
-/* ---- the format and the reader (fs/audit/audit_read.c) ---- */
+/* ---- the format (fs/audit/audit_record.c) and the reader (fs/audit/audit_read.c) ---- */
 
 #define AUDIT_MAGIC "MVAUDIT1"
 #define AUDIT_CP_MAGIC "MVAUDCP1"

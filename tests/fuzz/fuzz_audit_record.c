@@ -1,5 +1,5 @@
 /*
- * fuzz_audit_record: the audit trail's fixed-layout decoders (fs/audit/audit_read.c):
+ * fuzz_audit_record: the audit trail's fixed-layout decoders (fs/audit/audit_record.c):
  * audit_record_unpack (a record's plaintext), audit_header_decode and
  * audit_cp_decode (a log file's header and the checkpoint), which
  * `medvault audit` and audit_list_files run on files anyone with write
