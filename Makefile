@@ -51,7 +51,7 @@ $(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 test: all
-	BUILD=$(BUILD) scripts/run-tests.sh
+	SAN_LOG_DIR=$(SAN_LOG_DIR) BUILD=$(BUILD) scripts/run-tests.sh
 
 unit: all
 	BUILD=$(BUILD) scripts/run-tests.sh unit
@@ -60,7 +60,8 @@ integration: all
 	BUILD=$(BUILD) scripts/run-tests.sh integration
 
 asan:
-	$(MAKE) BUILD=build/asan SAN='-fsanitize=address,undefined -fno-omit-frame-pointer' test
+	$(MAKE) BUILD=build/asan SAN='-fsanitize=address,undefined -fno-omit-frame-pointer' \
+		SAN_LOG_DIR=$(CURDIR)/build/asan/san-reports test
 
 # 200 crash rounds take longer than the 10 minutes a test program gets by default
 stress: all

@@ -11,7 +11,10 @@
 # anything failed.
 #
 # Environment: BUILD (default build), TEST_TIMEOUT (seconds per program,
-# default 600), MV (medvault binary, default $BUILD/medvault).
+# default 600), MV (medvault binary, default $BUILD/medvault), SAN_LOG_DIR
+# (a sanitizer build: every ASan/UBSan report, the background daemons'
+# included, whose stderr is /dev/null, is written there, and any report
+# counts as a failure).
 set -u
 
 cd "$(dirname "$0")/.." || exit 2
@@ -81,6 +84,12 @@ run_scripts() {
 	[ $found -eq 1 ] || echo "# no tests/integration/$1*.sh scripts"
 }
 
+if [ -n "${SAN_LOG_DIR:-}" ]; then
+	mkdir -p "$SAN_LOG_DIR" && rm -f "$SAN_LOG_DIR"/asan.* "$SAN_LOG_DIR"/ubsan.*
+	export ASAN_OPTIONS="log_path=$SAN_LOG_DIR/asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+	export UBSAN_OPTIONS="log_path=$SAN_LOG_DIR/ubsan:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+fi
+
 mode=${1:-all}
 case $mode in
 unit) run_unit ;;
@@ -90,6 +99,20 @@ all) run_unit; run_scripts t_ ;;
 -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 *) echo "run-tests: unknown mode '$mode' (unit|integration|stress|all)" >&2; exit 2 ;;
 esac
+
+if [ -n "${SAN_LOG_DIR:-}" ]; then
+	reports=$(find "$SAN_LOG_DIR" -type f \( -name 'asan.*' -o -name 'ubsan.*' \) | sort)
+	if [ -n "$reports" ]; then
+		echo "not ok - sanitizer reports in $SAN_LOG_DIR:"
+		sed 's/^/#   /' <<<"$reports"
+		head -n 40 $reports | sed 's/^/# /'
+		total_fail=$((total_fail + 1))
+		broken+=("sanitizers")
+	else
+		echo "ok - no sanitizer report (daemons included)"
+		total_pass=$((total_pass + 1))
+	fi
+fi
 
 if [ ${#broken[@]} -gt 0 ]; then
 	echo "# failing: ${broken[*]}"
