@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Check the include graph against medvault's layering (docs/DESIGN.md).
 
-    scripts/check-layers.py [--graph]
+    scripts/check-layers.py [--graph] [--objects BUILD]
 
 Layers, top to bottom: cli -> daemon -> core -> {store, audit} -> crypto -> util.
 A file may include headers of its own layer or of any layer below it; store
@@ -18,11 +18,18 @@ An interface header is in include/ because something outside its folder
 (another layer, a unit test, a fuzzer, a test tool) includes it; a header
 only its own folder uses belongs beside the sources.
 
+With --objects BUILD (make test passes its build directory) the calls are
+checked too, from the compiled objects' symbol tables (nm): no function
+calls into a layer above it or into its sibling, and no two source files
+call each other in a circle, so a call that dodges the headers (a
+prototype written by hand) is caught as well.
+
 Prints TAP, one line per rule, and "# N passed, M failed"; exits non-zero on
 a violation, so `make test` fails on it.  --graph prints the module edges.
 """
 import os
 import re
+import subprocess
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -90,6 +97,38 @@ def find_cycle(edges):
             if c:
                 return c
     return None
+
+
+def object_calls(build):
+    """(problems, edges) of the calls between the compiled product objects."""
+    objs = {}
+    for path in product_files():
+        if path.endswith(".c") and layer_of(path):
+            obj = os.path.join(build, path[:-2] + ".o")
+            if os.path.exists(obj):
+                objs[path] = obj
+    defined, wanted = {}, {}
+    for src, obj in objs.items():
+        out = subprocess.run(["nm", obj], capture_output=True, text=True, check=True).stdout
+        wanted[src] = set()
+        for line in out.splitlines():
+            f = line.split()
+            if len(f) == 3 and f[1] in "TDBR":
+                defined[f[2]] = src
+            elif len(f) == 2 and f[0] == "U":
+                wanted[src].add(f[1])
+    problems, edges = [], {}
+    for src, syms in wanted.items():
+        me = layer_of(src)
+        for sym in sorted(syms):
+            dst = defined.get(sym)
+            if not dst or dst == src:
+                continue
+            them = layer_of(dst)
+            if RANK[them] > RANK[me] or (RANK[them] == RANK[me] and them != me):
+                problems.append("%s calls %s (%s), in %s" % (src, sym, dst, them))
+            edges.setdefault(src, set()).add(dst)
+    return problems, edges, len(objs)
 
 
 def main():
@@ -175,7 +214,7 @@ def main():
             print("%s -> %s" % (a, " ".join(sorted(edges[a]))))
     cycle = find_cycle(edges)
     n_ok = 0
-    print("1..3")
+    print("1..%d" % (4 if "--objects" in sys.argv else 3))
     if problems:
         print("not ok 1 - every include runs downward, library headers fenced, headers placed by the rule")
         for p in problems:
@@ -195,7 +234,25 @@ def main():
         print("ok 3 - the checker catches a planted circle")
     else:
         print("not ok 3 - the checker catches a planted circle")
-    n_fail = 3 - n_ok
+    total = 3
+    if "--objects" in sys.argv:
+        build = sys.argv[sys.argv.index("--objects") + 1]
+        total += 1
+        calls, call_edges, nobj = object_calls(build)
+        circle = find_cycle(call_edges)
+        if nobj == 0:
+            print("not ok %d - calls run downward: no objects in %s" % (total, build))
+        elif calls or circle:
+            print("not ok %d - calls run downward, no circle of calls between files" % total)
+            for p in calls:
+                print("#   " + p)
+            if circle:
+                print("#   circle: " + " -> ".join(circle))
+        else:
+            n_ok += 1
+            print("ok %d - calls run downward, no circle of calls between files (%d objects)" %
+                  (total, nobj))
+    n_fail = total - n_ok
     print("# %d passed, %d failed" % (n_ok, n_fail))
     return 1 if n_fail else 0
 

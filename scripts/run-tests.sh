@@ -64,7 +64,7 @@ run_one() {
 run_unit() {
 	local t found=0
 	# the layering of docs/DESIGN.md, checked on the include graph
-	run_one "layers" python3 scripts/check-layers.py
+	run_one "layers" python3 scripts/check-layers.py --objects "$BUILD"
 	for t in "$BUILD"/tests/*/test_*; do
 		[ -x "$t" ] && [ -f "$t" ] || continue
 		found=1
