@@ -833,6 +833,79 @@ static void test_chunks(void)
 	index_read_end(t);
 }
 
+/* ---- purge: every record of one inode, in one transaction ---- */
+
+static int do_purge(struct index_txn *t, void *arg)
+{
+	return index_inode_purge(t, *(uint64_t *)arg);
+}
+
+static void test_purge(void)
+{
+	static struct mv_attr a, b, got;
+	struct chunk_rec c, cb;
+	struct pack_rec before, after;
+	struct index_txn *t;
+	char list[256];
+	uint64_t ino = 7070;
+	int bad = 0;
+
+	/* 7070 and its neighbour 7071 share pack 97000: only 70's bytes may go */
+	make_attr(&a, 7070, 0);
+	make_attr(&b, 7071, 0);
+	bad += w_inode_put(&a) != 0 || w_inode_put(&b) != 0;
+	for (uint64_t idx = 0; idx < 3; idx++) {
+		mkchunk(&c, 7070, idx);
+		c.pack = 97000;
+		bad += w_chunk_put(7070, idx, &c) != 0;
+	}
+	mkchunk(&cb, 7071, 0);
+	cb.pack = 97000;
+	bad += w_chunk_put(7071, 0, &cb) != 0;
+	{
+		struct op o = { .kind = OP_PACK_ACCOUNT, .a = 97000, .d1 = 4 * (int64_t)c.len,
+				.d2 = 4 * (int64_t)c.len };
+
+		bad += index_write(ix, do_op, &o) != 0;
+	}
+	bad += w_xattr_put(7070, "user.a", "1", 1) != 0 || w_xattr_put(7071, "user.b", "2", 1) != 0;
+	bad += w_simple(OP_ORPHAN_ADD, 7070, 0) != 0;
+	ok(bad == 0, "purge: inode 7070 with 3 chunks, an xattr and an orphan mark, beside inode 7071");
+	t = rd();
+	index_pack_get(t, 97000, &before);
+	index_read_end(t);
+	ok(index_write(ix, do_purge, &ino) == 0, "index_inode_purge(7070)");
+	ok(r_inode_get(7070, &got) == -ENOENT, "its inode record is gone");
+	ok(r_chunk_get(7070, 0, &c) == -ENOENT && r_chunk_get(7070, 2, &c) == -ENOENT, "its chunks are gone");
+	t = rd();
+	ok(index_xattr_list(t, 7070, list, sizeof(list)) <= 0, "its xattrs are gone");
+	{
+		uint64_t orphans[8];
+		int n = index_orphan_list(t, orphans, 8), mark = 0;
+
+		for (int i = 0; i < n; i++)
+			mark |= orphans[i] == 7070;
+		ok(n >= 0 && !mark, "its orphan mark is gone");
+	}
+	index_pack_get(t, 97000, &after);
+	ok(before.live_bytes - after.live_bytes == 3 * (uint64_t)c.len,
+	   "the pack lost exactly its 3 chunks' live bytes (%llu -> %llu)",
+	   (unsigned long long)before.live_bytes, (unsigned long long)after.live_bytes);
+	ok(index_inode_get(t, 7071, &got) == 0 && index_chunk_get(t, 7071, 0, &cb) == 0 &&
+	   index_xattr_list(t, 7071, list, sizeof(list)) > 0, "the neighbour 7071 keeps all of its records");
+	index_read_end(t);
+	{
+		int rc = index_write(ix, do_purge, &ino);
+
+		ok(rc == 0 || rc == -ENOENT, "a second purge of 7070 is harmless (%d)", rc);
+	}
+	ok(r_inode_get(7071, &got) == 0, "and 7071 is still there");
+	/* leave the index as the later tests expect it */
+	ino = 7071;
+	ok(index_write(ix, do_purge, &ino) == 0 && w_simple(OP_PACK_DEL, 97000, 0) == 0,
+	   "purge 7071 and drop the pack record");
+}
+
 /* ---- xattrs ---- */
 
 static void test_xattrs(void)
@@ -1689,6 +1762,7 @@ int main(void)
 	test_inodes();
 	test_dirents();
 	test_chunks();
+	test_purge();
 	test_xattrs();
 	test_misc();
 	test_group_commit();
