@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -422,10 +423,11 @@ static void tune_bdi(const char *mnt)
  * and its one line when it could not start.  The parent exits with that
  * verdict; the daemon keeps running.
  */
-static int await_verdict(int fd, char *why, size_t whylen)
+static int await_verdict(int fd, pid_t child, char *why, size_t whylen)
 {
 	char buf[1024];
 	size_t len = 0;
+	int st;
 
 	while (len < sizeof(buf) - 1) {
 		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
@@ -442,6 +444,11 @@ static int await_verdict(int fd, char *why, size_t whylen)
 		return 0;
 	if (len > 1)
 		return why_set(why, whylen, -EIO, "%s", buf + 1);
+	/* no verdict at all: it crashed (a damaged index can make LMDB
+	 * fault); say how, so the one line is not empty */
+	if (waitpid(child, &st, 0) == child && WIFSIGNALED(st))
+		return why_set(why, whylen, -ECHILD, "the daemon died while starting (signal %d, %s)",
+			       WTERMSIG(st), strsignal(WTERMSIG(st)));
 	return why_set(why, whylen, -ECHILD, "the daemon died while starting");
 }
 
@@ -584,7 +591,7 @@ int daemon_run(const struct daemon_opts *o, char *why, size_t whylen)
 		if (pid > 0) {
 			close(verdict[1]);
 			verdict[1] = -1;
-			rc = await_verdict(verdict[0], why, whylen);
+			rc = await_verdict(verdict[0], pid, why, whylen);
 			goto out;
 		}
 		close(verdict[0]);

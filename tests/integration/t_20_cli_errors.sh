@@ -246,6 +246,43 @@ for c in "" init mount umount status info fsck compact snapshot key "key list" "
 	fi
 done
 
+# --- a daemon that dies while it starts: the waiting command still says
+# why in one line.  The passphrase file is a FIFO nobody writes, so the
+# forked daemon blocks in its open; it is then killed as a crash in LMDB
+# would kill it (SIGSEGV), which used to leave an empty stderr.
+mkfifo "$T/stuck.fifo"
+"$MV" mount "$A_STORE" "$A_MNT" --keystore "$A_KS" --passphrase-file "$T/stuck.fifo" \
+	>"$T/stuck.out" 2>"$T/stuck.err" &
+stuck_parent=$!
+stuck_child=
+# it can only block there (nobody opens the FIFO for writing); wchan, when
+# the kernel shows it, says so early
+for i in $(seq 100); do
+	stuck_child=$(pgrep -P "$stuck_parent" | head -n 1)
+	if [ -n "$stuck_child" ]; then
+		grep -q wait_for_partner "/proc/$stuck_child/wchan" 2>/dev/null && break
+		[ "$i" -ge 20 ] && break
+	fi
+	sleep 0.1
+done
+if [ -n "$stuck_child" ]; then
+	kill -SEGV "$stuck_child"
+	wait "$stuck_parent"
+	rc=$?
+	if [ "$rc" = "$EX_FAILURE" ] && [ "$(wc -l <"$T/stuck.err")" = 1 ] &&
+	   grep -q 'died while starting (signal 11' "$T/stuck.err"; then
+		ok "a daemon killed while starting: status 1 and one line naming the signal"
+	else
+		not_ok "a daemon killed while starting: status 1 and one line naming the signal" \
+			"status $rc" "$(cat "$T/stuck.err")"
+	fi
+else
+	kill "$stuck_parent" 2>/dev/null
+	wait "$stuck_parent" 2>/dev/null
+	not_ok "a daemon killed while starting: the daemon never blocked on the FIFO"
+fi
+is_mounted "$A_MNT" && not_ok "nothing is mounted after the failed start" || ok "nothing is mounted after the failed start"
+
 # --- after all that, the vaults are intact
 check "info of a good store exits 0" mv_run info "$A_STORE"
 if mv_mount "$A_STORE" "$A_MNT" "$A_KS" "$A_PF"; then
