@@ -7,9 +7,8 @@
  *
  * Calls only downward: core -> namespace -> filedata -> inode_table.
  *
- * The background work at the end (write-back by age, compaction, status)
- * is what the daemon's flusher thread needs; mvfs.c's flusher still does
- * it by hand until it moves to fs/daemon.
+ * The background steps at the end (write-back by age, compaction, status)
+ * are driven by the daemon's flusher thread (fs/daemon/daemon.c).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -192,28 +192,5 @@ static inline int tu_is_zero(const char *buf, size_t len)
 	return 1;
 }
 
-#ifdef MEDVAULT_TAP_H
-#include <stdarg.h>
-/*
- * A known bug, reported and left for its owner: TAP's "# TODO" directive.
- * It prints "not ok ... # TODO" while the bug is there and counts as
- * passed (TAP semantics), so the suite stays green and the line says why.
- */
-__attribute__((format(printf, 2, 3)))
-static inline int tu_todo(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	tap_n++;
-	printf("%s %d - ", cond ? "ok" : "not ok", tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf(" # TODO known bug%s\n", cond ? " (now passes: make it an ok)" : "");
-	fflush(stdout);
-	return cond;
-}
-#define todo(cond, ...) tu_todo(!!(cond), __VA_ARGS__)
-#endif
 
 #endif
