@@ -66,6 +66,7 @@ struct index {
 	char data_path[PATH_MAX];
 	uint64_t filled;	/* data.mdb is written up to here (map_fill) */
 	int env_open;		/* mdb_env_open succeeded: there is a map to sync */
+	int rdonly;		/* INDEX_RDONLY: no write transaction ever */
 	uint64_t dead_bytes;	/* atomic; see index_dead_bytes */
 };
 
@@ -306,8 +307,9 @@ static int map_room(struct index *ix, int full)
 }
 
 int index_open(struct index **out, const char *dir, const uint8_t uuid[16],
-	       const struct volkeys *vk, int create)
+	       const struct volkeys *vk, int flags)
 {
+	int create = flags & INDEX_CREATE, rdonly = flags & INDEX_RDONLY;
 	struct index *ix;
 	MDB_txn *txn = NULL;
 	struct stat st;
@@ -357,15 +359,18 @@ int index_open(struct index **out, const char *dir, const uint8_t uuid[16],
 	 * map starts at the file's size (16 MiB new) and grows by steps when
 	 * full, written ahead (map_room) rather than left sparse.
 	 */
-	rc = mdb_err(mdb_env_open(ix->env, dir, MDB_NOSYNC | MDB_NOTLS | MDB_NORDAHEAD | MDB_WRITEMAP,
+	rc = mdb_err(mdb_env_open(ix->env, dir,
+				  rdonly ? MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD
+					 : MDB_NOSYNC | MDB_NOTLS | MDB_NORDAHEAD | MDB_WRITEMAP,
 				  0600));
 	if (rc < 0)
 		goto fail;
-	ix->env_open = 1;
+	ix->env_open = !rdonly;
+	ix->rdonly = rdonly;
 	/* a foreign or empty directory gets no map written into it */
-	if (create && (rc = map_room(ix, 0)) < 0)
+	if (create && !rdonly && (rc = map_room(ix, 0)) < 0)
 		goto fail;
-	if ((rc = mdb_err(mdb_txn_begin(ix->env, NULL, 0, &txn))) < 0)
+	if ((rc = mdb_err(mdb_txn_begin(ix->env, NULL, rdonly ? MDB_RDONLY : 0, &txn))) < 0)
 		goto fail;
 	for (int i = 0; i < DB_COUNT; i++) {
 		rc = mdb_err(mdb_dbi_open(txn, db_names[i], create ? MDB_CREATE : 0, &ix->dbi[i]));
@@ -378,7 +383,7 @@ int index_open(struct index **out, const char *dir, const uint8_t uuid[16],
 	}
 	if ((rc = mdb_err(mdb_txn_commit(txn))) < 0)
 		goto fail;
-	if (!create && (rc = map_room(ix, 0)) < 0)
+	if (!create && !rdonly && (rc = map_room(ix, 0)) < 0)
 		goto fail;
 	*out = ix;
 	return 0;
@@ -408,7 +413,16 @@ void index_close(struct index *ix)
 
 int index_sync(struct index *ix)
 {
+	if (ix->rdonly)
+		return 0;
 	return mdb_env_sync(ix->env, 1) ? -EIO : 0;
+}
+
+int index_root_durable(struct index *ix, struct index_root_state *out)
+{
+	(void)ix;
+	memset(out, 0, sizeof(*out));
+	return 0;
 }
 
 int index_copy(struct index *ix, const char *dest_dir)
@@ -540,6 +554,8 @@ int index_write(struct index *ix, index_write_fn fn, void *arg)
 {
 	struct write_req req = { .fn = fn, .arg = arg };
 
+	if (ix->rdonly)
+		return -EROFS;
 	pthread_mutex_lock(&ix->qlock);
 	*ix->qtail = &req;
 	ix->qtail = &req.next;

@@ -62,9 +62,28 @@ struct pack_rec {
 	uint32_t state;
 };
 
-/* -errno: -ENOENT (no index and !create), -EIO, -EBADMSG (not ours / foreign volume) */
+/* index_open flags */
+#define INDEX_CREATE 1	/* make the environment if there is none */
+#define INDEX_RDONLY 2	/* never write: index_write returns -EROFS */
+
+/* -errno: -ENOENT (no index and no INDEX_CREATE), -EIO, -EBADMSG (not ours /
+ * foreign volume) */
 int index_open(struct index **out, const char *dir, const uint8_t uuid[16],
-	       const struct volkeys *vk, int create);
+	       const struct volkeys *vk, int flags);
+
+/*
+ * The integrity root of the committed index: a counter that grows by one
+ * with every commit, and the MAC of the root record naming the state.
+ * The anchor outside the store (store/anchor.h) keeps a copy of both.
+ * counter 0 (root zeros): a format-1 index, which has no root yet.
+ */
+#define INDEX_ROOT_MAC 16
+struct index_root_state {
+	uint64_t counter;
+	uint8_t mac[INDEX_ROOT_MAC];
+};
+/* The state made durable by the last index_sync (or found at open). */
+int index_root_durable(struct index *ix, struct index_root_state *out);
 void index_close(struct index *ix);
 
 /* Short read transaction.  -EIO */
