@@ -84,6 +84,35 @@ struct index_root_state {
 };
 /* The state made durable by the last index_sync (or found at open). */
 int index_root_durable(struct index *ix, struct index_root_state *out);
+
+/* 1 when the index has its integrity tree (format 2), 0 (format 1) */
+int index_has_tree(struct index *ix);
+
+/*
+ * Format 1 -> 2: build the integrity tree over the records as they are,
+ * in one transaction (a crash leaves format 1, and the next open tries
+ * again); nothing when the tree exists.  No other user may have the
+ * index open for writing.  -EROFS, -ENOMEM, -ENOSPC, -EIO
+ */
+int index_upgrade(struct index *ix);
+
+/*
+ * Build the tree afresh over the records as they are now and move the
+ * counter on (fsck --repair, after it removed what it could not trust).
+ * Same conditions as index_upgrade.
+ */
+int index_tree_rebuild(struct index *ix);
+
+/*
+ * Recompute the whole tree from the records in txn's view and compare
+ * it with the stored one: bad(ctx, owner, what) for each inode (0: the
+ * volume's counters and packs) whose records do not add up, what naming
+ * the part.  *state (may be NULL) gets the root state in view.  Returns
+ * the number of findings, -ENOENT without a tree (format 1), or -errno.
+ */
+typedef void (*index_bad_cb)(void *ctx, uint64_t ino, const char *what);
+long index_tree_verify(struct index_txn *txn, struct index_root_state *state, index_bad_cb bad,
+		       void *ctx);
 void index_close(struct index *ix);
 
 /* Short read transaction.  -EIO */
