@@ -430,7 +430,14 @@ static int rec_check(struct index_txn *t, enum db_id db, const void *key, size_t
 			 v ? v->mv_data : NULL, v ? v->mv_size : 0);
 	if (rc != -EAGAIN)
 		return rc;
-	if ((rc = view_root(t, &own)) < 0 || own.counter < t->ix->first_counter) {
+	rc = view_root(t, &own);
+	if (rc == -ENOENT && t->ix->first_counter == 0) {
+		/* a view from before the new index's first commit */
+		memset(&own, 0, sizeof(own));
+		own.depth = 1;
+		rc = 0;
+	}
+	if (rc < 0 || own.counter < t->ix->first_counter) {
 		syslog(LOG_ERR, "index integrity: the root record in view is %s",
 		       rc < 0 ? "unreadable" : "older than at mount");
 		return -EIO;
@@ -1241,6 +1248,33 @@ static int cursor_next(MDB_cursor *c, const uint8_t *prefix, MDB_val *k, MDB_val
 	return k->mv_size >= 8 && !memcmp(k->mv_data, prefix, 8);
 }
 
+/*
+ * A walk that saw every record of owner's bulk class must have seen as
+ * many as the integrity tree knows of: fewer means records were deleted
+ * behind the index's back.  0 when it matches (or there is no tree),
+ * -EIO otherwise.
+ */
+static int owner_count_is(struct index_txn *t, uint64_t owner, uint64_t seen)
+{
+	struct it_io io;
+	uint64_t n;
+	int rc;
+
+	if (!t->ix->it)
+		return 0;
+	make_io(t, &io);
+	rc = itree_count(t->ix->it, t->ot, &io, owner, IT_BULK, &n);
+	if (rc == -EAGAIN)
+		return 0;	/* overtaken by a commit: the records were checked one by one */
+	if (rc < 0)
+		return rc;
+	if (n == seen)
+		return 0;
+	syslog(LOG_ERR, "inode %llu: %llu of its chunks or entries are missing from the index",
+	       (unsigned long long)owner, (unsigned long long)(n - seen));
+	return -EIO;
+}
+
 int index_dir_empty(struct index_txn *t, uint64_t parent)
 {
 	uint8_t start[DIRENT_KEY] = { 0 };
@@ -1252,9 +1286,18 @@ int index_dir_empty(struct index_txn *t, uint64_t parent)
 	if ((rc = mdb_err(mdb_cursor_open(t->txn, t->ix->dbi[DB_DIRENT], &c))) < 0)
 		return rc;
 	rc = cursor_seek(c, start, sizeof(start), &k, &v);
+	if (rc > 0) {
+		uint8_t key[DIRENT_KEY];
+		ssize_t n = cursor_rec_open(t, DB_DIRENT, &k, &v, key, DIRENT_KEY);
+
+		if (n < 0)
+			rc = (int)n;
+	}
 	mdb_cursor_close(c);
 	if (rc < 0)
 		return rc;
+	if (rc == 0 && (rc = owner_count_is(t, parent, 0)) < 0)
+		return rc;	/* entries deleted behind our back: not empty */
 	return rc ? 0 : 1;
 }
 
@@ -1264,7 +1307,8 @@ int index_dirent_iter(struct index_txn *t, uint64_t parent, uint64_t off,
 	uint8_t start[DIRENT_KEY] = { 0 };
 	MDB_cursor *c;
 	MDB_val k, v;
-	int rc, more;
+	int rc, more, whole = off <= 2;
+	uint64_t seen = 0;
 
 	be64_put(start, parent);
 	if (off > 2) {
@@ -1292,13 +1336,17 @@ int index_dirent_iter(struct index_txn *t, uint64_t parent, uint64_t off,
 		}
 		if ((more = dirent_decode(t->buf, (size_t)n, &ino, &type, &name, &len)) < 0)
 			break;
+		seen++;
 		rc = cb(ctx, name, len, ino, type, dirent_next_off(key));
 		if (rc) {
+			whole = 0;
 			more = rc < 0 ? rc : 0;
 			break;
 		}
 	}
 	mdb_cursor_close(c);
+	if (more == 0 && whole)
+		more = owner_count_is(t, parent, seen);
 	return more < 0 ? more : 0;
 }
 
@@ -1364,7 +1412,8 @@ static int chunk_walk(struct index_txn *t, const uint8_t *start, int one_inode,
 {
 	MDB_cursor *c;
 	MDB_val k, v;
-	int rc, more;
+	int rc, more, whole = one_inode && be64_get(start + 8) == 0;
+	uint64_t seen = 0;
 
 	if ((rc = mdb_err(mdb_cursor_open(t->txn, t->ix->dbi[DB_CHUNK], &c))) < 0)
 		return rc;
@@ -1386,14 +1435,18 @@ static int chunk_walk(struct index_txn *t, const uint8_t *start, int one_inode,
 		}
 		if ((more = chunk_decode(&cr, t->buf, (size_t)n)) < 0)
 			break;
+		seen++;
 		rc = cb(ctx, be64_get(key), be64_get(key + 8), &cr);
 		if (rc) {
+			whole = 0;
 			more = rc < 0 ? rc : 0;
 			break;
 		}
 		more = cursor_move(c, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(c);
+	if (more == 0 && whole)
+		more = owner_count_is(t, be64_get(start), seen);
 	return more < 0 ? more : 0;
 }
 

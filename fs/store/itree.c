@@ -19,6 +19,14 @@
 
 static const char *const part_names[] = { "chunks or entries", "xattrs, orphan mark or counters" };
 
+/* what a class holds, for syslog: the volume (0) owns packs and counters */
+static const char *part_of(uint64_t owner, enum it_cls cls)
+{
+	if (owner == 0)
+		return cls == IT_BULK ? "pack records" : "counters (next_ino, epoch, max_pack, format)";
+	return part_names[cls];
+}
+
 /* ---- small pieces ---- */
 
 static int is_zero(const uint8_t *p, size_t n)
@@ -897,8 +905,8 @@ static int owner_table(struct itree *it, struct itree_txn *ot, const struct it_i
 		free(b.t.ent);
 		if (stale_view(it, io))
 			return -EAGAIN;
-		syslog(LOG_ERR, "inode %llu: its %s do not match the integrity tree (a record was replayed, deleted or planted)",
-		       (unsigned long long)owner, part_names[cls]);
+		syslog(LOG_ERR, "%s %llu: its %s do not match the integrity tree (a record was replayed, deleted or planted)",
+		       owner ? "inode" : "volume, inode", (unsigned long long)owner, part_of(owner, cls));
 		return -EIO;
 	}
 	if (!(nk = calloc(1, sizeof(*nk)))) {
@@ -986,8 +994,8 @@ int itree_check(struct itree *it, struct itree_txn *ot, const struct it_io *io,
 	if (stale_view(it, io))
 		return -EAGAIN;
 bad:
-	syslog(LOG_ERR, "inode %llu: a record of its %s is %s (replayed, deleted or planted)",
-	       (unsigned long long)owner, part_names[cls],
+	syslog(LOG_ERR, "%s %llu: a record of its %s is %s (replayed, deleted or planted)",
+	       owner ? "inode" : "volume, inode", (unsigned long long)owner, part_of(owner, cls),
 	       !val ? "missing" : match < 0 ? "unknown to the integrity tree" : "stale");
 	return -EIO;
 }
@@ -1286,7 +1294,7 @@ static int verify_visit(void *ctx, unsigned level, uint64_t prefix, const uint8_
 		}
 		for (int c = 0; c < 2; c++)
 			if (memcmp(want + IT_MAC * (1 + c), have + IT_MAC * (1 + c), IT_MAC)) {
-				v->bad(v->ctx, owner, part_names[c]);
+				v->bad(v->ctx, owner, part_of(owner, (enum it_cls)c));
 				v->nbad++;
 			}
 	}
