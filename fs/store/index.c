@@ -806,11 +806,37 @@ struct verify_arg {
 	void *ctx;
 };
 
-static void verify_bad(void *ctx, uint64_t owner, const char *what)
+static void verify_bad(void *ctx, uint64_t owner, enum it_part part)
 {
 	struct verify_arg *a = ctx;
 
-	a->cb(a->ctx, owner, what);
+	_Static_assert((int)IT_PART_NODE == (int)INDEX_STALE_NODE &&
+		       (int)IT_PART_SMALL == (int)INDEX_STALE_SMALL, "index_stale mirrors it_part");
+	a->cb(a->ctx, owner, (enum index_stale)part);
+}
+
+const char *index_stale_name(enum index_stale what, uint64_t ino, int is_dir)
+{
+	switch (what) {
+	case INDEX_STALE_RECORD: return "its inode record is stale (replayed)";
+	case INDEX_STALE_UNKNOWN: return "its inode record is unknown to the integrity tree (planted or resurrected)";
+	case INDEX_STALE_MISSING: return "its inode record is missing";
+	case INDEX_STALE_BULK:
+		return !ino ? "the pack records do not add up (replayed, deleted or planted)"
+		       : is_dir ? "its directory entries do not add up (replayed, deleted or planted)"
+				: "its chunk records do not add up (replayed, deleted or planted)";
+	case INDEX_STALE_SMALL:
+		return !ino ? "the volume counters do not add up (replayed)"
+			    : "its xattrs or orphan mark do not add up (replayed, deleted or planted)";
+	case INDEX_STALE_NODE: return "an integrity tree node is stale or damaged";
+	}
+	return "?";
+}
+
+void index_tree_detach(struct index *ix)
+{
+	itree_free(ix->it);
+	ix->it = NULL;
 }
 
 long index_tree_verify(struct index_txn *t, struct index_root_state *state, index_bad_cb bad,

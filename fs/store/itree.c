@@ -1278,7 +1278,7 @@ static int verify_visit(void *ctx, unsigned level, uint64_t prefix, const uint8_
 	if (rc == 0 && is_zero(data, bytes))
 		return 0;
 	if (level != 1) {
-		v->bad(v->ctx, prefix << (IT_BITS * level), "tree node");
+		v->bad(v->ctx, prefix << (IT_BITS * level), IT_PART_NODE);
 		v->nbad++;
 		return 0;
 	}
@@ -1289,12 +1289,13 @@ static int verify_visit(void *ctx, unsigned level, uint64_t prefix, const uint8_
 		uint64_t owner = prefix << IT_BITS | s;
 
 		if (memcmp(want, have, IT_MAC)) {
-			v->bad(v->ctx, owner, "inode record");
+			v->bad(v->ctx, owner, is_zero(have, IT_MAC) ? IT_PART_UNKNOWN
+					      : is_zero(want, IT_MAC) ? IT_PART_MISSING : IT_PART_RECORD);
 			v->nbad++;
 		}
 		for (int c = 0; c < 2; c++)
 			if (memcmp(want + IT_MAC * (1 + c), have + IT_MAC * (1 + c), IT_MAC)) {
-				v->bad(v->ctx, owner, part_of(owner, (enum it_cls)c));
+				v->bad(v->ctx, owner, c == IT_BULK ? IT_PART_BULK : IT_PART_SMALL);
 				v->nbad++;
 			}
 	}
@@ -1316,7 +1317,7 @@ long itree_verify_all(const struct volkeys *vk, const struct it_io *io, const st
 	if (rc < 0)
 		return rc;
 	if (v.nbad == 0 && (depth != root->depth || memcmp(top, root->top, IT_MAC))) {
-		bad(ctx, 0, "tree node");
+		bad(ctx, 0, IT_PART_NODE);
 		v.nbad++;
 	}
 	return v.nbad;

@@ -132,14 +132,22 @@ void itree_txn_apply(struct itree_txn *ot, uint64_t snap, const struct it_root *
 int itree_rebuild(const struct volkeys *vk, const struct it_io *io, it_put_node put,
 		  struct it_root *root);
 
+/* What a whole-tree check found wrong with one owner's slot. */
+enum it_part {
+	IT_PART_RECORD,		/* its inode record differs from the tree's */
+	IT_PART_UNKNOWN,	/* an inode record the tree does not know (planted, resurrected) */
+	IT_PART_MISSING,	/* the tree knows an inode whose record is gone */
+	IT_PART_BULK,		/* its chunks, entries (or the volume's packs) */
+	IT_PART_SMALL,		/* its xattrs, orphan mark (or the volume's counters) */
+	IT_PART_NODE,		/* an inner tree node */
+};
+
 /*
  * Recompute every slot from the records and compare with the stored tree
- * under root (fsck, scrub).  bad(ctx, owner, what) is called for each
- * owner whose slot differs; what names the part: "inode record",
- * "chunks or entries", "xattrs, orphan mark or counters", or "tree node".
- * Returns the number of bad owners, or -errno.
+ * under root (fsck, scrub): bad(ctx, owner, part) for each difference.
+ * Returns the number of differences, or -errno.
  */
-typedef void (*it_bad_cb)(void *ctx, uint64_t owner, const char *what);
+typedef void (*it_bad_cb)(void *ctx, uint64_t owner, enum it_part part);
 long itree_verify_all(const struct volkeys *vk, const struct it_io *io, const struct it_root *root,
 		      it_bad_cb bad, void *ctx);
 

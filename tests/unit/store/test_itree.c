@@ -313,7 +313,7 @@ struct bad_seen {
 	int n;
 };
 
-static void bad_cb(void *ctx, uint64_t ino, const char *what)
+static void bad_cb(void *ctx, uint64_t ino, enum index_stale what)
 {
 	struct bad_seen *b = ctx;
 
