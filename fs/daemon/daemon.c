@@ -601,6 +601,8 @@ int daemon_run(const struct daemon_opts *o, char *why, size_t whylen)
 		goto out;
 	}
 	secure_harden_process();
+	/* before the store is opened: what its checks find goes to the log */
+	openlog("medvault", LOG_PID | (o->foreground ? LOG_PERROR : 0), LOG_DAEMON);
 	if ((rc = vault_open(&d.v, o->store, o->keystore, o->key, why, whylen)) < 0)
 		goto out;
 	if ((rc = mvfs_create(&d.fs, d.v)) < 0) {
@@ -642,7 +644,6 @@ int daemon_run(const struct daemon_opts *o, char *why, size_t whylen)
 		rc = why_set(why, whylen, -EIO, "cannot set up the FUSE channel");
 		goto out;
 	}
-	openlog("medvault", LOG_PID | (o->foreground ? LOG_PERROR : 0), LOG_DAEMON);
 	tune_bdi(o->mountpoint);
 	/* everything that answers the command line runs before mount returns */
 	d.started = time(NULL);
