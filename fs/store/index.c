@@ -737,6 +737,12 @@ int index_root_durable(struct index *ix, struct index_root_state *out)
 	return 0;
 }
 
+void index_cache_caps(struct index *ix, size_t nodes, size_t entries)
+{
+	if (ix->it)
+		itree_set_caps(ix->it, nodes, entries);
+}
+
 int index_has_tree(struct index *ix)
 {
 	return ix->it != NULL;

@@ -319,6 +319,9 @@ struct itree {
 	struct kids *kids[KIDS_BUCKETS];
 	size_t nents;
 	uint64_t clock;		/* atomic */
+	size_t node_cap, ent_cap;	/* NODE_CAP, ENT_CAP unless a test says */
+	size_t kick_at;		/* next bucket the table sweep looks at */
+	uint64_t swept;		/* clock when the last sweep ended */
 };
 
 static size_t node_bucket(unsigned level, uint64_t prefix)
@@ -359,7 +362,7 @@ static void kids_free(struct kids *k)
  * inner nodes are few and every path needs them.  Write-locked. */
 static void evict_nodes(struct itree *it)
 {
-	for (size_t scanned = 0; it->nnodes > NODE_CAP * 3 / 4 && scanned < NODE_BUCKETS; scanned++) {
+	for (size_t scanned = 0; it->nnodes > it->node_cap * 3 / 4 && scanned < NODE_BUCKETS; scanned++) {
 		struct cnode **pp = &it->nodes[it->evict_at];
 
 		while (*pp) {
@@ -377,28 +380,33 @@ static void evict_nodes(struct itree *it)
 	}
 }
 
-/* Drop the least recently used tables (never the volume's own) until the
- * entries fit.  Write-locked. */
+/*
+ * Drop tables (never the volume's own, nor keep) until the entries fit in
+ * three quarters of the cap: a sweep over the buckets from where the last
+ * one stopped, passing over tables used since the sweep last came by
+ * (a clock), so the hot ones stay.  Write-locked.
+ */
 static void evict_kids(struct itree *it, const struct kids *keep)
 {
-	while (it->nents > ENT_CAP) {
-		struct kids **victim = NULL;
+	uint64_t now = __atomic_load_n(&it->clock, __ATOMIC_RELAXED);
 
-		for (size_t b = 0; b < KIDS_BUCKETS; b++)
-			for (struct kids **pp = &it->kids[b]; *pp; pp = &(*pp)->next)
-				if ((*pp)->owner != 0 && *pp != keep &&
-				    (!victim || (*pp)->used < (*victim)->used))
-					victim = pp;
-		if (!victim)
-			return;
-		{
-			struct kids *k = *victim;
+	for (size_t scanned = 0; it->nents > it->ent_cap * 3 / 4 && scanned < 2 * KIDS_BUCKETS; scanned++) {
+		struct kids **pp = &it->kids[it->kick_at];
 
-			*victim = k->next;
-			it->nents -= k->t.n;
-			kids_free(k);
+		while (*pp) {
+			struct kids *k = *pp;
+
+			if (k->owner != 0 && k != keep && (scanned >= KIDS_BUCKETS || k->used < it->swept)) {
+				*pp = k->next;
+				it->nents -= k->t.n;
+				kids_free(k);
+			} else {
+				pp = &k->next;
+			}
 		}
+		it->kick_at = (it->kick_at + 1) & (KIDS_BUCKETS - 1);
 	}
+	it->swept = now;
 }
 
 int itree_new(struct itree **out, const struct volkeys *vk, const struct it_root *root,
@@ -410,6 +418,8 @@ int itree_new(struct itree **out, const struct volkeys *vk, const struct it_root
 	if (!it)
 		return -ENOMEM;
 	it->vk = vk;
+	it->node_cap = NODE_CAP;
+	it->ent_cap = ENT_CAP;
 	it->root = *root;
 	it->vgen = snap;
 	pthread_rwlock_init(&it->lock, NULL);
@@ -437,6 +447,16 @@ void itree_free(struct itree *it)
 		}
 	pthread_rwlock_destroy(&it->lock);
 	free(it);
+}
+
+void itree_set_caps(struct itree *it, size_t nodes, size_t entries)
+{
+	pthread_rwlock_wrlock(&it->lock);
+	it->node_cap = nodes < 8 ? 8 : nodes;
+	it->ent_cap = entries < 16 ? 16 : entries;
+	evict_nodes(it);
+	evict_kids(it, NULL);
+	pthread_rwlock_unlock(&it->lock);
 }
 
 void itree_root(struct itree *it, struct it_root *out)
@@ -552,7 +572,7 @@ static int committed_node(struct itree *it, const struct it_io *io, unsigned lev
 		it->nodes[b] = n;
 		it->nnodes++;
 		n = NULL;
-		if (it->nnodes > NODE_CAP)
+		if (it->nnodes > it->node_cap)
 			evict_nodes(it);
 	}
 	pthread_rwlock_unlock(&it->lock);
@@ -837,9 +857,9 @@ void itree_txn_apply(struct itree_txn *ot, uint64_t snap, const struct it_root *
 	}
 	it->root = *root;
 	it->vgen = snap;
-	if (it->nnodes > NODE_CAP)
+	if (it->nnodes > it->node_cap)
 		evict_nodes(it);
-	if (it->nents > ENT_CAP)
+	if (it->nents > it->ent_cap)
 		evict_kids(it, NULL);
 	pthread_rwlock_unlock(&it->lock);
 }
@@ -917,7 +937,7 @@ static int owner_table(struct itree *it, struct itree_txn *ot, const struct it_i
 	nk->cls = cls;
 	nk->t = b.t;
 	nk->used = __atomic_add_fetch(&it->clock, 1, __ATOMIC_RELAXED);
-	if (own || io->own_root || nk->t.n > ENT_CAP / 2) {
+	if (own || io->own_root || nk->t.n > it->ent_cap / 2) {
 		*tmp = nk;
 		return 0;
 	}
@@ -928,7 +948,7 @@ static int owner_table(struct itree *it, struct itree_txn *ot, const struct it_i
 		nk->next = it->kids[bk];
 		it->kids[bk] = nk;
 		it->nents += nk->t.n;
-		if (it->nents > ENT_CAP)
+		if (it->nents > it->ent_cap)
 			evict_kids(it, nk);
 		/* keep the lock shared for the caller: nobody may free nk */
 		pthread_rwlock_unlock(&it->lock);

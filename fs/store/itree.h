@@ -91,6 +91,8 @@ int itree_new(struct itree **out, const struct volkeys *vk, const struct it_root
 	      uint64_t snap);
 void itree_free(struct itree *it);
 void itree_root(struct itree *it, struct it_root *out);
+/* Bound the caches: verified nodes, and owner-table entries (tests). */
+void itree_set_caps(struct itree *it, size_t nodes, size_t entries);
 
 /*
  * Check one record as read in io's view (val NULL: the key is absent).

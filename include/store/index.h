@@ -88,6 +88,10 @@ struct index_root_state {
 /* The state made durable by the last index_sync (or found at open). */
 int index_root_durable(struct index *ix, struct index_root_state *out);
 
+/* Bound the integrity tree's caches (verified nodes, owner-table
+ * entries); tests make them tiny to exercise eviction. */
+void index_cache_caps(struct index *ix, size_t nodes, size_t entries);
+
 /* 1 when the index has its integrity tree (format 2), 0 (format 1) */
 int index_has_tree(struct index *ix);
 

@@ -95,7 +95,8 @@ grep -q "upgraded from format 1 to 2" "$T/upgrade.log" && ok "the daemon logs th
 "$TOOLS/tree_digest" "$MNT" >"$T/after" 2>&1
 if cmp -s "$T/before" "$T/after"; then ok "every file, attribute, xattr and link is as it was"
 else not_ok "every file is as it was" "$(diff "$T/before" "$T/after" | head -n 5)"; fi
-echo "after upgrade" >"$MNT/study1/new.dcm" && ok "the upgraded store takes writes" || not_ok "writes after the upgrade"
+echo "after upgrade" >"$MNT/study1/new.dcm" && chmod 640 "$MNT/study3/img7.dcm" &&
+	ok "the upgraded store takes writes" || not_ok "writes after the upgrade"
 mv_umount "$MNT"
 grep -qx 'format=2' "$STORE/medvault.conf" && ok "medvault.conf says format=2" ||
 	not_ok "medvault.conf says format=2" "$(grep format= "$STORE/medvault.conf")"
@@ -113,7 +114,7 @@ is "$rc" 0 "fsck of the upgraded store is clean"
 
 # ---- a record from before the upgrade, put back
 if surg put "$STORE/index" inode "$(printf '%016x' "$VICTIM_INO")" "$T/format1/index" >/dev/null; then
-	ok "inode $VICTIM_INO's format-1 record put back over the upgraded one"
+	ok "inode $VICTIM_INO's format-1 record (mode 600) put back over today's (640)"
 else
 	not_ok "surgery" "put inode $VICTIM_INO"
 fi
