@@ -1193,10 +1193,12 @@ static uint64_t dirent_next_off(const uint8_t key[DIRENT_KEY])
 	return (be64_get(key + 8) >> 2) + 3;
 }
 
+/* Bytes after the name are padding (format 2 reads them, so a later
+ * build can pad names to hide their length without a format bump). */
 static int dirent_decode(const uint8_t *p, size_t n, uint64_t *ino, uint8_t *type,
 			 const char **name, size_t *len)
 {
-	if (n < 10 || (size_t)p[9] + 10 != n || p[9] == 0)
+	if (n < 10 || (size_t)p[9] + 10 > n || p[9] == 0)
 		return -EIO;
 	*ino = be64_get(p);
 	*type = p[8];
@@ -1751,9 +1753,11 @@ int index_inode_purge(struct index_txn *t, uint64_t ino)
 
 /* ---- packs ---- */
 
+/* A longer record carries fields of a later build (an object store's
+ * upload state); format 2 keeps to the first 20 bytes. */
 static int pack_decode(struct pack_rec *p, const uint8_t *b, size_t n)
 {
-	if (n != 20)
+	if (n < 20)
 		return -EIO;
 	p->live_bytes = be64_get(b);
 	p->total_bytes = be64_get(b + 8);
