@@ -757,7 +757,10 @@ static int put_root(struct index_txn *t, const struct it_root *r)
 	return rec_put(t, DB_META, IT_ROOT_KEY, strlen(IT_ROOT_KEY), rec, sizeof(rec));
 }
 
-int index_tree_rebuild(struct index *ix)
+static int grow_map(struct index *ix, int wait);
+
+/* one attempt of index_tree_rebuild; -ENOSPC when the map is too small */
+static int tree_rebuild_once(struct index *ix)
 {
 	struct index_txn t = { .ix = ix, .write = 1 };
 	struct it_root root = { 0 }, old;
@@ -800,6 +803,18 @@ int index_tree_rebuild(struct index *ix)
 	ix->first_counter = root.counter;
 	pthread_mutex_unlock(&ix->root_lock);
 	return index_sync(ix);
+}
+
+int index_tree_rebuild(struct index *ix)
+{
+	int rc;
+
+	/* the tree adds a few percent to the index: a map sized to a
+	 * format-1 file may need to grow first */
+	for (int tries = 0; (rc = tree_rebuild_once(ix)) == -ENOSPC && tries < 64; tries++)
+		if (grow_map(ix, 1) < 0)
+			break;
+	return rc;
 }
 
 int index_upgrade(struct index *ix)
