@@ -467,35 +467,25 @@ void itree_root(struct itree *it, struct it_root *out)
 }
 
 /*
- * A reader's view must be the state the caches describe.  Older: the
- * caller reads again in a renewed view.  Newer: the commit that made it
- * is being applied right now; wait for it (microseconds).
+ * A reader's view must be the state the caches describe.  Older, or newer
+ * (the commit that made it is being applied right now): the caller checks
+ * against the view's own root instead.
  */
 static int view_current(struct itree *it, const struct it_io *io)
 {
-	struct timespec pause = { 0, 20000 };
+	uint64_t v;
 
 	if (io->writer || io->own_root)
 		return 0;
-	for (int tries = 0; tries < 50000; tries++) {
-		uint64_t v;
-
-		pthread_rwlock_rdlock(&it->lock);
-		v = it->vgen;
-		pthread_rwlock_unlock(&it->lock);
-		if (io->snap == v)
-			return 0;
-		if (io->snap < v)
-			return -EAGAIN;
-		nanosleep(&pause, NULL);
-	}
-	syslog(LOG_ERR, "index integrity: a commit was never applied to the caches");
-	return -EIO;
+	pthread_rwlock_rdlock(&it->lock);
+	v = it->vgen;
+	pthread_rwlock_unlock(&it->lock);
+	return io->snap == v ? 0 : -EAGAIN;
 }
 
 /* A reader whose view a commit has overtaken since it began checking:
  * a mismatch may be that, not damage, so it reads again. */
-static int stale_view(struct itree *it, const struct it_io *io)
+int itree_stale(struct itree *it, const struct it_io *io)
 {
 	uint64_t v;
 
@@ -579,7 +569,7 @@ static int committed_node(struct itree *it, const struct it_io *io, unsigned lev
 	free(n);
 	return 0;
 bad:
-	if (stale_view(it, io))
+	if (itree_stale(it, io))
 		return -EAGAIN;
 	syslog(LOG_ERR, "index integrity: tree node %u/%llu does not match its parent (stale, planted or damaged)",
 	       level, (unsigned long long)prefix);
@@ -923,7 +913,7 @@ static int owner_table(struct itree *it, struct itree_txn *ot, const struct it_i
 	}
 	if (memcmp(b.sum, slot + IT_MAC * (1 + cls), IT_MAC)) {
 		free(b.t.ent);
-		if (stale_view(it, io))
+		if (itree_stale(it, io))
 			return -EAGAIN;
 		syslog(LOG_ERR, "%s %llu: its %s do not match the integrity tree (a record was replayed, deleted or planted)",
 		       owner ? "inode" : "volume, inode", (unsigned long long)owner, part_of(owner, cls));
@@ -989,7 +979,7 @@ int itree_check(struct itree *it, struct itree_txn *ot, const struct it_io *io,
 			return rc;
 		if (!memcmp(slot, mac, IT_MAC))
 			return 0;
-		if (stale_view(it, io))
+		if (itree_stale(it, io))
 			return -EAGAIN;
 		syslog(LOG_ERR, "inode %llu: its record is %s (replayed, deleted or planted)",
 		       (unsigned long long)owner,
@@ -1011,7 +1001,7 @@ int itree_check(struct itree *it, struct itree_txn *ot, const struct it_io *io,
 	kids_free(tmp);
 	if (val ? match == 1 : match < 0)
 		return 0;
-	if (stale_view(it, io))
+	if (itree_stale(it, io))
 		return -EAGAIN;
 bad:
 	syslog(LOG_ERR, "%s %llu: a record of its %s is %s (replayed, deleted or planted)",

@@ -104,6 +104,10 @@ void itree_set_caps(struct itree *it, size_t nodes, size_t entries);
 int itree_check(struct itree *it, struct itree_txn *ot, const struct it_io *io,
 		enum it_db db, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen);
 
+/* 1 when a commit overtook io's (reader's) view: a difference found with
+ * the caches may be that, not damage. */
+int itree_stale(struct itree *it, const struct it_io *io);
+
 /* Records of owner's class in the committed (or this txn's) state. */
 int itree_count(struct itree *it, struct itree_txn *ot, const struct it_io *io,
 		uint64_t owner, enum it_cls cls, uint64_t *count);
