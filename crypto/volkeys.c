@@ -13,6 +13,7 @@
 #define CTX_FILE "mvfile__"
 #define CTX_CONF "mvconf__"
 #define CTX_AUDIT "mvaudit_"
+#define CTX_ANCHOR "mvanchor"
 
 struct volkeys {
 	enum aead_cipher content;
@@ -20,6 +21,7 @@ struct volkeys {
 	uint8_t names[32];
 	uint8_t domain0[32];
 	uint8_t audit[32];	/* seals the access trail (fs/audit/audit.c) */
+	uint8_t anchor[32];	/* MACs the rollback anchor (fs/store/anchor.c) */
 };
 
 int volkeys_derive(struct volkeys **out, const uint8_t *mk, enum aead_cipher content)
@@ -47,6 +49,7 @@ int volkeys_derive(struct volkeys **out, const uint8_t *mk, enum aead_cipher con
 	crypto_kdf_derive_from_key(vk->domain0, sizeof(vk->domain0),
 				   VOLKEYS_DEFAULT_DOMAIN, CTX_DOMAIN, mk);
 	crypto_kdf_derive_from_key(vk->audit, sizeof(vk->audit), 1, CTX_AUDIT, mk);
+	crypto_kdf_derive_from_key(vk->anchor, sizeof(vk->anchor), 1, CTX_ANCHOR, mk);
 	sodium_mprotect_readonly(vk);
 	*out = vk;
 	return 0;
@@ -108,4 +111,9 @@ void volkeys_conf_mac(const uint8_t *mk, const void *data, size_t len, uint8_t o
 	crypto_kdf_derive_from_key(k, sizeof(k), 1, CTX_CONF, mk);
 	crypto_auth_hmacsha512256(out, data, len, k);
 	sodium_memzero(k, sizeof(k));
+}
+
+void volkeys_anchor_mac(const struct volkeys *vk, const void *data, size_t len, uint8_t out[32])
+{
+	crypto_auth_hmacsha512256(out, data, len, vk->anchor);
 }

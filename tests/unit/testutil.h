@@ -82,7 +82,7 @@ static inline void tu_env_init(struct tu_env *e, uint32_t chunk_size)
 static inline int tu_vault_open(const struct tu_env *e, const char *path, struct vault **v)
 {
 	char why[512] = "";
-	int rc = vault_open(v, path, e->keystore, &e->key, why, sizeof(why));
+	int rc = vault_open(v, path, e->keystore, &e->key, NULL, why, sizeof(why));
 
 	if (rc < 0)
 		printf("# vault_open %s: %s\n", path, why);
