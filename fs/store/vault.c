@@ -333,6 +333,19 @@ int vault_anchor_move(struct vault *v, int clean)
  * is, not clean (a daemon holds it), which creates a missing one and
  * moves it back after an accepted rollback.
  */
+/* the index reopened for writing must still be the state checked */
+static int anchor_recheck(struct vault *v, const char *store, char *why, size_t whylen)
+{
+	struct index_root_state root;
+	int rc;
+
+	if ((rc = index_root_durable(v->ix, &root)) < 0)
+		return why_set(why, whylen, rc, "index of %s: no integrity root: %s", store, strerror(-rc));
+	if (root.counter != v->store_counter)
+		return why_set(why, whylen, -EAGAIN, "index of %s changed while it was opened", store);
+	return 0;
+}
+
 static int anchor_after_open(struct vault *v, const char *store, char *why, size_t whylen)
 {
 	int rc;
@@ -417,16 +430,28 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 	keystore_key_free(mk);
 	mk = NULL;
 
+	/*
+	 * The anchor is checked on the index opened read-only, and only a
+	 * store that passes is reopened for writing: LMDB's read-write open
+	 * already touches data.mdb (it sizes the file to the map), and a
+	 * refused store must be left exactly as it was.
+	 */
 	store_path(path, sizeof(path), v->store, STORE_INDEX);
-	if ((rc = index_open(&v->ix, path, v->conf.uuid, v->keys, v->read_only ? INDEX_RDONLY : 0)) < 0) {
+	if ((rc = index_open(&v->ix, path, v->conf.uuid, v->keys, INDEX_RDONLY)) < 0) {
 		why_set(why, whylen, rc, "index of %s cannot be opened: %s", store, strerror(-rc));
 		goto fail;
 	}
-	/* before the first write: a store older than its anchor is refused
-	 * untouched */
 	if ((rc = anchor_check(v, o, store, why, whylen)) < 0)
 		goto fail;
 	if (!v->read_only) {
+		index_close(v->ix);
+		v->ix = NULL;
+		if ((rc = index_open(&v->ix, path, v->conf.uuid, v->keys, 0)) < 0) {
+			why_set(why, whylen, rc, "index of %s cannot be opened: %s", store, strerror(-rc));
+			goto fail;
+		}
+		if ((rc = anchor_recheck(v, store, why, whylen)) < 0)
+			goto fail;
 		if ((rc = index_write(v->ix, bump_epoch, &v->epoch)) < 0 || (rc = index_sync(v->ix)) < 0) {
 			why_set(why, whylen, rc, "index of %s is unreadable or corrupt: %s", store,
 				rc == -EIO ? "authentication failed" : strerror(-rc));
