@@ -14,6 +14,7 @@
 #define CTX_CONF "mvconf__"
 #define CTX_AUDIT "mvaudit_"
 #define CTX_ANCHOR "mvanchor"
+#define CTX_TREE "mvtree__"
 
 struct volkeys {
 	enum aead_cipher content;
@@ -22,6 +23,7 @@ struct volkeys {
 	uint8_t domain0[32];
 	uint8_t audit[32];	/* seals the access trail (fs/audit/audit.c) */
 	uint8_t anchor[32];	/* MACs the rollback anchor (fs/store/anchor.c) */
+	uint8_t tree[32];	/* the index's integrity tree (fs/store/itree.c) */
 };
 
 int volkeys_derive(struct volkeys **out, const uint8_t *mk, enum aead_cipher content)
@@ -50,6 +52,7 @@ int volkeys_derive(struct volkeys **out, const uint8_t *mk, enum aead_cipher con
 				   VOLKEYS_DEFAULT_DOMAIN, CTX_DOMAIN, mk);
 	crypto_kdf_derive_from_key(vk->audit, sizeof(vk->audit), 1, CTX_AUDIT, mk);
 	crypto_kdf_derive_from_key(vk->anchor, sizeof(vk->anchor), 1, CTX_ANCHOR, mk);
+	crypto_kdf_derive_from_key(vk->tree, sizeof(vk->tree), 1, CTX_TREE, mk);
 	sodium_mprotect_readonly(vk);
 	*out = vk;
 	return 0;
@@ -111,6 +114,19 @@ void volkeys_conf_mac(const uint8_t *mk, const void *data, size_t len, uint8_t o
 	crypto_kdf_derive_from_key(k, sizeof(k), 1, CTX_CONF, mk);
 	crypto_auth_hmacsha512256(out, data, len, k);
 	sodium_memzero(k, sizeof(k));
+}
+
+void volkeys_tree_mac(const struct volkeys *vk, const void *head, size_t hlen,
+		      const void *body, size_t blen, uint8_t out[VOLKEYS_TREE_MAC_LEN])
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, vk->tree, sizeof(vk->tree), VOLKEYS_TREE_MAC_LEN);
+	crypto_generichash_update(&st, head, hlen);
+	if (blen)
+		crypto_generichash_update(&st, body, blen);
+	crypto_generichash_final(&st, out, VOLKEYS_TREE_MAC_LEN);
+	sodium_memzero(&st, sizeof(st));
 }
 
 void volkeys_anchor_mac(const struct volkeys *vk, const void *data, size_t len, uint8_t out[32])

@@ -355,6 +355,8 @@ int cmd_fsck(int argc, char **argv)
 	if (!repair && v->anchor_note[0]) {
 		printf("fsck: %s\n", v->anchor_note);
 		if (v->anchor_state == VAULT_ANCHOR_BEHIND)
+			printf("fsck: %" PRIu64 " commits behind its anchor\n", v->anchor_behind);
+		if (v->anchor_state == VAULT_ANCHOR_BEHIND)
 			snprintf(behind, sizeof(behind), " (%" PRIu64 " commits behind its anchor)",
 				 v->anchor_behind);
 		else

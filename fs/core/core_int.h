@@ -55,6 +55,7 @@ struct mv_inode {
 	pthread_mutex_t lock;	/* protects everything below */
 	struct aead *aead;	/* content key, made on first use */
 	int size_loaded;	/* size below is the file's size */
+	int quarantined;	/* fsck could not verify it (INDEX_FLAG_QUARANTINED) */
 	int content_dirty;	/* size below is newer than the index */
 	int mtime_dirty;	/* mtime below is newer than the index */
 	uint64_t size;

@@ -68,6 +68,7 @@ static int ensure_size(struct mvfs *fs, struct mv_inode *in)
 		return rc;
 	in->size = a.size;
 	in->size_loaded = 1;
+	in->quarantined = (a.flags & INDEX_FLAG_QUARANTINED) != 0;
 	return 0;
 }
 
@@ -256,6 +257,10 @@ ssize_t filedata_read(struct mvfs *fs, struct mv_inode *in, char *buf, size_t si
 	gen = in->gen;
 	if ((rc = ensure_size(fs, in)) < 0 || (rc = ensure_aead(fs, in)) < 0)
 		goto unlock;
+	if (in->quarantined) {
+		rc = -EIO;	/* fsck could not verify it: never serve it */
+		goto unlock;
+	}
 	if (pos >= in->size)
 		goto unlock;
 	end = pos + size < in->size ? pos + size : in->size;

@@ -629,6 +629,8 @@ int daemon_run(const struct daemon_opts *o, char *why, size_t whylen)
 		goto out;
 	}
 	secure_harden_process();
+	/* before the store is opened: what its checks find goes to the log */
+	openlog("medvault", LOG_PID | (o->foreground ? LOG_PERROR : 0), LOG_DAEMON);
 	{
 		struct vault_open_opts vo = { .read_only = o->read_only,
 					      .accept_rollback = o->accept_rollback };
@@ -682,7 +684,6 @@ int daemon_run(const struct daemon_opts *o, char *why, size_t whylen)
 		rc = why_set(why, whylen, -EIO, "cannot set up the FUSE channel");
 		goto out;
 	}
-	openlog("medvault", LOG_PID | (o->foreground ? LOG_PERROR : 0), LOG_DAEMON);
 	tune_bdi(o->mountpoint);
 	/* everything that answers the command line runs before mount returns */
 	d.started = time(NULL);

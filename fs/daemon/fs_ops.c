@@ -441,6 +441,8 @@ static void mv_readlink(fuse_req_t req, fuse_ino_t ino)
 
 	if (rc == 0 && !S_ISLNK(a.mode))
 		rc = -EINVAL;
+	if (rc == 0 && (a.flags & INDEX_FLAG_QUARANTINED))
+		rc = -EIO;	/* fsck could not verify it */
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else

@@ -28,6 +28,12 @@
 #define F_REACHABLE 2
 #define F_ORPHAN 4
 #define F_DAMAGED 8	/* some content unreadable */
+#define F_QUARANTINED 16	/* an earlier repair could not verify it */
+
+struct fk_stale {	/* what the integrity tree check found */
+	uint64_t ino;
+	enum index_stale what;
+};
 
 struct fk_inode {
 	uint64_t ino;
@@ -76,6 +82,10 @@ struct fsck {
 	size_t nfix, capfix;
 	uint64_t *lost;		/* inodes to reattach under /lost+found */
 	size_t nlost, caplost;
+	struct fk_stale *stale;
+	size_t nstale, capstale;
+	uint64_t max_epoch;	/* highest epoch in a chunk version */
+	struct index_root_state root;
 	struct progress prog;
 	struct aead *cur_aead;
 	uint64_t cur_ino;
@@ -189,6 +199,8 @@ static int walk_inode(void *ctx, const uint8_t *key, size_t klen, const uint8_t 
 	if (rc < 0) {
 		fi.flags = F_BAD_RECORD;	/* reported with its path, once names are known */
 	} else {
+		if (a.flags & INDEX_FLAG_QUARANTINED)
+			fi.flags |= F_QUARANTINED;
 		fi.mode = a.mode;
 		fi.nlink = a.nlink;
 		fi.size = a.size;
@@ -306,6 +318,8 @@ static int walk_chunk(void *ctx, const uint8_t *key, size_t klen, const uint8_t 
 		be64_put(ad + 20, ino);
 		be64_put(ad + 28, idx);
 		be64_put(ad + 36, c.version);
+		if (c.version >> 40 > f->max_epoch)
+			f->max_epoch = c.version >> 40;
 		if (c.len <= f->v->conf.chunk_size + aead_overhead(f->cur_aead) &&
 		    blobstore_read(f->v->bs, &loc, f->ct) == 0)
 			n = aead_open(f->cur_aead, f->pt, f->v->conf.chunk_size, f->ct, c.len, ad, sizeof(ad));
@@ -444,6 +458,12 @@ static int check_tree(struct fsck *f)
 				path, fi->ino);
 			continue;
 		}
+		if (fi->flags & F_QUARANTINED) {
+			path_of(f, fi->ino, path, sizeof(path));
+			problem(f, 0, "%s (inode %" PRIu64 "): quarantined by an earlier repair (its records "
+				"could not be verified; its data reads as EIO): inspect, then remove it",
+				path, fi->ino);
+		}
 		if (fi->ino == INDEX_ROOT_INO) {
 			want = 2 + fi->subdirs;
 		} else if (S_ISDIR(fi->mode)) {
@@ -499,6 +519,45 @@ static void check_packs(struct fsck *f)
 		else if (!p->recorded && p->counted)
 			problem(f, 0, "pack %" PRIu64 ": no accounting record", p->id);
 	}
+}
+
+/* ---- pass 5: freshness, against the integrity tree ---- */
+
+static void note_stale(void *ctx, uint64_t ino, enum index_stale what)
+{
+	struct fsck *f = ctx;
+	struct fk_stale st = { ino, what };
+
+	PUSH(f, stale, nstale, capstale, st);
+}
+
+static int check_fresh(struct fsck *f)
+{
+	char path[PATH_MAX];
+	long n = index_tree_verify(f->txn, &f->root, note_stale, f);
+
+	if (n == -ENOENT)
+		return 0;	/* a format-1 store opened read-only: no tree yet */
+	if (n < 0)
+		return (int)n;
+	for (size_t i = 0; i < f->nstale; i++) {
+		struct fk_stale *st = &f->stale[i];
+		struct fk_inode *fi = find_inode(f, st->ino);
+		int dir = fi && !(fi->flags & F_BAD_RECORD) && S_ISDIR(fi->mode);
+
+		if (st->what == INDEX_STALE_NODE) {
+			problem(f, 0, "the index's integrity tree: %s", index_stale_name(st->what, 0, 0));
+			continue;
+		}
+		if (st->ino == 0) {
+			problem(f, 1, "the volume: %s", index_stale_name(st->what, 0, 0));
+			continue;
+		}
+		path_of(f, st->ino, path, sizeof(path));
+		problem(f, 1, "%s (inode %" PRIu64 "): %s", path, st->ino,
+			index_stale_name(st->what, st->ino, dir));
+	}
+	return 0;
 }
 
 /* ---- repair ---- */
@@ -573,10 +632,100 @@ static int free_inode_txn(struct fsck *f, struct index_txn *txn, uint64_t ino)
 	return rc == -EIO ? 0 : rc;
 }
 
+/* drop every entry naming ino (its records go or move to lost+found) */
+static int unlink_everywhere(struct fsck *f, struct index_txn *txn, uint64_t ino)
+{
+	for (size_t i = 0; i < f->nde; i++) {
+		int rc;
+
+		if (f->de[i].child != ino)
+			continue;
+		rc = index_raw_del(txn, INDEX_DB_DIRENT, f->de[i].key, sizeof(f->de[i].key));
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * What cannot be verified is never served as it was: a file whose
+ * record, chunks or xattrs do not add up is quarantined (flagged: its data
+ * reads as EIO; closed to all but its owner; moved to lost+found), an
+ * inode the tree never knew (a resurrected or planted file) is removed,
+ * a directory keeps only its verifiable entries and loses its xattrs,
+ * and the volume's counters move past everything in the store.  The
+ * tree is rebuilt over what remains afterwards.
+ */
+static int repair_stale(struct fsck *f, struct index_txn *txn)
+{
+	uint64_t max_ino = f->nin ? f->in[f->nin - 1].ino : INDEX_ROOT_INO, v, max_pack = 0;
+	int rc;
+
+	for (size_t i = 0; i < f->nstale; i++) {
+		struct fk_stale *st = &f->stale[i];
+		struct fk_inode *fi = find_inode(f, st->ino);
+		struct mv_attr a;
+
+		if (st->ino == 0 && st->what == INDEX_STALE_SMALL) {
+			for (size_t p = 0; p < f->npk; p++)
+				if (f->pk[p].id > max_pack)
+					max_pack = f->pk[p].id;
+			if ((rc = index_meta_get(txn, "next_ino", &v)) < 0 || v <= max_ino)
+				v = max_ino + 1;
+			if ((rc = index_meta_put(txn, "next_ino", v)) < 0)
+				return rc;
+			if ((rc = index_meta_get(txn, "epoch", &v)) < 0 || v < f->max_epoch)
+				v = f->max_epoch;
+			if ((rc = index_meta_put(txn, "epoch", v + 1)) < 0)
+				return rc;
+			if ((rc = index_meta_get(txn, "max_pack", &v)) < 0 || v < max_pack)
+				v = max_pack;
+			if ((rc = index_meta_put(txn, "max_pack", v)) < 0)
+				return rc;
+			f->r->repaired++;
+			continue;
+		}
+		if (st->ino == 0 || !fi || st->what == INDEX_STALE_NODE || st->what == INDEX_STALE_MISSING)
+			continue;	/* accounting, dangling entries: the steps below */
+		if (st->what == INDEX_STALE_UNKNOWN) {
+			if ((rc = unlink_everywhere(f, txn, st->ino)) < 0 ||
+			    ((rc = index_inode_purge(txn, st->ino)) < 0 && rc != -EIO))
+				return rc;
+			fi->flags |= F_QUARANTINED;	/* nothing more to do for it */
+			f->r->repaired++;
+			continue;
+		}
+		if (fi->flags & F_QUARANTINED)
+			continue;
+		if (index_inode_get(txn, st->ino, &a) < 0)
+			continue;	/* failed authentication: deleted above */
+		if (S_ISDIR(a.mode) && st->what == INDEX_STALE_SMALL) {
+			if ((rc = index_xattr_del_all(txn, st->ino)) < 0)
+				return rc;
+			f->r->repaired++;
+			continue;
+		}
+		if ((S_ISDIR(a.mode) && st->what == INDEX_STALE_BULK) || st->ino == INDEX_ROOT_INO)
+			continue;	/* kept as found, minus the entries removed above */
+		a.flags |= INDEX_FLAG_QUARANTINED;
+		a.mode &= ~(mode_t)(S_IRWXG | S_IRWXO);
+		if ((rc = index_inode_put(txn, &a)) < 0 || (rc = unlink_everywhere(f, txn, st->ino)) < 0)
+			return rc;
+		fi->flags |= F_QUARANTINED;
+		if (PUSH(f, lost, nlost, caplost, st->ino) < 0)
+			return -ENOMEM;
+		f->r->repaired++;
+	}
+	return 0;
+}
+
 static int do_repair(struct index_txn *txn, void *arg)
 {
 	struct fsck *f = arg;
 	int rc;
+
+	if ((rc = repair_stale(f, txn)) < 0)
+		return rc;
 
 	for (size_t i = 0; i < f->ndel; i++) {
 		rc = index_raw_del(txn, f->del[i].db, f->del[i].key, f->del[i].klen);
@@ -691,10 +840,16 @@ int fsck_run(struct vault *v, int repair, FILE *out, FILE *progress_out, struct 
 	if ((rc = check_tree(&f)) < 0)
 		goto out;
 	check_packs(&f);
+	if ((rc = check_fresh(&f)) < 0)
+		goto out;
 	index_read_end(f.txn);
 	f.txn = NULL;
-	if (repair && (f.ndel || f.norph || f.nfix || f.nlost || f.npk)) {
-		if ((rc = index_write(v->ix, do_repair, &f)) < 0 || (rc = index_sync(v->ix)) < 0)
+	if (repair && (f.ndel || f.norph || f.nfix || f.nlost || f.npk || f.nstale)) {
+		/* repairs read records the tree may refuse; it is rebuilt
+		 * over what they leave */
+		index_tree_detach(v->ix);
+		if ((rc = index_write(v->ix, do_repair, &f)) < 0 || (rc = index_sync(v->ix)) < 0 ||
+		    (rc = index_tree_rebuild(v->ix)) < 0)
 			goto out;
 		for (size_t i = 0; i < f.npk; i++) {
 			if (f.pk[i].counted == 0 && f.pk[i].on_disk &&
@@ -716,6 +871,7 @@ out:
 	free(f.orphans);
 	free(f.fix_nlink);
 	free(f.lost);
+	free(f.stale);
 	free(f.pt);
 	free(f.ct);
 	return rc;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "crypto/aead.h"
+#include "itree.h"
 #include "util/array.h"
 #include "util/byteorder.h"
 #include "crypto/secure.h"
@@ -33,10 +34,15 @@
 #define INDEX_KEY_MAX 40
 #define READ_POOL 32
 
-enum db_id { DB_INODE, DB_DIRENT, DB_CHUNK, DB_PACK, DB_XATTR, DB_ORPHAN, DB_META, DB_COUNT };
+/* the record databases, then the integrity tree's nodes (format 2) */
+enum db_id { DB_INODE, DB_DIRENT, DB_CHUNK, DB_PACK, DB_XATTR, DB_ORPHAN, DB_META, DB_TREE,
+	     DB_COUNT };
+#define DB_RECORDS DB_TREE
 static const char *const db_names[DB_COUNT] = {
-	"inode", "dirent", "chunk", "pack", "xattr", "orphan", "meta",
+	"inode", "dirent", "chunk", "pack", "xattr", "orphan", "meta", "tree",
 };
+_Static_assert((int)DB_RECORDS == (int)IT_DB_RECORDS && (int)DB_CHUNK == (int)IT_DB_CHUNK &&
+	       (int)DB_META == (int)IT_DB_META, "itree numbers the databases as the index does");
 
 struct write_req {
 	index_write_fn fn;
@@ -67,6 +73,13 @@ struct index {
 	uint64_t filled;	/* data.mdb is written up to here (map_fill) */
 	int env_open;		/* mdb_env_open succeeded: there is a map to sync */
 	int rdonly;		/* INDEX_RDONLY: no write transaction ever */
+	int has_tree;		/* the tree database exists (format 2) */
+	/* the integrity tree, once the index has a root record (else NULL:
+	 * a format-1 index, checked by authentication alone) */
+	struct itree *it;
+	uint64_t first_counter;	/* the root's counter at open: no view is older */
+	pthread_mutex_t root_lock;	/* the two states below */
+	struct index_root_state committed, durable;
 	uint64_t dead_bytes;	/* atomic; see index_dead_bytes */
 };
 
@@ -76,6 +89,7 @@ struct index_txn {
 	int write;
 	int broken;	/* a put/del failed: the whole write txn must go */
 	int mutated;	/* the current write function has changed something */
+	struct itree_txn *ot;	/* a write transaction's tree changes */
 	uint8_t *buf;	/* scratch for sealing/opening, grown on demand */
 	size_t bufcap;
 };
@@ -112,17 +126,47 @@ static size_t make_ad(uint8_t *ad, const struct index *ix, enum db_id db,
 	return 21 + klen;
 }
 
+static void make_io(struct index_txn *t, struct it_io *io);
+
+/*
+ * The MAC of the record stored under key now (*had 0: none), for the
+ * tree's sums: taken from the bytes as stored, never checked, so a stale
+ * record overwritten stays visible as a sum that no longer adds up.
+ */
+static int old_mac(struct index_txn *t, enum db_id db, const void *key, size_t klen,
+		   uint8_t mac[IT_MAC], int *had)
+{
+	MDB_val k = { klen, (void *)key }, v;
+	int rc = mdb_get(t->txn, t->ix->dbi[db], &k, &v);
+
+	*had = rc == 0;
+	if (rc == 0)
+		itree_rec_mac(t->ix->vk, (enum it_db)db, key, klen, v.mv_data, v.mv_size, mac);
+	return rc == MDB_NOTFOUND ? 0 : mdb_err(rc);
+}
+
+static int tree_note(struct index_txn *t, enum db_id db, const void *key, size_t klen,
+		     const uint8_t *before, const uint8_t *after)
+{
+	struct it_io io;
+
+	make_io(t, &io);
+	return itree_txn_note(t->ot, &io, (enum it_db)db, key, klen, before, after);
+}
+
 static int rec_put(struct index_txn *t, enum db_id db, const void *key, size_t klen,
 		   const void *plain, size_t plen)
 {
-	uint8_t ad[21 + INDEX_KEY_MAX];
+	uint8_t ad[21 + INDEX_KEY_MAX], before[IT_MAC], after[IT_MAC];
 	size_t adlen, over = aead_overhead(t->ix->aead);
 	MDB_val k = { klen, (void *)key }, v;
 	ssize_t n;
-	int rc;
+	int rc, had = 0;
 
 	if (klen > INDEX_KEY_MAX)
 		return -ENAMETOOLONG;	/* refused before any change: not broken */
+	if (t->ot && (rc = old_mac(t, db, key, klen, before, &had)) < 0)
+		goto fail;
 	adlen = make_ad(ad, t->ix, db, key, klen);
 	if ((rc = scratch(t, plen + over)) < 0)
 		goto fail;
@@ -133,9 +177,13 @@ static int rec_put(struct index_txn *t, enum db_id db, const void *key, size_t k
 	}
 	v.mv_size = (size_t)n;
 	v.mv_data = t->buf;
+	if (t->ot)
+		itree_rec_mac(t->ix->vk, (enum it_db)db, key, klen, t->buf, (size_t)n, after);
 	if ((rc = mdb_err(mdb_put(t->txn, t->ix->dbi[db], &k, &v, 0))) < 0)
 		goto fail;
 	t->mutated = 1;
+	if (t->ot && (rc = tree_note(t, db, key, klen, had ? before : NULL, after)) < 0)
+		goto fail;
 	return 0;
 fail:
 	t->broken = 1;
@@ -145,12 +193,21 @@ fail:
 static int rec_del(struct index_txn *t, enum db_id db, const void *key, size_t klen)
 {
 	MDB_val k = { klen, (void *)key };
-	int rc = mdb_err(mdb_del(t->txn, t->ix->dbi[db], &k, NULL));
+	uint8_t before[IT_MAC];
+	int rc, had = 0;
 
+	if (t->ot && (rc = old_mac(t, db, key, klen, before, &had)) < 0) {
+		t->broken = 1;
+		return rc;
+	}
+	rc = mdb_err(mdb_del(t->txn, t->ix->dbi[db], &k, NULL));
 	if (rc < 0 && rc != -ENOENT)
 		t->broken = 1;
-	if (rc == 0)
+	if (rc == 0) {
 		t->mutated = 1;
+		if (t->ot && had && (rc = tree_note(t, db, key, klen, before, NULL)) < 0)
+			t->broken = 1;
+	}
 	return rc;
 }
 
@@ -181,12 +238,19 @@ static ssize_t rec_open_val(struct index_txn *t, enum db_id db, const void *key,
  * exactly klen bytes (any other size is a damaged index); the key is
  * copied to key[] first because the cursor's memory belongs to LMDB.
  * Returns the plaintext length in t->buf, -EIO or -ENOMEM. */
+static int rec_check(struct index_txn *t, enum db_id db, const void *key, size_t klen,
+		     const MDB_val *v);
+
 static ssize_t cursor_rec_open(struct index_txn *t, enum db_id db, const MDB_val *k,
 			       const MDB_val *v, uint8_t *key, size_t klen)
 {
+	int rc;
+
 	if (k->mv_size != klen)
 		return -EIO;
 	memcpy(key, k->mv_data, klen);
+	if ((rc = rec_check(t, db, key, klen, v)) < 0)
+		return rc;
 	return rec_open_val(t, db, key, klen, v);
 }
 
@@ -198,10 +262,189 @@ static ssize_t rec_get(struct index_txn *t, enum db_id db, const void *key, size
 	if (klen > INDEX_KEY_MAX)
 		return -ENAMETOOLONG;
 	rc = mdb_err(mdb_get(t->txn, t->ix->dbi[db], &k, &v));
+	if (rc == -ENOENT) {
+		/* absent must be absent in the tree too: not a deleted record */
+		int c = rec_check(t, db, key, klen, NULL);
+
+		return c < 0 ? c : -ENOENT;
+	}
+	if (rc < 0)
+		return rc;
+	if ((rc = rec_check(t, db, key, klen, &v)) < 0)
+		return rc;
+	return rec_open_val(t, db, key, klen, &v);
+}
+
+/* ---- the integrity tree's view of a transaction (itree.h) ---- */
+
+static int cursor_move(MDB_cursor *c, MDB_val *k, MDB_val *v, MDB_cursor_op op);
+
+static void tree_key(uint8_t key[9], unsigned level, uint64_t prefix)
+{
+	key[0] = (uint8_t)level;
+	be64_put(key + 1, prefix);
+}
+
+static int io_node_get(void *ctx, unsigned level, uint64_t prefix, const uint8_t **data,
+		       size_t *len)
+{
+	struct index_txn *t = ctx;
+	uint8_t key[9];
+	MDB_val k = { sizeof(key), key }, v;
+	int rc;
+
+	if (!t->ix->has_tree)
+		return 0;
+	tree_key(key, level, prefix);
+	rc = mdb_get(t->txn, t->ix->dbi[DB_TREE], &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return mdb_err(rc);
+	*data = v.mv_data;
+	*len = v.mv_size;
+	return 1;
+}
+
+static int io_put_node(void *ctx, unsigned level, uint64_t prefix, const uint8_t *data,
+		       size_t len)
+{
+	struct index_txn *t = ctx;
+	uint8_t key[9];
+	MDB_val k = { sizeof(key), key }, v = { len, (void *)data };
+	int rc;
+
+	tree_key(key, level, prefix);
+	if (!data) {
+		rc = mdb_del(t->txn, t->ix->dbi[DB_TREE], &k, NULL);
+		return rc == MDB_NOTFOUND ? 0 : mdb_err(rc);
+	}
+	return mdb_err(mdb_put(t->txn, t->ix->dbi[DB_TREE], &k, &v, 0));
+}
+
+static int is_root_key(enum db_id db, const MDB_val *k)
+{
+	return db == DB_META && k->mv_size == strlen(IT_ROOT_KEY) &&
+	       !memcmp(k->mv_data, IT_ROOT_KEY, k->mv_size);
+}
+
+/* every record of db whose key starts with prefix (plen 0: all), raw */
+static int scan_db(struct index_txn *t, enum db_id db, const uint8_t *prefix, size_t plen,
+		   it_rec_cb cb, void *cbctx)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, more;
+
+	if ((rc = mdb_err(mdb_cursor_open(t->txn, t->ix->dbi[db], &c))) < 0)
+		return rc;
+	k.mv_size = plen;
+	k.mv_data = (void *)prefix;
+	more = cursor_move(c, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
+	while (more > 0) {
+		if (plen && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen)))
+			break;
+		if (!is_root_key(db, &k) &&
+		    (rc = cb(cbctx, (enum it_db)db, k.mv_data, k.mv_size, v.mv_data, v.mv_size)) < 0) {
+			more = rc;
+			break;
+		}
+		more = cursor_move(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	return more < 0 ? more : 0;
+}
+
+static int io_scan(void *ctx, uint64_t owner, enum it_cls cls, it_rec_cb cb, void *cbctx)
+{
+	struct index_txn *t = ctx;
+	uint8_t p[8];
+	int rc;
+
+	be64_put(p, owner);
+	if (cls == IT_BULK) {
+		if ((rc = scan_db(t, DB_CHUNK, p, 8, cb, cbctx)) < 0 ||
+		    (rc = scan_db(t, DB_DIRENT, p, 8, cb, cbctx)) < 0)
+			return rc;
+		return owner == 0 ? scan_db(t, DB_PACK, NULL, 0, cb, cbctx) : 0;
+	}
+	if ((rc = scan_db(t, DB_XATTR, p, 8, cb, cbctx)) < 0 ||
+	    (rc = scan_db(t, DB_ORPHAN, p, 8, cb, cbctx)) < 0)
+		return rc;
+	return owner == 0 ? scan_db(t, DB_META, NULL, 0, cb, cbctx) : 0;
+}
+
+static int io_scan_all(void *ctx, it_rec_cb cb, void *cbctx)
+{
+	int rc;
+
+	for (int db = 0; db < DB_RECORDS; db++)
+		if ((rc = scan_db(ctx, (enum db_id)db, NULL, 0, cb, cbctx)) < 0)
+			return rc;
+	return 0;
+}
+
+static void make_io(struct index_txn *t, struct it_io *io)
+{
+	memset(io, 0, sizeof(*io));
+	io->ctx = t;
+	io->node_get = io_node_get;
+	io->scan = io_scan;
+	io->scan_all = io_scan_all;
+	io->writer = t->write;
+	io->snap = t->write ? 0 : mdb_txn_id(t->txn);
+}
+
+/* The root record as t sees it: authenticated, decoded.  -ENOENT, -EIO */
+static int view_root(struct index_txn *t, struct it_root *r)
+{
+	MDB_val k = { strlen(IT_ROOT_KEY), (void *)IT_ROOT_KEY }, v;
+	ssize_t n;
+	int rc = mdb_err(mdb_get(t->txn, t->ix->dbi[DB_META], &k, &v));
 
 	if (rc < 0)
 		return rc;
-	return rec_open_val(t, db, key, klen, &v);
+	n = rec_open_val(t, DB_META, IT_ROOT_KEY, strlen(IT_ROOT_KEY), &v);
+	if (n < 0)
+		return (int)n;
+	return itree_root_decode(r, t->buf, (size_t)n);
+}
+
+/*
+ * Check a record read in t's view (v NULL: the key is absent) against
+ * the integrity tree.  A reader whose view a commit overtook is checked
+ * against its own root record, which may be no older than the index
+ * was at open.
+ */
+static int rec_check(struct index_txn *t, enum db_id db, const void *key, size_t klen,
+		     const MDB_val *v)
+{
+	struct it_root own;
+	struct it_io io;
+	int rc;
+
+	if (!t->ix->it || db == DB_TREE)
+		return 0;
+	make_io(t, &io);
+	rc = itree_check(t->ix->it, t->ot, &io, (enum it_db)db, key, klen,
+			 v ? v->mv_data : NULL, v ? v->mv_size : 0);
+	if (rc != -EAGAIN)
+		return rc;
+	rc = view_root(t, &own);
+	if (rc == -ENOENT && t->ix->first_counter == 0) {
+		/* a view from before the new index's first commit */
+		memset(&own, 0, sizeof(own));
+		own.depth = 1;
+		rc = 0;
+	}
+	if (rc < 0 || own.counter < t->ix->first_counter) {
+		syslog(LOG_ERR, "index integrity: the root record in view is %s",
+		       rc < 0 ? "unreadable" : "older than at mount");
+		return -EIO;
+	}
+	io.own_root = &own;
+	return itree_check(t->ix->it, t->ot, &io, (enum it_db)db, key, klen,
+			   v ? v->mv_data : NULL, v ? v->mv_size : 0);
 }
 
 /* ---- lifecycle ---- */
@@ -306,6 +549,49 @@ static int map_room(struct index *ix, int full)
 	return target == size ? 0 : mdb_err(mdb_env_set_mapsize(ix->env, target));
 }
 
+static void root_state(const struct index *ix, const struct it_root *r,
+		       struct index_root_state *out)
+{
+	out->counter = r->counter;
+	itree_root_mac(ix->vk, r, out->mac);
+}
+
+/*
+ * Load the integrity tree's root: a format-2 index has its root record;
+ * a new one starts an empty tree (its first commit writes the record); a
+ * format-1 index has none until index_upgrade.
+ */
+static int open_tree(struct index *ix, int create)
+{
+	struct index_txn t = { .ix = ix };
+	struct it_root root = { .depth = 1 };
+	uint64_t entries = 0;
+	MDB_stat st;
+	int rc;
+
+	if ((rc = mdb_err(mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &t.txn))) < 0)
+		return rc;
+	rc = view_root(&t, &root);
+	if (rc == -ENOENT && mdb_stat(t.txn, ix->dbi[DB_META], &st) == 0)
+		entries = st.ms_entries;
+	if (rc == 0 || (rc == -ENOENT && create && entries == 0)) {
+		if (rc == -ENOENT)
+			memset(&root, 0, sizeof(root)), root.depth = 1;
+		rc = itree_new(&ix->it, ix->vk, &root, mdb_txn_id(t.txn));
+		ix->first_counter = root.counter;
+		root_state(ix, &root, &ix->committed);
+		ix->durable = ix->committed;
+	} else if (rc == -ENOENT) {
+		rc = 0;	/* format 1 */
+	} else {
+		/* another volume's index, or keys that are not this one's */
+		rc = -EBADMSG;
+	}
+	mdb_txn_abort(t.txn);
+	free(t.buf);
+	return rc;
+}
+
 int index_open(struct index **out, const char *dir, const uint8_t uuid[16],
 	       const struct volkeys *vk, int flags)
 {
@@ -333,10 +619,11 @@ int index_open(struct index **out, const char *dir, const uint8_t uuid[16],
 	pthread_cond_init(&ix->qcond, NULL);
 	pthread_mutex_init(&ix->pool_lock, NULL);
 	pthread_rwlock_init(&ix->resize_lock, NULL);
+	pthread_mutex_init(&ix->root_lock, NULL);
 
 	if ((rc = mdb_err(mdb_env_create(&ix->env))) < 0)
 		goto fail;
-	mdb_env_set_maxdbs(ix->env, DB_COUNT);
+	mdb_env_set_maxdbs(ix->env, DB_COUNT + 1);
 	mdb_env_set_maxreaders(ix->env, 256);
 	snprintf(ix->data_path, sizeof(ix->data_path), "%s/" STORE_INDEX_DATA_NAME, dir);
 	/*
@@ -373,15 +660,25 @@ int index_open(struct index **out, const char *dir, const uint8_t uuid[16],
 	if ((rc = mdb_err(mdb_txn_begin(ix->env, NULL, rdonly ? MDB_RDONLY : 0, &txn))) < 0)
 		goto fail;
 	for (int i = 0; i < DB_COUNT; i++) {
-		rc = mdb_err(mdb_dbi_open(txn, db_names[i], create ? MDB_CREATE : 0, &ix->dbi[i]));
+		/* a format-1 index has no tree yet: made here, filled by
+		 * index_upgrade (read-only: none, and nothing checked) */
+		int flags = create || (i == DB_TREE && !rdonly) ? MDB_CREATE : 0;
+
+		rc = mdb_err(mdb_dbi_open(txn, db_names[i], flags, &ix->dbi[i]));
+		if (rc == -ENOENT && i == DB_TREE)
+			continue;
 		if (rc < 0) {
 			if (rc == -ENOENT)
 				rc = -EBADMSG;
 			mdb_txn_abort(txn);
 			goto fail;
 		}
+		if (i == DB_TREE)
+			ix->has_tree = 1;
 	}
 	if ((rc = mdb_err(mdb_txn_commit(txn))) < 0)
+		goto fail;
+	if ((rc = open_tree(ix, create)) < 0)
 		goto fail;
 	if (!create && !rdonly && (rc = map_room(ix, 0)) < 0)
 		goto fail;
@@ -408,21 +705,156 @@ void index_close(struct index *ix)
 	pthread_cond_destroy(&ix->qcond);
 	pthread_mutex_destroy(&ix->pool_lock);
 	pthread_rwlock_destroy(&ix->resize_lock);
+	pthread_mutex_destroy(&ix->root_lock);
+	itree_free(ix->it);
 	free(ix);
 }
 
 int index_sync(struct index *ix)
 {
+	struct index_root_state now;
+
 	if (ix->rdonly)
 		return 0;
-	return mdb_env_sync(ix->env, 1) ? -EIO : 0;
+	/* what is committed before the sync is durable after it */
+	pthread_mutex_lock(&ix->root_lock);
+	now = ix->committed;
+	pthread_mutex_unlock(&ix->root_lock);
+	if (mdb_env_sync(ix->env, 1))
+		return -EIO;
+	pthread_mutex_lock(&ix->root_lock);
+	if (now.counter > ix->durable.counter)
+		ix->durable = now;
+	pthread_mutex_unlock(&ix->root_lock);
+	return 0;
 }
 
 int index_root_durable(struct index *ix, struct index_root_state *out)
 {
-	(void)ix;
-	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&ix->root_lock);
+	*out = ix->durable;
+	pthread_mutex_unlock(&ix->root_lock);
 	return 0;
+}
+
+int index_has_tree(struct index *ix)
+{
+	return ix->it != NULL;
+}
+
+/* Put the root record (the tree's own, outside its sums). */
+static int put_root(struct index_txn *t, const struct it_root *r)
+{
+	uint8_t rec[IT_ROOT_REC];
+
+	itree_root_encode(r, rec);
+	return rec_put(t, DB_META, IT_ROOT_KEY, strlen(IT_ROOT_KEY), rec, sizeof(rec));
+}
+
+int index_tree_rebuild(struct index *ix)
+{
+	struct index_txn t = { .ix = ix, .write = 1 };
+	struct it_root root = { 0 }, old;
+	struct it_io io;
+	uint8_t fmt[8];
+	uint64_t id;
+	int rc;
+
+	if (ix->rdonly)
+		return -EROFS;
+	if (!ix->has_tree)
+		return -EIO;
+	if ((rc = mdb_err(mdb_txn_begin(ix->env, NULL, 0, &t.txn))) < 0)
+		return rc;
+	if (view_root(&t, &old) == 0)
+		root.counter = old.counter;
+	root.counter++;
+	be64_put(fmt, 2);
+	make_io(&t, &io);
+	/* the format first: the rebuilt sums include it */
+	if ((rc = rec_put(&t, DB_META, "format", 6, fmt, sizeof(fmt))) < 0 ||
+	    (rc = mdb_err(mdb_drop(t.txn, ix->dbi[DB_TREE], 0))) < 0 ||
+	    (rc = itree_rebuild(ix->vk, &io, io_put_node, &root)) < 0 ||
+	    (rc = put_root(&t, &root)) < 0) {
+		mdb_txn_abort(t.txn);
+		free(t.buf);
+		return rc;
+	}
+	id = mdb_txn_id(t.txn);
+	rc = mdb_err(mdb_txn_commit(t.txn));
+	free(t.buf);
+	if (rc < 0)
+		return rc;
+	itree_free(ix->it);
+	ix->it = NULL;
+	if ((rc = itree_new(&ix->it, ix->vk, &root, id)) < 0)
+		return rc;
+	pthread_mutex_lock(&ix->root_lock);
+	root_state(ix, &root, &ix->committed);
+	ix->first_counter = root.counter;
+	pthread_mutex_unlock(&ix->root_lock);
+	return index_sync(ix);
+}
+
+int index_upgrade(struct index *ix)
+{
+	return ix->it ? 0 : index_tree_rebuild(ix);
+}
+
+struct verify_arg {
+	index_bad_cb cb;
+	void *ctx;
+};
+
+static void verify_bad(void *ctx, uint64_t owner, enum it_part part)
+{
+	struct verify_arg *a = ctx;
+
+	_Static_assert((int)IT_PART_NODE == (int)INDEX_STALE_NODE &&
+		       (int)IT_PART_SMALL == (int)INDEX_STALE_SMALL, "index_stale mirrors it_part");
+	a->cb(a->ctx, owner, (enum index_stale)part);
+}
+
+const char *index_stale_name(enum index_stale what, uint64_t ino, int is_dir)
+{
+	switch (what) {
+	case INDEX_STALE_RECORD: return "its inode record is stale (replayed)";
+	case INDEX_STALE_UNKNOWN: return "its inode record is unknown to the integrity tree (planted or resurrected)";
+	case INDEX_STALE_MISSING: return "its inode record is missing";
+	case INDEX_STALE_BULK:
+		return !ino ? "the pack records do not add up (replayed, deleted or planted)"
+		       : is_dir ? "its directory entries do not add up (replayed, deleted or planted)"
+				: "its chunk records do not add up (replayed, deleted or planted)";
+	case INDEX_STALE_SMALL:
+		return !ino ? "the volume counters do not add up (replayed)"
+			    : "its xattrs or orphan mark do not add up (replayed, deleted or planted)";
+	case INDEX_STALE_NODE: return "an integrity tree node is stale or damaged";
+	}
+	return "?";
+}
+
+void index_tree_detach(struct index *ix)
+{
+	itree_free(ix->it);
+	ix->it = NULL;
+}
+
+long index_tree_verify(struct index_txn *t, struct index_root_state *state, index_bad_cb bad,
+		       void *ctx)
+{
+	struct verify_arg a = { bad, ctx };
+	struct it_root root;
+	struct it_io io;
+	int rc;
+
+	if (!t->ix->has_tree || (rc = view_root(t, &root)) == -ENOENT)
+		return -ENOENT;
+	if (rc < 0)
+		return rc;
+	if (state)
+		root_state(t->ix, &root, state);
+	make_io(t, &io);
+	return itree_verify_all(t->ix->vk, &io, &root, verify_bad, &a);
 }
 
 int index_copy(struct index *ix, const char *dest_dir)
@@ -490,10 +922,16 @@ void index_read_end(struct index_txn *t)
 static int run_batch(struct index *ix, struct write_req *reqs, int single)
 {
 	struct index_txn t = { .ix = ix, .write = 1 };
-	int rc;
+	struct it_root root;
+	int rc, changed = 0;
+	uint64_t id;
 
-	if ((rc = mdb_err(mdb_txn_begin(ix->env, NULL, 0, &t.txn))) < 0)
+	if (ix->it && (rc = itree_txn_begin(ix->it, &t.ot)) < 0)
 		return rc;
+	if ((rc = mdb_err(mdb_txn_begin(ix->env, NULL, 0, &t.txn))) < 0) {
+		itree_txn_free(t.ot);
+		return rc;
+	}
 	for (struct write_req *r = reqs; r; r = single ? NULL : r->next) {
 		t.mutated = 0;
 		r->rc = r->fn(&t, r->arg);
@@ -501,13 +939,34 @@ static int run_batch(struct index *ix, struct write_req *reqs, int single)
 		 * changes must not be committed with the others */
 		if (t.broken || (r->rc < 0 && t.mutated)) {
 			rc = r->rc < 0 ? r->rc : -EIO;
-			mdb_txn_abort(t.txn);
-			free(t.buf);
-			return rc;
+			goto abort;
 		}
 	}
+	if (t.ot) {
+		struct it_io io;
+
+		make_io(&t, &io);
+		if ((rc = itree_txn_finish(t.ot, &io, io_put_node, &root, &changed)) < 0 ||
+		    (changed && (rc = put_root(&t, &root)) < 0))
+			goto abort;
+	}
+	id = mdb_txn_id(t.txn);
 	rc = mdb_err(mdb_txn_commit(t.txn));
 	free(t.buf);
+	if (rc == 0 && t.ot && changed) {
+		itree_txn_apply(t.ot, id, &root);
+		pthread_mutex_lock(&ix->root_lock);
+		root_state(ix, &root, &ix->committed);
+		pthread_mutex_unlock(&ix->root_lock);
+	} else if (rc == 0 && t.ot) {
+		/* nothing written: the view stays the one the caches describe */
+	}
+	itree_txn_free(t.ot);
+	return rc;
+abort:
+	mdb_txn_abort(t.txn);
+	free(t.buf);
+	itree_txn_free(t.ot);
 	return rc;
 }
 
@@ -815,6 +1274,33 @@ static int cursor_next(MDB_cursor *c, const uint8_t *prefix, MDB_val *k, MDB_val
 	return k->mv_size >= 8 && !memcmp(k->mv_data, prefix, 8);
 }
 
+/*
+ * A walk that saw every record of owner's bulk class must have seen as
+ * many as the integrity tree knows of: fewer means records were deleted
+ * behind the index's back.  0 when it matches (or there is no tree),
+ * -EIO otherwise.
+ */
+static int owner_count_is(struct index_txn *t, uint64_t owner, uint64_t seen)
+{
+	struct it_io io;
+	uint64_t n;
+	int rc;
+
+	if (!t->ix->it)
+		return 0;
+	make_io(t, &io);
+	rc = itree_count(t->ix->it, t->ot, &io, owner, IT_BULK, &n);
+	if (rc == -EAGAIN)
+		return 0;	/* overtaken by a commit: the records were checked one by one */
+	if (rc < 0)
+		return rc;
+	if (n == seen)
+		return 0;
+	syslog(LOG_ERR, "inode %llu: %llu of its chunks or entries are missing from the index",
+	       (unsigned long long)owner, (unsigned long long)(n - seen));
+	return -EIO;
+}
+
 int index_dir_empty(struct index_txn *t, uint64_t parent)
 {
 	uint8_t start[DIRENT_KEY] = { 0 };
@@ -826,9 +1312,18 @@ int index_dir_empty(struct index_txn *t, uint64_t parent)
 	if ((rc = mdb_err(mdb_cursor_open(t->txn, t->ix->dbi[DB_DIRENT], &c))) < 0)
 		return rc;
 	rc = cursor_seek(c, start, sizeof(start), &k, &v);
+	if (rc > 0) {
+		uint8_t key[DIRENT_KEY];
+		ssize_t n = cursor_rec_open(t, DB_DIRENT, &k, &v, key, DIRENT_KEY);
+
+		if (n < 0)
+			rc = (int)n;
+	}
 	mdb_cursor_close(c);
 	if (rc < 0)
 		return rc;
+	if (rc == 0 && (rc = owner_count_is(t, parent, 0)) < 0)
+		return rc;	/* entries deleted behind our back: not empty */
 	return rc ? 0 : 1;
 }
 
@@ -838,7 +1333,8 @@ int index_dirent_iter(struct index_txn *t, uint64_t parent, uint64_t off,
 	uint8_t start[DIRENT_KEY] = { 0 };
 	MDB_cursor *c;
 	MDB_val k, v;
-	int rc, more;
+	int rc, more, whole = off <= 2;
+	uint64_t seen = 0;
 
 	be64_put(start, parent);
 	if (off > 2) {
@@ -866,13 +1362,17 @@ int index_dirent_iter(struct index_txn *t, uint64_t parent, uint64_t off,
 		}
 		if ((more = dirent_decode(t->buf, (size_t)n, &ino, &type, &name, &len)) < 0)
 			break;
+		seen++;
 		rc = cb(ctx, name, len, ino, type, dirent_next_off(key));
 		if (rc) {
+			whole = 0;
 			more = rc < 0 ? rc : 0;
 			break;
 		}
 	}
 	mdb_cursor_close(c);
+	if (more == 0 && whole)
+		more = owner_count_is(t, parent, seen);
 	return more < 0 ? more : 0;
 }
 
@@ -938,7 +1438,8 @@ static int chunk_walk(struct index_txn *t, const uint8_t *start, int one_inode,
 {
 	MDB_cursor *c;
 	MDB_val k, v;
-	int rc, more;
+	int rc, more, whole = one_inode && be64_get(start + 8) == 0;
+	uint64_t seen = 0;
 
 	if ((rc = mdb_err(mdb_cursor_open(t->txn, t->ix->dbi[DB_CHUNK], &c))) < 0)
 		return rc;
@@ -960,14 +1461,18 @@ static int chunk_walk(struct index_txn *t, const uint8_t *start, int one_inode,
 		}
 		if ((more = chunk_decode(&cr, t->buf, (size_t)n)) < 0)
 			break;
+		seen++;
 		rc = cb(ctx, be64_get(key), be64_get(key + 8), &cr);
 		if (rc) {
+			whole = 0;
 			more = rc < 0 ? rc : 0;
 			break;
 		}
 		more = cursor_move(c, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(c);
+	if (more == 0 && whole)
+		more = owner_count_is(t, be64_get(start), seen);
 	return more < 0 ? more : 0;
 }
 
@@ -1114,11 +1619,19 @@ int index_xattr_del_all(struct index_txn *t, uint64_t ino)
 	/* seek afresh after each delete: simpler than cursor repositioning,
 	 * and files carry few xattrs */
 	while ((more = cursor_seek(c, start, sizeof(start), &k, &v)) > 0) {
-		if ((rc = mdb_err(mdb_cursor_del(c, 0))) < 0) {
+		uint8_t key[XATTR_KEY], before[IT_MAC];
+		size_t klen = k.mv_size < sizeof(key) ? k.mv_size : sizeof(key);
+
+		memcpy(key, k.mv_data, klen);
+		if (t->ot)
+			itree_rec_mac(t->ix->vk, IT_DB_XATTR, key, klen, v.mv_data, v.mv_size, before);
+		if ((rc = mdb_err(mdb_cursor_del(c, 0))) < 0 ||
+		    (t->ot && (rc = tree_note(t, DB_XATTR, key, klen, before, NULL)) < 0)) {
 			t->broken = 1;
 			more = rc;
 			break;
 		}
+		t->mutated = 1;
 	}
 	mdb_cursor_close(c);
 	return more < 0 ? more : 0;
@@ -1157,8 +1670,9 @@ int index_orphan_list(struct index_txn *t, uint64_t *inos, int max)
 		if (k.mv_size != 8)
 			continue;
 		memcpy(key, k.mv_data, 8);
-		/* a forged orphan record must not get a live inode freed */
-		if (rec_open_val(t, DB_ORPHAN, key, 8, &v) < 0)
+		/* a forged or replayed orphan record must not get a live
+		 * inode freed */
+		if (rec_check(t, DB_ORPHAN, key, 8, &v) < 0 || rec_open_val(t, DB_ORPHAN, key, 8, &v) < 0)
 			continue;
 		inos[n++] = be64_get(key);
 	}
@@ -1466,7 +1980,7 @@ int index_env_counts(const char *dir, uint64_t counts[INDEX_DB_COUNT])
 	if ((rc = open_env_readonly(dir, &env)) < 0)
 		return rc;
 	rc = mdb_err(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
-	for (int i = 0; rc == 0 && i < DB_COUNT; i++) {
+	for (int i = 0; rc == 0 && i < INDEX_DB_COUNT; i++) {
 		MDB_dbi dbi;
 		MDB_stat st;
 

@@ -200,6 +200,32 @@ static int bump_epoch(struct index_txn *txn, void *arg)
 	return index_meta_put(txn, "epoch", *epoch);
 }
 
+/*
+ * Format 1 -> 2: the card first, so that no older build (which refuses a
+ * newer format) writes records the tree would not know of; then the tree,
+ * in one index transaction.  A crash in between leaves a format-2 card
+ * over a tree-less index, which the next open upgrades the same way.
+ */
+static int upgrade(struct vault *v, const uint8_t *mk, char *why, size_t whylen)
+{
+	unsigned was = v->conf.format;
+	int rc;
+
+	if (index_has_tree(v->ix))
+		return 0;
+	if (v->conf.format < 2) {
+		v->conf.format = 2;
+		if ((rc = volconf_save(v->store, &v->conf, mk)) < 0)
+			return why_set(why, whylen, rc, "cannot upgrade %s/" STORE_CONF_NAME " to format 2: %s",
+				       v->store, strerror(-rc));
+	}
+	if ((rc = index_upgrade(v->ix)) < 0)
+		return why_set(why, whylen, rc, "cannot upgrade the index of %s to format 2: %s", v->store,
+			       rc == -EIO ? "a record fails authentication (run medvault fsck)" : strerror(-rc));
+	syslog(LOG_NOTICE, "store %s upgraded from format %u to 2 (integrity tree built)", v->store, was);
+	return 0;
+}
+
 /* "2026-11-01T09:30:00Z", or "never" */
 static void anchor_when(int64_t t, char *out, size_t len)
 {
@@ -427,8 +453,6 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 		why_set(why, whylen, rc, "cannot derive keys: %s", strerror(-rc));
 		goto fail;
 	}
-	keystore_key_free(mk);
-	mk = NULL;
 
 	/*
 	 * The anchor is checked on the index opened read-only, and only a
@@ -438,7 +462,8 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 	 */
 	store_path(path, sizeof(path), v->store, STORE_INDEX);
 	if ((rc = index_open(&v->ix, path, v->conf.uuid, v->keys, INDEX_RDONLY)) < 0) {
-		why_set(why, whylen, rc, "index of %s cannot be opened: %s", store, strerror(-rc));
+		why_set(why, whylen, rc, "index of %s cannot be opened: %s", store,
+			rc == -EBADMSG ? "its root record fails authentication" : strerror(-rc));
 		goto fail;
 	}
 	if ((rc = anchor_check(v, o, store, why, whylen)) < 0)
@@ -447,10 +472,15 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 		index_close(v->ix);
 		v->ix = NULL;
 		if ((rc = index_open(&v->ix, path, v->conf.uuid, v->keys, 0)) < 0) {
-			why_set(why, whylen, rc, "index of %s cannot be opened: %s", store, strerror(-rc));
+			why_set(why, whylen, rc, "index of %s cannot be opened: %s", store,
+				rc == -EBADMSG ? "its root record fails authentication" : strerror(-rc));
 			goto fail;
 		}
 		if ((rc = anchor_recheck(v, store, why, whylen)) < 0)
+			goto fail;
+		/* format 1 -> 2 only once the store has passed (a read-only
+		 * open never upgrades) */
+		if ((rc = upgrade(v, mk, why, whylen)) < 0)
 			goto fail;
 		if ((rc = index_write(v->ix, bump_epoch, &v->epoch)) < 0 || (rc = index_sync(v->ix)) < 0) {
 			why_set(why, whylen, rc, "index of %s is unreadable or corrupt: %s", store,
@@ -460,6 +490,8 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 		if ((rc = anchor_after_open(v, store, why, whylen)) < 0)
 			goto fail;
 	}
+	keystore_key_free(mk);
+	mk = NULL;
 	{
 		struct index_txn *t;
 

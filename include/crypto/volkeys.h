@@ -47,4 +47,13 @@ void volkeys_conf_mac(const uint8_t *mk, const void *data, size_t len, uint8_t o
  * guarded memory.  Compare results with secure_memcmp. */
 void volkeys_anchor_mac(const struct volkeys *vk, const void *data, size_t len, uint8_t out[32]);
 
+/*
+ * The integrity tree's MAC (keyed BLAKE2b-128) over head || body: record
+ * fingerprints, tree nodes and the root (fs/store/itree.c).  Keyed, so
+ * someone without the keys can neither forge nor predict one.
+ */
+#define VOLKEYS_TREE_MAC_LEN 16
+void volkeys_tree_mac(const struct volkeys *vk, const void *head, size_t hlen,
+		      const void *body, size_t blen, uint8_t out[VOLKEYS_TREE_MAC_LEN]);
+
 #endif

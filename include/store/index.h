@@ -21,6 +21,9 @@
 #include "crypto/volkeys.h"
 
 #define INDEX_ROOT_INO 1
+/* mv_attr.flags: fsck could not verify this inode's records; its data and
+ * target read as EIO until it is removed */
+#define INDEX_FLAG_QUARANTINED 1u
 #define INDEX_NAME_MAX 255
 #define INDEX_SYMLINK_MAX 4095
 #define INDEX_XATTR_NAME_MAX 255
@@ -84,6 +87,54 @@ struct index_root_state {
 };
 /* The state made durable by the last index_sync (or found at open). */
 int index_root_durable(struct index *ix, struct index_root_state *out);
+
+/* 1 when the index has its integrity tree (format 2), 0 (format 1) */
+int index_has_tree(struct index *ix);
+
+/*
+ * Format 1 -> 2: build the integrity tree over the records as they are,
+ * in one transaction (a crash leaves format 1, and the next open tries
+ * again); nothing when the tree exists.  No other user may have the
+ * index open for writing.  -EROFS, -ENOMEM, -ENOSPC, -EIO
+ */
+int index_upgrade(struct index *ix);
+
+/*
+ * Build the tree afresh over the records as they are now and move the
+ * counter on (fsck --repair, after it removed what it could not trust).
+ * Same conditions as index_upgrade.
+ */
+int index_tree_rebuild(struct index *ix);
+
+/*
+ * Stop checking records against the tree until index_tree_rebuild: fsck
+ * repairs a store whose tree does not add up with reads that would all
+ * fail otherwise.
+ */
+void index_tree_detach(struct index *ix);
+
+/* What a whole-tree check found (index_tree_verify). */
+enum index_stale {
+	INDEX_STALE_RECORD,	/* the inode record is not the one the tree names */
+	INDEX_STALE_UNKNOWN,	/* an inode record the tree does not know (planted, resurrected) */
+	INDEX_STALE_MISSING,	/* the tree names an inode whose record is gone */
+	INDEX_STALE_BULK,	/* chunks or entries (inode 0: pack records) do not add up */
+	INDEX_STALE_SMALL,	/* xattrs or orphan mark (inode 0: counters) do not add up */
+	INDEX_STALE_NODE,	/* a tree node differs */
+};
+/* "its chunk records", ...: what to tell about ino */
+const char *index_stale_name(enum index_stale what, uint64_t ino, int is_dir);
+
+/*
+ * Recompute the whole tree from the records in txn's view and compare
+ * it with the stored one: bad(ctx, ino, what) for each finding (inode 0
+ * is the volume: its counters and pack records).  *state (may be NULL)
+ * gets the root state in view.  Returns the number of findings, -ENOENT
+ * without a tree (format 1), or -errno.
+ */
+typedef void (*index_bad_cb)(void *ctx, uint64_t ino, enum index_stale what);
+long index_tree_verify(struct index_txn *txn, struct index_root_state *state, index_bad_cb bad,
+		       void *ctx);
 void index_close(struct index *ix);
 
 /* Short read transaction.  -EIO */

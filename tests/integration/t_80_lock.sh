@@ -53,7 +53,7 @@ check "umount" mv_umount "$MNT"
 
 # a newer format
 cp "$STORE/medvault.conf" "$T/conf.orig"
-sed -i 's/^format=1$/format=99/' "$STORE/medvault.conf"
+sed -i 's/^format=[0-9]*$/format=99/' "$STORE/medvault.conf"
 if grep -q '^format=99$' "$STORE/medvault.conf"; then
 	ok "medvault.conf now says format=99"
 	out=$(mv_run mount "$STORE" "$MNT" --keystore "$KS" --passphrase-file "$PF" 2>&1 >/dev/null)
@@ -70,7 +70,7 @@ if grep -q '^format=99$' "$STORE/medvault.conf"; then
 	if [ $rc -ne 0 ] && grep -qi 'newer' <<<"$out"; then ok "fsck refuses it too, naming the newer format (exit $rc)"
 	else not_ok "fsck refuses a store of a newer format, naming it" "exit $rc" "$(tail -n 3 <<<"$out")"; fi
 else
-	not_ok "medvault.conf says format=1" "$(head -n 3 "$STORE/medvault.conf")"
+	not_ok "medvault.conf has a format= line" "$(head -n 3 "$STORE/medvault.conf")"
 fi
 cp "$T/conf.orig" "$STORE/medvault.conf"
 mv_mount "$STORE" "$MNT" "$KS" "$PF" || bail "with the original conf back, the store mounts"

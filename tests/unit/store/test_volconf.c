@@ -215,26 +215,27 @@ int main(void)
 
 	/* newer format: refused as such, before (and regardless of) the mac */
 	{
-		char buf[32];
+		char buf[32], cur[32];
 
 		snprintf(buf, sizeof(buf), "format=%d\n", VOLCONF_FORMAT + 1);
-		write_edited("format=1\n", buf);
+		snprintf(cur, sizeof(cur), "format=%d\n", VOLCONF_FORMAT);
+		write_edited(cur, buf);
 		rc = volconf_load(store, &in, why, sizeof(why));
 		ok(rc == -EPROTONOSUPPORT, "format=%d -EPROTONOSUPPORT (%d)", VOLCONF_FORMAT + 1, rc);
 		ok(strstr(why, "newer") != NULL, "newer format explained: %s", why);
 		if (rc == 0)
 			volconf_release(&in);
-		write_edited("format=1\n", "format=999\n");
+		write_edited(cur, "format=999\n");
 		rc = volconf_load(store, &in, why, sizeof(why));
 		ok(rc == -EPROTONOSUPPORT, "format=999 -EPROTONOSUPPORT (%d)", rc);
 		if (rc == 0)
 			volconf_release(&in);
-		write_edited("format=1\n", "format=0\n");
+		write_edited(cur, "format=0\n");
 		rc = volconf_load(store, &in, why, sizeof(why));
 		ok(rc == -EBADMSG, "format=0 -EBADMSG (%d)", rc);
 		if (rc == 0)
 			volconf_release(&in);
-		write_edited("format=1\n", "format=1x\n");
+		write_edited(cur, "format=1x\n");
 		rc = volconf_load(store, &in, why, sizeof(why));
 		ok(rc == -EBADMSG, "format=1x -EBADMSG (%d)", rc);
 		if (rc == 0)
