@@ -39,10 +39,11 @@ static const char *const usage_init =
 static const char *const usage_fsck =
 	"usage: medvault fsck STORE --keystore KS KEY-OPTIONS [--repair [--accept-rollback]]\n"
 	"Verify every index record and every chunk of an unmounted store: exit 0 when\n"
-	"clean, 3 when damage is found (damaged files are named) or the store is behind\n"
-	"its anchor (\"N commits behind\"), 1 when the store cannot be checked (wrong\n"
-	"key, mounted, I/O error), 2 on usage errors.  Without --repair the store is\n"
-	"opened read-only: nothing in it, nor its anchor, is written.\n"
+	"clean, 3 when damage is found (damaged files are named), 1 when the store\n"
+	"cannot be checked (wrong key, mounted, I/O error), 2 on usage errors.  Without\n"
+	"--repair the store is opened read-only: nothing in it, nor its anchor, is\n"
+	"written, and a store older than its anchor (a backup) is reported\n"
+	"(\"N commits behind its anchor\") without counting as damage.\n"
 	"  --repair   drop unreferenced records and packs, fix link counts and\n"
 	"             accounting, reattach lost inodes under /lost+found; never\n"
 	"             deletes data that a file still references\n"
@@ -351,7 +352,8 @@ int cmd_fsck(int argc, char **argv)
 		return fail("%s", why);
 	}
 	/* read-only, a store that is not what its anchor names opened with
-	 * a note: a finding, said first */
+	 * a note, said first.  Not counted as damage: a backup or a snapshot
+	 * is behind its anchor by nature, and its check must pass */
 	if (!repair && v->anchor_note[0]) {
 		printf("fsck: %s\n", v->anchor_note);
 		if (v->anchor_state == VAULT_ANCHOR_BEHIND)
@@ -365,8 +367,6 @@ int cmd_fsck(int argc, char **argv)
 	}
 	rc = fsck_run(v, repair, stdout, stderr, &r);
 	vault_close(v);
-	if (behind[0])
-		r.problems++;	/* a store that is not current is not clean */
 	if (rc < 0)
 		return fail("fsck of %s stopped: %s", sc.store, strerror(-rc));
 	printf("fsck: %" PRIu64 " inodes (%" PRIu64 " directories, %" PRIu64 " files), %" PRIu64
