@@ -13,6 +13,7 @@
 #define CTX_FILE "mvfile__"
 #define CTX_CONF "mvconf__"
 #define CTX_AUDIT "mvaudit_"
+#define CTX_ANCHOR "mvanchor"
 #define CTX_TREE "mvtree__"
 
 struct volkeys {
@@ -21,6 +22,7 @@ struct volkeys {
 	uint8_t names[32];
 	uint8_t domain0[32];
 	uint8_t audit[32];	/* seals the access trail (fs/audit/audit.c) */
+	uint8_t anchor[32];	/* MACs the rollback anchor (fs/store/anchor.c) */
 	uint8_t tree[32];	/* the index's integrity tree (fs/store/itree.c) */
 };
 
@@ -49,6 +51,7 @@ int volkeys_derive(struct volkeys **out, const uint8_t *mk, enum aead_cipher con
 	crypto_kdf_derive_from_key(vk->domain0, sizeof(vk->domain0),
 				   VOLKEYS_DEFAULT_DOMAIN, CTX_DOMAIN, mk);
 	crypto_kdf_derive_from_key(vk->audit, sizeof(vk->audit), 1, CTX_AUDIT, mk);
+	crypto_kdf_derive_from_key(vk->anchor, sizeof(vk->anchor), 1, CTX_ANCHOR, mk);
 	crypto_kdf_derive_from_key(vk->tree, sizeof(vk->tree), 1, CTX_TREE, mk);
 	sodium_mprotect_readonly(vk);
 	*out = vk;
@@ -124,4 +127,9 @@ void volkeys_tree_mac(const struct volkeys *vk, const void *head, size_t hlen,
 		crypto_generichash_update(&st, body, blen);
 	crypto_generichash_final(&st, out, VOLKEYS_TREE_MAC_LEN);
 	sodium_memzero(&st, sizeof(st));
+}
+
+void volkeys_anchor_mac(const struct volkeys *vk, const void *data, size_t len, uint8_t out[32])
+{
+	crypto_auth_hmacsha512256(out, data, len, vk->anchor);
 }

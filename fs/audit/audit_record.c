@@ -36,6 +36,7 @@ static const char *const op_names[AUDIT_OP_MAX + 1] = {
 	[AUDIT_OP_RECOVER] = "recover",
 	[AUDIT_OP_PRUNE] = "prune",
 	[AUDIT_OP_FALLOCATE] = "fallocate",
+	[AUDIT_OP_ACCEPT_ROLLBACK] = "accept-rollback",
 };
 
 const char *audit_op_name(int op)

@@ -24,9 +24,17 @@
 
 static const char *const usage_mount =
 	"usage: medvault mount STORE MOUNTPOINT --keystore KS KEY-OPTIONS [-f] [-o OPTS]\n"
+	"           [--read-only | --accept-rollback]\n"
 	"Unlock STORE and mount it on MOUNTPOINT.  Returns once the filesystem serves;\n"
 	"the daemon stays in the background (-f keeps it in the foreground).\n"
-	"  -o OPTS   FUSE mount options, e.g. allow_other\n"
+	"  -o OPTS   FUSE mount options, e.g. allow_other (-o ro is --read-only)\n"
+	"  --read-only               mount read-only and write nothing to STORE (no\n"
+	"                            epoch bump, no compaction, no anchor move): for a\n"
+	"                            snapshot, a backup or a restore drill; a store behind\n"
+	"                            its anchor mounts, with a warning\n"
+	"  --accept-rollback         STORE is older than its anchor in the keystore (a\n"
+	"                            restored backup): accept it, move the anchor back to\n"
+	"                            it (syslogged and in the access trail) and mount\n"
 	"  --audit-dir DIR           access trail directory (default KS/audit/<volume id>)\n"
 	"  --audit-failure=closed|continue\n"
 	"                            when the trail cannot be written: refuse new opens\n"
@@ -81,6 +89,17 @@ static int mountpoint_arg(int argc, char **argv, const char *cmd, char *real, ch
 	return CLI_EXIT_OK;
 }
 
+/* 1 if the comma-separated list opts (may be NULL) holds the option want */
+static int fuse_opts_has(const char *opts, const char *want)
+{
+	size_t n = strlen(want);
+
+	for (const char *p = opts; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (!strncmp(p, want, n) && (p[n] == ',' || p[n] == '\0'))
+			return 1;
+	return 0;
+}
+
 int cmd_mount(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -91,6 +110,8 @@ int cmd_mount(int argc, char **argv)
 		{ "audit-max-size", required_argument, NULL, 'S' },
 		{ "audit-retain-days", required_argument, NULL, 'R' },
 		{ "no-audit", no_argument, NULL, 'N' },
+		{ "read-only", no_argument, NULL, 'r' },
+		{ "accept-rollback", no_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct key_opts ko = { 0 };
@@ -101,7 +122,7 @@ int cmd_mount(int argc, char **argv)
 	char why[WHY_LEN] = "", mntreal[PATH_MAX], fstype[64], source[PATH_MAX];
 	char *user_opts = NULL;
 	struct stat st;
-	int c, foreground = 0, rc = CLI_EXIT_FAILURE;
+	int c, foreground = 0, read_only = 0, accept_rollback = 0, rc = CLI_EXIT_FAILURE;
 
 	if (help_shown(argc, argv, usage_mount))
 		return CLI_EXIT_OK;
@@ -146,6 +167,12 @@ int cmd_mount(int argc, char **argv)
 		case 'N':
 			no_audit = 1;
 			break;
+		case 'r':
+			read_only = 1;
+			break;
+		case 'a':
+			accept_rollback = 1;
+			break;
 		case 'o': {
 			size_t old = user_opts ? strlen(user_opts) : 0;
 			char *n;
@@ -173,6 +200,13 @@ int cmd_mount(int argc, char **argv)
 	}
 	store = argv[optind];
 	mnt = argv[optind + 1];
+	/* fstab's "ro" (mount.medvault passes it as -o ro) means the same */
+	if (fuse_opts_has(user_opts, "ro"))
+		read_only = 1;
+	if (read_only && accept_rollback) {
+		rc = fail_usage("mount: --read-only never moves the anchor; --accept-rollback needs a read-write mount");
+		goto out;
+	}
 	if (!keystore) {
 		rc = fail_usage("mount: --keystore KS is required");
 		goto out;
@@ -195,7 +229,8 @@ int cmd_mount(int argc, char **argv)
 	}
 	dop = (struct daemon_opts){ .store = store, .keystore = keystore, .key = &ko,
 				    .mountpoint = mntreal, .mount_name = mnt, .fuse_opts = user_opts,
-				    .foreground = foreground, .no_audit = no_audit, .audit = ao };
+				    .foreground = foreground, .no_audit = no_audit, .audit = ao,
+				    .read_only = read_only, .accept_rollback = accept_rollback };
 	/* in the background both processes return here: the parent with the
 	 * daemon's verdict, the daemon after unmount */
 	if (daemon_run(&dop, why, sizeof(why)) < 0)

@@ -37,13 +37,18 @@ static const char *const usage_init =
 	"KEY-OPTIONS:\n" KEY_OPTS_HELP("");
 
 static const char *const usage_fsck =
-	"usage: medvault fsck STORE --keystore KS KEY-OPTIONS [--repair]\n"
+	"usage: medvault fsck STORE --keystore KS KEY-OPTIONS [--repair [--accept-rollback]]\n"
 	"Verify every index record and every chunk of an unmounted store: exit 0 when\n"
 	"clean, 3 when damage is found (damaged files are named), 1 when the store\n"
-	"cannot be checked (wrong key, mounted, I/O error), 2 on usage errors.\n"
+	"cannot be checked (wrong key, mounted, I/O error), 2 on usage errors.  Without\n"
+	"--repair the store is opened read-only: nothing in it, nor its anchor, is\n"
+	"written, and a store older than its anchor (a backup) is reported\n"
+	"(\"N commits behind its anchor\") without counting as damage.\n"
 	"  --repair   drop unreferenced records and packs, fix link counts and\n"
 	"             accounting, reattach lost inodes under /lost+found; never\n"
 	"             deletes data that a file still references\n"
+	"  --accept-rollback  with --repair: repair a store behind its anchor and\n"
+	"             move the anchor back to it\n"
 	"KEY-OPTIONS:\n" KEY_OPTS_HELP("");
 
 static const char *const usage_info =
@@ -284,7 +289,7 @@ int cmd_compact(int argc, char **argv)
 	if ((rc = store_cmd_need_key(&sc)) != CLI_EXIT_OK)
 		return rc;
 	secure_harden_process();
-	if (vault_open(&v, sc.store, sc.keystore, &sc.ko, why, sizeof(why)) < 0)
+	if (vault_open(&v, sc.store, sc.keystore, &sc.ko, NULL, why, sizeof(why)) < 0)
 		return fail("%s", why);
 	rc = compact_run(v, ratio, NULL, NULL, NULL, stderr, &st);
 	vault_close(v);
@@ -296,11 +301,19 @@ int cmd_compact(int argc, char **argv)
 
 /* ---- fsck ---- */
 
+struct fsck_opts {
+	int repair, accept_rollback;
+};
+
 static int fsck_option(int c, const char *arg, void *ctx)
 {
-	(void)c;
+	struct fsck_opts *fo = ctx;
+
 	(void)arg;
-	*(int *)ctx = 1;	/* --repair */
+	if (c == 'r')
+		fo->repair = 1;
+	else
+		fo->accept_rollback = 1;
 	return CLI_EXIT_OK;
 }
 
@@ -309,24 +322,48 @@ int cmd_fsck(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "keystore", required_argument, NULL, 'k' },
 		{ "repair", no_argument, NULL, 'r' },
+		{ "accept-rollback", no_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct store_cmd sc = { .name = "fsck", .want_key = 1 };
+	struct fsck_opts fo = { 0 };
+	struct vault_open_opts vo = { 0 };
 	struct fsck_report r;
 	struct vault *v = NULL;
-	char why[WHY_LEN] = "";
-	int repair = 0, rc;
+	char why[WHY_LEN] = "", behind[96] = "";
+	int repair, rc;
 
 	if (help_shown(argc, argv, usage_fsck))
 		return CLI_EXIT_OK;
-	if ((rc = store_cmd_parse(&sc, argc, argv, opts, fsck_option, &repair)) != CLI_EXIT_OK ||
+	if ((rc = store_cmd_parse(&sc, argc, argv, opts, fsck_option, &fo)) != CLI_EXIT_OK ||
 	    (rc = store_cmd_need_key(&sc)) != CLI_EXIT_OK)
 		return rc;
+	if (fo.accept_rollback && !fo.repair)
+		return fail_usage("fsck: --accept-rollback goes with --repair (a check alone writes nothing)");
+	repair = fo.repair;
+	/* a check writes nothing, not even the epoch or the anchor: it can
+	 * look at a backup or a snapshot and say how far behind it is */
+	vo.read_only = !repair;
+	vo.accept_rollback = fo.accept_rollback;
 	secure_harden_process();
-	if ((rc = vault_open(&v, sc.store, sc.keystore, &sc.ko, why, sizeof(why))) < 0) {
+	if ((rc = vault_open(&v, sc.store, sc.keystore, &sc.ko, &vo, why, sizeof(why))) < 0) {
 		if (rc == -EBUSY)
 			return fail("store %s is mounted or in use; unmount it first", sc.store);
 		return fail("%s", why);
+	}
+	/* read-only, a store that is not what its anchor names opened with
+	 * a note, said first.  Not counted as damage: a backup or a snapshot
+	 * is behind its anchor by nature, and its check must pass */
+	if (!repair && v->anchor_note[0]) {
+		printf("fsck: %s\n", v->anchor_note);
+		if (v->anchor_state == VAULT_ANCHOR_BEHIND)
+			printf("fsck: %" PRIu64 " commits behind its anchor\n", v->anchor_behind);
+		if (v->anchor_state == VAULT_ANCHOR_BEHIND)
+			snprintf(behind, sizeof(behind), " (%" PRIu64 " commits behind its anchor)",
+				 v->anchor_behind);
+		else
+			snprintf(behind, sizeof(behind), " (its anchor is %s)",
+				 vault_anchor_state_name(v->anchor_state));
 	}
 	rc = fsck_run(v, repair, stdout, stderr, &r);
 	vault_close(v);
@@ -344,7 +381,7 @@ int cmd_fsck(int argc, char **argv)
 	if (repair && r.damaged == 0)
 		return CLI_EXIT_OK;
 	if (!repair)
-		fprintf(stderr, "medvault: %s has %" PRIu64 " problems\n", sc.store, r.problems);
+		fprintf(stderr, "medvault: %s has %" PRIu64 " problems%s\n", sc.store, r.problems, behind);
 	else
 		fprintf(stderr, "medvault: %s has %" PRIu64 " damaged items that cannot be repaired\n",
 			sc.store, r.damaged);

@@ -255,7 +255,11 @@ void core_release(struct mvfs *fs, struct mv_inode *in, int flags)
 
 int core_open(struct mvfs *fs, uint64_t ino, int flags, struct mv_inode **out)
 {
-	int rc = open_handle(fs, ino, flags, out);
+	int rc;
+
+	if (writable(flags) && fs_read_only(fs))
+		return -EROFS;
+	rc = open_handle(fs, ino, flags, out);
 
 	if (rc == 0 && (flags & O_TRUNC) && writable(flags)) {
 		struct mv_attr want = { .size = 0 }, attr;
@@ -288,6 +292,8 @@ int core_create(struct mvfs *fs, const struct ns_ctx *c, uint64_t parent, const 
 ssize_t core_write(struct mvfs *fs, struct mv_inode *in, const char *buf, size_t size, off_t off,
 		   const struct core_caller *kill_for)
 {
+	if (fs_read_only(fs))
+		return -EROFS;
 	/* like ext4: nothing at or past the largest size, short up to it */
 	if ((uint64_t)off >= MV_MAX_FILE_SIZE)
 		return -EFBIG;
@@ -470,6 +476,11 @@ int core_compact(struct mvfs *fs, double ratio, int background, FILE *progress,
 {
 	int rc;
 
+	if (fs_read_only(fs)) {
+		memset(st, 0, sizeof(*st));
+		st->earlier_age_s = -1;
+		return -EROFS;
+	}
 	pthread_mutex_lock(&fs->compact_lock);
 	rc = compact_run(fs->v, ratio, &fs->barrier, checkpoint_cb, fs, progress, st);
 	/* after the run: its own moves must not trigger the next one */

@@ -134,4 +134,12 @@ struct mvfs {
 	uint64_t bg_packs_deleted, bg_bytes_freed;
 };
 
+/* opened --read-only: every change is refused with EROFS at the core's
+ * entry points, before anything is buffered (the index would refuse the
+ * commit too, but only after a write had been acknowledged) */
+static inline int fs_read_only(const struct mvfs *fs)
+{
+	return fs->v->read_only;
+}
+
 #endif

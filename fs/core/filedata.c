@@ -952,6 +952,8 @@ int filedata_fallocate(struct mvfs *fs, struct mv_inode *in, int mode, uint64_t 
 		 drop_to = UINT64_MAX;
 	int changed = 0, rc;
 
+	if (fs_read_only(fs))
+		return -EROFS;
 	pthread_mutex_lock(&in->lock);
 	if ((rc = ensure_size(fs, in)) < 0)
 		goto out;

@@ -86,8 +86,9 @@ int mvfs_create(struct mvfs **out, struct vault *v)
 	pthread_mutex_init(&fs->sync_lock, NULL);
 	pthread_cond_init(&fs->sync_cond, NULL);
 	pthread_mutex_init(&fs->compact_lock, NULL);
-	/* inodes unlinked while open when the last daemon died */
-	if ((rc = ns_free_orphans(fs)) < 0)
+	/* inodes unlinked while open when the last daemon died (a
+	 * read-only mount leaves them for the next read-write one) */
+	if (!fs_read_only(fs) && (rc = ns_free_orphans(fs)) < 0)
 		syslog(LOG_WARNING, "could not free orphaned inodes: %s", strerror(-rc));
 	*out = fs;
 	return 0;
@@ -115,7 +116,8 @@ void mvfs_destroy(struct mvfs *fs)
 			itable_free_inode(fs, in);
 		}
 	}
-	ns_free_orphans(fs);
+	if (!fs_read_only(fs))
+		ns_free_orphans(fs);
 	fs_checkpoint(fs);
 	parallel_destroy(fs->par);
 	bufpool_destroy(fs->chunks);

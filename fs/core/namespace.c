@@ -233,6 +233,8 @@ int ns_mknod(struct mvfs *fs, const struct ns_ctx *c, uint64_t parent, const cha
 	struct mknod_arg *a;
 	int rc;
 
+	if (fs_read_only(fs))
+		return -EROFS;
 	if (strlen(name) > INDEX_NAME_MAX)
 		return -ENAMETOOLONG;
 	if (link_target && strlen(link_target) > INDEX_SYMLINK_MAX)
@@ -299,6 +301,8 @@ int ns_link(struct mvfs *fs, uint64_t ino, uint64_t newparent, const char *newna
 	struct link_arg a = { ino, newparent, newname, strlen(newname), out };
 	int rc;
 
+	if (fs_read_only(fs))
+		return -EROFS;
 	if (a.len > INDEX_NAME_MAX)
 		return -ENAMETOOLONG;
 	rc = index_write(fs->v->ix, do_link, &a);
@@ -379,6 +383,8 @@ int core_unlink(struct mvfs *fs, uint64_t parent, const char *name, int is_dir, 
 
 int ns_unlink(struct mvfs *fs, uint64_t parent, const char *name, int is_dir)
 {
+	if (fs_read_only(fs))
+		return -EROFS;
 	return core_unlink(fs, parent, name, is_dir, NULL);
 }
 
@@ -527,6 +533,8 @@ int ns_rename(struct mvfs *fs, uint64_t parent, const char *name, uint64_t newpa
 				strlen(newname), flags, 0, 0 };
 	int rc;
 
+	if (fs_read_only(fs))
+		return -EROFS;
 	if (a.len > INDEX_NAME_MAX || a.newlen > INDEX_NAME_MAX)
 		return -ENAMETOOLONG;
 	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
@@ -611,11 +619,13 @@ static int do_setattr(struct index_txn *txn, void *argp)
 
 int ns_setattr(struct mvfs *fs, uint64_t ino, const struct mv_attr *want, int mask, struct mv_attr *out)
 {
-	struct setattr_arg *a = calloc(1, sizeof(*a));
+	struct setattr_arg *a;
 	struct mv_inode *in = NULL;
 	int rc;
 
-	if (!a)
+	if (fs_read_only(fs))
+		return -EROFS;
+	if (!(a = calloc(1, sizeof(*a))))
 		return -ENOMEM;
 	a->ino = ino;
 	a->want = want;
@@ -843,6 +853,8 @@ int ns_setxattr(struct mvfs *fs, uint64_t ino, const char *name, const void *val
 	struct xattr_arg *a;
 	int rc;
 
+	if (fs_read_only(fs))
+		return -EROFS;
 	if ((rc = xattr_name_ok(name)) < 0)
 		return rc;
 	if (len > INDEX_XATTR_VALUE_MAX)
@@ -870,6 +882,8 @@ int ns_removexattr(struct mvfs *fs, uint64_t ino, const char *name)
 	struct xattr_arg *a;
 	int rc;
 
+	if (fs_read_only(fs))
+		return -EROFS;
 	if ((rc = xattr_name_ok(name)) < 0)
 		return rc;
 	a = calloc(1, sizeof(*a));

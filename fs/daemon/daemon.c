@@ -41,6 +41,13 @@
 #define PACK_SCAN_EVERY_S 60	/* dead bytes in packs, for the same */
 #define COMPACT_EVERY_S 60	/* background compaction of packs below the ratio */
 /*
+ * The rollback anchor follows the durable state at most this often (and
+ * at unmount): each move is a file write, an fsync and a directory fsync
+ * in KSDIR, so not one per checkpoint.  A rollback to a state newer than
+ * the last move (at most this long before a crash) goes unseen.
+ */
+#define ANCHOR_EVERY_S 5
+/*
  * Overwrites leave dead chunk versions behind at the write rate (random
  * 4 KiB writes reseal whole 64 KiB chunks: several GB a minute), so a
  * burst of that much dead data starts compaction early, at most this
@@ -191,8 +198,9 @@ static void *flusher_main(void *arg)
 {
 	struct daemon *d = arg;
 	time_t last_checkpoint = time(NULL), last_compaction = time(NULL);
-	time_t last_status = time(NULL), last_pack_scan = time(NULL);
+	time_t last_status = time(NULL), last_pack_scan = time(NULL), last_anchor = time(NULL);
 	size_t table_peak = 0;
+	int ro = d->v->read_only;
 
 	pthread_mutex_lock(&d->lock);
 	while (!d->stop) {
@@ -210,9 +218,9 @@ static void *flusher_main(void *arg)
 		pthread_mutex_unlock(&d->lock);
 		answer_request(d);
 		now = time(NULL);
-		if (now - last_compaction >= COMPACT_EVERY_S ||
-		    (now - last_compaction >= COMPACT_MIN_GAP_S &&
-		     index_dead_bytes(d->v->ix) >= COMPACT_DEAD_TRIGGER)) {
+		if (!ro && (now - last_compaction >= COMPACT_EVERY_S ||
+			    (now - last_compaction >= COMPACT_MIN_GAP_S &&
+			     index_dead_bytes(d->v->ix) >= COMPACT_DEAD_TRIGGER))) {
 			core_compact(d->fs, COMPACT_DEFAULT_RATIO, 1, stderr, &st);
 			last_compaction = now;
 		}
@@ -223,12 +231,18 @@ static void *flusher_main(void *arg)
 			last_status = now;
 		}
 		core_flush_due(d->fs, now, FLUSH_AGE_S);
-		if (now - last_checkpoint >= CHECKPOINT_EVERY_S) {
+		if (!ro && now - last_checkpoint >= CHECKPOINT_EVERY_S) {
 			int rc = fs_checkpoint(d->fs);
 
 			if (rc < 0)
 				syslog(LOG_ERR, "checkpoint failed: %s", strerror(-rc));
 			last_checkpoint = now;
+			/* to what the checkpoints made durable, never further */
+			if (now - last_anchor >= ANCHOR_EVERY_S) {
+				if ((rc = vault_anchor_move(d->v, 0)) < 0)
+					syslog(LOG_ERR, "cannot move the anchor: %s", strerror(-rc));
+				last_anchor = now;
+			}
 		}
 		pthread_mutex_lock(&d->lock);
 	}
@@ -542,13 +556,27 @@ static int daemon_open_audit(struct daemon *d, const struct daemon_opts *o, stru
 		snprintf(dir, sizeof(dir), "%s/audit/%s", o->keystore, uuid);
 		ao.dir = dir;
 	}
-	snprintf(detail, sizeof(detail), "mnt=%s", o->mountpoint);
+	snprintf(detail, sizeof(detail), "mnt=%s%s", o->mountpoint, o->read_only ? " read-only" : "");
 	ao.uuid = d->v->conf.uuid;
 	ao.key = volkeys_audit_key(d->v->keys);
 	ao.store = d->v->store;
 	ao.mountpoint = o->mountpoint;
 	ao.mount_detail = detail;
 	return audit_open(audit, &ao, why, whylen);
+}
+
+/* the explicit acceptance of a rollback, in the trail it must answer to */
+static void audit_rollback(struct daemon *d, struct audit *audit)
+{
+	char detail[AUDIT_DETAIL_MAX];
+	struct audit_event e = { .op = AUDIT_OP_ACCEPT_ROLLBACK, .uid = (uint32_t)getuid(),
+				 .gid = (uint32_t)getgid(), .pid = (uint32_t)getpid(),
+				 .path = d->v->store, .detail = detail };
+
+	snprintf(detail, sizeof(detail), "%s anchor=%" PRIu64 " store=%" PRIu64 " behind=%" PRIu64,
+		 vault_anchor_state_name(d->v->anchor_state), d->v->anchor_counter,
+		 d->v->store_counter, d->v->anchor_behind);
+	audit_log(audit, &e);
 }
 
 int daemon_run(const struct daemon_opts *o, char *why, size_t whylen)
@@ -603,8 +631,18 @@ int daemon_run(const struct daemon_opts *o, char *why, size_t whylen)
 	secure_harden_process();
 	/* before the store is opened: what its checks find goes to the log */
 	openlog("medvault", LOG_PID | (o->foreground ? LOG_PERROR : 0), LOG_DAEMON);
-	if ((rc = vault_open(&d.v, o->store, o->keystore, o->key, why, whylen)) < 0)
-		goto out;
+	{
+		struct vault_open_opts vo = { .read_only = o->read_only,
+					      .accept_rollback = o->accept_rollback };
+
+		if ((rc = vault_open(&d.v, o->store, o->keystore, o->key, &vo, why, whylen)) < 0)
+			goto out;
+	}
+	/* a read-only mount past a rollback, or an accepted one: said on
+	 * the terminal that mounts (the daemon's stderr until it detaches),
+	 * and already syslogged */
+	if (d.v->anchor_note[0])
+		fprintf(stderr, "medvault: warning: %s\n", d.v->anchor_note);
 	if ((rc = mvfs_create(&d.fs, d.v)) < 0) {
 		why_set(why, whylen, rc, "cannot start the filesystem: out of memory");
 		goto out;
@@ -613,15 +651,17 @@ int daemon_run(const struct daemon_opts *o, char *why, size_t whylen)
 		if ((rc = daemon_open_audit(&d, o, &audit, why, whylen)) < 0)
 			goto out;
 		mvfs_set_audit(d.fs, audit);
+		if (d.v->rollback_accepted)
+			audit_rollback(&d, audit);
 	}
 	/*
 	 * The kernel checks modes (default_permissions) exactly as for ext4,
 	 * so when root mounts, other users get in as their modes allow, as
 	 * on a local disk; an unprivileged mount stays private to its owner.
 	 */
-	snprintf(fuseopts, sizeof(fuseopts), "default_permissions,fsname=%s,subtype=medvault%s%s%s",
-		 d.v->store, geteuid() == 0 ? ",allow_other" : "", o->fuse_opts ? "," : "",
-		 o->fuse_opts ? o->fuse_opts : "");
+	snprintf(fuseopts, sizeof(fuseopts), "default_permissions,fsname=%s,subtype=medvault%s%s%s%s",
+		 d.v->store, geteuid() == 0 ? ",allow_other" : "", d.v->read_only ? ",ro" : "",
+		 o->fuse_opts ? "," : "", o->fuse_opts ? o->fuse_opts : "");
 	if (fuse_opt_add_arg(&args, "medvault") || fuse_opt_add_arg(&args, "-o") ||
 	    fuse_opt_add_arg(&args, fuseopts)) {
 		rc = why_set(why, whylen, -ENOMEM, "out of memory");

@@ -3,6 +3,7 @@
 #include "store/layout.h"
 
 #include <dirent.h>
+#include <inttypes.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -117,6 +118,23 @@ int vault_init(const struct vault_init_opts *o, char *why, size_t whylen)
 		why_set(why, whylen, rc, "cannot write the index: %s", strerror(-rc));
 		goto fail_ks;
 	}
+	{
+		/* the new store's first anchor, so that its first mount finds
+		 * one (a store with commits and no anchor is refused) */
+		struct index_root_state root;
+		struct anchor a = { .flags = ANCHOR_CLEAN, .time = (int64_t)time(NULL) };
+
+		if ((rc = index_root_durable(ix, &root)) == 0) {
+			memcpy(a.uuid, vc.uuid, ANCHOR_UUID_LEN);
+			a.counter = root.counter;
+			memcpy(a.root_mac, root.mac, INDEX_ROOT_MAC);
+			rc = anchor_save(o->keystore, keys, &a);
+		}
+		if (rc < 0) {
+			why_set(why, whylen, rc, "cannot write the anchor in %s: %s", o->keystore, strerror(-rc));
+			goto fail_ks;
+		}
+	}
 	if ((rc = blobstore_create(o->store)) < 0) {
 		why_set(why, whylen, rc, "cannot create %s/" STORE_PACKS_NAME ": %s", o->store, strerror(-rc));
 		goto fail_ks;
@@ -147,6 +165,8 @@ fail_ks: {
 
 		keystore_path(o->keystore, vc.uuid, kpath, sizeof(kpath));
 		unlink(kpath);
+		if (anchor_path(kpath, sizeof(kpath), o->keystore, vc.uuid) == 0)
+			unlink(kpath);
 	}
 fail:
 	index_close(ix);
@@ -206,9 +226,175 @@ static int upgrade(struct vault *v, const uint8_t *mk, char *why, size_t whylen)
 	return 0;
 }
 
-int vault_open(struct vault **out, const char *store, const char *keystore,
-	       const struct key_opts *key, char *why, size_t whylen)
+/* "2026-11-01T09:30:00Z", or "never" */
+static void anchor_when(int64_t t, char *out, size_t len)
 {
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t <= 0 || !gmtime_r(&tt, &tm) || !strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(out, len, "never");
+}
+
+const char *vault_anchor_state_name(enum vault_anchor_state s)
+{
+	static const char *const names[] = {
+		[VAULT_ANCHOR_OK] = "ok", [VAULT_ANCHOR_NEW] = "new",
+		[VAULT_ANCHOR_BEHIND] = "behind", [VAULT_ANCHOR_FORKED] = "forked",
+		[VAULT_ANCHOR_MISSING] = "missing", [VAULT_ANCHOR_BAD] = "bad",
+	};
+
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
+}
+
+#define ANCHOR_HINT "mount it with --read-only to inspect, or --accept-rollback to make it current"
+
+/*
+ * Compare the store's durable root with its anchor, before anything is
+ * written to the store.  Sets v->anchor_state and friends; returns 0 to
+ * go on, or -errno with why[] set when the store must be refused (never
+ * for a read-only open, which gets v->anchor_note instead, nor with
+ * accept_rollback).
+ */
+static int anchor_check(struct vault *v, const struct vault_open_opts *o, const char *store,
+			char *why, size_t whylen)
+{
+	struct index_root_state root;
+	struct anchor a;
+	char when[32], line[sizeof(v->anchor_note)];
+	int rc, lrc;
+
+	if ((rc = index_root_durable(v->ix, &root)) < 0)
+		return why_set(why, whylen, rc, "index of %s: no integrity root: %s", store, strerror(-rc));
+	v->store_counter = root.counter;
+	line[0] = '\0';
+	lrc = anchor_load(v->keystore, v->keys, v->conf.uuid, &a);
+	if (lrc == 0) {
+		enum anchor_cmp c = anchor_compare(&a, root.counter, root.mac, &v->anchor_behind);
+
+		v->anchor = a;
+		v->anchor_known = 1;
+		v->anchor_counter = a.counter;
+		anchor_when(a.time, when, sizeof(when));
+		if (c == ANCHOR_BEHIND) {
+			v->anchor_state = VAULT_ANCHOR_BEHIND;
+			snprintf(line, sizeof(line), "store %s is %" PRIu64 " commits behind its anchor (last moved %s)",
+				 store, v->anchor_behind, when);
+		} else if (c == ANCHOR_FORKED) {
+			v->anchor_state = VAULT_ANCHOR_FORKED;
+			snprintf(line, sizeof(line), "store %s is not the state its anchor names at commit %" PRIu64
+				 " (another history; last moved %s)", store, a.counter, when);
+		} else {
+			v->anchor_state = VAULT_ANCHOR_OK;
+		}
+	} else if (lrc == -ENOENT && root.counter == 0) {
+		/* a store without commits (format 1) gets its first anchor */
+		v->anchor_state = VAULT_ANCHOR_NEW;
+	} else if (lrc == -ENOENT) {
+		v->anchor_state = VAULT_ANCHOR_MISSING;
+		snprintf(line, sizeof(line), "store %s has %" PRIu64 " commits but its anchor %s is missing",
+			 store, root.counter, v->anchor_file);
+	} else {
+		v->anchor_state = VAULT_ANCHOR_BAD;
+		snprintf(line, sizeof(line), "anchor %s of store %s %s", v->anchor_file, store,
+			 lrc == -EBADMSG ? "fails authentication (tampered, or another volume's)"
+					 : strerror(-lrc));
+	}
+	if (!line[0])
+		return 0;
+	if (o->read_only) {
+		snprintf(v->anchor_note, sizeof(v->anchor_note), "%s; opened read-only", line);
+		syslog(LOG_WARNING, "%s", v->anchor_note);
+		return 0;
+	}
+	if (o->accept_rollback) {
+		v->rollback_accepted = 1;
+		snprintf(v->anchor_note, sizeof(v->anchor_note),
+			 "%s; accepted (--accept-rollback): the anchor now names the store's state", line);
+		/* logged once the anchor has moved (anchor_after_open) */
+		return 0;
+	}
+	return why_set(why, whylen, v->anchor_state == VAULT_ANCHOR_BAD ? -EBADMSG : -ESTALE,
+		       "%s; " ANCHOR_HINT, line);
+}
+
+/* the anchor names root (durable), clean or not, unless it already does */
+static int anchor_move_to(struct vault *v, const struct index_root_state *root, int clean)
+{
+	struct anchor a;
+	int rc;
+
+	if (v->anchor_known && v->anchor.counter == root->counter &&
+	    !memcmp(v->anchor.root_mac, root->mac, INDEX_ROOT_MAC) &&
+	    (v->anchor.flags & ANCHOR_CLEAN) == (clean ? ANCHOR_CLEAN : 0))
+		return 0;
+	memset(&a, 0, sizeof(a));
+	memcpy(a.uuid, v->conf.uuid, ANCHOR_UUID_LEN);
+	a.counter = root->counter;
+	memcpy(a.root_mac, root->mac, INDEX_ROOT_MAC);
+	a.flags = clean ? ANCHOR_CLEAN : 0;
+	a.time = (int64_t)time(NULL);
+	if ((rc = anchor_save(v->keystore, v->keys, &a)) < 0)
+		return rc;
+	v->anchor = a;
+	v->anchor_known = 1;
+	return 0;
+}
+
+int vault_anchor_move(struct vault *v, int clean)
+{
+	struct index_root_state root;
+	int rc;
+
+	if (!v->anchor_writable)
+		return 0;
+	/* what index_sync made durable, never what is merely committed */
+	if ((rc = index_root_durable(v->ix, &root)) < 0)
+		return rc;
+	return anchor_move_to(v, &root, clean);
+}
+
+/*
+ * After the epoch bump is durable: the anchor names the store as it now
+ * is, not clean (a daemon holds it), which creates a missing one and
+ * moves it back after an accepted rollback.
+ */
+/* the index reopened for writing must still be the state checked */
+static int anchor_recheck(struct vault *v, const char *store, char *why, size_t whylen)
+{
+	struct index_root_state root;
+	int rc;
+
+	if ((rc = index_root_durable(v->ix, &root)) < 0)
+		return why_set(why, whylen, rc, "index of %s: no integrity root: %s", store, strerror(-rc));
+	if (root.counter != v->store_counter)
+		return why_set(why, whylen, -EAGAIN, "index of %s changed while it was opened", store);
+	return 0;
+}
+
+static int anchor_after_open(struct vault *v, const char *store, char *why, size_t whylen)
+{
+	int rc;
+
+	v->anchor_writable = 1;
+	if (v->anchor_state != VAULT_ANCHOR_OK)
+		v->anchor_known = 0;	/* whatever is there is replaced */
+	if ((rc = vault_anchor_move(v, 0)) < 0) {
+		v->anchor_writable = 0;
+		return why_set(why, whylen, rc, "cannot write the anchor %s of store %s: %s",
+			       v->anchor_file, store, strerror(-rc));
+	}
+	if (v->rollback_accepted)
+		syslog(LOG_WARNING, "%s", v->anchor_note);
+	return 0;
+}
+
+int vault_open(struct vault **out, const char *store, const char *keystore,
+	       const struct key_opts *key, const struct vault_open_opts *opts,
+	       char *why, size_t whylen)
+{
+	static const struct vault_open_opts defaults = { 0 };
+	const struct vault_open_opts *o = opts ? opts : &defaults;
 	struct vault *v;
 	uint8_t *mk = NULL;
 	char path[PATH_MAX];
@@ -220,24 +406,37 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 	if (!v)
 		return -ENOMEM;
 	v->lock_fd = -1;
+	v->read_only = !!o->read_only;
 	v->store = realpath(store, NULL);
 	if (!v->store) {
 		rc = why_set(why, whylen, -errno, "store %s: %s", store, strerror(errno));
 		goto fail;
 	}
+	v->keystore = strdup(keystore);
+	if (!v->keystore) {
+		rc = why_set(why, whylen, -ENOMEM, "out of memory");
+		goto fail;
+	}
 	if ((rc = volconf_load(v->store, &v->conf, why, whylen)) < 0)
 		goto fail;
+	if (anchor_path(path, sizeof(path), keystore, v->conf.uuid) < 0 ||
+	    !(v->anchor_file = strdup(path))) {
+		rc = why_set(why, whylen, -ENAMETOOLONG, "keystore directory %s: name too long", keystore);
+		goto fail;
+	}
 
 	store_path(path, sizeof(path), v->store, STORE_LOCK);
-	/* made by init, so a refused open changes nothing in the store */
-	v->lock_fd = open(path, O_RDWR | O_CLOEXEC);
-	if (v->lock_fd < 0 && errno == ENOENT)
+	/* made by init, so a refused open changes nothing in the store; a
+	 * read-only open creates nothing (the store may be on read-only
+	 * media) and takes the lock through a read-only descriptor */
+	v->lock_fd = open(path, (v->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (v->lock_fd < 0 && errno == ENOENT && !v->read_only)
 		v->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (v->lock_fd < 0) {
+	if (v->lock_fd < 0 && !(v->read_only && errno == ENOENT)) {
 		rc = why_set(why, whylen, -errno, "cannot open %s: %s", path, strerror(errno));
 		goto fail;
 	}
-	if (flock(v->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+	if (v->lock_fd >= 0 && flock(v->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		rc = why_set(why, whylen, -EBUSY, "store %s is in use by another medvault process", store);
 		goto fail;
 	}
@@ -255,26 +454,51 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 		goto fail;
 	}
 
+	/*
+	 * The anchor is checked on the index opened read-only, and only a
+	 * store that passes is reopened for writing: LMDB's read-write open
+	 * already touches data.mdb (it sizes the file to the map), and a
+	 * refused store must be left exactly as it was.
+	 */
 	store_path(path, sizeof(path), v->store, STORE_INDEX);
-	if ((rc = index_open(&v->ix, path, v->conf.uuid, v->keys, 0)) < 0) {
+	if ((rc = index_open(&v->ix, path, v->conf.uuid, v->keys, INDEX_RDONLY)) < 0) {
 		why_set(why, whylen, rc, "index of %s cannot be opened: %s", store,
 			rc == -EBADMSG ? "its root record fails authentication" : strerror(-rc));
 		goto fail;
 	}
-	if ((rc = upgrade(v, mk, why, whylen)) < 0)
+	if ((rc = anchor_check(v, o, store, why, whylen)) < 0)
 		goto fail;
+	if (!v->read_only) {
+		index_close(v->ix);
+		v->ix = NULL;
+		if ((rc = index_open(&v->ix, path, v->conf.uuid, v->keys, 0)) < 0) {
+			why_set(why, whylen, rc, "index of %s cannot be opened: %s", store,
+				rc == -EBADMSG ? "its root record fails authentication" : strerror(-rc));
+			goto fail;
+		}
+		if ((rc = anchor_recheck(v, store, why, whylen)) < 0)
+			goto fail;
+		/* format 1 -> 2 only once the store has passed (a read-only
+		 * open never upgrades) */
+		if ((rc = upgrade(v, mk, why, whylen)) < 0)
+			goto fail;
+		if ((rc = index_write(v->ix, bump_epoch, &v->epoch)) < 0 || (rc = index_sync(v->ix)) < 0) {
+			why_set(why, whylen, rc, "index of %s is unreadable or corrupt: %s", store,
+				rc == -EIO ? "authentication failed" : strerror(-rc));
+			goto fail;
+		}
+		if ((rc = anchor_after_open(v, store, why, whylen)) < 0)
+			goto fail;
+	}
 	keystore_key_free(mk);
 	mk = NULL;
-	if ((rc = index_write(v->ix, bump_epoch, &v->epoch)) < 0 || (rc = index_sync(v->ix)) < 0) {
-		why_set(why, whylen, rc, "index of %s is unreadable or corrupt: %s", store,
-			rc == -EIO ? "authentication failed" : strerror(-rc));
-		goto fail;
-	}
 	{
 		struct index_txn *t;
 
 		if (index_read_begin(v->ix, &t) == 0) {
 			index_meta_get(t, "max_pack", &max_pack);
+			if (v->read_only)
+				index_meta_get(t, "epoch", &v->epoch);
 			index_read_end(t);
 		}
 	}
@@ -286,22 +510,39 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 	return 0;
 fail:
 	keystore_key_free(mk);
+	v->anchor_writable = 0;		/* a refused store keeps its anchor */
 	vault_close(v);
 	return rc;
 }
 
 void vault_close(struct vault *v)
 {
+	struct index_root_state root;
+	int final = 0;
+
 	if (!v)
 		return;
-	if (v->bs)
+	if (v->bs && !v->read_only)
 		blobstore_sync(v->bs);
 	blobstore_close(v->bs);
+	/* the clean anchor names the index as closed: durable first */
+	if (v->ix && v->anchor_writable && index_sync(v->ix) == 0 &&
+	    index_root_durable(v->ix, &root) == 0)
+		final = 1;
 	index_close(v->ix);
+	v->ix = NULL;
+	if (final) {
+		int rc = anchor_move_to(v, &root, 1);
+
+		if (rc < 0)
+			syslog(LOG_ERR, "cannot move the anchor of %s at close: %s", v->store, strerror(-rc));
+	}
 	volkeys_free(v->keys);
 	volconf_release(&v->conf);
 	if (v->lock_fd >= 0)
 		close(v->lock_fd);
+	free(v->anchor_file);
+	free(v->keystore);
 	free(v->store);
 	free(v);
 }
@@ -309,8 +550,11 @@ void vault_close(struct vault *v)
 void vault_note_pid(struct vault *v)
 {
 	char buf[32];
-	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	int n;
 
+	if (v->read_only || v->lock_fd < 0)
+		return;	/* nothing is written to a read-only store */
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
 	if (ftruncate(v->lock_fd, 0) == 0 && pwrite(v->lock_fd, buf, (size_t)n, 0) != n)
 		syslog(LOG_WARNING, "cannot record the daemon pid in the lock file");
 }

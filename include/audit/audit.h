@@ -67,7 +67,8 @@ enum audit_op {
 	AUDIT_OP_RECOVER = 16,		/* detail: torn tail dropped after a crash */
 	AUDIT_OP_PRUNE = 17,		/* detail: files removed by retention */
 	AUDIT_OP_FALLOCATE = 18,	/* detail: mode, offset, length */
-	AUDIT_OP_MAX = 18,
+	AUDIT_OP_ACCEPT_ROLLBACK = 19,	/* detail: anchor and store counters (--accept-rollback) */
+	AUDIT_OP_MAX = 19,
 };
 
 /* "open-r", "create", ...; NULL for an unknown op */

@@ -5,6 +5,7 @@
  *   index   XChaCha20-Poly1305 key sealing every LMDB value
  *   names   BLAKE2b key hashing (parent, name) into dirent/xattr keys
  *   audit   XChaCha20-Poly1305 key sealing the access trail (fs/audit/audit.c)
+ *   anchor  HMAC key of the rollback anchor beside the keystore (fs/store/anchor.c)
  *   domain  per key-domain root; per-file content keys derive from it with
  *           the inode number, which is never reused in a volume, so a
  *           96-bit random GCM nonce only ever meets one file's chunks.
@@ -40,6 +41,11 @@ int volkeys_file_aead(const struct volkeys *vk, uint32_t domain, uint64_t ino,
 
 /* The key authenticating medvault.conf, straight from the master key. */
 void volkeys_conf_mac(const uint8_t *mk, const void *data, size_t len, uint8_t out[32]);
+
+/* HMAC-SHA-512/256 of the rollback anchor's bytes (fs/store/anchor.c),
+ * keyed with crypto_kdf(MK, id 1, "mvanchor"), a key that lives in vk's
+ * guarded memory.  Compare results with secure_memcmp. */
+void volkeys_anchor_mac(const struct volkeys *vk, const void *data, size_t len, uint8_t out[32]);
 
 /*
  * The integrity tree's MAC (keyed BLAKE2b-128) over head || body: record

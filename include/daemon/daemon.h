@@ -23,6 +23,15 @@ struct daemon_opts {
 	const char *fuse_opts;		/* the user's -o options, or NULL */
 	int foreground;			/* serve in this process (-f) */
 	int no_audit;
+	/* --read-only: a ro mount, the store opened read-only (no epoch bump,
+	 * orphan purge, compaction, write-back or anchor move), and every
+	 * change refused with EROFS; a store behind its anchor opens, with a
+	 * warning */
+	int read_only;
+	/* --accept-rollback: a store behind or forked from its anchor (a
+	 * restored backup) is made current: the anchor moves back to it,
+	 * which is syslogged and recorded in the access trail */
+	int accept_rollback;
 	/* dir (NULL: KS/audit/<volume id>), fail_open, max_file, retain_days;
 	 * the rest is filled in from the store */
 	struct audit_opts audit;

@@ -12,7 +12,9 @@
  *
  * file_write_atomic leaves NAME.tmp.<pid> beside a file while it replaces it.
  * The keystore is not here: KSDIR never lives inside STORE, and crypto/
- * names its file (keystore_path: KSDIR/<uuid-hex>.keys).  Shell scripts
+ * names its file (keystore_path: KSDIR/<uuid-hex>.keys).  Beside it lies
+ * the store's rollback anchor, KSDIR/<uuid-hex>.anchor (fs/store/anchor.c),
+ * replaced through KSDIR/.<uuid-hex>.anchor.<16 random hex>.  Shell scripts
  * (scripts/medvault-backup, scripts/bench-scale.sh) spell these names too.
  */
 #ifndef MEDVAULT_STORE_LAYOUT_H
@@ -32,6 +34,8 @@
 #define STORE_INDEX_LOCK_NAME "lock.mdb"	/* inside STORE_INDEX_NAME */
 #define STORE_PACKS_NAME "packs"
 #define STORE_PACK_SUFFIX ".pack"
+/* in KSDIR, after the volume id in 32 hex digits, as the keystore's ".keys" */
+#define KEYSTORE_ANCHOR_SUFFIX ".anchor"
 
 enum store_entry {
 	STORE_CONF,
@@ -80,6 +84,14 @@ static inline int store_pack_path(char *buf, size_t len, const char *store, uint
 {
 	int n = snprintf(buf, len, "%s/" STORE_PACKS_NAME "/%02x/%016" PRIx64 STORE_PACK_SUFFIX,
 			 store, (unsigned)(pack & 0xff), pack);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* ksdir/<uuid_hex>.anchor: 0, -ENAMETOOLONG */
+static inline int keystore_anchor_path(char *buf, size_t len, const char *ksdir, const char *uuid_hex)
+{
+	int n = snprintf(buf, len, "%s/%s" KEYSTORE_ANCHOR_SUFFIX, ksdir, uuid_hex);
 
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "store/anchor.h"
 #include "store/blobstore.h"
 #include "store/index.h"
 #include "crypto/keystore.h"
@@ -19,14 +20,59 @@
 #define VAULT_DEFAULT_CHUNK (64u << 10)
 #define VAULT_DEFAULT_PACK (32ull << 20)
 
+/* What vault_open found when it compared the store with its anchor. */
+enum vault_anchor_state {
+	VAULT_ANCHOR_OK,	/* same state, or ahead of it (commits since the last move) */
+	VAULT_ANCHOR_NEW,	/* none yet on a store without commits: created (not read-only) */
+	VAULT_ANCHOR_BEHIND,	/* the store lacks anchor_behind commits */
+	VAULT_ANCHOR_FORKED,	/* same counter, another root */
+	VAULT_ANCHOR_MISSING,	/* none, though the store has commits */
+	VAULT_ANCHOR_BAD,	/* unreadable, tampered, or another volume's */
+};
+
+/* "ok", "new", "behind", "forked", "missing", "bad" */
+const char *vault_anchor_state_name(enum vault_anchor_state s);
+
 struct vault {
 	char *store;
+	char *keystore;		/* KSDIR: the anchor lives there */
+	char *anchor_file;	/* KSDIR/<uuid>.anchor, for messages */
 	struct volconf conf;
 	struct volkeys *keys;
 	struct index *ix;
 	struct blobstore *bs;
 	int lock_fd;
 	uint64_t epoch;		/* this mount's number; high bits of chunk versions */
+	int read_only;		/* opened with read_only: nothing is ever written */
+
+	/* the anchor check at open */
+	enum vault_anchor_state anchor_state;
+	uint64_t anchor_behind;		/* commits, for VAULT_ANCHOR_BEHIND */
+	uint64_t anchor_counter;	/* the anchor's counter as found (0: none) */
+	uint64_t store_counter;		/* the store's durable counter at open */
+	int rollback_accepted;		/* accept_rollback moved the anchor back */
+	/* one line for the caller to show (a read-only open past what would
+	 * have been a refusal, or an accepted rollback); empty: nothing.
+	 * Already syslogged. */
+	char anchor_note[512];
+
+	/* the anchor this process last read or wrote; only the thread that
+	 * calls vault_anchor_move (the daemon's flusher, then vault_close
+	 * once it has stopped) touches these */
+	struct anchor anchor;
+	int anchor_known;
+	int anchor_writable;	/* opened read-write and checked: the anchor may move */
+};
+
+struct vault_open_opts {
+	/* open the index INDEX_RDONLY: no epoch bump, nothing written to the
+	 * store, the anchor never created or moved.  A store behind its
+	 * anchor (or forked, or without one) opens, with anchor_note. */
+	int read_only;
+	/* a store behind or forked from its anchor, without one, or whose
+	 * anchor fails authentication is accepted: the anchor is moved to the
+	 * store's state (syslogged; rollback_accepted for the access trail) */
+	int accept_rollback;
 };
 
 struct vault_init_opts {
@@ -41,13 +87,29 @@ struct vault_init_opts {
 int vault_init(const struct vault_init_opts *o, char *why, size_t whylen);
 
 /*
- * Open and lock a store: -ENOENT not a store, -EACCES wrong key,
- * -EBADMSG corrupt or foreign, -EBUSY already mounted, -EPROTONOSUPPORT
- * newer format.  why[] gets one line.
+ * Open and lock a store (opts NULL: read-write, no rollback accepted):
+ * -ENOENT not a store, -EACCES wrong key, -EBADMSG corrupt or foreign,
+ * -EBUSY already mounted, -EPROTONOSUPPORT newer format, -ESTALE the
+ * store is behind its anchor, forked from it, or has commits but no
+ * anchor, -EBADMSG also for an anchor that fails authentication.  why[]
+ * gets one line.  Nothing is written to the store before the anchor check
+ * passes.
  */
 int vault_open(struct vault **out, const char *store, const char *keystore,
-	       const struct key_opts *key, char *why, size_t whylen);
+	       const struct key_opts *key, const struct vault_open_opts *opts,
+	       char *why, size_t whylen);
+/* A read-write vault is made durable and its anchor moved to the final
+ * state, marked clean; v may be NULL. */
 void vault_close(struct vault *v);
+
+/*
+ * Move the anchor to the state the last index_sync made durable, if it
+ * differs from the anchor's (counter, root, or the clean flag).  clean:
+ * the store is being closed.  Call it only from one thread at a time (the
+ * daemon's flusher), never for a read-only vault (it does nothing then).
+ * 0 (moved or nothing to do), -errno of anchor_save.
+ */
+int vault_anchor_move(struct vault *v, int clean);
 
 /*
  * Record the serving daemon's pid in the lock file (after it forked), for

@@ -57,7 +57,14 @@ same_tree() {	# NAME MANIFEST-A MANIFEST-B
 }
 # A copy has the store's volume id, so by default its mount would write the
 # original's access trail (KS/audit/<uuid>): copies get their own trail.
-mv_mount_copy() { mv_mount "$1" "$2" "$KS" "$PF" --audit-dir "$T/audit-$(basename "$1")"; }
+# A copy also shares the store's rollback anchor (KS/<uuid>.anchor) and is
+# behind it: copies that are only read mount --read-only (which never moves
+# the anchor); one that is written must be accepted (--accept-rollback).
+mv_mount_copy() {
+	local store=$1 mnt=$2
+	shift 2
+	mv_mount "$store" "$mnt" "$KS" "$PF" --audit-dir "$T/audit-$(basename "$store")" "$@"
+}
 fsck_clean() { mv_run fsck "$1" --keystore "$KS" --passphrase-file "$PF"; }
 store_bytes() { du -sb --apparent-size "$1/packs" | cut -f1; }
 npacks() { find "$1/packs" -type f -name '*.pack' | wc -l; }
@@ -157,7 +164,7 @@ check "a file can be created right after the snapshot" writable "$MNT" a
 check "fsck of the snapshot (taken during writes) is clean" fsck_clean "$SNAP1"
 SMNT=$T/snap1.mnt
 mkdir -p "$SMNT"
-if mv_mount_copy "$SNAP1" "$SMNT"; then
+if mv_mount_copy "$SNAP1" "$SMNT" --accept-rollback; then
 	ok "the snapshot mounts with the original keystore"
 	digest "$SMNT/data" "$T/m_data_snap1"
 	same_tree "the archive in the snapshot is identical (manifest of data/)" "$T/m_data_a" "$T/m_data_snap1"
@@ -255,7 +262,7 @@ t0=$(ms)
 check "rsync the backup to a new place" rsync -a "$BK/" "$RESTORE/"
 echo "# restore copy: $(($(ms) - t0)) ms"
 check "fsck of the restored copy is clean" fsck_clean "$RESTORE"
-if mv_mount_copy "$RESTORE" "$RMNT"; then
+if mv_mount_copy "$RESTORE" "$RMNT" --read-only; then
 	ok "the restored copy mounts with the keystore"
 	t0=$(ms)
 	digest "$RMNT" "$T/m_restore"
@@ -312,7 +319,7 @@ if [ -x "$BACKUP_SCRIPT" ]; then
 	R2M=$T/restore2.mnt
 	mkdir -p "$R2M"
 	check "rsync the latest rotation to a new place" rsync -a "$TGT/latest/" "$R2/"
-	if mv_mount_copy "$R2" "$R2M"; then
+	if mv_mount_copy "$R2" "$R2M" --read-only; then
 		ok "the restored rotation mounts"
 		digest "$R2M" "$T/m_r2"
 		same_tree "the restored rotation matches the archive" "$T/m_rot" "$T/m_r2"
@@ -368,7 +375,7 @@ same_tree "compaction changed no file" "$T/m_deleted" "$T/m_compacted"
 check "fsck of the pre-compaction snapshot is clean" fsck_clean "$SNAPC"
 CMNT=$T/snapC.mnt
 mkdir -p "$CMNT"
-if mv_mount_copy "$SNAPC" "$CMNT"; then
+if mv_mount_copy "$SNAPC" "$CMNT" --read-only; then
 	ok "the pre-compaction snapshot mounts after compaction"
 	digest "$CMNT" "$T/m_snapC"
 	same_tree "the pre-compaction snapshot still holds every file, deleted ones included" "$T/m_before_compact" "$T/m_snapC"

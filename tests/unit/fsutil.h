@@ -46,19 +46,26 @@ struct tu_fs {
 	struct mvfs *fs;
 };
 
-static inline int tu_mount(const struct tu_env *e, const char *store, struct tu_fs *m)
+/* o NULL: read-write; &tu_read_only for a copy that is only looked at */
+static inline int tu_mount_opts(const struct tu_env *e, const char *store,
+				const struct vault_open_opts *o, struct tu_fs *m)
 {
 	int rc;
 
 	m->v = NULL;
 	m->fs = NULL;
-	if ((rc = tu_vault_open(e, store, &m->v)) < 0)
+	if ((rc = tu_vault_open_opts(e, store, o, &m->v)) < 0)
 		return rc;
 	if ((rc = mvfs_create(&m->fs, m->v)) < 0) {
 		vault_close(m->v);
 		m->v = NULL;
 	}
 	return rc;
+}
+
+static inline int tu_mount(const struct tu_env *e, const char *store, struct tu_fs *m)
+{
+	return tu_mount_opts(e, store, NULL, m);
 }
 
 /* an orderly unmount: everything written back, orphans freed */

@@ -78,16 +78,27 @@ static inline void tu_env_init(struct tu_env *e, uint32_t chunk_size)
 		tu_bail("vault_init", rc, why);
 }
 
-/* Open the store at path (e->store or a copy of it) with e's keystore. */
-static inline int tu_vault_open(const struct tu_env *e, const char *path, struct vault **v)
+/* Open the store at path (e->store or a copy of it) with e's keystore;
+ * o NULL: read-write.  A copy shares the original's rollback anchor (same
+ * volume), so tests that only look at a copy open it read-only: a
+ * read-write open would move the anchor to the copy's state. */
+static inline int tu_vault_open_opts(const struct tu_env *e, const char *path,
+				     const struct vault_open_opts *o, struct vault **v)
 {
 	char why[512] = "";
-	int rc = vault_open(v, path, e->keystore, &e->key, why, sizeof(why));
+	int rc = vault_open(v, path, e->keystore, &e->key, o, why, sizeof(why));
 
 	if (rc < 0)
 		printf("# vault_open %s: %s\n", path, why);
 	return rc;
 }
+
+static inline int tu_vault_open(const struct tu_env *e, const char *path, struct vault **v)
+{
+	return tu_vault_open_opts(e, path, NULL, v);
+}
+
+static const struct vault_open_opts tu_read_only = { .read_only = 1 };
 
 static inline int tu_rm_one(const char *path, const struct stat *st, int flag, struct FTW *f)
 {

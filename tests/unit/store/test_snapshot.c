@@ -62,7 +62,9 @@ static int fsck_clean(const char *store, const char *what)
 {
 	struct vault *v = NULL;
 	struct fsck_report r = { 0 };
-	int rc = tu_vault_open(&env, store, &v);
+	/* read-only, as `medvault fsck` checks: a copy must not move the
+	 * anchor it shares with the original */
+	int rc = tu_vault_open_opts(&env, store, &tu_read_only, &v);
 
 	if (rc == 0)
 		rc = fsck_run(v, 0, stdout, devnull, &r);
@@ -98,7 +100,7 @@ static int same_contents(const char *path)
 	char buf[16];
 	int good;
 
-	if (tu_mount(&env, path, &m) < 0)
+	if (tu_mount_opts(&env, path, &tu_read_only, &m) < 0)
 		return 0;
 	good = ns_lookup(m.fs, ROOT, "a", &a) == 0 && a.ino == ino_a && a.size == 3 * CS &&
 	       tu_read_check(m.fs, ino_a, 0, CS, 1) && tu_read_check(m.fs, ino_a, CS, 100, 3) &&
@@ -200,7 +202,8 @@ static void test_mounted(void)
 	rc1 = tu_write(m.fs, f, 0, 5 * CS, 21, 0, 1);
 	rc2 = tu_write(m.fs, f, 5 * CS, CS, 21, 0, 1);
 	ok(rc1 == 0 && rc2 == 0, "rewrite and extend /live after the snapshot (same open pack): %d %d", rc1, rc2);
-	ok(tu_mount(&env, dest, &c) == 0, "the snapshot opens while the original is mounted");
+	ok(tu_mount_opts(&env, dest, &tu_read_only, &c) == 0,
+	   "the snapshot opens (read-only) while the original is mounted");
 	if (c.fs) {
 		ok(tu_size(c.fs, f) == 5 * CS && tu_read_check(c.fs, f, 0, 5 * CS, 20),
 		   "it holds /live as committed before the snapshot");
