@@ -178,11 +178,11 @@ size_t scrubd_status(struct scrubd *sd, char *buf, size_t cap)
 		n = snprintf(buf, cap,
 			     "scrub_state %s\nscrub_run %u\nscrub_started %lld\nscrub_finished %lld\n"
 			     "scrub_records %" PRIu64 "\nscrub_chunks %" PRIu64 "\nscrub_chunks_total %" PRIu64
-			     "\nscrub_bytes %" PRIu64 "\nscrub_bytes_total %" PRIu64 "\nscrub_findings %" PRIu64
+			     "\nscrub_bytes %" PRIu64 "\nscrub_findings %" PRIu64
 			     "\nscrub_files %" PRIu64 "\nscrub_inodes %s\nscrub_error %d\n"
 			     "scrub_rate %" PRIu64 "\nscrub_next %lld\n",
 			     scrub_state_name(p.state), run, (long long)p.started, (long long)p.finished,
-			     p.records, p.chunks, p.chunks_total, p.bytes, p.bytes_total, p.findings,
+			     p.records, p.chunks, p.chunks_total, p.bytes, p.findings,
 			     p.files, inodes, -p.error, sd->rate, next);
 	if (n < 0 || (size_t)n >= cap) {
 		if (cap)

@@ -2,8 +2,9 @@
  * scrub: the whole-tree check and every record in one read transaction,
  * then every chunk in short batches at a bounded rate (store/scrub.h).
  *
- * Phase 2 walks the inodes that own chunk records, as listed by phase 1
- * (8 bytes each), one index_chunk_iter per inode and batch: the index
+ * Phase 2 walks the regular files, as listed by phase 1's walk of the
+ * inode records (8 bytes each), one index_chunk_iter per file and batch:
+ * chunk records of no file are the whole-tree check's and fsck's.  The index
  * offers no walk over all chunks from a given key, and the list lets a
  * batch resume exactly after the last key it read.  A batch copies its
  * chunk records out of the transaction and ends it before reading any
@@ -290,31 +291,19 @@ static int walk_record(void *ctx, const uint8_t *key, size_t klen, const uint8_t
 	if (w->db == INDEX_DB_INODE && rc == 0) {
 		struct mv_attr a;
 
-		if (index_decode_inode(key, klen, plain, plen, &a) < 0)
+		if (index_decode_inode(key, klen, plain, plen, &a) < 0) {
 			rc = -EIO;
-		else
+		} else {
 			for (size_t i = 0; i < s->nstale; i++)
 				if (s->stale[i].ino == a.ino)
 					s->stale[i].is_dir = S_ISDIR(a.mode);
-	}
-	if (w->db == INDEX_DB_CHUNK) {
-		uint64_t idx;
-		struct chunk_rec c;
-
-		if (rc == 0 && index_decode_chunk(key, klen, plain, plen, &ino, &idx, &c) < 0)
-			rc = -EIO;
-		if (rc == 0) {
-			/* keys come sorted: an owner's chunks are together */
-			if ((!s->nowners || s->owners[s->nowners - 1] != ino)) {
+			/* the files whose chunks phase 2 reads, in key order */
+			if (S_ISREG(a.mode)) {
 				if (array_reserve(&s->owners, &s->capowners, s->nowners + 1,
 						  sizeof(*s->owners)))
 					return -ENOMEM;
-				s->owners[s->nowners++] = ino;
+				s->owners[s->nowners++] = a.ino;
 			}
-			pthread_mutex_lock(&s->lock);
-			s->p.chunks_total++;
-			s->p.bytes_total += c.len;
-			pthread_mutex_unlock(&s->lock);
 		}
 	}
 	if (rc < 0)
@@ -322,9 +311,16 @@ static int walk_record(void *ctx, const uint8_t *key, size_t klen, const uint8_t
 	return 0;
 }
 
+/*
+ * A read transaction holds off the growth of the index's map (and LMDB's
+ * reuse of freed pages) while it lasts, so each step has its own: the
+ * whole-tree check, which must see one state, then each database but the
+ * chunks, whose records phase 2 reads (and authenticates) in batches.
+ */
 static int phase_records(struct scrub *s)
 {
 	struct index_txn *t = NULL;
+	uint64_t nchunks = 0;
 	long n;
 	int rc;
 
@@ -335,9 +331,18 @@ static int phase_records(struct scrub *s)
 		rc = (int)n;
 		goto out;
 	}
+	index_count(t, INDEX_DB_CHUNK, &nchunks);
+	pthread_mutex_lock(&s->lock);
+	s->p.chunks_total = nchunks;
+	pthread_mutex_unlock(&s->lock);
 	for (int db = 0; db < INDEX_DB_COUNT; db++) {
 		struct rec_walk w = { s, (enum index_db)db, 0 };
 
+		if (db == INDEX_DB_CHUNK)
+			continue;
+		index_read_end(t);
+		if ((rc = index_read_begin(s->v->ix, &t)) < 0)
+			goto out;
 		rc = index_walk(t, (enum index_db)db, walk_record, &w);
 		count(s, w.n & 4095, 0, 0);
 		if (rc < 0)
@@ -545,7 +550,7 @@ static int phase_chunks(struct scrub *s)
 				chunk_failed(s, k, c);
 			done += k->c.len;
 		}
-		count(s, 0, s->nbatch, s->batch_bytes);
+		count(s, s->nbatch, s->nbatch, s->batch_bytes);	/* each chunk record too */
 		if ((rc = pace(s, &t0, done)) < 0)
 			return rc;
 	}

@@ -6,8 +6,8 @@
  *
  * A run has two phases.  Records: in one read transaction, the whole
  * integrity tree is recomputed from the records (index_tree_verify: a
- * replayed, deleted or planted record of any database) and every record
- * of every database is authenticated.  Chunks: every chunk record is read
+ * replayed, deleted or planted record of any database), then every record
+ * of every other database is authenticated.  Chunks: every chunk record is read
  * through the index (which checks it against the tree) and its chunk read
  * from its pack and authenticated, in batches of short read transactions
  * that resume after the last key (a transaction held for the hours a
@@ -53,9 +53,9 @@ struct scrub_progress {
 	enum scrub_state state;
 	int error;		/* SCRUB_FAILED: -errno */
 	time_t started, finished;	/* wall clock; finished 0 while running */
-	uint64_t records;	/* index records authenticated */
+	uint64_t records;	/* index records authenticated (chunk records included) */
 	uint64_t chunks, bytes;	/* chunks checked (found good or not), their sealed bytes */
-	uint64_t chunks_total, bytes_total;	/* what phase 2 has to read (known after phase 1) */
+	uint64_t chunks_total;	/* chunk records in the index (known after the tree check) */
 	uint64_t findings;	/* everything found wrong */
 	uint64_t files;		/* distinct inodes named by the findings (the volume counts as 0) */
 };

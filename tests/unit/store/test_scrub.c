@@ -205,7 +205,7 @@ static void test_clean(void)
 	ok(r.p.findings == 0 && r.nf == 0 && r.p.files == 0, "a clean store: no findings");
 	ok(r.p.chunks == 8 + 4 + 64 && r.p.chunks_total == r.p.chunks, "every chunk read (%llu)",
 	   (unsigned long long)r.p.chunks);
-	ok(r.p.bytes == r.p.bytes_total && r.p.bytes > 76 * CS, "every chunk's bytes counted");
+	ok(r.p.bytes > 76 * CS && r.p.bytes < 77 * CS, "every chunk's bytes counted");
 	ok(r.p.records > r.p.chunks, "every record authenticated (%llu)", (unsigned long long)r.p.records);
 	ok(r.p.started && r.p.finished >= r.p.started, "start and end times");
 }
