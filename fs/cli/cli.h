@@ -26,6 +26,7 @@ int help_shown(int argc, char **argv, const char *usage);
 int cmd_mount(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_scrub(int argc, char **argv);
 
 /* cmd_store.c */
 int cmd_init(int argc, char **argv);

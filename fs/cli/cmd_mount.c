@@ -1,11 +1,12 @@
 /*
- * medvault mount, umount and status: the commands that start, stop and
- * look at a daemon serving a store.
+ * medvault mount, umount, status and scrub: the commands that start, stop,
+ * look at and ask things of a daemon serving a store.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,10 @@ static const char *const usage_mount =
 	"  --audit-max-size N        rotate trail files at N bytes (default 64 MiB)\n"
 	"  --audit-retain-days N     delete trail files older than N days (default 366)\n"
 	"  --no-audit                no access trail (benchmarks only)\n"
+	"  --scrub-interval DAYS     scrub the store every DAYS days, the first time DAYS\n"
+	"                            after mounting (default 7; 0: only `medvault scrub`)\n"
+	"  --scrub-rate MB/S         read chunk data at most this fast while scrubbing\n"
+	"                            (megabytes of 10^6 bytes per second, default 50)\n"
 	"KEY-OPTIONS:\n" KEY_OPTS_HELP("");
 
 static const char *const usage_umount =
@@ -52,8 +57,30 @@ static const char *const usage_umount =
 static const char *const usage_status =
 	"usage: medvault status MOUNTPOINT\n"
 	"Show what the daemon serving MOUNTPOINT is doing: open files, data not yet\n"
-	"written back, chunk cache hit rate, last durable checkpoint, and dead bytes\n"
-	"waiting for compaction.\n";
+	"written back, chunk cache hit rate, last durable checkpoint, dead bytes\n"
+	"waiting for compaction, and the current or last scrub.\n";
+
+static const char *const usage_scrub =
+	"usage: medvault scrub MOUNTPOINT [--wait]\n"
+	"Scrub the store mounted on MOUNTPOINT: check the whole index against its\n"
+	"integrity tree, authenticate every index record, and read and authenticate\n"
+	"every chunk of every file, at the rate set at mount (--scrub-rate, default\n"
+	"50 MB/s), while the filesystem keeps serving.  Findings go to syslog (by\n"
+	"inode number) and `medvault status` shows the progress.  Returns at once\n"
+	"(a scrub already running is not started twice).\n"
+	"  --wait    wait for the end and print what was found, naming damaged files;\n"
+	"            exit status 3 when there were findings, 0 when all is well\n";
+
+struct scrub_line {		/* what `status` says of the scrub */
+	char state[16];
+	unsigned run;
+	long long started, finished, next;
+	unsigned long long chunks, chunks_total, bytes, findings, files, rate;
+	char inodes[200];
+};
+
+static void scrub_line_parse(const char *text, struct scrub_line *sl);
+static void scrub_line_print(const struct scrub_line *sl);
 
 /* ---- mounts ---- */
 
@@ -112,8 +139,11 @@ int cmd_mount(int argc, char **argv)
 		{ "no-audit", no_argument, NULL, 'N' },
 		{ "read-only", no_argument, NULL, 'r' },
 		{ "accept-rollback", no_argument, NULL, 'a' },
+		{ "scrub-interval", required_argument, NULL, 'I' },
+		{ "scrub-rate", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
+	uint64_t scrub_interval_s = DAEMON_SCRUB_INTERVAL_S, scrub_rate = DAEMON_SCRUB_RATE;
 	struct key_opts ko = { 0 };
 	struct audit_opts ao = { 0 };
 	struct daemon_opts dop;
@@ -173,6 +203,24 @@ int cmd_mount(int argc, char **argv)
 		case 'a':
 			accept_rollback = 1;
 			break;
+		case 'I':
+		case 'T': {
+			char *end;
+			double v = strtod(optarg, &end);
+
+			/* fractions allowed: tests scrub every few seconds */
+			if (*end || end == optarg || !(v >= 0) || (c == 'T' && v <= 0) ||
+			    (c == 'I' && v > 36500) || (c == 'T' && v > 1e6)) {
+				free(user_opts);
+				return fail_usage("--scrub-%s: not a %s: %s", c == 'I' ? "interval" : "rate",
+						  c == 'I' ? "number of days" : "rate in MB/s", optarg);
+			}
+			if (c == 'I')
+				scrub_interval_s = v > 0 && v * 86400 < 1 ? 1 : (uint64_t)(v * 86400);
+			else
+				scrub_rate = v * 1e6 < 1 ? 1 : (uint64_t)(v * 1e6);
+			break;
+		}
 		case 'o': {
 			size_t old = user_opts ? strlen(user_opts) : 0;
 			char *n;
@@ -230,7 +278,8 @@ int cmd_mount(int argc, char **argv)
 	dop = (struct daemon_opts){ .store = store, .keystore = keystore, .key = &ko,
 				    .mountpoint = mntreal, .mount_name = mnt, .fuse_opts = user_opts,
 				    .foreground = foreground, .no_audit = no_audit, .audit = ao,
-				    .read_only = read_only, .accept_rollback = accept_rollback };
+				    .read_only = read_only, .accept_rollback = accept_rollback,
+				    .scrub_interval_s = scrub_interval_s, .scrub_rate = scrub_rate };
 	/* in the background both processes return here: the parent with the
 	 * daemon's verdict, the daemon after unmount */
 	if (daemon_run(&dop, why, sizeof(why)) < 0)
@@ -317,6 +366,7 @@ int cmd_status(int argc, char **argv)
 	char *text = NULL, *line, *save = NULL;
 	unsigned long long hits = 0, loads = 0, dirty = 0, dead = 0, open_files = 0, inodes = 0;
 	long long last = 0, uptime = 0;
+	struct scrub_line sl;
 	int pid = 0, rc;
 
 	if (help_shown(argc, argv, usage_status))
@@ -331,6 +381,7 @@ int cmd_status(int argc, char **argv)
 	if (rc < 0)
 		return fail("cannot reach the daemon of %s: %s", argv[1],
 			    rc == -ESRCH ? "it does not answer" : strerror(-rc));
+	scrub_line_parse(text, &sl);
 	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		sscanf(line, "pid %d", &pid);
 		sscanf(line, "uptime %lld", &uptime);
@@ -352,5 +403,168 @@ int cmd_status(int argc, char **argv)
 	       hits + loads ? 100.0 * (double)hits / (double)(hits + loads) : 0.0, hits, loads);
 	printf("last checkpoint:   %lld s ago\n", last ? (long long)time(NULL) - last : -1LL);
 	printf("pending compaction: %llu dead bytes in packs\n", dead);
+	scrub_line_print(&sl);
+	return CLI_EXIT_OK;
+}
+
+/* ---- scrub ---- */
+
+/* the scrub_* lines of the daemon's status */
+static void scrub_line_parse(const char *text, struct scrub_line *sl)
+{
+	const char *l = text;
+
+	memset(sl, 0, sizeof(*sl));
+	snprintf(sl->state, sizeof(sl->state), "-");
+	snprintf(sl->inodes, sizeof(sl->inodes), "-");
+	while (l && *l) {
+		sscanf(l, "scrub_state %15s", sl->state);
+		sscanf(l, "scrub_run %u", &sl->run);
+		sscanf(l, "scrub_started %lld", &sl->started);
+		sscanf(l, "scrub_finished %lld", &sl->finished);
+		sscanf(l, "scrub_chunks %llu", &sl->chunks);
+		sscanf(l, "scrub_chunks_total %llu", &sl->chunks_total);
+		sscanf(l, "scrub_bytes %llu", &sl->bytes);
+		sscanf(l, "scrub_findings %llu", &sl->findings);
+		sscanf(l, "scrub_files %llu", &sl->files);
+		sscanf(l, "scrub_inodes %199s", sl->inodes);
+		sscanf(l, "scrub_next %lld", &sl->next);
+		sscanf(l, "scrub_rate %llu", &sl->rate);
+		l = strchr(l, '\n');
+		if (l)
+			l++;
+	}
+}
+
+static int scrub_running(const struct scrub_line *sl)
+{
+	return !strcmp(sl->state, "records") || !strcmp(sl->state, "chunks") || !strcmp(sl->state, "new");
+}
+
+static void scrub_line_print(const struct scrub_line *sl)
+{
+	long long now = (long long)time(NULL);
+
+	if (!sl->run || !strcmp(sl->state, "never"))
+		printf("scrub:             none since mount");
+	else if (scrub_running(sl))
+		printf("scrub:             running for %lld s (%s): %llu of %llu chunks, %llu bytes read, "
+		       "%llu findings", now - sl->started, sl->state, sl->chunks, sl->chunks_total,
+		       sl->bytes, sl->findings);
+	else
+		printf("scrub:             %s %lld s ago after %lld s: %llu chunks, %llu findings in %llu files%s%s",
+		       sl->state, now - sl->finished, sl->finished - sl->started, sl->chunks, sl->findings,
+		       sl->files, sl->findings ? ", inodes " : "", sl->findings ? sl->inodes : "");
+	if (sl->next)
+		printf("; next in %lld h\n", sl->next > now ? (sl->next - now + 3599) / 3600 : 0);
+	else
+		printf("; none scheduled\n");
+}
+
+static void scrub_print_report(const char *mnt, char *text, unsigned long long findings)
+{
+	char *line, *save = NULL;
+	unsigned long long shown = 0;
+
+	strtok_r(text, "\n", &save);	/* the summary line, parsed by the caller */
+	while ((line = strtok_r(NULL, "\n", &save))) {
+		char *path, *what, *tab1 = strchr(line, '\t'), *tab2;
+
+		if (!tab1 || !(tab2 = strchr(tab1 + 1, '\t')))
+			continue;
+		*tab1 = *tab2 = '\0';
+		path = tab1 + 1;
+		what = tab2 + 1;
+		shown++;
+		if (!strcmp(line, "0"))
+			printf("damaged: the volume: %s\n", what);
+		else if (strcmp(path, "-"))
+			printf("damaged: %s%s (inode %s): %s\n", mnt, path[1] ? path : "", line, what);
+		else
+			printf("damaged: inode %s (find %s -inum %s): %s\n", line, mnt, line, what);
+	}
+	if (findings > shown)
+		printf("... and %llu more findings (in syslog, by inode number)\n", findings - shown);
+}
+
+int cmd_scrub(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "wait", no_argument, NULL, 'w' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char real[PATH_MAX], source[PATH_MAX], state[16];
+	char *args[2], *text = NULL;
+	unsigned long long findings = 0, files = 0, chunks = 0, bytes = 0;
+	long long started = 0, finished = 0;
+	unsigned run = 0, rrun = 0;
+	int c, wait = 0, started_now = 0, err = 0, rc;
+
+	if (help_shown(argc, argv, usage_scrub))
+		return CLI_EXIT_OK;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c != 'w')
+			return fail_usage("scrub: unknown option %s (see medvault scrub --help)",
+					  argv[optind - 1]);
+		wait = 1;
+	}
+	if (argc - optind != 1)
+		return fail_usage("scrub: expected MOUNTPOINT (see medvault scrub --help)");
+	args[0] = argv[0];
+	args[1] = argv[optind];
+	if ((rc = mountpoint_arg(2, args, "scrub", real, source, sizeof(source))) != CLI_EXIT_OK)
+		return rc;
+	rc = control_scrub(NULL, source, &started_now, &run);
+	if (rc == -EACCES)
+		return fail("the daemon of %s answers only root and its own user", args[1]);
+	if (rc < 0)
+		return fail("cannot reach the daemon of %s: %s", args[1],
+			    rc == -ESRCH ? "it does not answer" : rc == -EPROTO ? "it is too old to scrub" :
+			    strerror(-rc));
+	if (!wait) {
+		printf(started_now ? "scrub %u started on %s\n" : "scrub %u already running on %s\n", run, real);
+		return CLI_EXIT_OK;
+	}
+	for (;;) {
+		struct scrub_line sl;
+
+		rc = control_status(NULL, source, &text);
+		if (rc == -EAGAIN) {
+			usleep(200000);
+			continue;
+		}
+		if (rc < 0)
+			return fail("the daemon of %s went away before the scrub finished", args[1]);
+		scrub_line_parse(text, &sl);
+		free(text);
+		text = NULL;
+		if (sl.run > run || (sl.run == run && !scrub_running(&sl)))
+			break;
+		usleep(500000);
+	}
+	rc = control_scrub_report(NULL, source, &text);
+	if (rc < 0)
+		return fail("the daemon of %s gave no scrub report: %s", args[1], strerror(-rc));
+	if (sscanf(text, "%u %15s %llu %llu %llu %llu %lld %lld %d", &rrun, state, &findings, &files,
+		   &chunks, &bytes, &started, &finished, &err) != 9) {
+		free(text);
+		return fail("the daemon of %s sent a scrub report this command cannot read", args[1]);
+	}
+	if (strcmp(state, "done")) {
+		free(text);
+		if (!strcmp(state, "stopped"))
+			return fail("scrub %u of %s was stopped before its end (unmounted?)", rrun, args[1]);
+		return fail("scrub %u of %s failed: %s", rrun, args[1], strerror(err));
+	}
+	printf("scrub %u of %s: %llu chunks (%llu bytes) read and authenticated in %lld s; %llu findings in %llu files\n",
+	       rrun, real, chunks, bytes, finished - started, findings, files);
+	scrub_print_report(real, text, findings);
+	free(text);
+	if (findings) {
+		fprintf(stderr, "medvault: %s: the scrub found %llu damaged or stale items\n", args[1], findings);
+		return CLI_EXIT_DAMAGE;
+	}
 	return CLI_EXIT_OK;
 }

@@ -24,6 +24,7 @@ static const struct command {
 	{ "status", cmd_status, "what the daemon serving a mount point is doing" },
 	{ "info", cmd_info, "describe a store (and its key slots); needs no key" },
 	{ "fsck", cmd_fsck, "verify (and --repair) an unmounted store" },
+	{ "scrub", cmd_scrub, "read and authenticate everything a mounted store holds" },
 	{ "compact", cmd_compact, "rewrite sparse packs so deleted data frees space" },
 	{ "snapshot", cmd_snapshot, "consistent point-in-time copy of a store, even mounted" },
 	{ "key", cmd_key, "list, add, remove or rewrap key slots (list|add|remove|rewrap)" },
@@ -37,7 +38,7 @@ static void usage_print(void)
 		if (commands[i].help)
 			printf("  %-9s %s\n", commands[i].name, commands[i].help);
 	printf("\nKEY-OPTIONS:\n%s", KEY_OPTS_HELP(""));
-	printf("\nExit status: 0 success, 1 failure, 2 usage error, 3 damage found (fsck, audit).\n");
+	printf("\nExit status: 0 success, 1 failure, 2 usage error, 3 damage found (fsck, scrub, audit).\n");
 	printf("'medvault COMMAND --help' describes one command.\n");
 }
 

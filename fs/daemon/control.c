@@ -30,6 +30,7 @@
 #define CONTROL_PROTO "medvault1"
 #define CONTROL_LINE_MAX 256		/* a request or an answer's first line */
 #define CONTROL_STATUS_MAX 4096
+#define CONTROL_REPORT_MAX 32768	/* a scrub's kept findings with their paths */
 #define CONTROL_REQUEST_TIMEOUT_S 5	/* for a caller to send its request */
 #define CONTROL_ANSWER_TIMEOUT_S 30	/* status and wait answer at once */
 
@@ -213,6 +214,28 @@ static int serve(struct control *c, int fd)
 			answer_error(fd, rc);
 		else
 			send_all(fd, out, 3 + (size_t)rc);
+	} else if (!strcmp(verb, "scrub")) {
+		unsigned run = 0;
+
+		if (!c->ops->scrub || (rc = c->ops->scrub(c->ctx, &run)) < 0) {
+			answer_error(fd, c->ops->scrub ? rc : -EPROTO);
+			return 0;
+		}
+		n = snprintf(out, sizeof(out), "ok %s %u\n", rc ? "started" : "running", run);
+		send_all(fd, out, (size_t)n);
+	} else if (!strcmp(verb, "scrub-report")) {
+		char *rep = c->ops->scrub_report ? malloc(CONTROL_REPORT_MAX + 4) : NULL;
+
+		if (!rep) {
+			answer_error(fd, c->ops->scrub_report ? -ENOMEM : -EPROTO);
+			return 0;
+		}
+		memcpy(rep, "ok\n", 3);
+		if ((rc = c->ops->scrub_report(c->ctx, rep + 3, CONTROL_REPORT_MAX)) < 0)
+			answer_error(fd, rc);
+		else
+			send_all(fd, rep, 3 + (size_t)rc);
+		free(rep);
 	} else if (!strcmp(verb, "wait")) {
 		int kept = 0;
 
@@ -572,23 +595,25 @@ int control_compact(const char *rundir, const char *store, double ratio, struct 
 	return 0;
 }
 
-int control_status(const char *rundir, const char *store, char **text)
+/* "ok" then text up to EOF (at most max bytes) */
+static int call_text(const char *rundir, const char *store, const char *verb, size_t max,
+		     char **text)
 {
 	char line[CONTROL_LINE_MAX], *buf = NULL;
 	size_t len = 0;
 	int fd, rc;
 
 	*text = NULL;
-	if ((rc = call(rundir, store, "status", NULL, CONTROL_ANSWER_TIMEOUT_S, &fd, line,
+	if ((rc = call(rundir, store, verb, NULL, CONTROL_ANSWER_TIMEOUT_S, &fd, line,
 		       sizeof(line))) < 0)
 		return rc;
-	buf = malloc(CONTROL_STATUS_MAX + 1);
+	buf = malloc(max + 1);
 	if (!buf) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	while (len < CONTROL_STATUS_MAX) {
-		ssize_t n = recv(fd, buf + len, CONTROL_STATUS_MAX - len, 0);
+	while (len < max) {
+		ssize_t n = recv(fd, buf + len, max - len, 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -607,6 +632,32 @@ out:
 	free(buf);
 	close(fd);
 	return rc;
+}
+
+int control_status(const char *rundir, const char *store, char **text)
+{
+	return call_text(rundir, store, "status", CONTROL_STATUS_MAX, text);
+}
+
+int control_scrub_report(const char *rundir, const char *store, char **text)
+{
+	return call_text(rundir, store, "scrub-report", CONTROL_REPORT_MAX, text);
+}
+
+int control_scrub(const char *rundir, const char *store, int *started, unsigned *run)
+{
+	char line[CONTROL_LINE_MAX], word[16];
+	int fd, rc;
+
+	if ((rc = call(rundir, store, "scrub", NULL, CONTROL_ANSWER_TIMEOUT_S, &fd, line,
+		       sizeof(line))) < 0)
+		return rc;
+	close(fd);
+	if (sscanf(line, "ok %15s %u", word, run) != 2 ||
+	    (strcmp(word, "started") && strcmp(word, "running")))
+		return -EPROTO;
+	*started = !strcmp(word, "started");
+	return 0;
 }
 
 int control_wait_begin(const char *rundir, const char *store, int *fd)

@@ -28,6 +28,7 @@
 #include "daemon/daemon.h"
 #include "fs_ops.h"
 #include "fuse_io.h"
+#include "scrubd.h"
 #include "store/blobstore.h"
 #include "store/compact.h"
 #include "store/index.h"
@@ -63,6 +64,7 @@ enum request_kind { REQUEST_SEAL, REQUEST_COMPACT };
 struct daemon {
 	struct vault *v;
 	struct mvfs *fs;
+	struct scrubd *scrub;		/* its own lock */
 	const char *mountpoint;
 	time_t started;
 	uint64_t dead_bytes;		/* flusher thread only */
@@ -231,6 +233,7 @@ static void *flusher_main(void *arg)
 			last_status = now;
 		}
 		core_flush_due(d->fs, now, FLUSH_AGE_S);
+		scrubd_tick(d->scrub);
 		if (!ro && now - last_checkpoint >= CHECKPOINT_EVERY_S) {
 			int rc = fs_checkpoint(d->fs);
 
@@ -335,13 +338,31 @@ static int on_status(void *ctx, char *buf, size_t len)
 		rc = (int)d->status_len;
 	}
 	pthread_mutex_unlock(&d->lock);
+	if (rc > 0 && d->scrub)	/* live, not as of the last publish */
+		rc += (int)scrubd_status(d->scrub, buf + rc, len - (size_t)rc);
 	return rc;
+}
+
+static int on_scrub(void *ctx, unsigned *run)
+{
+	struct daemon *d = ctx;
+
+	return d->scrub ? scrubd_start(d->scrub, run) : -ESHUTDOWN;
+}
+
+static int on_scrub_report(void *ctx, char *buf, size_t len)
+{
+	struct daemon *d = ctx;
+
+	return d->scrub ? scrubd_report(d->scrub, buf, len) : -ENOENT;
 }
 
 static const struct control_ops daemon_control_ops = {
 	.seal = on_seal,
 	.compact = on_compact,
 	.status = on_status,
+	.scrub = on_scrub,
+	.scrub_report = on_scrub_report,
 };
 
 /* ---- mounting ---- */
@@ -643,7 +664,9 @@ int daemon_run(const struct daemon_opts *o, char *why, size_t whylen)
 	 * and already syslogged */
 	if (d.v->anchor_note[0])
 		fprintf(stderr, "medvault: warning: %s\n", d.v->anchor_note);
-	if ((rc = mvfs_create(&d.fs, d.v)) < 0) {
+	if ((rc = scrubd_new(&d.scrub, d.v, o->mountpoint, o->scrub_interval_s,
+			     o->scrub_rate ? o->scrub_rate : DAEMON_SCRUB_RATE)) < 0 ||
+	    (rc = mvfs_create(&d.fs, d.v)) < 0) {
 		why_set(why, whylen, rc, "cannot start the filesystem: out of memory");
 		goto out;
 	}
@@ -718,6 +741,7 @@ out:
 		fuse_remove_signal_handlers(se);
 	if (mounted)
 		fuse_session_unmount(se);
+	scrubd_shutdown(d.scrub);	/* stops within a batch; no run starts after */
 	/* the order matters: requests fail once the flusher is gone, the
 	 * filesystem writes everything back, then the store is released, and
 	 * only then do waiting `umount`s hear EOF */
@@ -728,6 +752,7 @@ out:
 		syslog(LOG_INFO, "unmounted %s", o->mountpoint);
 	vault_close(d.v);
 	control_close(ctl);
+	scrubd_free(d.scrub);
 	if (se)
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);

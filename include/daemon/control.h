@@ -18,6 +18,13 @@
  *   status               "ok" then the status lines ("key value\n"), EOF
  *   wait                 "ok" at once, then EOF once the daemon has written
  *                        everything back and released the store
+ *   scrub                "ok started RUN" or "ok running RUN" at once: a scrub
+ *                        (store/scrub.h) started now, or the one under way;
+ *                        RUN numbers the runs of this mount from 1
+ *   scrub-report         "ok" then the last finished run: "RUN STATE FINDINGS
+ *                        FILES CHUNKS BYTES STARTED FINISHED ERRNO\n", then a
+ *                        line per kept finding "INODE\tPATH\tWHAT\n" (PATH "-"
+ *                        unknown), EOF; ENOENT while none has finished
  * ERRNO is a positive errno: EACCES refused caller, ESRCH another store,
  * EPROTO unknown request, ESHUTDOWN the daemon is stopping.
  */
@@ -39,6 +46,11 @@ struct control_ops {
 	/* the status lines into buf (NUL-terminated): their length, or
 	 * -EAGAIN while none are published yet */
 	int (*status)(void *ctx, char *buf, size_t len);
+	/* start a scrub: 1 started, 0 one runs already (*run: its number), -errno */
+	int (*scrub)(void *ctx, unsigned *run);
+	/* the last finished scrub's report into buf (NUL-terminated): its
+	 * length, -ENOENT none yet */
+	int (*scrub_report)(void *ctx, char *buf, size_t len);
 };
 
 struct control;
@@ -78,6 +90,11 @@ int control_seal(const char *rundir, const char *store);
 int control_compact(const char *rundir, const char *store, double ratio, struct compact_stats *st);
 /* *text: the status lines, malloc'd and NUL-terminated */
 int control_status(const char *rundir, const char *store, char **text);
+/* start a scrub: *started 1 when this call started it, 0 when one was
+ * running; *run its number */
+int control_scrub(const char *rundir, const char *store, int *started, unsigned *run);
+/* *text: the last finished scrub's report (see above), malloc'd */
+int control_scrub_report(const char *rundir, const char *store, char **text);
 /* before unmounting: register to hear when the daemon is gone (*fd) */
 int control_wait_begin(const char *rundir, const char *store, int *fd);
 /* then wait up to timeout_ms for it to release the store; closes fd.

@@ -9,10 +9,14 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "audit/audit.h"
 
 struct key_opts;
+
+#define DAEMON_SCRUB_INTERVAL_S (7ull * 86400)	/* mount's default */
+#define DAEMON_SCRUB_RATE (50ull * 1000 * 1000)	/* bytes/s: 50 MB/s */
 
 struct daemon_opts {
 	const char *store;
@@ -32,6 +36,11 @@ struct daemon_opts {
 	 * restored backup) is made current: the anchor moves back to it,
 	 * which is syslogged and recorded in the access trail */
 	int accept_rollback;
+	/* scrub (store/scrub.h): seconds between scheduled runs, the first
+	 * one that long after mount (0: only on request); chunk data read
+	 * per second (0: DAEMON_SCRUB_RATE) */
+	uint64_t scrub_interval_s;
+	uint64_t scrub_rate;
 	/* dir (NULL: KS/audit/<volume id>), fail_open, max_file, retain_days;
 	 * the rest is filled in from the store */
 	struct audit_opts audit;

@@ -31,8 +31,8 @@ is "$(stat -c '%a' /run/medvault)" 755 "/run/medvault is 0755"
 out=$(mv_run status "$MNT" 2>&1)
 rc=$?
 keys=$(cut -d: -f1 <<<"$out" | tr '\n' '|')
-is "$keys" "mountpoint|store|daemon|open files|dirty data|chunk cache|last checkpoint|pending compaction|" \
-	"status prints its eight lines (status $rc)"
+is "$keys" "mountpoint|store|daemon|open files|dirty data|chunk cache|last checkpoint|pending compaction|scrub|" \
+	"status prints its nine lines (status $rc)"
 grep -q "^daemon: *pid $dpid, up [0-9]* s$" <<<"$out" && ok "status names the daemon's pid" ||
 	not_ok "status names the daemon's pid" "$out"
 grep -q "^store: *$STORE$" <<<"$out" && ok "status names the store" || not_ok "status names the store" "$out"

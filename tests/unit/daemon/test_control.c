@@ -92,7 +92,32 @@ static int stub_status(void *ctx, char *buf, size_t len)
 	return snprintf(buf, len, "pid 42\nstore %s\n", store);
 }
 
-static const struct control_ops ops = { stub_seal, stub_compact, stub_status };
+static int scrub_running;
+
+static int stub_scrub(void *ctx, unsigned *run)
+{
+	(void)ctx;
+	pthread_mutex_lock(&lock);
+	*run = 3;
+	if (!scrub_running) {
+		scrub_running = 1;
+		pthread_mutex_unlock(&lock);
+		return 1;
+	}
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
+static int stub_scrub_report(void *ctx, char *buf, size_t len)
+{
+	(void)ctx;
+	if (get(&scrub_running))
+		return -ENOENT;
+	return snprintf(buf, len, "3 done 1 1 4 5 6 7 0\n12\t/a/b\tchunk 0: content fails authentication\n");
+}
+
+static const struct control_ops ops = { stub_seal, stub_compact, stub_status, stub_scrub,
+					stub_scrub_report };
 
 
 static int make_store(const char *dir, const uint8_t uuid[16])
@@ -244,6 +269,25 @@ int main(void)
 		pthread_mutex_unlock(&lock);
 		pthread_join(t, NULL);
 		ok(cc.rc == 0 && cc.st.packs_kept == 5, "then the compaction answers (%d)", cc.rc);
+	}
+
+	/* scrub: answered at once, started or running */
+	{
+		unsigned run = 0;
+		int started = -1;
+
+		rc = control_scrub(rundir, store, &started, &run);
+		ok(rc == 0 && started == 1 && run == 3, "scrub: started, run 3 (%d %d %u)", rc, started, run);
+		rc = control_scrub(rundir, store, &started, &run);
+		ok(rc == 0 && started == 0 && run == 3, "scrub again: running (%d %d)", rc, started);
+		rc = control_scrub_report(rundir, store, &text);
+		ok(rc == -ENOENT && !text, "scrub report while running: -ENOENT (%d)", rc);
+		set(&scrub_running, 0);
+		rc = control_scrub_report(rundir, store, &text);
+		ok(rc == 0 && text && !strncmp(text, "3 done 1 1", 10) && strstr(text, "\n12\t/a/b\t"),
+		   "scrub report: its summary and findings (%d)", rc);
+		free(text);
+		text = NULL;
 	}
 
 	rc = control_seal(rundir, twin);
