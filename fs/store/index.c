@@ -374,6 +374,19 @@ static int io_scan(void *ctx, uint64_t owner, enum it_cls cls, it_rec_cb cb, voi
 	return owner == 0 ? scan_db(t, DB_META, NULL, 0, cb, cbctx) : 0;
 }
 
+static int io_scan_committed(void *ctx, uint64_t owner, enum it_cls cls, it_rec_cb cb,
+			     void *cbctx)
+{
+	struct index_txn *w = ctx, r = { .ix = w->ix };
+	int rc = mdb_err(mdb_txn_begin(w->ix->env, NULL, MDB_RDONLY, &r.txn));
+
+	if (rc < 0)
+		return rc;
+	rc = io_scan(&r, owner, cls, cb, cbctx);
+	mdb_txn_abort(r.txn);
+	return rc;
+}
+
 static int io_scan_all(void *ctx, it_rec_cb cb, void *cbctx)
 {
 	int rc;
@@ -390,6 +403,7 @@ static void make_io(struct index_txn *t, struct it_io *io)
 	io->ctx = t;
 	io->node_get = io_node_get;
 	io->scan = io_scan;
+	io->scan_committed = io_scan_committed;
 	io->scan_all = io_scan_all;
 	io->writer = t->write;
 	io->snap = t->write ? 0 : mdb_txn_id(t->txn);

@@ -698,6 +698,34 @@ static uint64_t touch_key(uint64_t owner, enum it_cls cls)
 	return k ? k : 1;
 }
 
+/* this transaction's net change in the number of owner's records of cls */
+static int64_t touched_delta(const struct itree_txn *ot, uint64_t owner, enum it_cls cls)
+{
+	uint64_t kh = touch_key(owner, cls);
+	const struct table *t = &ot->touched;
+
+	if (!t->cap)
+		return 0;
+	for (size_t j = kh & (t->cap - 1); t->ent[j].kh; j = (j + 1) & (t->cap - 1))
+		if (t->ent[j].kh == kh)
+			return (int64_t)t->ent[j].fp;
+	return 0;
+}
+
+static int touched_add(struct itree_txn *ot, uint64_t owner, enum it_cls cls, int64_t d)
+{
+	uint64_t kh = touch_key(owner, cls);
+	struct table *t = &ot->touched;
+
+	if (t->cap)
+		for (size_t j = kh & (t->cap - 1); t->ent[j].kh; j = (j + 1) & (t->cap - 1))
+			if (t->ent[j].kh == kh) {
+				t->ent[j].fp = (uint64_t)((int64_t)t->ent[j].fp + d);
+				return 0;
+			}
+	return table_add(t, kh, (uint64_t)d);
+}
+
 int itree_txn_note(struct itree_txn *ot, const struct it_io *io, enum it_db db,
 		   const uint8_t *key, size_t klen, const uint8_t *old_mac, const uint8_t *new_mac)
 {
@@ -733,8 +761,7 @@ int itree_txn_note(struct itree_txn *ot, const struct it_io *io, enum it_db db,
 		table_del(&ot->changed, kh, 0);
 		if ((rc = table_add(&ot->changed, kh, nfp)) < 0)
 			return rc;
-		if (table_match(&ot->touched, touch_key(owner, cls), 0) < 0 &&
-		    (rc = table_add(&ot->touched, touch_key(owner, cls), 0)) < 0)
+		if ((rc = touched_add(ot, owner, cls, (new_mac != NULL) - (old_mac != NULL))) < 0)
 			return rc;
 		if (ot->nlog == ot->caplog) {
 			size_t ncap = ot->caplog ? 2 * ot->caplog : 64;
@@ -876,35 +903,52 @@ static int build_rec(void *ctx, enum it_db db, const uint8_t *key, size_t klen,
 	return 0;
 }
 
-/*
- * The verified table of owner's class: from the cache (*k set; the lock
- * is held shared on return, the caller unlocks), or built through io and
- * checked against the slot (*tmp set; the caller frees it).  A writer
- * that changed the owner's records of this class builds a table of its
- * own view and checks it against its own slot; it is not kept.
- */
-static int owner_table(struct itree *it, struct itree_txn *ot, const struct it_io *io,
-		       uint64_t owner, enum it_cls cls, struct kids **k, struct kids **tmp)
+/* What a caller asks of an owner's table, answered under its lock. */
+struct query {
+	uint64_t kh, fp;
+	int match;		/* table_match */
+	uint64_t count;		/* entries */
+};
+
+static void run_query(const struct table *t, struct query *q)
 {
-	int own = ot && table_match(&ot->touched, touch_key(owner, cls), 0) >= 0;
+	q->match = table_match(t, q->kh, q->fp);
+	q->count = t->n;
+}
+
+/*
+ * Answer q from the verified table of owner's class in the committed
+ * state: from the cache, or built by summing all of the owner's records
+ * of the class and comparing with the committed slot, then kept.  A
+ * writer builds from a read view of the committed state (its own
+ * transaction holds its changes, which the caller knows from ot); a
+ * reader from its own view, which is the committed one (view_current) or,
+ * with io->own_root, its own snapshot (then nothing is kept).
+ */
+static int owner_query(struct itree *it, const struct it_io *io, uint64_t owner, enum it_cls cls,
+		       struct query *q)
+{
 	struct build b = { .vk = it->vk };
 	uint8_t slot[IT_LEAF_SLOT];
 	struct kids *nk;
 	int rc;
 
-	*k = *tmp = NULL;
-	if (!own && !io->own_root) {
+	if (!io->own_root) {
+		struct kids *k;
+
 		pthread_rwlock_rdlock(&it->lock);
-		if ((*k = cache_kids(it, owner, cls))) {
-			__atomic_store_n(&(*k)->used, __atomic_add_fetch(&it->clock, 1, __ATOMIC_RELAXED),
+		if ((k = cache_kids(it, owner, cls))) {
+			__atomic_store_n(&k->used, __atomic_add_fetch(&it->clock, 1, __ATOMIC_RELAXED),
 					 __ATOMIC_RELAXED);
+			run_query(&k->t, q);
+			pthread_rwlock_unlock(&it->lock);
 			return 0;
 		}
 		pthread_rwlock_unlock(&it->lock);
 	}
-	if ((rc = slot_get(it, ot, io, owner, slot)) < 0)
+	if ((rc = slot_get(it, NULL, io, owner, slot)) < 0)
 		return rc;
-	rc = io->scan(io->ctx, owner, cls, build_rec, &b);
+	rc = (io->writer ? io->scan_committed : io->scan)(io->ctx, owner, cls, build_rec, &b);
 	if (rc == 0 && b.rc < 0)
 		rc = b.rc;
 	if (rc < 0) {
@@ -919,18 +963,15 @@ static int owner_table(struct itree *it, struct itree_txn *ot, const struct it_i
 		       owner ? "inode" : "volume, inode", (unsigned long long)owner, part_of(owner, cls));
 		return -EIO;
 	}
-	if (!(nk = calloc(1, sizeof(*nk)))) {
+	run_query(&b.t, q);
+	if (io->own_root || b.t.n > it->ent_cap / 2 || !(nk = calloc(1, sizeof(*nk)))) {
 		free(b.t.ent);
-		return -ENOMEM;
+		return 0;	/* answered; not kept */
 	}
 	nk->owner = owner;
 	nk->cls = cls;
 	nk->t = b.t;
 	nk->used = __atomic_add_fetch(&it->clock, 1, __ATOMIC_RELAXED);
-	if (own || io->own_root || nk->t.n > it->ent_cap / 2) {
-		*tmp = nk;
-		return 0;
-	}
 	pthread_rwlock_wrlock(&it->lock);
 	if ((io->writer || it->vgen == io->snap) && !cache_kids(it, owner, cls)) {
 		size_t bk = kids_bucket(owner, cls);
@@ -938,18 +979,12 @@ static int owner_table(struct itree *it, struct itree_txn *ot, const struct it_i
 		nk->next = it->kids[bk];
 		it->kids[bk] = nk;
 		it->nents += nk->t.n;
+		nk = NULL;
 		if (it->nents > it->ent_cap)
-			evict_kids(it, nk);
-		/* keep the lock shared for the caller: nobody may free nk */
-		pthread_rwlock_unlock(&it->lock);
-		pthread_rwlock_rdlock(&it->lock);
-		if ((*k = cache_kids(it, owner, cls)))
-			return 0;
-		pthread_rwlock_unlock(&it->lock);
-		return -EAGAIN;	/* a commit dropped it in between: read again */
+			evict_kids(it, NULL);
 	}
 	pthread_rwlock_unlock(&it->lock);
-	*tmp = nk;
+	kids_free(nk);
 	return 0;
 }
 
@@ -957,7 +992,6 @@ int itree_check(struct itree *it, struct itree_txn *ot, const struct it_io *io,
 		enum it_db db, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
 {
 	uint8_t mac[IT_MAC] = { 0 };
-	struct kids *k, *tmp;
 	uint64_t owner, kh;
 	enum it_cls cls;
 	int rc, match;
@@ -993,12 +1027,14 @@ int itree_check(struct itree *it, struct itree_txn *ot, const struct it_io *io,
 			return 0;
 		goto bad;
 	}
-	if ((rc = owner_table(it, ot, io, owner, cls, &k, &tmp)) < 0)
-		return rc;
-	match = table_match(k ? &k->t : &tmp->t, kh, fp64(mac));
-	if (k)
-		pthread_rwlock_unlock(&it->lock);
-	kids_free(tmp);
+	{
+		/* not written here: as committed */
+		struct query q = { .kh = kh, .fp = fp64(mac) };
+
+		if ((rc = owner_query(it, io, owner, cls, &q)) < 0)
+			return rc;
+		match = q.match;
+	}
 	if (val ? match == 1 : match < 0)
 		return 0;
 	if (itree_stale(it, io))
@@ -1013,17 +1049,14 @@ bad:
 int itree_count(struct itree *it, struct itree_txn *ot, const struct it_io *io,
 		uint64_t owner, enum it_cls cls, uint64_t *count)
 {
-	struct kids *k, *tmp;
+	struct query q = { .kh = 1 };
 	int rc;
 
 	if ((rc = view_current(it, io)) < 0)
 		return rc;
-	if ((rc = owner_table(it, ot, io, owner, cls, &k, &tmp)) < 0)
+	if ((rc = owner_query(it, io, owner, cls, &q)) < 0)
 		return rc;
-	*count = k ? k->t.n : tmp->t.n;
-	if (k)
-		pthread_rwlock_unlock(&it->lock);
-	kids_free(tmp);
+	*count = q.count + (uint64_t)(ot ? touched_delta(ot, owner, cls) : 0);
 	return 0;
 }
 

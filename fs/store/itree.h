@@ -65,6 +65,9 @@ struct it_io {
 	int (*node_get)(void *ctx, unsigned level, uint64_t prefix, const uint8_t **data, size_t *len);
 	/* every record of owner's class (owner 0: packs or meta too) */
 	int (*scan)(void *ctx, uint64_t owner, enum it_cls cls, it_rec_cb cb, void *cbctx);
+	/* as scan, in a read view of the committed state (for a writer,
+	 * whose own view holds its uncommitted changes) */
+	int (*scan_committed)(void *ctx, uint64_t owner, enum it_cls cls, it_rec_cb cb, void *cbctx);
 	/* every record of every record database */
 	int (*scan_all)(void *ctx, it_rec_cb cb, void *cbctx);
 	uint64_t snap;	/* a read view's commit id (unused for a writer) */

@@ -479,7 +479,20 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 		if ((rc = anchor_recheck(v, store, why, whylen)) < 0)
 			goto fail;
 		/* format 1 -> 2 only once the store has passed (a read-only
-		 * open never upgrades) */
+		 * open never upgrades).  A format-1 store has no anchor yet:
+		 * one naming its state comes first, so a crash after the
+		 * upgrade's commit finds a store ahead of its anchor, not one
+		 * with commits and no anchor (which is refused) */
+		if (v->anchor_state == VAULT_ANCHOR_NEW && !index_has_tree(v->ix)) {
+			v->anchor_writable = 1;
+			rc = vault_anchor_move(v, 0);
+			v->anchor_writable = 0;
+			if (rc < 0) {
+				why_set(why, whylen, rc, "cannot write the anchor %s of store %s: %s",
+					v->anchor_file, store, strerror(-rc));
+				goto fail;
+			}
+		}
 		if ((rc = upgrade(v, mk, why, whylen)) < 0)
 			goto fail;
 		if ((rc = index_write(v->ix, bump_epoch, &v->epoch)) < 0 || (rc = index_sync(v->ix)) < 0) {

@@ -58,20 +58,22 @@ chmod 600 "$MNT/study3/img7.dcm"
 VICTIM_INO=$(stat -c %i "$MNT/study3/img7.dcm")
 MV="$OLDMV" mv_umount "$MNT" || bail "old umount"
 cp -a "$STORE" "$T/format1"
+cp -a "$KS" "$T/ks-format1"	# no anchor yet: each drill below gets its own copy
 
 # ---- crash drill: kill -9 during the upgrade, then mount again
 rounds=0 good=0
 for r in 1 2 3 4 5; do
 	cp -a "$T/format1" "$T/r$r"
+	rm -rf "$T/ks$r" && cp -a "$T/ks-format1" "$T/ks$r"	# copies share the anchor
 	mkdir -p "$T/m$r"
-	"$MV" mount "$T/r$r" "$T/m$r" --keystore "$KS" --passphrase-file "$PF" -f 2>"$T/r$r.log" &
+	"$MV" mount "$T/r$r" "$T/m$r" --keystore "$T/ks$r" --passphrase-file "$PF" -f 2>"$T/r$r.log" &
 	pid=$!
 	sleep "0.$(( (RANDOM % 40) + 1 ))"
 	kill -9 "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	is_mounted "$T/m$r" && { fusermount3 -uz "$T/m$r" 2>/dev/null || umount -l "$T/m$r"; }
 	rounds=$((rounds + 1))
-	if mv_mount "$T/r$r" "$T/m$r" "$KS" "$PF" 2>>"$T/r$r.log"; then
+	if mv_mount "$T/r$r" "$T/m$r" "$T/ks$r" "$PF" 2>>"$T/r$r.log"; then
 		"$TOOLS/tree_digest" "$T/m$r" >"$T/after$r" 2>&1
 		if cmp -s "$T/before" "$T/after$r" && grep -qx 'format=2' "$T/r$r/medvault.conf"; then
 			good=$((good + 1))
@@ -83,7 +85,7 @@ for r in 1 2 3 4 5; do
 	else
 		not_ok "round $r: the store mounts after a kill during its upgrade" "$(tail -n 3 "$T/r$r.log")"
 	fi
-	rm -rf "$T/r$r"
+	rm -rf "$T/r$r" "$T/ks$r"
 done
 is "$good" "$rounds" "killed during the upgrade $rounds times: each copy then mounted, same files, format 2"
 
