@@ -90,6 +90,7 @@ struct index_txn {
 	int broken;	/* a put/del failed: the whole write txn must go */
 	int mutated;	/* the current write function has changed something */
 	struct itree_txn *ot;	/* a write transaction's tree changes */
+	MDB_txn *committed;	/* a writer's read view of the committed state */
 	uint8_t *buf;	/* scratch for sealing/opening, grown on demand */
 	size_t bufcap;
 };
@@ -374,17 +375,17 @@ static int io_scan(void *ctx, uint64_t owner, enum it_cls cls, it_rec_cb cb, voi
 	return owner == 0 ? scan_db(t, DB_META, NULL, 0, cb, cbctx) : 0;
 }
 
+/* the committed state, for a writer: one read view per write transaction */
 static int io_scan_committed(void *ctx, uint64_t owner, enum it_cls cls, it_rec_cb cb,
 			     void *cbctx)
 {
 	struct index_txn *w = ctx, r = { .ix = w->ix };
-	int rc = mdb_err(mdb_txn_begin(w->ix->env, NULL, MDB_RDONLY, &r.txn));
+	int rc;
 
-	if (rc < 0)
+	if (!w->committed && (rc = mdb_err(mdb_txn_begin(w->ix->env, NULL, MDB_RDONLY, &w->committed))) < 0)
 		return rc;
-	rc = io_scan(&r, owner, cls, cb, cbctx);
-	mdb_txn_abort(r.txn);
-	return rc;
+	r.txn = w->committed;
+	return io_scan(&r, owner, cls, cb, cbctx);
 }
 
 static int io_scan_all(void *ctx, it_rec_cb cb, void *cbctx)
@@ -985,6 +986,8 @@ static int run_batch(struct index *ix, struct write_req *reqs, int single)
 		    (changed && (rc = put_root(&t, &root)) < 0))
 			goto abort;
 	}
+	if (t.committed)
+		mdb_txn_abort(t.committed);
 	id = mdb_txn_id(t.txn);
 	rc = mdb_err(mdb_txn_commit(t.txn));
 	free(t.buf);
@@ -993,12 +996,12 @@ static int run_batch(struct index *ix, struct write_req *reqs, int single)
 		pthread_mutex_lock(&ix->root_lock);
 		root_state(ix, &root, &ix->committed);
 		pthread_mutex_unlock(&ix->root_lock);
-	} else if (rc == 0 && t.ot) {
-		/* nothing written: the view stays the one the caches describe */
 	}
 	itree_txn_free(t.ot);
 	return rc;
 abort:
+	if (t.committed)
+		mdb_txn_abort(t.committed);
 	mdb_txn_abort(t.txn);
 	free(t.buf);
 	itree_txn_free(t.ot);

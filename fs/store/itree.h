@@ -10,7 +10,7 @@
  *   bulk   its chunks (a file), its entries (a directory), the packs (0)
  *   small  its xattrs and orphan mark, the meta counters (0)
  * so that checking an xattr never reads a large file's chunk map.  Slots
- * sit in leaves of a radix tree over the inode number (32 per node), each
+ * sit in leaves of a radix tree over the inode number (16 per node), each
  * node's MAC in its parent, the top node's MAC in the root record (meta
  * "root"), whose counter grows with every commit and which the anchor
  * outside the store names.
@@ -31,12 +31,12 @@
 #include "crypto/volkeys.h"
 
 #define IT_MAC VOLKEYS_TREE_MAC_LEN
-#define IT_BITS 5
+#define IT_BITS 4
 #define IT_FAN (1u << IT_BITS)
 #define IT_LEAF_SLOT (3 * IT_MAC)	/* record MAC, bulk sum, small sum */
 #define IT_LEAF_BYTES (IT_FAN * IT_LEAF_SLOT)
 #define IT_INNER_BYTES (IT_FAN * IT_MAC)
-#define IT_MAX_DEPTH 13		/* 5 * 13 bits cover any 64-bit owner */
+#define IT_MAX_DEPTH 16		/* 4 * 16 bits cover any 64-bit owner */
 
 /* record databases as index.c numbers them (the format's db numbers) */
 enum it_db { IT_DB_INODE, IT_DB_DIRENT, IT_DB_CHUNK, IT_DB_PACK, IT_DB_XATTR,
