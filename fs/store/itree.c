@@ -610,6 +610,10 @@ struct itree_txn {
 		enum it_cls cls;
 	} *log;
 	size_t nlog, caplog;
+	/* inodes created here (no record before, no children): their tables
+	 * are known empty, so the caches get them without a scan */
+	uint64_t *born;
+	size_t nborn, capborn;
 };
 
 int itree_txn_begin(struct itree *it, struct itree_txn **out)
@@ -639,6 +643,7 @@ void itree_txn_free(struct itree_txn *ot)
 	free(ot->changed.ent);
 	free(ot->touched.ent);
 	free(ot->log);
+	free(ot->born);
 	free(ot);
 }
 
@@ -752,6 +757,18 @@ int itree_txn_note(struct itree_txn *ot, const struct it_io *io, enum it_db db,
 		return rc;
 	slot = leaf->data + (owner & (IT_FAN - 1)) * IT_LEAF_SLOT;
 	if (db == IT_DB_INODE) {
+		if (!old_mac && new_mac && is_zero(slot, IT_LEAF_SLOT)) {
+			if (ot->nborn == ot->capborn) {
+				size_t ncap = ot->capborn ? 2 * ot->capborn : 16;
+				uint64_t *nb = realloc(ot->born, ncap * sizeof(*nb));
+
+				if (!nb)
+					return -ENOMEM;
+				ot->born = nb;
+				ot->capborn = ncap;
+			}
+			ot->born[ot->nborn++] = owner;
+		}
 		if (new_mac)
 			memcpy(slot, new_mac, IT_MAC);
 		else
@@ -854,6 +871,20 @@ void itree_txn_apply(struct itree_txn *ot, uint64_t snap, const struct it_root *
 			it->nnodes++;
 		}
 	}
+	for (size_t i = 0; i < ot->nborn; i++)
+		for (int cls = IT_BULK; cls <= IT_SMALL; cls++) {
+			struct kids *k;
+			size_t bk;
+
+			if (cache_kids(it, ot->born[i], (enum it_cls)cls) || !(k = calloc(1, sizeof(*k))))
+				continue;
+			k->owner = ot->born[i];
+			k->cls = (enum it_cls)cls;
+			k->used = __atomic_add_fetch(&it->clock, 1, __ATOMIC_RELAXED);
+			bk = kids_bucket(k->owner, k->cls);
+			k->next = it->kids[bk];
+			it->kids[bk] = k;
+		}
 	for (size_t i = 0; i < ot->nlog; i++) {
 		struct change *c = &ot->log[i];
 		struct kids *k = cache_kids(it, c->owner, c->cls);
