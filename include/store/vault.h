@@ -43,7 +43,9 @@ int vault_init(const struct vault_init_opts *o, char *why, size_t whylen);
 /*
  * Open and lock a store: -ENOENT not a store, -EACCES wrong key,
  * -EBADMSG corrupt or foreign, -EBUSY already mounted, -EPROTONOSUPPORT
- * newer format.  why[] gets one line.
+ * newer format, -EUCLEAN the index file is damaged (its structural check,
+ * store/index_check.h, failed or hung; nothing was written).  why[] gets
+ * one line.
  */
 int vault_open(struct vault **out, const char *store, const char *keystore,
 	       const struct key_opts *key, char *why, size_t whylen);
