@@ -1,6 +1,9 @@
 #include "crypto/volkeys.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <string.h>
 #include <sodium.h>
 
@@ -13,6 +16,7 @@
 #define CTX_FILE "mvfile__"
 #define CTX_CONF "mvconf__"
 #define CTX_AUDIT "mvaudit_"
+#define CTX_IDXDIG "mvidxdig"
 
 struct volkeys {
 	enum aead_cipher content;
@@ -20,6 +24,7 @@ struct volkeys {
 	uint8_t names[32];
 	uint8_t domain0[32];
 	uint8_t audit[32];	/* seals the access trail (fs/audit/audit.c) */
+	uint8_t idxdig[32];	/* keys the digest of data.mdb (volkeys_index_digest) */
 };
 
 int volkeys_derive(struct volkeys **out, const uint8_t *mk, enum aead_cipher content)
@@ -47,6 +52,7 @@ int volkeys_derive(struct volkeys **out, const uint8_t *mk, enum aead_cipher con
 	crypto_kdf_derive_from_key(vk->domain0, sizeof(vk->domain0),
 				   VOLKEYS_DEFAULT_DOMAIN, CTX_DOMAIN, mk);
 	crypto_kdf_derive_from_key(vk->audit, sizeof(vk->audit), 1, CTX_AUDIT, mk);
+	crypto_kdf_derive_from_key(vk->idxdig, sizeof(vk->idxdig), 1, CTX_IDXDIG, mk);
 	sodium_mprotect_readonly(vk);
 	*out = vk;
 	return 0;
@@ -108,4 +114,41 @@ void volkeys_conf_mac(const uint8_t *mk, const void *data, size_t len, uint8_t o
 	crypto_kdf_derive_from_key(k, sizeof(k), 1, CTX_CONF, mk);
 	crypto_auth_hmacsha512256(out, data, len, k);
 	sodium_memzero(k, sizeof(k));
+}
+
+int volkeys_index_digest(const struct volkeys *vk, int fd, uint8_t out[VOLKEYS_INDEX_DIGEST_LEN])
+{
+	enum { BLOCK = 1 << 20 };
+	crypto_generichash_state st;
+	struct stat sb;
+	uint8_t len8[8], *buf;
+	uint64_t off = 0;
+	int rc = 0;
+
+	if (fstat(fd, &sb) < 0)
+		return -errno;
+	if (!(buf = malloc(BLOCK)))
+		return -ENOMEM;
+	be64_put(len8, (uint64_t)sb.st_size);
+	crypto_generichash_init(&st, vk->idxdig, sizeof(vk->idxdig), VOLKEYS_INDEX_DIGEST_LEN);
+	crypto_generichash_update(&st, len8, sizeof(len8));
+	while (off < (uint64_t)sb.st_size) {
+		size_t want = (uint64_t)sb.st_size - off < BLOCK ? (size_t)((uint64_t)sb.st_size - off) : BLOCK;
+		ssize_t n = pread(fd, buf, want, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;	/* the file shrank under us */
+			break;
+		}
+		crypto_generichash_update(&st, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	crypto_generichash_final(&st, out, VOLKEYS_INDEX_DIGEST_LEN);
+	sodium_memzero(&st, sizeof(st));
+	free(buf);
+	if (rc < 0)
+		sodium_memzero(out, VOLKEYS_INDEX_DIGEST_LEN);
+	return rc;
 }
