@@ -520,9 +520,9 @@ int index_check_image(const uint8_t *img, size_t len, uint64_t want_txnid,
 
 /* ---- the child ---- */
 
-static void (*test_hook)(void);
+static void (*test_hook)(int stage);
 
-void index_check_set_test_hook(void (*fn)(void))
+void index_check_set_test_hook(void (*fn)(int stage))
 {
 	test_hook = fn;
 }
@@ -552,7 +552,8 @@ struct confine {
 	uid_t uid;
 	gid_t gid;
 	unsigned cpu_s;
-	uint64_t as_bytes;	/* 0: no limit (sanitizers reserve terabytes) */
+	uint64_t as_bytes;	/* more address space allowed; 0: no limit
+				 * (sanitizers reserve terabytes) */
 };
 
 static void child_confine(int *wfd)
@@ -596,13 +597,30 @@ static void child_confine(int *wfd)
 	}
 }
 
+/* The address space this process already has (inherited from the
+ * caller: a daemon's pools, a fuzzer's arenas), or 0 if unknown. */
+static uint64_t vsize_now(void)
+{
+	unsigned long long pages = 0;
+	FILE *f = fopen("/proc/self/statm", "re");
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llu", &pages) != 1)
+		pages = 0;
+	fclose(f);
+	return (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
 static void child_limit(const struct confine *c)
 {
 	struct rlimit cpu = { c->cpu_s, c->cpu_s + 1 };
+	uint64_t have;
 
 	setrlimit(RLIMIT_CPU, &cpu);
-	if (c->as_bytes) {
-		struct rlimit as = { c->as_bytes, c->as_bytes };
+	/* on top of what the fork brought along, which is not ours to cut */
+	if (c->as_bytes && (have = vsize_now()) != 0) {
+		struct rlimit as = { have + c->as_bytes, have + c->as_bytes };
 
 		setrlimit(RLIMIT_AS, &as);
 	}
@@ -731,7 +749,7 @@ static void child_run(const char *dir, int wfd, const struct confine *cf, int fl
 	child_confine(&wfd);
 	child_limit(cf);
 	if (test_hook)
-		test_hook();
+		test_hook(INDEX_CHECK_HOOK_CONFINED);
 	if ((size_t)snprintf(path, sizeof(path), "%s/" STORE_INDEX_DATA_NAME, dir) >= sizeof(path)) {
 		child_say(wfd, 'E', "%d path too long", ENAMETOOLONG);
 		_exit(2);
@@ -787,6 +805,8 @@ static void child_run(const char *dir, int wfd, const struct confine *cf, int fl
 		child_say(wfd, 'E', "%d cannot drop privileges", -rc);
 		_exit(2);
 	}
+	if (test_hook)
+		test_hook(INDEX_CHECK_HOOK_DROPPED);
 	/* every page, of the snapshot LMDB is about to walk */
 	if ((rc = img_check(img, (size_t)st.st_size, txnid, 0, why, sizeof(why))) < 0) {
 		if (rc == -ENOMEM)

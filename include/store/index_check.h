@@ -62,10 +62,14 @@ int index_check_image(const uint8_t *img, size_t len, uint64_t want_txnid,
 		      char *why, size_t whylen);
 
 /*
- * For tests only: a function the child runs once confined (before it
- * opens anything), to prove the confinement and the parent's mapping of
- * a crash, an exit status or a hang.  NULL (the default): none.
+ * For tests only: a function the child runs at two points, to prove the
+ * confinement and the parent's mapping of a crash, an exit status or a
+ * hang: stage 0 once confined, before it opens anything; stage 1 after
+ * it dropped its privileges, before it reads a page.  NULL (the
+ * default): none.
  */
-void index_check_set_test_hook(void (*fn)(void));
+#define INDEX_CHECK_HOOK_CONFINED 0
+#define INDEX_CHECK_HOOK_DROPPED 1
+void index_check_set_test_hook(void (*fn)(int stage));
 
 #endif

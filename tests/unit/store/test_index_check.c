@@ -33,6 +33,17 @@
 #include "../../tap.h"
 #include "../../index_fixture.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0	/* then the child's address space is bounded too */
+#endif
+
 #define PSIZE 4096
 #define TIMEOUT_MS 10000
 
@@ -417,33 +428,49 @@ static void test_hang(void)
 
 /* ---- the child's confinement and the parent's reading of its end ---- */
 
-static int probe_fd = -1;
+static int probe_fd = -1, was_root;
 
-static void hook_segv(void)
+static void hook_segv(int stage)
 {
+	if (stage != INDEX_CHECK_HOOK_CONFINED)
+		return;
 	raise(SIGSEGV);
 }
 
-static void hook_exit7(void)
+static void hook_exit7(int stage)
 {
+	if (stage != INDEX_CHECK_HOOK_CONFINED)
+		return;
 	_exit(7);
 }
 
-static void hook_sleep(void)
+static void hook_sleep(int stage)
 {
+	if (stage != INDEX_CHECK_HOOK_CONFINED)
+		return;
 	for (;;)
 		pause();
 }
 
-static void hook_spin(void)
+static void hook_spin(int stage)
 {
+	if (stage != INDEX_CHECK_HOOK_CONFINED)
+		return;
 	for (volatile unsigned long i = 0;; i++)
 		;
 }
 
-static void hook_confined(void)
+static void hook_confined(int stage)
 {
 	struct rlimit core;
+
+	if (stage == INDEX_CHECK_HOOK_DROPPED) {
+		/* as root: nobody now, for good (no way back to uid 0) */
+		if (was_root && (getuid() == 0 || geteuid() == 0 || getgid() == 0 ||
+				 setresuid(0, 0, 0) == 0))
+			_exit(16);
+		return;
+	}
 
 	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
 		_exit(10);
@@ -453,6 +480,20 @@ static void hook_confined(void)
 		_exit(12);
 	if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
 		_exit(13);
+#if !SANITIZED
+	{
+		struct rlimit as;
+
+		if (getrlimit(RLIMIT_AS, &as) < 0 || as.rlim_cur == RLIM_INFINITY)
+			_exit(14);
+	}
+#endif
+	{
+		struct rlimit cpu;
+
+		if (getrlimit(RLIMIT_CPU, &cpu) < 0 || cpu.rlim_cur == RLIM_INFINITY)
+			_exit(15);
+	}
 }
 
 static void test_child(void)
@@ -478,9 +519,11 @@ static void test_child(void)
 		close(probe_fd);
 		probe_fd = 57;
 	}
+	was_root = geteuid() == 0;
 	index_check_set_test_hook(hook_confined);
 	rc = index_check_structure(dir, TIMEOUT_MS, why, sizeof(why));
-	ok(rc == 0, "child confined: no new privileges, no core, not dumpable, fds closed (%s)", why);
+	ok(rc == 0, "child confined: no new privileges, no core, not dumpable, CPU%s bounded, fds closed%s (%s)",
+	   SANITIZED ? "" : " and address space", was_root ? ", nobody after opening" : "", why);
 	close(probe_fd);
 	index_check_set_test_hook(NULL);
 	if (geteuid() == 0) {
