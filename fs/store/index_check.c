@@ -446,6 +446,11 @@ static int meta_read(struct img *im, unsigned i, uint64_t off, struct meta *m)
 	meta_load(m, pg + PAGEHDRSZ);
 	if (m->magic != LMDB_MAGIC || m->version != LMDB_DATA_VERSION)
 		return damaged(im, "meta page %u has magic 0x%x version %u", i, m->magic, m->version);
+	/* a commit rewrites only the databases, last page, txnid and map
+	 * size of the older meta page: what else it holds becomes the newest
+	 * meta's, so both are held to the same rules */
+	if (m->address != 0)
+		return damaged(im, "meta page %u asks for a fixed map address", i);
 	if (m->dbs[0].pad < PSIZE_MIN || m->dbs[0].pad > PSIZE_MAX ||
 	    (m->dbs[0].pad & (m->dbs[0].pad - 1)))
 		return damaged(im, "meta page %u has page size %u", i, m->dbs[0].pad);
@@ -478,10 +483,10 @@ static int img_meta(struct img *im, uint64_t want_txnid, struct meta *m, struct 
 	if (im->last_pg < NUM_METAS - 1 || im->last_pg >= im->len / im->psize)
 		return damaged(im, "the meta page says %llu pages, the file holds %zu",
 			       (unsigned long long)im->last_pg + 1, im->len / im->psize);
-	if ((*cur)->address != 0 || !((*cur)->dbs[0].flags & FLAG_INTEGERKEY) ||
+	if (!((*cur)->dbs[0].flags & FLAG_INTEGERKEY) ||
 	    ((*cur)->dbs[0].flags & ~(FLAG_INTEGERKEY | FLAG_NOSUBDIR)) || (*cur)->dbs[1].pad != 0 ||
 	    (*cur)->dbs[1].flags != 0)
-		return damaged(im, "the meta page has flags 0x%x/0x%x or a fixed address",
+		return damaged(im, "the meta page has database flags 0x%x/0x%x",
 			       (*cur)->dbs[0].flags, (*cur)->dbs[1].flags);
 	return 0;
 }

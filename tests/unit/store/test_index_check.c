@@ -354,6 +354,16 @@ static void test_damage(void)
 	}
 	expect("meta page naming pages past the file", img, base_len, -1);
 
+	/* the older meta page asking for a fixed address: the next commit
+	 * would make it the newest one, keeping that field (fuzz finding) */
+	memcpy(img, base, base_len);
+	{
+		int older = ld64(img + 16 + 128) >= ld64(img + PSIZE + 16 + 128);
+
+		st64(img + older * PSIZE + 16 + 8, 0x7f0000000000ull);
+	}
+	expect("older meta page with a fixed map address", img, base_len, -1);
+
 	memcpy(img, base, base_len);
 	img[leaf * PSIZE + 16] = 0xf0;	/* node 0 offset past the page */
 	img[leaf * PSIZE + 17] = 0x0f;
