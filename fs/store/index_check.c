@@ -740,15 +740,50 @@ static int lmdb_walk(MDB_txn *txn, int wfd)
 	return -EBADMSG;
 }
 
+/* Map the whole of data.mdb as it is now; exits on failure. */
+static const uint8_t *child_map(int fd, int wfd, size_t *len)
+{
+	struct stat st;
+	void *img;
+
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		child_say(wfd, 'D', "it is not a regular file");
+		_exit(1);
+	}
+	if (st.st_size < (off_t)(2 * PSIZE_MIN)) {
+		child_say(wfd, 'D', "it holds only %lld bytes", (long long)st.st_size);
+		_exit(1);
+	}
+	img = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	if (img == MAP_FAILED) {
+		child_say(wfd, 'E', "%d cannot map it", errno);
+		_exit(2);
+	}
+	*len = (size_t)st.st_size;
+	return img;
+}
+
+/* LMDB's open or first read transaction failed */
+static void child_lmdb_failed(int wfd, int rc)
+{
+	int bad = rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == MDB_CORRUPTED ||
+		  rc == MDB_PAGE_NOTFOUND;
+
+	if (bad)
+		child_say(wfd, 'D', "LMDB cannot open it: %s", mdb_strerror(rc));
+	else
+		child_say(wfd, 'E', "%d LMDB: %s", rc > 0 && rc < 4096 ? rc : EIO, mdb_strerror(rc));
+	_exit(bad ? 1 : 2);
+}
+
 /* Everything the child does; never returns. */
 static void child_run(const char *dir, int wfd, const struct confine *cf, int flags)
 {
 	char path[PATH_MAX], why[256];
 	MDB_env *env = NULL;
 	MDB_txn *txn = NULL;
-	const uint8_t *img = MAP_FAILED;
-	struct stat st;
-	uint64_t txnid = 0;
+	const uint8_t *img = NULL;
+	size_t len = 0;
 	int fd, rc, live = flags & INDEX_CHECK_LIVE;
 
 	child_confine(&wfd);
@@ -764,47 +799,37 @@ static void child_run(const char *dir, int wfd, const struct confine *cf, int fl
 		child_say(wfd, 'E', "%d cannot open it", errno);
 		_exit(2);
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		child_say(wfd, 'D', "it is not a regular file");
-		_exit(1);
+	/*
+	 * Alone with the file (the caller holds the store's lock): the meta
+	 * pages first, before LMDB reads them (a page size of 0 alone makes
+	 * mdb_env_open divide by zero), and LMDB's map no larger than the
+	 * file.  Beside a writer, the metas may change at any time and the
+	 * file grow: LMDB's read transaction pins a snapshot first, the map
+	 * follows the writer's, and the file is mapped after, so it holds
+	 * every page of that snapshot.
+	 */
+	if (!live) {
+		img = child_map(fd, wfd, &len);
+		if (img_check(img, len, 0, 1, why, sizeof(why)) < 0) {
+			child_say(wfd, 'D', "%s", why);
+			_exit(1);
+		}
 	}
-	if (st.st_size < (off_t)(2 * PSIZE_MIN)) {
-		child_say(wfd, 'D', "it holds only %lld bytes", (long long)st.st_size);
-		_exit(1);
-	}
-	img = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-	if (img == MAP_FAILED) {
-		child_say(wfd, 'E', "%d cannot map it", errno);
-		_exit(2);
-	}
-	/* the meta pages before LMDB reads them (a page size of 0 alone
-	 * makes mdb_env_open divide by zero); with a writer beside us they
-	 * may change, so a live check leaves them to the full pass */
-	if (!live && img_check(img, (size_t)st.st_size, 0, 1, why, sizeof(why)) < 0) {
-		child_say(wfd, 'D', "%s", why);
-		_exit(1);
-	}
-	if ((rc = mdb_env_create(&env)) != 0) {
-		child_say(wfd, 'E', "%d LMDB: %s", ENOMEM, mdb_strerror(rc));
-		_exit(2);
-	}
+	if ((rc = mdb_env_create(&env)) != 0)
+		child_lmdb_failed(wfd, rc);
 	mdb_env_set_maxdbs(env, NAMED_MAX + 2);
-	mdb_env_set_mapsize(env, (size_t)st.st_size);
+	if (!live)
+		mdb_env_set_mapsize(env, len);
 	rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD | (live ? 0 : MDB_NOLOCK),
 			  0600);
 	if (rc == 0)
 		rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
-	if (rc != 0) {
-		if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == MDB_CORRUPTED ||
-		    rc == MDB_PAGE_NOTFOUND)
-			child_say(wfd, 'D', "LMDB cannot open it: %s", mdb_strerror(rc));
-		else
-			child_say(wfd, 'E', "%d LMDB: %s", rc > 0 && rc < 4096 ? rc : EIO,
-				  mdb_strerror(rc));
-		_exit(rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == MDB_CORRUPTED ||
-		      rc == MDB_PAGE_NOTFOUND ? 1 : 2);
-	}
-	txnid = mdb_txn_id(txn);
+	if (rc == MDB_MAP_RESIZED && live && mdb_env_set_mapsize(env, 0) == 0)
+		rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);	/* the writer grew it */
+	if (rc != 0)
+		child_lmdb_failed(wfd, rc);
+	if (live)
+		img = child_map(fd, wfd, &len);
 	/* files open, reader slot taken: from here on nothing needs root */
 	if ((rc = child_drop(cf)) < 0) {
 		child_say(wfd, 'E', "%d cannot drop privileges", -rc);
@@ -813,7 +838,7 @@ static void child_run(const char *dir, int wfd, const struct confine *cf, int fl
 	if (test_hook)
 		test_hook(INDEX_CHECK_HOOK_DROPPED);
 	/* every page, of the snapshot LMDB is about to walk */
-	if ((rc = img_check(img, (size_t)st.st_size, txnid, 0, why, sizeof(why))) < 0) {
+	if ((rc = img_check(img, len, mdb_txn_id(txn), 0, why, sizeof(why))) < 0) {
 		if (rc == -ENOMEM)
 			child_say(wfd, 'E', "%d out of memory", ENOMEM);
 		else
