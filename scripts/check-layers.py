@@ -9,11 +9,12 @@ and audit never include each other.  Interface headers live in
 include/<layer>/ and are included as "layer/x.h"; a header included by a bare
 name must sit beside the source (an internal header of that folder).
 Library headers are fenced: <fuse*.h> only in fs/daemon, <lmdb.h> only in
-the index (fs/store/index.c) and its structural check of an untrusted
-data.mdb (fs/store/index_check.c), <sodium.h> only in crypto/.  Inside a folder, modules (x.c with
-its x.h) must not depend on each other in a circle: a source file depends
-on every header it reaches, through other headers too, and a header without
-a source of its own (crypto/ks_internal.h) adds no edge back.
+the index (fs/store/index.c) and the structural check that runs before
+LMDB may open an untrusted data.mdb (fs/store/index_check.c), <sodium.h>
+only in crypto/.  Inside a folder, modules (x.c with its x.h) must not
+depend on each other in a circle: a source file depends on every header it
+reaches, through other headers too, and a header without a source of its
+own (crypto/ks_internal.h) adds no edge back.
 
 An interface header is in include/ because something outside its folder
 (another layer, a unit test, a fuzzer, a test tool) includes it; a header
