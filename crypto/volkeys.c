@@ -1,6 +1,9 @@
 #include "crypto/volkeys.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <string.h>
 #include <sodium.h>
 
@@ -15,6 +18,7 @@
 #define CTX_AUDIT "mvaudit_"
 #define CTX_ANCHOR "mvanchor"
 #define CTX_TREE "mvtree__"
+#define CTX_IDXDIG "mvidxdig"
 
 struct volkeys {
 	enum aead_cipher content;
@@ -27,6 +31,7 @@ struct volkeys {
 	/* BLAKE2b keyed with tree, its key block already absorbed: each tree
 	 * MAC starts from a copy (one compression less; most are short) */
 	crypto_generichash_state tree_start;
+	uint8_t idxdig[32];	/* keys the digest of data.mdb (volkeys_index_digest) */
 };
 
 int volkeys_derive(struct volkeys **out, const uint8_t *mk, enum aead_cipher content)
@@ -57,6 +62,7 @@ int volkeys_derive(struct volkeys **out, const uint8_t *mk, enum aead_cipher con
 	crypto_kdf_derive_from_key(vk->anchor, sizeof(vk->anchor), 1, CTX_ANCHOR, mk);
 	crypto_kdf_derive_from_key(vk->tree, sizeof(vk->tree), 1, CTX_TREE, mk);
 	crypto_generichash_init(&vk->tree_start, vk->tree, sizeof(vk->tree), VOLKEYS_TREE_MAC_LEN);
+	crypto_kdf_derive_from_key(vk->idxdig, sizeof(vk->idxdig), 1, CTX_IDXDIG, mk);
 	sodium_mprotect_readonly(vk);
 	*out = vk;
 	return 0;
@@ -135,4 +141,41 @@ void volkeys_tree_mac(const struct volkeys *vk, const void *head, size_t hlen,
 void volkeys_anchor_mac(const struct volkeys *vk, const void *data, size_t len, uint8_t out[32])
 {
 	crypto_auth_hmacsha512256(out, data, len, vk->anchor);
+}
+
+int volkeys_index_digest(const struct volkeys *vk, int fd, uint8_t out[VOLKEYS_INDEX_DIGEST_LEN])
+{
+	enum { BLOCK = 1 << 20 };
+	crypto_generichash_state st;
+	struct stat sb;
+	uint8_t len8[8], *buf;
+	uint64_t off = 0;
+	int rc = 0;
+
+	if (fstat(fd, &sb) < 0)
+		return -errno;
+	if (!(buf = malloc(BLOCK)))
+		return -ENOMEM;
+	be64_put(len8, (uint64_t)sb.st_size);
+	crypto_generichash_init(&st, vk->idxdig, sizeof(vk->idxdig), VOLKEYS_INDEX_DIGEST_LEN);
+	crypto_generichash_update(&st, len8, sizeof(len8));
+	while (off < (uint64_t)sb.st_size) {
+		size_t want = (uint64_t)sb.st_size - off < BLOCK ? (size_t)((uint64_t)sb.st_size - off) : BLOCK;
+		ssize_t n = pread(fd, buf, want, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;	/* the file shrank under us */
+			break;
+		}
+		crypto_generichash_update(&st, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	crypto_generichash_final(&st, out, VOLKEYS_INDEX_DIGEST_LEN);
+	sodium_memzero(&st, sizeof(st));
+	free(buf);
+	if (rc < 0)
+		sodium_memzero(out, VOLKEYS_INDEX_DIGEST_LEN);
+	return rc;
 }

@@ -4,6 +4,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "crypto/aead.h"
@@ -21,6 +23,8 @@
 #include "store/compact.h"
 #include "store/fsck.h"
 #include "store/index.h"
+#include "store/index_check.h"
+#include "store/layout.h"
 #include "store/snapshot.h"
 #include "store/vault.h"
 #include "store/volconf.h"
@@ -349,6 +353,10 @@ int cmd_fsck(int argc, char **argv)
 	if ((rc = vault_open(&v, sc.store, sc.keystore, &sc.ko, &vo, why, sizeof(why))) < 0) {
 		if (rc == -EBUSY)
 			return fail("store %s is mounted or in use; unmount it first", sc.store);
+		if (rc == -EUCLEAN) {	/* the index file itself is damaged */
+			fail("%s", why);
+			return CLI_EXIT_DAMAGE;
+		}
 		return fail("%s", why);
 	}
 	/* read-only, a store that is not what its anchor names opened with
@@ -422,9 +430,10 @@ int cmd_info(int argc, char **argv)
 	struct store_cmd sc = { .name = "info" };
 	struct volconf vc;
 	char why[WHY_LEN], uuid[33], when[64];
-	uint64_t npacks, bytes;
+	uint64_t npacks, bytes, counts[INDEX_DB_COUNT];
+	char ipath[PATH_MAX];
 	time_t created;
-	int rc;
+	int rc, irc = -1;
 
 	if (help_shown(argc, argv, usage_info))
 		return CLI_EXIT_OK;
@@ -432,6 +441,27 @@ int cmd_info(int argc, char **argv)
 		return rc;
 	if (volconf_load(sc.store, &vc, why, sizeof(why)) < 0)
 		return fail("%s", why);
+	/* LMDB trusts its file: a confined child checks it before we read it;
+	 * unmounted, our shared lock keeps a daemon out meanwhile */
+	{
+		char lpath[PATH_MAX];
+		int lfd, mine;
+
+		store_path(lpath, sizeof(lpath), sc.store, STORE_LOCK);
+		lfd = open(lpath, O_RDONLY | O_CLOEXEC);
+		mine = lfd >= 0 && flock(lfd, LOCK_SH | LOCK_NB) == 0;
+		store_path(ipath, sizeof(ipath), sc.store, STORE_INDEX);
+		rc = index_check_structure_flags(ipath, mine ? 0 : INDEX_CHECK_LIVE, 0, why,
+						 sizeof(why));
+		if (rc == 0)
+			irc = index_env_counts(ipath, counts);
+		if (lfd >= 0)
+			close(lfd);
+		if (rc < 0) {
+			volconf_release(&vc);
+			return fail("%s", why);
+		}
+	}
 	volconf_uuid_hex(vc.uuid, uuid);
 	created = (time_t)vc.created;
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&created));
@@ -445,11 +475,7 @@ int cmd_info(int argc, char **argv)
 	printf("created:     %s\n", when);
 	printf("packs:       %" PRIu64 " (%" PRIu64 " bytes)\n", npacks, bytes);
 	{
-		uint64_t counts[INDEX_DB_COUNT];
-		char ipath[PATH_MAX + 8];
-
-		snprintf(ipath, sizeof(ipath), "%s/index", sc.store);
-		if (index_env_counts(ipath, counts) == 0)
+		if (irc == 0)
 			printf("index:       %" PRIu64 " inodes, %" PRIu64 " names, %" PRIu64 " chunks, %"
 			       PRIu64 " xattrs\n", counts[INDEX_DB_INODE], counts[INDEX_DB_DIRENT],
 			       counts[INDEX_DB_CHUNK], counts[INDEX_DB_XATTR]);

@@ -28,6 +28,7 @@
 #include "store/blobstore.h"
 #include "util/fileutil.h"
 #include "store/index.h"
+#include "store/index_check.h"
 #include "util/progress.h"
 #include "store/volconf.h"
 #include "store/layout.h"
@@ -161,6 +162,10 @@ int snapshot_take(const char *store_arg, const char *dest, FILE *progress, snaps
 		goto out;
 	}
 	store_path(path, sizeof(path), store, STORE_INDEX);
+	/* LMDB trusts its file: a confined child checks it first, beside a
+	 * daemon that may be writing (so through the reader table) */
+	if ((rc = index_check_structure_flags(path, INDEX_CHECK_LIVE, 0, why, whylen)) < 0)
+		goto out;
 	if ((rc = index_copy_env(path, dpath)) < 0) {
 		why_set(why, whylen, rc, "cannot copy the index of %s: %s", store, strerror(-rc));
 		goto out;

@@ -1,6 +1,7 @@
 #include "util/why.h"
 #include "store/vault.h"
 #include "store/layout.h"
+#include "store/index_check.h"
 
 #include <dirent.h>
 #include <inttypes.h>
@@ -461,6 +462,11 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 	 * refused store must be left exactly as it was.
 	 */
 	store_path(path, sizeof(path), v->store, STORE_INDEX);
+	/* LMDB trusts its file: a confined child checks it first (we hold the lock) */
+	if ((rc = index_check_structure(path, 0, why, whylen)) < 0) {
+		rc = rc == -EBADMSG || rc == -ETIMEDOUT ? -EUCLEAN : rc;
+		goto fail;
+	}
 	if ((rc = index_open(&v->ix, path, v->conf.uuid, v->keys, INDEX_RDONLY)) < 0) {
 		why_set(why, whylen, rc, "index of %s cannot be opened: %s", store,
 			rc == -EBADMSG ? "its root record fails authentication" : strerror(-rc));

@@ -56,4 +56,17 @@ void volkeys_anchor_mac(const struct volkeys *vk, const void *data, size_t len, 
 void volkeys_tree_mac(const struct volkeys *vk, const void *head, size_t hlen,
 		      const void *body, size_t blen, uint8_t out[VOLKEYS_TREE_MAC_LEN]);
 
+/*
+ * The keyed digest of an index file (STORE/index/data.mdb) as it is on
+ * disk: BLAKE2b-256 keyed with crypto_kdf_derive_from_key(32, id 1,
+ * "mvidxdig", MK), over the file's size (8 bytes, big-endian) and then
+ * every byte of it, read through fd from offset 0.  Recorded with the
+ * anchor at clean unmount; a mount whose file still has it may skip the
+ * structural check (store/index_check.h).  The caller holds the store's
+ * lock so the file does not change meanwhile.  0, or -errno (-EIO if it
+ * shrank while read); out is zeroed on failure.
+ */
+#define VOLKEYS_INDEX_DIGEST_LEN 32
+int volkeys_index_digest(const struct volkeys *vk, int fd, uint8_t out[VOLKEYS_INDEX_DIGEST_LEN]);
+
 #endif

@@ -93,7 +93,9 @@ int vault_init(const struct vault_init_opts *o, char *why, size_t whylen);
  * store is behind its anchor, forked from it, or has commits but no
  * anchor, -EBADMSG also for an anchor that fails authentication.  why[]
  * gets one line.  Nothing is written to the store before the anchor check
- * passes.
+ * passes.  -EUCLEAN: the
+ * index file is damaged (its structural check, store/index_check.h,
+ * failed or hung; nothing was written).
  */
 int vault_open(struct vault **out, const char *store, const char *keystore,
 	       const struct key_opts *key, const struct vault_open_opts *opts,

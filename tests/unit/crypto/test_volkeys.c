@@ -4,6 +4,9 @@
  * medvault.conf MAC is deterministic and keyed.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -67,6 +70,49 @@ out:
 	volkeys_free(o);
 }
 
+/* digest of a temp file holding data[0..len) */
+static int digest_of(const struct volkeys *vk, const uint8_t *data, size_t len, uint8_t out[32])
+{
+	char path[] = "/tmp/mv-vkdig-XXXXXX";
+	int fd = mkstemp(path), rc;
+
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	rc = write(fd, data, len) == (ssize_t)len ? volkeys_index_digest(vk, fd, out) : -EIO;
+	close(fd);
+	return rc;
+}
+
+/* the index digest: keyed, covers every byte and the length */
+static void test_index_digest(const struct volkeys *a, const struct volkeys *b,
+			      const struct volkeys *o)
+{
+	size_t len = (3u << 20) + 123;	/* several read blocks and a partial one */
+	uint8_t *d = malloc(len + 1), x[32], y[32], z[32];
+	int fd;
+
+	if (!d)
+		return;
+	for (size_t i = 0; i < len; i++)
+		d[i] = (uint8_t)(i * 2654435761u >> 13);
+	ok(digest_of(a, d, len, x) == 0 && digest_of(b, d, len, y) == 0 && !memcmp(x, y, 32),
+	   "index digest: the same for the same MK and bytes");
+	ok(digest_of(o, d, len, z) == 0 && memcmp(x, z, 32), "index digest: keyed by MK");
+	d[len - 1] ^= 1;
+	ok(digest_of(a, d, len, y) == 0 && memcmp(x, y, 32), "index digest: covers the last byte");
+	d[len - 1] ^= 1;
+	d[0] ^= 0x80;
+	ok(digest_of(a, d, len, y) == 0 && memcmp(x, y, 32), "index digest: covers the first byte");
+	d[0] ^= 0x80;
+	d[len] = 0;
+	ok(digest_of(a, d, len + 1, y) == 0 && memcmp(x, y, 32), "index digest: a zero appended changes it");
+	ok(digest_of(a, d, 0, y) == 0 && memcmp(x, y, 32), "index digest: empty file");
+	fd = open("/nonexistent-dir", O_RDONLY);
+	ok(volkeys_index_digest(a, fd, y) == -EBADF, "index digest: a bad fd is -EBADF");
+	free(d);
+}
+
 int main(void)
 {
 	uint8_t mk[32], mk2[32], h1[HL], h2[HL], h3[HL], m1[32], m2[32], m3[32];
@@ -85,6 +131,8 @@ int main(void)
 	ok(volkeys_derive(&x, mk, (enum aead_cipher)42) == -ENOTSUP && x == NULL, "unknown content cipher -ENOTSUP");
 	if (!a || !b || !o)
 		return tap_done();
+
+	test_index_digest(a, b, o);
 
 	/* name hashes */
 	volkeys_name_hash(a, 1, "hello", 5, h1);
