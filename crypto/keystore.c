@@ -846,6 +846,65 @@ int keystore_unlock(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
 	return unlock_file(ksdir, uuid, opts, NULL, mk_out, NULL, why, whylen);
 }
 
+/*
+ * Open the token opts name (their token, else the one of the keystore's
+ * slot for their key) for a data object: *p set, or -ENOTSUP when opts
+ * name a passphrase, not a token.
+ */
+static int token_open(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
+		      const struct key_opts *opts, struct ks_p11 **p, char *why, size_t whylen)
+{
+	struct ks_source src = { 0 };
+	struct ks_file *f = NULL;
+	const char *token;
+	int rc;
+
+	*p = NULL;
+	if ((rc = ks_source_resolve(opts, &src, why, whylen)) < 0)
+		return rc;
+	if (src.kind != KEYSTORE_SLOT_PKCS11) {
+		ks_source_release(&src);
+		return -ENOTSUP;
+	}
+	token = src.token;
+	if (!token && file_load(ksdir, uuid, &f, why, whylen) == 0)
+		for (size_t i = 0; i < f->nslots && !token; i++)
+			if (f->slots[i].kind == KEYSTORE_SLOT_PKCS11 && !strcmp(f->slots[i].key, src.key))
+				token = f->slots[i].token;
+	rc = ks_p11_open(src.module, token, src.pin_file, p, why, whylen);
+	file_free(f);
+	ks_source_release(&src);
+	return rc;
+}
+
+int keystore_token_get(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
+		       const struct key_opts *opts, const char *label, uint8_t *buf, size_t cap,
+		       size_t *len, char *why, size_t whylen)
+{
+	struct ks_p11 *p;
+	int rc = token_open(ksdir, uuid, opts, &p, why, whylen);
+
+	if (rc < 0)
+		return rc;
+	rc = ks_p11_data_get(p, label, buf, cap, len, why, whylen);
+	ks_p11_close(p);
+	return rc;
+}
+
+int keystore_token_put(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
+		       const struct key_opts *opts, const char *label, const uint8_t *buf,
+		       size_t len, char *why, size_t whylen)
+{
+	struct ks_p11 *p;
+	int rc = token_open(ksdir, uuid, opts, &p, why, whylen);
+
+	if (rc < 0)
+		return rc;
+	rc = ks_p11_data_put(p, label, buf, len, why, whylen);
+	ks_p11_close(p);
+	return rc;
+}
+
 void keystore_key_free(uint8_t *mk)
 {
 	if (mk)

@@ -109,6 +109,14 @@ int ks_p11_unwrap(struct ks_p11 *p, unsigned long key, const uint8_t iv[KS_P11_I
 		  const uint8_t wrapped[KS_WRAPPED_LEN], uint8_t *mk,
 		  char *why, size_t whylen);
 
+/* A private data object (CKO_DATA) labelled label: read into buf (-ENOENT
+ * none, -EBADMSG larger than cap), or written (created, or its value
+ * replaced in place). */
+int ks_p11_data_get(struct ks_p11 *p, const char *label, uint8_t *buf, size_t cap, size_t *len,
+		    char *why, size_t whylen);
+int ks_p11_data_put(struct ks_p11 *p, const char *label, const uint8_t *buf, size_t len,
+		    char *why, size_t whylen);
+
 /* a CK_RV as -errno: PIN incorrect -EACCES, PIN locked -EPERM, ... */
 int ks_p11_rv_errno(unsigned long rv);
 

@@ -415,3 +415,97 @@ out:
 	sodium_free(out);	/* wipes */
 	return rc;
 }
+
+/* the one data object labelled label: 1 found, 0 none, -errno */
+static int data_find(struct ks_p11 *p, const char *label, CK_OBJECT_HANDLE *h, char *why, size_t whylen)
+{
+	CK_OBJECT_CLASS cls = CKO_DATA;
+	CK_BBOOL yes = CK_TRUE;
+	CK_ATTRIBUTE tmpl[] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_LABEL, (void *)label, strlen(label) },
+	};
+	CK_OBJECT_HANDLE found[2];
+	CK_ULONG n = 0;
+	CK_RV rv = p->f->C_FindObjectsInit(p->session, tmpl, sizeof(tmpl) / sizeof(tmpl[0]));
+
+	if (rv == CKR_OK) {
+		rv = p->f->C_FindObjects(p->session, found, 2, &n);
+		p->f->C_FindObjectsFinal(p->session);
+	}
+	if (rv != CKR_OK)
+		return why_set(why, whylen, ks_p11_rv_errno(rv), "token '%s': object search failed (%s)",
+			       p->token, ckr_name(rv));
+	if (n > 1)
+		return why_set(why, whylen, -ENOTUNIQ, "token '%s' holds several objects labelled '%s'",
+			       p->token, label);
+	if (n == 1)
+		*h = found[0];
+	return n == 1;
+}
+
+int ks_p11_data_get(struct ks_p11 *p, const char *label, uint8_t *buf, size_t cap, size_t *len,
+		    char *why, size_t whylen)
+{
+	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+	CK_ATTRIBUTE val = { CKA_VALUE, NULL, 0 };
+	CK_RV rv;
+	int rc = data_find(p, label, &h, why, whylen);
+
+	if (rc <= 0)
+		return rc < 0 ? rc : -ENOENT;
+	rv = p->f->C_GetAttributeValue(p->session, h, &val, 1);
+	if (rv == CKR_OK && val.ulValueLen > cap)
+		return why_set(why, whylen, -EBADMSG, "token '%s': object '%s' is %lu bytes, not an anchor",
+			       p->token, label, (unsigned long)val.ulValueLen);
+	if (rv == CKR_OK) {
+		val.pValue = buf;
+		rv = p->f->C_GetAttributeValue(p->session, h, &val, 1);
+	}
+	if (rv != CKR_OK)
+		return why_set(why, whylen, ks_p11_rv_errno(rv), "token '%s': cannot read object '%s' (%s)",
+			       p->token, label, ckr_name(rv));
+	*len = val.ulValueLen;
+	return 0;
+}
+
+int ks_p11_data_put(struct ks_p11 *p, const char *label, const uint8_t *buf, size_t len,
+		    char *why, size_t whylen)
+{
+	CK_OBJECT_CLASS cls = CKO_DATA;
+	CK_BBOOL yes = CK_TRUE;
+	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+	CK_ATTRIBUTE val = { CKA_VALUE, (void *)buf, len };
+	CK_RV rv;
+	int rc = data_find(p, label, &h, why, whylen);
+
+	if (rc < 0)
+		return rc;
+	/* in place where the token allows it (SoftHSM2 refuses to change a data
+	 * object's value): then a crash leaves the old value or the new */
+	if (rc == 1 && p->f->C_SetAttributeValue(p->session, h, &val, 1) == CKR_OK)
+		return 0;
+	if (rc == 1 && (rv = p->f->C_DestroyObject(p->session, h)) != CKR_OK)
+		return why_set(why, whylen, ks_p11_rv_errno(rv), "token '%s': cannot replace object '%s' (%s)",
+			       p->token, label, ckr_name(rv));
+	{
+		/* private: only a PIN holder can write it (and the contents are
+		 * MACed, so a PIN alone cannot forge one) */
+		CK_ATTRIBUTE tmpl[] = {
+			{ CKA_CLASS, &cls, sizeof(cls) },
+			{ CKA_TOKEN, &yes, sizeof(yes) },
+			{ CKA_PRIVATE, &yes, sizeof(yes) },
+			{ CKA_MODIFIABLE, &yes, sizeof(yes) },
+			{ CKA_LABEL, (void *)label, strlen(label) },
+			{ CKA_APPLICATION, (void *)"medvault", 8 },
+			{ CKA_VALUE, (void *)buf, len },
+		};
+
+		rv = p->f->C_CreateObject(p->session, tmpl, sizeof(tmpl) / sizeof(tmpl[0]), &h);
+	}
+	if (rv != CKR_OK)
+		return why_set(why, whylen, ks_p11_rv_errno(rv), "token '%s': cannot write object '%s' (%s)",
+			       p->token, label, ckr_name(rv));
+	return 0;
+}

@@ -23,6 +23,38 @@
 #include "crypto/secure.h"
 
 
+/* the token object holding the anchor's copy */
+static void token_label(const uint8_t uuid[ANCHOR_UUID_LEN], char out[64])
+{
+	int n = snprintf(out, 64, "medvault-anchor-");
+
+	for (int i = 0; i < ANCHOR_UUID_LEN; i++)
+		n += snprintf(out + n, 64 - (size_t)n, "%02x", uuid[i]);
+}
+
+/*
+ * Write the anchor's copy on the token the key options name, when they
+ * name one: someone who rolls back the keystore directory along with the
+ * store cannot roll the token back without its PIN.  Errors are logged,
+ * not fatal: the file stays the anchor of record.
+ */
+static void token_anchor_save(const char *ksdir, const struct key_opts *key,
+			      const struct volkeys *keys, const struct anchor *a)
+{
+	uint8_t buf[ANCHOR_LEN];
+	char label[64], why[256] = "";
+	int rc;
+
+	if (!key)
+		return;
+	token_label(a->uuid, label);
+	anchor_encode(keys, a, buf);
+	rc = keystore_token_put(ksdir, a->uuid, key, label, buf, sizeof(buf), why, sizeof(why));
+	if (rc < 0 && rc != -ENOTSUP)
+		syslog(LOG_WARNING, "cannot write the anchor's copy on the token: %s",
+		       why[0] ? why : strerror(-rc));
+}
+
 /* The root directory and the counters, in the index's first transaction. */
 struct root_arg {
 	uint32_t uid, gid;
@@ -129,7 +161,8 @@ int vault_init(const struct vault_init_opts *o, char *why, size_t whylen)
 			memcpy(a.uuid, vc.uuid, ANCHOR_UUID_LEN);
 			a.counter = root.counter;
 			memcpy(a.root_mac, root.mac, INDEX_ROOT_MAC);
-			rc = anchor_save(o->keystore, keys, &a);
+			if ((rc = anchor_save(o->keystore, keys, &a)) == 0)
+				token_anchor_save(o->keystore, o->key, keys, &a);
 		}
 		if (rc < 0) {
 			why_set(why, whylen, rc, "cannot write the anchor in %s: %s", o->keystore, strerror(-rc));
@@ -228,6 +261,28 @@ static int upgrade(struct vault *v, const uint8_t *mk, char *why, size_t whylen)
 }
 
 /* "2026-11-01T09:30:00Z", or "never" */
+/* the token's copy: 0, -ENOTSUP (no token named), -ENOENT, -EBADMSG, -errno */
+static int token_anchor_load(struct vault *v, struct anchor *out)
+{
+	uint8_t buf[ANCHOR_LEN + 1];
+	char label[64], why[256] = "";
+	size_t len = 0;
+	int rc;
+
+	if (!v->key)
+		return -ENOTSUP;
+	token_label(v->conf.uuid, label);
+	rc = keystore_token_get(v->keystore, v->conf.uuid, v->key, label, buf, sizeof(buf), &len,
+				why, sizeof(why));
+	if (rc < 0) {
+		if (rc != -ENOTSUP && rc != -ENOENT)
+			syslog(LOG_WARNING, "cannot read the anchor's copy on the token: %s",
+			       why[0] ? why : strerror(-rc));
+		return rc;
+	}
+	return anchor_decode(v->keys, v->conf.uuid, buf, len, out);
+}
+
 static void anchor_when(int64_t t, char *out, size_t len)
 {
 	time_t tt = (time_t)t;
@@ -270,6 +325,20 @@ static int anchor_check(struct vault *v, const struct vault_open_opts *o, const 
 	v->store_counter = root.counter;
 	line[0] = '\0';
 	lrc = anchor_load(v->keystore, v->keys, v->conf.uuid, &a);
+	{
+		/* the token's copy wins when it is newer, or the file is gone:
+		 * the keystore directory may have been rolled back with the store */
+		struct anchor ta;
+		int trc = token_anchor_load(v, &ta);
+
+		v->token_mirror = trc != -ENOTSUP;
+		if (trc == 0 && (lrc != 0 || ta.counter > a.counter)) {
+			a = ta;
+			lrc = 0;
+		} else if (trc == -EBADMSG && lrc != 0) {
+			lrc = -EBADMSG;
+		}
+	}
 	if (lrc == 0) {
 		enum anchor_cmp c = anchor_compare(&a, root.counter, root.mac, &v->anchor_behind);
 
@@ -337,6 +406,8 @@ static int anchor_move_to(struct vault *v, const struct index_root_state *root, 
 	a.time = (int64_t)time(NULL);
 	if ((rc = anchor_save(v->keystore, v->keys, &a)) < 0)
 		return rc;
+	if (v->token_mirror)
+		token_anchor_save(v->keystore, v->key, v->keys, &a);
 	v->anchor = a;
 	v->anchor_known = 1;
 	return 0;
@@ -413,6 +484,7 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 		rc = why_set(why, whylen, -errno, "store %s: %s", store, strerror(errno));
 		goto fail;
 	}
+	v->key = key;
 	v->keystore = strdup(keystore);
 	if (!v->keystore) {
 		rc = why_set(why, whylen, -ENOMEM, "out of memory");

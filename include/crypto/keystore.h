@@ -139,4 +139,18 @@ void keystore_path(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
  */
 void keystore_pwhash_cost(unsigned long long opslimit, size_t memlimit);
 
+/*
+ * A small private data object on the token the key options name (their
+ * token, else the one of the keystore's slot for their key), for the
+ * rollback anchor's copy (store/anchor.h).  Each call opens the token and
+ * logs in with the PIN file.  -ENOTSUP: opts name a passphrase, not a
+ * token; get: -ENOENT no such object; token errors as keystore_unlock.
+ */
+int keystore_token_get(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
+		       const struct key_opts *opts, const char *label, uint8_t *buf, size_t cap,
+		       size_t *len, char *why, size_t whylen);
+int keystore_token_put(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
+		       const struct key_opts *opts, const char *label, const uint8_t *buf,
+		       size_t len, char *why, size_t whylen);
+
 #endif

@@ -36,6 +36,10 @@ const char *vault_anchor_state_name(enum vault_anchor_state s);
 struct vault {
 	char *store;
 	char *keystore;		/* KSDIR: the anchor lives there */
+	/* the caller's key options, kept for the anchor's copy on their token
+	 * (they must outlive the vault) */
+	const struct key_opts *key;
+	int token_mirror;	/* the key options name a token: it holds a copy */
 	char *anchor_file;	/* KSDIR/<uuid>.anchor, for messages */
 	struct volconf conf;
 	struct volkeys *keys;
