@@ -641,6 +641,11 @@ int index_open(struct index **out, const char *dir, const uint8_t uuid[16],
 	mdb_env_set_maxdbs(ix->env, DB_COUNT + 1);
 	mdb_env_set_maxreaders(ix->env, 256);
 	snprintf(ix->data_path, sizeof(ix->data_path), "%s/" STORE_INDEX_DATA_NAME, dir);
+	/* no index there: say so before LMDB creates one */
+	if (!create && access(ix->data_path, F_OK) < 0) {
+		rc = -ENOENT;
+		goto fail;
+	}
 	/*
 	 * Map what the file holds (an existing file is written up to its
 	 * size), except a sparse one (a 16 GiB map of the WRITEMAP builds up

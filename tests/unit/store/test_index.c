@@ -367,7 +367,14 @@ static void test_open(void)
 		snprintf(empty, sizeof(empty), "%s/empty", tmp);
 		mkdir(empty, 0700);
 		rc = index_open(&y, empty, uuid, vk, 0);
-		ok(rc == -EBADMSG && y == NULL, "open of an empty dir without create -EBADMSG (%d)", rc);
+		ok(rc == -ENOENT && y == NULL, "open of an empty dir without create -ENOENT (%d)", rc);
+		{
+			char f[260];
+			struct stat st;
+
+			snprintf(f, sizeof(f), "%s/data.mdb", empty);
+			ok(stat(f, &st) < 0, "and nothing is created there");
+		}
 	}
 }
 
