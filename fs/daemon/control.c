@@ -217,8 +217,9 @@ static int serve(struct control *c, int fd)
 	} else if (!strcmp(verb, "scrub")) {
 		unsigned run = 0;
 
-		if (!c->ops->scrub || (rc = c->ops->scrub(c->ctx, &run)) < 0) {
-			answer_error(fd, c->ops->scrub ? rc : -EPROTO);
+		rc = c->ops->scrub ? c->ops->scrub(c->ctx, &run) : -EPROTO;
+		if (rc < 0) {
+			answer_error(fd, rc);
 			return 0;
 		}
 		n = snprintf(out, sizeof(out), "ok %s %u\n", rc ? "started" : "running", run);

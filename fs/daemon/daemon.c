@@ -750,9 +750,9 @@ out:
 	audit_close(audit);
 	if (mounted)
 		syslog(LOG_INFO, "unmounted %s", o->mountpoint);
+	scrubd_free(d.scrub);	/* it reads the vault's settings: before the vault goes */
 	vault_close(d.v);
 	control_close(ctl);
-	scrubd_free(d.scrub);
 	if (se)
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
