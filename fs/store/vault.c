@@ -318,7 +318,7 @@ static int anchor_check(struct vault *v, const struct vault_open_opts *o, const 
 	struct index_root_state root;
 	struct anchor a;
 	char when[32], line[sizeof(v->anchor_note)];
-	int rc, lrc;
+	int rc, lrc, from_token = 0;
 
 	if ((rc = index_root_durable(v->ix, &root)) < 0)
 		return why_set(why, whylen, rc, "index of %s: no integrity root: %s", store, strerror(-rc));
@@ -335,8 +335,10 @@ static int anchor_check(struct vault *v, const struct vault_open_opts *o, const 
 		if (trc == 0 && (lrc != 0 || ta.counter > a.counter)) {
 			a = ta;
 			lrc = 0;
+			from_token = 1;
 		} else if (trc == -EBADMSG && lrc != 0) {
 			lrc = -EBADMSG;
+			from_token = 1;
 		}
 	}
 	if (lrc == 0) {
@@ -348,8 +350,8 @@ static int anchor_check(struct vault *v, const struct vault_open_opts *o, const 
 		anchor_when(a.time, when, sizeof(when));
 		if (c == ANCHOR_BEHIND) {
 			v->anchor_state = VAULT_ANCHOR_BEHIND;
-			snprintf(line, sizeof(line), "store %s is %" PRIu64 " commits behind its anchor (last moved %s)",
-				 store, v->anchor_behind, when);
+			snprintf(line, sizeof(line), "store %s is %" PRIu64 " commits behind its anchor%s (last moved %s)",
+				 store, v->anchor_behind, from_token ? " (the copy on the PKCS#11 token)" : "", when);
 		} else if (c == ANCHOR_FORKED) {
 			v->anchor_state = VAULT_ANCHOR_FORKED;
 			snprintf(line, sizeof(line), "store %s is not the state its anchor names at commit %" PRIu64
@@ -366,7 +368,8 @@ static int anchor_check(struct vault *v, const struct vault_open_opts *o, const 
 			 store, root.counter, v->anchor_file);
 	} else {
 		v->anchor_state = VAULT_ANCHOR_BAD;
-		snprintf(line, sizeof(line), "anchor %s of store %s %s", v->anchor_file, store,
+		snprintf(line, sizeof(line), "anchor %s of store %s %s",
+			 from_token ? "copy on the PKCS#11 token" : v->anchor_file, store,
 			 lrc == -EBADMSG ? "fails authentication (tampered, or another volume's)"
 					 : strerror(-lrc));
 	}

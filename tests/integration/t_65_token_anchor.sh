@@ -55,7 +55,7 @@ if p11_mount; then
 	mv_umount "$MNT"
 else
 	msg=$(cat "$T/mount.err")
-	if [ "$(wc -l <<<"$msg")" -eq 1 ] && grep -q "behind" <<<"$msg"; then
+	if [ "$(wc -l <<<"$msg")" -eq 1 ] && grep -q "behind" <<<"$msg" && grep -q "token" <<<"$msg"; then
 		ok "store and keystore rolled back together: refused by the token's copy: $msg"
 	else
 		not_ok "refused with one line saying how far behind" "$msg"
@@ -98,8 +98,9 @@ if [ ${#val} -eq 248 ]; then
 		mv_umount "$MNT"
 	else
 		msg=$(cat "$T/mount.err")
-		[ "$(wc -l <<<"$msg")" -eq 1 ] && ok "a tampered copy on the token (and no file) is refused: $msg" ||
-			not_ok "refused with one line" "$msg"
+		[ "$(wc -l <<<"$msg")" -eq 1 ] && grep -q "token" <<<"$msg" &&
+			ok "a tampered copy on the token (and no file) is refused, naming the token: $msg" ||
+			not_ok "refused with one line naming the token's copy" "$msg"
 	fi
 else
 	not_ok "read the anchor's copy from the token (124 bytes)" "got ${#val} hex digits"
