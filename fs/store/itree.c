@@ -110,47 +110,32 @@ static unsigned depth_for(uint64_t owner)
 	return d;
 }
 
+/* Each database's key size (0: a meta name, 1..40 bytes), whether the
+ * owner is the key's first 8 bytes (else the volume, 0), and its class. */
+static const struct {
+	uint8_t klen, owned, cls;
+} rules[IT_DB_RECORDS] = {
+	[IT_DB_INODE] = { 8, 1, IT_BULK },	/* class unused: it has its own MAC */
+	[IT_DB_DIRENT] = { 24, 1, IT_BULK },
+	[IT_DB_CHUNK] = { 16, 1, IT_BULK },
+	[IT_DB_PACK] = { 8, 0, IT_BULK },
+	[IT_DB_XATTR] = { 24, 1, IT_SMALL },
+	[IT_DB_ORPHAN] = { 8, 1, IT_SMALL },
+	[IT_DB_META] = { 0, 0, IT_SMALL },
+};
+
 int itree_classify(enum it_db db, const uint8_t *key, size_t klen, uint64_t *owner,
 		   enum it_cls *cls)
 {
-	switch (db) {
-	case IT_DB_CHUNK:
-	case IT_DB_DIRENT:
-		if (klen != (db == IT_DB_CHUNK ? 16u : 24u))
-			return -EIO;
-		*owner = be64_get(key);
-		*cls = IT_BULK;
-		return 0;
-	case IT_DB_XATTR:
-	case IT_DB_ORPHAN:
-		if (klen != (db == IT_DB_XATTR ? 24u : 8u))
-			return -EIO;
-		*owner = be64_get(key);
-		*cls = IT_SMALL;
-		return 0;
-	case IT_DB_PACK:
-		if (klen != 8)
-			return -EIO;
-		*owner = 0;
-		*cls = IT_BULK;
-		return 0;
-	case IT_DB_META:
-		if (klen == strlen(IT_ROOT_KEY) && !memcmp(key, IT_ROOT_KEY, klen))
-			return 1;
-		if (klen == 0 || klen > 40)
-			return -EIO;
-		*owner = 0;
-		*cls = IT_SMALL;
-		return 0;
-	case IT_DB_INODE:
-		if (klen != 8)
-			return -EIO;
-		*owner = be64_get(key);
-		*cls = IT_BULK;	/* unused: an inode record has its own MAC */
-		return 0;
-	default:
+	if ((unsigned)db >= IT_DB_RECORDS)
 		return -EIO;
-	}
+	if (db == IT_DB_META && klen == strlen(IT_ROOT_KEY) && !memcmp(key, IT_ROOT_KEY, klen))
+		return 1;
+	if (rules[db].klen ? klen != rules[db].klen : klen == 0 || klen > 40)
+		return -EIO;
+	*owner = rules[db].owned ? be64_get(key) : 0;
+	*cls = (enum it_cls)rules[db].cls;
+	return 0;
 }
 
 /*
@@ -698,6 +683,17 @@ static int slot_get(struct itree *it, struct itree_txn *ot, const struct it_io *
 	if (ot && (n = ot_find(ot, 1, owner >> IT_BITS))) {
 		memcpy(out, n->data + at, IT_LEAF_SLOT);
 		return 0;
+	}
+	if (!io->own_root) {
+		/* the common case, on every read: the slot alone, not the leaf */
+		struct cnode *c;
+
+		pthread_rwlock_rdlock(&it->lock);
+		if ((c = cache_node(it, 1, owner >> IT_BITS)))
+			memcpy(out, c->data + at, IT_LEAF_SLOT);
+		pthread_rwlock_unlock(&it->lock);
+		if (c)
+			return 0;
 	}
 	if ((rc = committed_node(it, io, 1, owner >> IT_BITS, leaf)) < 0)
 		return rc;
