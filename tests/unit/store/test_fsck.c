@@ -6,7 +6,6 @@
  * damage again: repair never hides it by deleting).
  */
 #include <errno.h>
-#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,8 @@
 #include "../../tap.h"
 #include "store/fsck.h"
 #include "../fsutil.h"
+#include "rawlmdb.h"
+#include "util/byteorder.h"
 
 #define CS 4096u
 #define ROOT INDEX_ROOT_INO
@@ -159,28 +160,11 @@ static int raw_chunk_del(uint64_t ino, uint64_t idx)
 {
 	char dir[600];
 	uint8_t key[16];
-	MDB_env *menv;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	MDB_val k = { sizeof(key), key };
-	int rc;
 
-	for (int i = 0; i < 8; i++) {
-		key[i] = (uint8_t)(ino >> (56 - 8 * i));
-		key[8 + i] = (uint8_t)(idx >> (56 - 8 * i));
-	}
+	be64_put(key, ino);
+	be64_put(key + 8, idx);
 	snprintf(dir, sizeof(dir), "%s/index", env.store);
-	if ((rc = mdb_env_create(&menv)))
-		return rc;
-	mdb_env_set_maxdbs(menv, 16);
-	if (!(rc = mdb_env_open(menv, dir, MDB_NOLOCK, 0600)) && !(rc = mdb_txn_begin(menv, NULL, 0, &txn))) {
-		if (!(rc = mdb_dbi_open(txn, "chunk", 0, &dbi)) && !(rc = mdb_del(txn, dbi, &k, NULL)))
-			rc = mdb_txn_commit(txn);
-		else
-			mdb_txn_abort(txn);
-	}
-	mdb_env_close(menv);
-	return rc;
+	return raw_del(dir, "chunk", key, sizeof(key));
 }
 
 static void test_lost_chunk_record(struct report *rep)

@@ -11,7 +11,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,7 @@
 #include "crypto/secure.h"
 #include "crypto/volkeys.h"
 #include "../../tap.h"
+#include "rawlmdb.h"
 
 static char tmp[64], dir[128], backup[160];
 static uint8_t mk[32], uuid[16];
@@ -147,69 +147,10 @@ static void close_ix(void)
 
 /* ---- raw LMDB, as an attacker without keys ---- */
 
-struct raw {
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-};
-
-static int raw_open(struct raw *r, const char *where, const char *db, int write)
-{
-	int rc = mdb_env_create(&r->env);
-
-	mdb_env_set_maxdbs(r->env, 16);
-	mdb_env_set_mapsize(r->env, 1ull << 30);
-	if (rc || (rc = mdb_env_open(r->env, where, MDB_NOLOCK | (write ? 0 : MDB_RDONLY), 0600)))
-		return rc;
-	if ((rc = mdb_txn_begin(r->env, NULL, write ? 0 : MDB_RDONLY, &r->txn)))
-		return rc;
-	return mdb_dbi_open(r->txn, db, 0, &r->dbi);
-}
-
-static int raw_close(struct raw *r, int commit)
-{
-	int rc = commit ? mdb_txn_commit(r->txn) : (mdb_txn_abort(r->txn), 0);
-
-	mdb_env_close(r->env);
-	return rc;
-}
-
 /* put the backup's value of key back into the live index (replay) */
 static int replay(const char *db, const void *key, size_t klen)
 {
-	struct raw from, to;
-	MDB_val k = { klen, (void *)key }, v;
-	uint8_t val[4096];
-	size_t vlen;
-	int rc;
-
-	if ((rc = raw_open(&from, backup, db, 0)))
-		return rc;
-	rc = mdb_get(from.txn, from.dbi, &k, &v);
-	vlen = v.mv_size;
-	if (!rc && vlen <= sizeof(val))
-		memcpy(val, v.mv_data, vlen);
-	raw_close(&from, 0);
-	if (rc)
-		return rc;
-	if ((rc = raw_open(&to, dir, db, 1)))
-		return rc;
-	v.mv_size = vlen;
-	v.mv_data = val;
-	rc = mdb_put(to.txn, to.dbi, &k, &v, 0);
-	return rc | raw_close(&to, !rc);
-}
-
-static int raw_del(const char *db, const void *key, size_t klen)
-{
-	struct raw r;
-	MDB_val k = { klen, (void *)key };
-	int rc;
-
-	if ((rc = raw_open(&r, dir, db, 1)))
-		return rc;
-	rc = mdb_del(r.txn, r.dbi, &k, NULL);
-	return rc | raw_close(&r, !rc);
+	return raw_replay(backup, dir, db, key, klen);
 }
 
 /* the one key of db present in the backup and absent now (dirents, xattrs) */
@@ -434,7 +375,7 @@ static void test_attacks(void)
 	scenario(&OLD, &NOW);
 	be64_put(key, 3);
 	be64_put(key + 8, 1);
-	ok(raw_del("chunk", key, 16) == 0, "file 3's chunk 1 deleted");
+	ok(raw_del(dir, "chunk", key, 16) == 0, "file 3's chunk 1 deleted");
 	open_ix();
 	t = rd();
 	ok(index_chunk_get(t, 3, 1, &c) == -EIO, "deleted chunk record: -EIO, not a hole");
@@ -691,7 +632,7 @@ static void test_upgrade(void)
 		if (!rc)
 			rc = mdb_drop(r.txn, r.dbi, 1);
 		rc |= raw_close(&r, !rc);
-		ok(rc == 0 && raw_del("meta", "root", 4) == 0, "tree and root record removed (format 1)");
+		ok(rc == 0 && raw_del(dir, "meta", "root", 4) == 0, "tree and root record removed (format 1)");
 	}
 	if (copy_file(dir, backup) != 0)
 		exit(2);

@@ -6,7 +6,6 @@
  * holds; a stop ends a run at once.
  */
 #include <errno.h>
-#include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include "store/scrub.h"
 #include "util/byteorder.h"
 #include "../fsutil.h"
+#include "rawlmdb.h"
 
 #define CS 4096u
 #define ROOT INDEX_ROOT_INO
@@ -115,59 +115,13 @@ static int names_only(const struct run *r, uint64_t ino)
 
 /* ---- raw LMDB, as someone holding a copy of the store ---- */
 
-struct raw {
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-};
-
-static int raw_open(struct raw *r, const char *where, const char *db, int write)
-{
-	int rc = mdb_env_create(&r->env);
-
-	mdb_env_set_maxdbs(r->env, 16);
-	mdb_env_set_mapsize(r->env, 1ull << 30);
-	if (rc || (rc = mdb_env_open(r->env, where, MDB_NOLOCK | (write ? 0 : MDB_RDONLY), 0600)))
-		return rc;
-	if ((rc = mdb_txn_begin(r->env, NULL, write ? 0 : MDB_RDONLY, &r->txn)))
-		return rc;
-	return mdb_dbi_open(r->txn, db, 0, &r->dbi);
-}
-
-static int raw_close(struct raw *r, int commit)
-{
-	int rc = commit ? mdb_txn_commit(r->txn) : (mdb_txn_abort(r->txn), 0);
-
-	mdb_env_close(r->env);
-	return rc;
-}
-
 /* put the old copy's value of key back into the store's index */
 static int replay(const char *db, const void *key, size_t klen)
 {
-	struct raw from, to;
-	MDB_val k = { klen, (void *)key }, v;
-	uint8_t val[4096];
-	size_t vlen;
 	char live[192];
-	int rc;
 
 	snprintf(live, sizeof(live), "%s/index", env.store);
-	if ((rc = raw_open(&from, backup, db, 0)))
-		return rc;
-	rc = mdb_get(from.txn, from.dbi, &k, &v);
-	vlen = v.mv_size;
-	if (!rc && vlen <= sizeof(val))
-		memcpy(val, v.mv_data, vlen);
-	raw_close(&from, 0);
-	if (rc)
-		return rc;
-	if ((rc = raw_open(&to, live, db, 1)))
-		return rc;
-	v.mv_size = vlen;
-	v.mv_data = val;
-	rc = mdb_put(to.txn, to.dbi, &k, &v, 0);
-	return rc | raw_close(&to, !rc);
+	return raw_replay(backup, live, db, key, klen);
 }
 
 /* where a file's chunk lives, from the store as it is */
