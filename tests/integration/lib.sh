@@ -305,6 +305,17 @@ tree_state() {
 # host may mount and unmount things at the same time)
 our_mounts() { awk -v t="$T/" 'index($2, t) == 1' /proc/self/mounts; }
 
+# mv_hsm_setup DIR: a fresh SoftHSM2 token under DIR (scripts/softhsm-setup.sh);
+# sets SO (module), PIN (PIN file) and TOK (token label), or bails.
+mv_hsm_setup() {
+	local env_out
+	env_out=$("$MV_ROOT/scripts/softhsm-setup.sh" "$1" 2>"$T/hsm.err") ||
+		bail "softhsm-setup.sh" "$(cat "$T/hsm.err")"
+	eval "$env_out"
+	SO=$MEDVAULT_PKCS11_MODULE PIN=$MEDVAULT_PIN_FILE TOK=$MEDVAULT_TOKEN
+	[ -e "$SO" ] && [ -s "$PIN" ] || bail "SoftHSM2 token set up" "module $SO, pin file $PIN"
+}
+
 need_tool() {
 	[ -x "$TOOLS/$1" ] || bail "tool $TOOLS/$1 is missing (run make)"
 }

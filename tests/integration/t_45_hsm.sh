@@ -15,11 +15,7 @@ need_tool memfind
 command -v pkcs11-tool >/dev/null || bail "pkcs11-tool missing (package opensc; run scripts/install-deps.sh)"
 
 HSM=$T/hsm
-env_out=$("$MV_ROOT/scripts/softhsm-setup.sh" "$HSM" 2>"$T/hsm.err") ||
-	bail "softhsm-setup.sh" "$(cat "$T/hsm.err")"
-eval "$env_out"
-SO=$MEDVAULT_PKCS11_MODULE PIN=$MEDVAULT_PIN_FILE TOK=$MEDVAULT_TOKEN
-[ -e "$SO" ] && [ -s "$PIN" ] || bail "SoftHSM2 token set up" "module $SO, pin file $PIN"
+mv_hsm_setup "$HSM"
 ok "SoftHSM2 token '$TOK' in $HSM"
 
 mv_vault_new v
