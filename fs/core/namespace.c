@@ -68,6 +68,17 @@ int ns_getattr(struct mvfs *fs, uint64_t ino, struct mv_attr *out)
 	return rc;
 }
 
+int ns_readlink(struct mvfs *fs, uint64_t ino, struct mv_attr *out)
+{
+	int rc = ns_getattr(fs, ino, out);
+
+	if (rc == 0 && !S_ISLNK(out->mode))
+		rc = -EINVAL;
+	if (rc == 0 && (out->flags & INDEX_FLAG_QUARANTINED))
+		rc = -EIO;	/* fsck could not verify it: never serve its target */
+	return rc;
+}
+
 int ns_lookup(struct mvfs *fs, uint64_t parent, const char *name, struct mv_attr *out)
 {
 	struct index_txn *t;

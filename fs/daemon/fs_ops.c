@@ -437,12 +437,8 @@ static void mv_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 static void mv_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct mv_attr a;
-	int rc = ns_getattr(fs_of(req), ino, &a);
+	int rc = ns_readlink(fs_of(req), ino, &a);
 
-	if (rc == 0 && !S_ISLNK(a.mode))
-		rc = -EINVAL;
-	if (rc == 0 && (a.flags & INDEX_FLAG_QUARANTINED))
-		rc = -EIO;	/* fsck could not verify it */
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else

@@ -79,6 +79,9 @@ void itable_path(struct mvfs *fs, uint64_t ino, char *buf, size_t len);
 struct ns_ctx { uint32_t uid, gid; mode_t umask; };
 int ns_lookup(struct mvfs *fs, uint64_t parent, const char *name, struct mv_attr *out);
 int ns_getattr(struct mvfs *fs, uint64_t ino, struct mv_attr *out);
+/* a symlink's attributes, target included: -EINVAL not a symlink, -EIO
+ * quarantined by fsck */
+int ns_readlink(struct mvfs *fs, uint64_t ino, struct mv_attr *out);
 int ns_mknod(struct mvfs *fs, const struct ns_ctx *c, uint64_t parent, const char *name,
 	     mode_t mode, dev_t rdev, const char *link_target, struct mv_attr *out);
 int ns_link(struct mvfs *fs, uint64_t ino, uint64_t newparent, const char *newname, struct mv_attr *out);
