@@ -78,8 +78,10 @@ struct index {
 	 * a format-1 index, checked by authentication alone) */
 	struct itree *it;
 	uint64_t first_counter;	/* the root's counter at open: no view is older */
-	pthread_mutex_t root_lock;	/* the two states below */
-	struct index_root_state committed, durable;
+	pthread_mutex_t root_lock;	/* the two roots below */
+	/* their MACs are taken when asked for (at the anchor's pace), not
+	 * at every commit */
+	struct it_root committed, durable;
 	uint64_t dead_bytes;	/* atomic; see index_dead_bytes */
 };
 
@@ -130,24 +132,24 @@ static size_t make_ad(uint8_t *ad, const struct index *ix, enum db_id db,
 static void make_io(struct index_txn *t, struct it_io *io);
 
 /*
- * The MAC of the record stored under key now (*had 0: none), for the
+ * The record stored under key now, as the tree knows it (*had 0: none), for the
  * tree's sums: taken from the bytes as stored, never checked, so a stale
  * record overwritten stays visible as a sum that no longer adds up.
  */
-static int old_mac(struct index_txn *t, enum db_id db, const void *key, size_t klen,
-		   uint8_t mac[IT_MAC], int *had)
+static int old_rec(struct index_txn *t, enum db_id db, const void *key, size_t klen,
+		   struct it_rec *rec, int *had)
 {
 	MDB_val k = { klen, (void *)key }, v;
 	int rc = mdb_get(t->txn, t->ix->dbi[db], &k, &v);
 
 	*had = rc == 0;
 	if (rc == 0)
-		itree_rec_mac(t->ix->vk, (enum it_db)db, key, klen, v.mv_data, v.mv_size, mac);
+		itree_rec(t->ix->vk, (enum it_db)db, key, klen, v.mv_data, v.mv_size, rec);
 	return rc == MDB_NOTFOUND ? 0 : mdb_err(rc);
 }
 
 static int tree_note(struct index_txn *t, enum db_id db, const void *key, size_t klen,
-		     const uint8_t *before, const uint8_t *after)
+		     const struct it_rec *before, const struct it_rec *after)
 {
 	struct it_io io;
 
@@ -155,10 +157,15 @@ static int tree_note(struct index_txn *t, enum db_id db, const void *key, size_t
 	return itree_txn_note(t->ot, &io, (enum it_db)db, key, klen, before, after);
 }
 
-static int rec_put(struct index_txn *t, enum db_id db, const void *key, size_t klen,
-		   const void *plain, size_t plen)
+/*
+ * Seal and store a record.  tracked 0: the root record, which is the
+ * tree's own (not summed anywhere), so it needs none of the tree's work.
+ */
+static int seal_put(struct index_txn *t, enum db_id db, const void *key, size_t klen,
+		    const void *plain, size_t plen, int tracked)
 {
-	uint8_t ad[21 + INDEX_KEY_MAX], before[IT_MAC], after[IT_MAC];
+	uint8_t ad[21 + INDEX_KEY_MAX];
+	struct it_rec before, after;
 	size_t adlen, over = aead_overhead(t->ix->aead);
 	MDB_val k = { klen, (void *)key }, v;
 	ssize_t n;
@@ -166,7 +173,9 @@ static int rec_put(struct index_txn *t, enum db_id db, const void *key, size_t k
 
 	if (klen > INDEX_KEY_MAX)
 		return -ENAMETOOLONG;	/* refused before any change: not broken */
-	if (t->ot && (rc = old_mac(t, db, key, klen, before, &had)) < 0)
+	if (!t->ot)
+		tracked = 0;
+	if (tracked && (rc = old_rec(t, db, key, klen, &before, &had)) < 0)
 		goto fail;
 	adlen = make_ad(ad, t->ix, db, key, klen);
 	if ((rc = scratch(t, plen + over)) < 0)
@@ -178,12 +187,12 @@ static int rec_put(struct index_txn *t, enum db_id db, const void *key, size_t k
 	}
 	v.mv_size = (size_t)n;
 	v.mv_data = t->buf;
-	if (t->ot)
-		itree_rec_mac(t->ix->vk, (enum it_db)db, key, klen, t->buf, (size_t)n, after);
+	if (tracked)
+		itree_rec(t->ix->vk, (enum it_db)db, key, klen, t->buf, (size_t)n, &after);
 	if ((rc = mdb_err(mdb_put(t->txn, t->ix->dbi[db], &k, &v, 0))) < 0)
 		goto fail;
 	t->mutated = 1;
-	if (t->ot && (rc = tree_note(t, db, key, klen, had ? before : NULL, after)) < 0)
+	if (tracked && (rc = tree_note(t, db, key, klen, had ? &before : NULL, &after)) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -191,13 +200,19 @@ fail:
 	return rc;
 }
 
+static int rec_put(struct index_txn *t, enum db_id db, const void *key, size_t klen,
+		   const void *plain, size_t plen)
+{
+	return seal_put(t, db, key, klen, plain, plen, 1);
+}
+
 static int rec_del(struct index_txn *t, enum db_id db, const void *key, size_t klen)
 {
 	MDB_val k = { klen, (void *)key };
-	uint8_t before[IT_MAC];
+	struct it_rec before;
 	int rc, had = 0;
 
-	if (t->ot && (rc = old_mac(t, db, key, klen, before, &had)) < 0) {
+	if (t->ot && (rc = old_rec(t, db, key, klen, &before, &had)) < 0) {
 		t->broken = 1;
 		return rc;
 	}
@@ -206,7 +221,7 @@ static int rec_del(struct index_txn *t, enum db_id db, const void *key, size_t k
 		t->broken = 1;
 	if (rc == 0) {
 		t->mutated = 1;
-		if (t->ot && had && (rc = tree_note(t, db, key, klen, before, NULL)) < 0)
+		if (t->ot && had && (rc = tree_note(t, db, key, klen, &before, NULL)) < 0)
 			t->broken = 1;
 	}
 	return rc;
@@ -594,8 +609,8 @@ static int open_tree(struct index *ix, int create)
 			memset(&root, 0, sizeof(root)), root.depth = 1;
 		rc = itree_new(&ix->it, ix->vk, &root, mdb_txn_id(t.txn));
 		ix->first_counter = root.counter;
-		root_state(ix, &root, &ix->committed);
-		ix->durable = ix->committed;
+		ix->committed = root;
+		ix->durable = root;
 	} else if (rc == -ENOENT) {
 		rc = 0;	/* format 1 */
 	} else {
@@ -732,7 +747,7 @@ void index_close(struct index *ix)
 
 int index_sync(struct index *ix)
 {
-	struct index_root_state now;
+	struct it_root now;
 
 	if (ix->rdonly)
 		return 0;
@@ -751,9 +766,12 @@ int index_sync(struct index *ix)
 
 int index_root_durable(struct index *ix, struct index_root_state *out)
 {
+	struct it_root r;
+
 	pthread_mutex_lock(&ix->root_lock);
-	*out = ix->durable;
+	r = ix->durable;
 	pthread_mutex_unlock(&ix->root_lock);
+	root_state(ix, &r, out);
 	return 0;
 }
 
@@ -774,7 +792,7 @@ static int put_root(struct index_txn *t, const struct it_root *r)
 	uint8_t rec[IT_ROOT_REC];
 
 	itree_root_encode(r, rec);
-	return rec_put(t, DB_META, IT_ROOT_KEY, strlen(IT_ROOT_KEY), rec, sizeof(rec));
+	return seal_put(t, DB_META, IT_ROOT_KEY, strlen(IT_ROOT_KEY), rec, sizeof(rec), 0);
 }
 
 static int grow_map(struct index *ix, int wait);
@@ -819,7 +837,7 @@ static int tree_rebuild_once(struct index *ix)
 	if ((rc = itree_new(&ix->it, ix->vk, &root, id)) < 0)
 		return rc;
 	pthread_mutex_lock(&ix->root_lock);
-	root_state(ix, &root, &ix->committed);
+	ix->committed = root;
 	ix->first_counter = root.counter;
 	pthread_mutex_unlock(&ix->root_lock);
 	return index_sync(ix);
@@ -999,7 +1017,7 @@ static int run_batch(struct index *ix, struct write_req *reqs, int single)
 	if (rc == 0 && t.ot && changed) {
 		itree_txn_apply(t.ot, id, &root);
 		pthread_mutex_lock(&ix->root_lock);
-		root_state(ix, &root, &ix->committed);
+		ix->committed = root;
 		pthread_mutex_unlock(&ix->root_lock);
 	}
 	itree_txn_free(t.ot);
@@ -1664,14 +1682,15 @@ int index_xattr_del_all(struct index_txn *t, uint64_t ino)
 	/* seek afresh after each delete: simpler than cursor repositioning,
 	 * and files carry few xattrs */
 	while ((more = cursor_seek(c, start, sizeof(start), &k, &v)) > 0) {
-		uint8_t key[XATTR_KEY], before[IT_MAC];
+		uint8_t key[XATTR_KEY];
+		struct it_rec before;
 		size_t klen = k.mv_size < sizeof(key) ? k.mv_size : sizeof(key);
 
 		memcpy(key, k.mv_data, klen);
 		if (t->ot)
-			itree_rec_mac(t->ix->vk, IT_DB_XATTR, key, klen, v.mv_data, v.mv_size, before);
+			itree_rec(t->ix->vk, IT_DB_XATTR, key, klen, v.mv_data, v.mv_size, &before);
 		if ((rc = mdb_err(mdb_cursor_del(c, 0))) < 0 ||
-		    (t->ot && (rc = tree_note(t, DB_XATTR, key, klen, before, NULL)) < 0)) {
+		    (t->ot && (rc = tree_note(t, DB_XATTR, key, klen, &before, NULL)) < 0)) {
 			t->broken = 1;
 			more = rc;
 			break;

@@ -75,9 +75,27 @@ static uint64_t key_hash(enum it_db db, const uint8_t *key, size_t klen)
 	return h ? h : 1;
 }
 
-static uint64_t fp64(const uint8_t mac[IT_MAC])
+/*
+ * What an owner table keeps of a record: the first half of its AEAD tag.
+ * The table itself was verified by summing the records' MACs, and the
+ * tag names the sealed value (it opens under this key's associated data
+ * only), so a read compares tags and needs no MAC of its own; another
+ * authentic value of the same key sharing those 64 bits is as unlikely
+ * as a MAC collision.
+ */
+static uint64_t tag_fp(const uint8_t *val, size_t vlen)
 {
-	return be64_get(mac);
+	uint8_t tag[IT_TAG] = { 0 };
+
+	memcpy(tag, vlen > IT_TAG ? val + vlen - IT_TAG : val, vlen < IT_TAG ? vlen : IT_TAG);
+	return be64_get(tag);
+}
+
+void itree_rec(const struct volkeys *vk, enum it_db db, const uint8_t *key, size_t klen,
+	       const uint8_t *val, size_t vlen, struct it_rec *out)
+{
+	itree_rec_mac(vk, db, key, klen, val, vlen, out->mac);
+	out->fp = tag_fp(val, vlen);
 }
 
 static size_t node_bytes(unsigned level)
@@ -737,8 +755,10 @@ static int touched_add(struct itree_txn *ot, uint64_t owner, enum it_cls cls, in
 }
 
 int itree_txn_note(struct itree_txn *ot, const struct it_io *io, enum it_db db,
-		   const uint8_t *key, size_t klen, const uint8_t *old_mac, const uint8_t *new_mac)
+		   const uint8_t *key, size_t klen, const struct it_rec *before,
+		   const struct it_rec *after)
 {
+	const uint8_t *old_mac = before ? before->mac : NULL, *new_mac = after ? after->mac : NULL;
 	struct onode *leaf;
 	uint64_t owner;
 	enum it_cls cls;
@@ -776,7 +796,7 @@ int itree_txn_note(struct itree_txn *ot, const struct it_io *io, enum it_db db,
 	if (new_mac)
 		sum_add(slot + IT_MAC * (1 + cls), new_mac, 0);
 	{
-		uint64_t kh = key_hash(db, key, klen), nfp = new_mac ? fp64(new_mac) : 0;
+		uint64_t kh = key_hash(db, key, klen), nfp = after ? after->fp : 0;
 		struct change *c;
 
 		/* the latest write of a key wins: drop what this txn said before */
@@ -798,7 +818,7 @@ int itree_txn_note(struct itree_txn *ot, const struct it_io *io, enum it_db db,
 		c->owner = owner;
 		c->cls = cls;
 		c->kh = kh;
-		c->old_fp = old_mac ? fp64(old_mac) : 0;
+		c->old_fp = before ? before->fp : 0;
 		c->new_fp = nfp;
 	}
 	return 0;
@@ -934,7 +954,7 @@ static int build_rec(void *ctx, enum it_db db, const uint8_t *key, size_t klen,
 
 	itree_rec_mac(b->vk, db, key, klen, val, vlen, mac);
 	sum_add(b->sum, mac, 0);
-	if ((b->rc = table_add(&b->t, key_hash(db, key, klen), fp64(mac))) < 0)
+	if ((b->rc = table_add(&b->t, key_hash(db, key, klen), tag_fp(val, vlen))) < 0)
 		return b->rc;
 	return 0;
 }
@@ -1032,7 +1052,7 @@ int itree_check(struct itree *it, struct itree_txn *ot, const struct it_io *io,
 		enum it_db db, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
 {
 	uint8_t mac[IT_MAC] = { 0 };
-	uint64_t owner, kh;
+	uint64_t owner, kh, fp;
 	enum it_cls cls;
 	int rc, match;
 
@@ -1044,11 +1064,11 @@ int itree_check(struct itree *it, struct itree_txn *ot, const struct it_io *io,
 	}
 	if ((rc = view_current(it, io)) < 0)
 		return rc;
-	if (val)
-		itree_rec_mac(it->vk, db, key, klen, val, vlen, mac);
 	if (db == IT_DB_INODE) {
 		uint8_t slot[IT_LEAF_SLOT];
 
+		if (val)
+			itree_rec_mac(it->vk, db, key, klen, val, vlen, mac);
 		if ((rc = slot_get(it, ot, io, owner, slot)) < 0)
 			return rc;
 		if (!memcmp(slot, mac, IT_MAC))
@@ -1061,7 +1081,8 @@ int itree_check(struct itree *it, struct itree_txn *ot, const struct it_io *io,
 		return -EIO;
 	}
 	kh = key_hash(db, key, klen);
-	if (ot && (match = table_match(&ot->changed, kh, val ? fp64(mac) : 0)) >= 0) {
+	fp = val ? tag_fp(val, vlen) : 0;
+	if (ot && (match = table_match(&ot->changed, kh, fp)) >= 0) {
 		/* written by this transaction: what it wrote is what it reads */
 		if (match)
 			return 0;
@@ -1069,7 +1090,7 @@ int itree_check(struct itree *it, struct itree_txn *ot, const struct it_io *io,
 	}
 	{
 		/* not written here: as committed */
-		struct query q = { .kh = kh, .fp = fp64(mac) };
+		struct query q = { .kh = kh, .fp = fp };
 
 		if ((rc = owner_query(it, io, owner, cls, &q)) < 0)
 			return rc;

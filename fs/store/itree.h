@@ -18,7 +18,8 @@
  * A record read is checked before it is used: an inode record against its
  * slot, through verified nodes up to the root; any other record against
  * the verified table of its owner's class, built once by summing all of
- * that owner's records of the class and comparing with the slot.  The
+ * that owner's records of the class and comparing with the slot, which
+ * keeps each record's AEAD tag fingerprint (a read compares tags).  The
  * caches hold the committed state only; a write transaction keeps its
  * changes aside (struct itree_txn) until its commit succeeded.
  */
@@ -85,6 +86,15 @@ int itree_classify(enum it_db db, const uint8_t *key, size_t klen, uint64_t *own
 void itree_rec_mac(const struct volkeys *vk, enum it_db db, const uint8_t *key, size_t klen,
 		   const uint8_t *val, size_t vlen, uint8_t out[IT_MAC]);
 
+/* A sealed record as the tree knows it: the MAC its owner's sum adds, and
+ * the fingerprint of its AEAD tag that owner tables keep. */
+struct it_rec {
+	uint8_t mac[IT_MAC];
+	uint64_t fp;
+};
+void itree_rec(const struct volkeys *vk, enum it_db db, const uint8_t *key, size_t klen,
+	       const uint8_t *val, size_t vlen, struct it_rec *out);
+
 /* The root record's bytes, and the MAC naming the state (the anchor's). */
 void itree_root_encode(const struct it_root *r, uint8_t out[IT_ROOT_REC]);
 int itree_root_decode(struct it_root *r, const uint8_t *p, size_t n);
@@ -117,9 +127,10 @@ int itree_count(struct itree *it, struct itree_txn *ot, const struct it_io *io,
 
 int itree_txn_begin(struct itree *it, struct itree_txn **out);
 void itree_txn_free(struct itree_txn *ot);
-/* A record was written or deleted: its MAC before and after (NULL: absent). */
+/* A record was written or deleted: what it was and is (NULL: absent). */
 int itree_txn_note(struct itree_txn *ot, const struct it_io *io, enum it_db db,
-		   const uint8_t *key, size_t klen, const uint8_t *old_mac, const uint8_t *new_mac);
+		   const uint8_t *key, size_t klen, const struct it_rec *before,
+		   const struct it_rec *after);
 
 typedef int (*it_put_node)(void *ctx, unsigned level, uint64_t prefix, const uint8_t *data,
 			   size_t len);
