@@ -621,7 +621,7 @@ static int token_mac(void *arg, const uint8_t *msg, size_t len, uint8_t out[AUDI
 
 /* What `audit verify` checked, and what it could not. */
 static void print_guarantees(const char *dir, const struct audit_verify_info *in,
-			     const struct keystore_mac *tok, int trc, size_t nexp)
+			     const struct keystore_mac *tok, int trc, int token_slot, size_t nexp)
 {
 	printf("audit log %s: %" PRIu64 " records verified (records %" PRIu64 "..%" PRIu64
 	       "); the chain is intact and matches its checkpoint, sealed by the master key\n",
@@ -635,6 +635,9 @@ static void print_guarantees(const char *dir, const struct audit_verify_info *in
 		       "and verified; records %" PRIu64 "..%" PRIu64 " only by the master key (written by a "
 		       "mount without the token)\n", in->token_count - 1, keystore_mac_token(tok),
 		       in->token_count, in->cp_count - 1);
+	else if (!token_slot && trc == -ENOTSUP)
+		printf("token: none: the keystore has no PKCS#11 slot, so the trail is sealed by the "
+		       "master key alone and anyone holding a passphrase could rewrite it\n");
 	else if (tok || trc == -ENOKEY)
 		printf("token: NOT checked: the token holds no trail key for this volume yet (no mount "
 		       "with the token since); a passphrase holder could have rewritten the trail\n");
@@ -714,8 +717,19 @@ static int audit_run(struct audit_args *a, int *damaged, char *why, size_t whyle
 			snprintf(why + strlen(why), whylen - strlen(why), ", offset %" PRIu64 ")", p.offset);
 		goto out;
 	}
-	if (a->verify)
-		print_guarantees(dir, &info, tok, trc, vo.nexp);
+	if (a->verify) {
+		struct keystore_slot_info *slots = NULL;
+		size_t ns = 0;
+		int token_slot = 1;
+
+		if (trc == -ENOTSUP && keystore_list(a->ksdir, uuid, &slots, &ns, why, whylen) == 0) {
+			token_slot = 0;
+			for (size_t i = 0; i < ns; i++)
+				token_slot |= slots[i].kind == KEYSTORE_SLOT_PKCS11;
+		}
+		free(slots);
+		print_guarantees(dir, &info, tok, trc, token_slot, vo.nexp);
+	}
 	rc = 0;
 out:
 	free(vo.exp);
