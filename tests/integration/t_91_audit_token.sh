@@ -118,6 +118,14 @@ if [ $? -eq 3 ] && grep -q "token seal does not verify" <<<"$out"; then
 else
 	not_ok "verify with the token detects a made-up token seal" "$out"
 fi
+if p11_mount 2>/dev/null; then
+	not_ok "a mount with the token refuses a made-up token seal"
+	mv_umount "$MNT"
+elif grep -q "token seal does not verify" "$T/mount.err"; then
+	ok "a mount with the token refuses a made-up token seal"
+else
+	not_ok "a mount with the token refuses a made-up token seal" "$(cat "$T/mount.err")"
+fi
 
 # ---- a mount with the recovery passphrase, then with the token again
 rm -rf "$AUD" && cp -a "$T/good-trail" "$AUD"
@@ -140,6 +148,22 @@ if [ $? -eq 0 ] && [ ! -e "$AUD/checkpoint.token" ] && grep -q "^token: the chec
 	ok "and its checkpoint is sealed by the token again"
 else
 	not_ok "and its checkpoint is sealed by the token again" "$out"
+fi
+
+# ---- a key with the trail's label that could have been read out is refused
+mv_vault_new w
+check "init another vault through the token" mv_run init "$STORE" --keystore "$KS" "${P11[@]}"
+uuid=$(basename "$(ls "$KS"/*.keys)" .keys)
+pkcs11-tool --module "$SO" --login --pin "$(head -n 1 "$PIN")" --keygen --key-type GENERIC:32 \
+	--label "medvault-audit-$uuid" >/dev/null 2>&1 || bail "make a non-sensitive key on the token"
+AUD=$T/trail-w
+if p11_mount 2>/dev/null; then
+	not_ok "a non-sensitive key with the trail's label is refused"
+	mv_umount "$MNT"
+elif grep -q "CKA_SENSITIVE is not true" "$T/mount.err"; then
+	ok "a non-sensitive key with the trail's label is refused ($(cat "$T/mount.err"))"
+else
+	not_ok "a non-sensitive key with the trail's label is refused" "$(cat "$T/mount.err")"
 fi
 
 # ---- a passphrase-only vault keeps working
