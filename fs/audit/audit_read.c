@@ -560,8 +560,6 @@ int audit_verify_dir_ex(const char *dir, const uint8_t key[AUDIT_KEY_LEN],
 		else
 			info->token_checked = 1, info->token_count = tcp.next_seq;
 	}
-	if (!have_tcp && o->token_mac && !p->found)
-		info->token_checked = 0;
 	for (size_t i = 0; i < nexp && !p->found; i++) {
 		char hx[2 * AUDIT_HASH_LEN + 1];
 

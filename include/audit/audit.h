@@ -25,6 +25,10 @@
  * count and chain head, rewritten at least every second and at unmount)
  * exposes records cut off the end.  The header and the checkpoint are
  * sealed empty messages whose associated data is their own clear bytes.
+ * All of that derives from MK; so, when the mount has the PKCS#11 token,
+ * each checkpoint also carries an HMAC made by a non-extractable key on
+ * the token (version 2), and every checkpoint's count and chain head go to
+ * syslog to leave the host (docs/AUDIT.md, "Beyond the key holders").
  *
  * Locking: a->lock protects the queue and the state flags; the writer
  * thread alone touches the files, except in audit_open/audit_close, which
