@@ -83,11 +83,16 @@ int audit_walk_file(int dirfd, const char *name, const struct aead *k,
 	size_t len = 0, off;
 	int fd, rc = 0;
 
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	/* a planted FIFO must not hang the writer, a symlink not lead elsewhere */
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0) {
 		rc = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		problem(p, w->next_seq, name, 0, "%s: not a regular file", name);
 		goto out;
 	}
 	len = (size_t)st.st_size;
@@ -250,7 +255,7 @@ int audit_list_files(int dirfd, char ***names, struct audit_header **hdrs, size_
 
 		if (!is_log_name(e->d_name))
 			continue;
-		fd = openat(dirfd, e->d_name, O_RDONLY | O_CLOEXEC);
+		fd = openat(dirfd, e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 		if (fd < 0)
 			continue;
 		got = pread(fd, buf, sizeof(buf), 0);

@@ -581,6 +581,13 @@ static void test_prune_forged(void)
 	ok(!p.found && c.prune_refused == 1 && c.saw_prune == 0 && strstr(c.refused_detail, "refused:"),
 	   "the refusal is in the trail (%s)", c.refused_detail);
 
+	/* a FIFO planted where a log file would sort first: no hang */
+	ok(three_days(dir, names) == 0, "a trail of three daily files, and a planted FIFO");
+	snprintf(planted, sizeof(planted), "%s/audit-20240301-00000000.log", dir);
+	ok(mkfifo(planted, 0600) == 0 && reopen_later(dir) == 0, "reopen ten days later returns");
+	ok(all_there(names), "retention deleted no file");
+	unlink(planted);
+
 	/* the real second file's header altered to claim an older start */
 	ok(three_days(dir, names) == 0, "a trail of three daily files again");
 	b = slurp(names[1], &len);
