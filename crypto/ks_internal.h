@@ -117,6 +117,20 @@ int ks_p11_data_get(struct ks_p11 *p, const char *label, uint8_t *buf, size_t ca
 int ks_p11_data_put(struct ks_p11 *p, const char *label, const uint8_t *buf, size_t len,
 		    char *why, size_t whylen);
 
+/*
+ * The access trail's checkpoint key: a 256-bit generic secret labelled
+ * label, on the token, private, sensitive, non-extractable, for
+ * CKM_SHA256_HMAC.  With create, generated when absent.  An existing key
+ * without those attributes is refused (-EPERM, why names the attribute).
+ * -ENOKEY absent, -ENOTUNIQ two of them, -EIO token failure.
+ */
+#define KS_P11_MAC_LEN 32
+int ks_p11_mac_key_find(struct ks_p11 *p, const char *label, int create,
+			unsigned long *handle, char *why, size_t whylen);
+/* C_Sign with CKM_SHA256_HMAC: out gets KS_P11_MAC_LEN bytes */
+int ks_p11_hmac(struct ks_p11 *p, unsigned long key, const uint8_t *msg, size_t len,
+		uint8_t out[KS_P11_MAC_LEN], char *why, size_t whylen);
+
 /* a CK_RV as -errno: PIN incorrect -EACCES, PIN locked -EPERM, ... */
 int ks_p11_rv_errno(unsigned long rv);
 

@@ -509,3 +509,120 @@ int ks_p11_data_put(struct ks_p11 *p, const char *label, const uint8_t *buf, siz
 			       p->token, label, ckr_name(rv));
 	return 0;
 }
+
+/* ---- the access trail's MAC key (a generic secret, CKM_SHA256_HMAC) ---- */
+
+/* CK_BBOOL attribute of h, or -1 when the token will not say */
+static int attr_bool(struct ks_p11 *p, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type)
+{
+	CK_BBOOL v = CK_FALSE;
+	CK_ATTRIBUTE a = { type, &v, sizeof(v) };
+
+	if (p->f->C_GetAttributeValue(p->session, h, &a, 1) != CKR_OK || a.ulValueLen != sizeof(v))
+		return -1;
+	return v == CK_TRUE;
+}
+
+/*
+ * An existing trail key is used only if nobody can have read it out:
+ * otherwise whoever holds a copy could seal checkpoints without the token.
+ */
+static int mac_key_check(struct ks_p11 *p, CK_OBJECT_HANDLE h, const char *label,
+			 char *why, size_t whylen)
+{
+	static const struct {
+		CK_ATTRIBUTE_TYPE type;
+		int want;
+		const char *name;
+	} need[] = {
+		{ CKA_TOKEN, 1, "CKA_TOKEN" },
+		{ CKA_SENSITIVE, 1, "CKA_SENSITIVE" },
+		{ CKA_EXTRACTABLE, 0, "CKA_EXTRACTABLE" },
+		{ CKA_SIGN, 1, "CKA_SIGN" },
+	};
+
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
+		if (attr_bool(p, h, need[i].type) != need[i].want)
+			return why_set(why, whylen, -EPERM, "token '%s': key '%s' is not usable for the "
+				       "access trail: %s is not %s", p->token, label, need[i].name,
+				       need[i].want ? "true" : "false");
+	return 0;
+}
+
+int ks_p11_mac_key_find(struct ks_p11 *p, const char *label, int create,
+			unsigned long *handle, char *why, size_t whylen)
+{
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
+	CK_ATTRIBUTE find[] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_KEY_TYPE, &kt, sizeof(kt) },
+		{ CKA_LABEL, (void *)label, strlen(label) },
+	};
+	CK_OBJECT_HANDLE found[2], h = CK_INVALID_HANDLE;
+	CK_ULONG n = 0;
+	CK_RV rv;
+
+	rv = p->f->C_FindObjectsInit(p->session, find, sizeof(find) / sizeof(find[0]));
+	if (rv == CKR_OK) {
+		rv = p->f->C_FindObjects(p->session, found, 2, &n);
+		p->f->C_FindObjectsFinal(p->session);
+	}
+	if (rv != CKR_OK)
+		return why_set(why, whylen, ks_p11_rv_errno(rv), "token '%s': key search failed (%s)",
+			       p->token, ckr_name(rv));
+	if (n > 1)
+		return why_set(why, whylen, -ENOTUNIQ, "token '%s' holds several keys labelled '%s'",
+			       p->token, label);
+	if (n == 1) {
+		int rc = mac_key_check(p, found[0], label, why, whylen);
+
+		if (rc == 0)
+			*handle = found[0];
+		return rc;
+	}
+	if (!create)
+		return why_set(why, whylen, -ENOKEY, "no key labelled '%s' on token '%s'", label, p->token);
+	{
+		CK_ULONG len = 32;
+		CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+		CK_ATTRIBUTE tmpl[] = {
+			{ CKA_CLASS, &cls, sizeof(cls) },
+			{ CKA_KEY_TYPE, &kt, sizeof(kt) },
+			{ CKA_VALUE_LEN, &len, sizeof(len) },
+			{ CKA_LABEL, (void *)label, strlen(label) },
+			{ CKA_TOKEN, &yes, sizeof(yes) },
+			{ CKA_PRIVATE, &yes, sizeof(yes) },
+			{ CKA_SENSITIVE, &yes, sizeof(yes) },
+			{ CKA_EXTRACTABLE, &no, sizeof(no) },
+			{ CKA_SIGN, &yes, sizeof(yes) },
+			{ CKA_VERIFY, &yes, sizeof(yes) },
+		};
+		CK_MECHANISM mech = { CKM_GENERIC_SECRET_KEY_GEN, NULL, 0 };
+
+		rv = p->f->C_GenerateKey(p->session, &mech, tmpl, sizeof(tmpl) / sizeof(tmpl[0]), &h);
+	}
+	if (rv != CKR_OK)
+		return why_set(why, whylen, ks_p11_rv_errno(rv), "token '%s': cannot generate key '%s' (%s)",
+			       p->token, label, ckr_name(rv));
+	*handle = h;
+	return 0;
+}
+
+int ks_p11_hmac(struct ks_p11 *p, unsigned long key, const uint8_t *msg, size_t len,
+		uint8_t out[KS_P11_MAC_LEN], char *why, size_t whylen)
+{
+	CK_MECHANISM mech = { CKM_SHA256_HMAC, NULL, 0 };
+	CK_ULONG outlen = KS_P11_MAC_LEN;
+	CK_RV rv;
+
+	rv = p->f->C_SignInit(p->session, &mech, key);
+	if (rv == CKR_OK)
+		rv = p->f->C_Sign(p->session, (CK_BYTE_PTR)msg, len, out, &outlen);
+	if (rv == CKR_OK && outlen != KS_P11_MAC_LEN)
+		rv = CKR_GENERAL_ERROR;
+	if (rv != CKR_OK)
+		return why_set(why, whylen, ks_p11_rv_errno(rv), "token '%s': HMAC-SHA256 failed (%s)",
+			       p->token, ckr_name(rv));
+	return 0;
+}

@@ -87,6 +87,12 @@ struct audit {
 	size_t wcap;
 	int last_err;
 	int opened;		/* audit_open succeeded: close writes the last words */
+	audit_mac_fn token_mac;	/* NULL: checkpoints sealed by MK only */
+	void *token_arg;
+	int token_fresh;
+	int tcp_stale;		/* checkpoint.token is superseded once we seal one */
+	int export_fd;		/* each checkpoint's line also goes here (-1: none) */
+	char uuid_hex[2 * AUDIT_UUID_LEN + 1];
 
 	pthread_mutex_t comm_lock;
 	struct comm_slot comm[COMM_SLOTS];
@@ -275,23 +281,93 @@ static int ensure_dir(struct audit *a)
 	return a->dirfd < 0 ? -errno : 0;
 }
 
+struct prune_walk {
+	int64_t newest;		/* the latest record time in the file */
+};
+
+static int prune_note(void *arg, const struct audit_record *r)
+{
+	struct prune_walk *pw = arg;
+
+	if (r->time_us > pw->newest)
+		pw->newest = r->time_us;
+	return 0;
+}
+
+/*
+ * May names[i] go?  Only what the keys vouch for counts, never a header
+ * as read: the file must authenticate record by record, start at the
+ * oldest record the checkpoint keeps, end where the (authenticated) next
+ * file begins, and hold no record newer than the cut-off.  0 yes, 1 not
+ * yet (too recent), -EBADMSG no (what says why).
+ */
+static int prune_check(struct audit *a, char **names, size_t i, int64_t cut,
+		       char *what, size_t whatlen)
+{
+	struct audit_problem p = { 0 };
+	struct audit_walk w;
+	struct audit_header next;
+	struct prune_walk pw = { INT64_MIN };
+	uint8_t buf[AUDIT_HDR_LEN];
+	ssize_t got = -1;
+	int fd, rc;
+
+	memset(&w, 0, sizeof(w));
+	rc = audit_walk_file(a->dirfd, names[i], a->k, a->uuid, 1, 0, NULL, &w, prune_note, &pw, &p);
+	if (rc < 0)
+		return why_set(what, whatlen, rc, "%s cannot be read (%s)", names[i], strerror(-rc));
+	if (p.found)
+		return why_set(what, whatlen, -EBADMSG, "%s", p.what);
+	if (w.next_seq - w.records != a->base_seq)
+		return why_set(what, whatlen, -EBADMSG, "%s starts at record %" PRIu64
+			       " but the oldest record kept is %" PRIu64, names[i],
+			       w.next_seq - w.records, a->base_seq);
+	fd = openat(a->dirfd, names[i + 1], O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd >= 0) {
+		got = pread(fd, buf, sizeof(buf), 0);
+		close(fd);
+	}
+	if (got != (ssize_t)sizeof(buf) || audit_header_decode(a->k, buf, sizeof(buf), &next) < 0 ||
+	    memcmp(next.uuid, a->uuid, AUDIT_UUID_LEN))
+		return why_set(what, whatlen, -EBADMSG, "%s: file header fails authentication", names[i + 1]);
+	if (next.first_seq != w.next_seq || memcmp(next.prev, w.head, AUDIT_HASH_LEN))
+		return why_set(what, whatlen, -EBADMSG, "%s does not continue the chain of %s",
+			       names[i + 1], names[i]);
+	return next.created_us < cut && pw.newest < cut ? 0 : 1;
+}
+
 /* Delete whole files older than the retention period: a file goes when the
  * one after it was started before the cut-off (so all its records are
- * older).  The oldest kept record becomes the checkpoint's base. */
+ * older).  The oldest kept record becomes the checkpoint's base.  A file
+ * that fails authentication stops it (nothing more is deleted) and is
+ * reported, in syslog and in the trail. */
 static void prune(struct audit *a, int64_t now)
 {
-	char **names = NULL;
+	char **names = NULL, what[AUDIT_DETAIL_MAX - 32] = "";
 	struct audit_header *h = NULL;
 	size_t n = 0, gone = 0;
 	int64_t cut = now - (int64_t)a->retain_days * DAY_US;
 	uint64_t from = 0, to = 0;
+	int refused = 0;
 
 	if (audit_list_files(a->dirfd, &names, &h, &n) < 0)
 		return;
 	for (size_t i = 0; i + 1 < n; i++) {
-		if (h[i + 1].first_seq == UINT64_MAX || h[i].first_seq == UINT64_MAX ||
-		    h[i + 1].created_us >= cut || h[i].file_no >= a->file_no)
+		int rc;
+
+		/* the headers as read only decide what not to look at */
+		if (h[i].file_no >= a->file_no)
 			break;
+		if (h[i].first_seq != UINT64_MAX && h[i + 1].first_seq != UINT64_MAX &&
+		    h[i + 1].created_us >= cut)
+			break;
+		rc = prune_check(a, names, i, cut, what, sizeof(what));
+		if (rc == 1)
+			break;
+		if (rc < 0) {
+			refused = 1;
+			break;
+		}
 		if (unlinkat(a->dirfd, names[i], 0) < 0)
 			break;
 		if (!gone)
@@ -311,6 +387,15 @@ static void prune(struct audit *a, int64_t now)
 		audit_log(a, &e);
 		syslog(LOG_INFO, "audit: retention removed %zu old log files (records %" PRIu64 "..%" PRIu64 ")",
 		       gone, from, to - 1);
+	}
+	if (refused) {
+		char d[AUDIT_DETAIL_MAX];
+		struct audit_event e = { .op = AUDIT_OP_PRUNE, .result = EBADMSG, .detail = d };
+
+		snprintf(d, sizeof(d), "refused: %s", what);
+		audit_log(a, &e);
+		syslog(LOG_ALERT, "audit: retention deletes nothing more in %s: %s (planted or altered; "
+		       "run medvault audit verify)", a->dir, what);
 	}
 }
 
@@ -447,12 +532,66 @@ fail:
 	return rc;
 }
 
+/* Replace DIR/name with buf atomically: a temporary file of our own
+ * (O_EXCL, never a planted one), fdatasync, rename, fsync of the directory. */
+static int replace_file(struct audit *a, const char *name, const uint8_t *buf, size_t len)
+{
+	char tmp[64];
+	int fd, rc;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	fd = openat(a->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST) {
+		/* left by a crash: ours to remove (unlink does not follow) */
+		unlinkat(a->dirfd, tmp, 0);
+		fd = openat(a->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	}
+	if (fd < 0)
+		return -errno;
+	rc = write_full(fd, buf, len);
+	if (rc == 0 && fdatasync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && renameat(a->dirfd, tmp, a->dirfd, name) < 0)
+		rc = -errno;
+	if (rc == 0 && fsync(a->dirfd) < 0)
+		rc = -errno;
+	if (rc < 0)
+		unlinkat(a->dirfd, tmp, 0);
+	return rc;
+}
+
+/*
+ * Every checkpoint's count and chain head leave the host (syslog, and the
+ * export file if any): a log and checkpoint put back from a copy, however
+ * authentic, are then behind a line already shipped, and `audit verify
+ * --expect-log` says so.
+ */
+static void export_checkpoint(struct audit *a, const struct audit_checkpoint *c)
+{
+	char head[2 * AUDIT_HASH_LEN + 1], line[256];
+	int n;
+
+	for (int i = 0; i < AUDIT_HASH_LEN; i++)
+		sprintf(head + 2 * i, "%02x", c->head[i]);
+	n = snprintf(line, sizeof(line), "audit checkpoint: volume=%s records=%" PRIu64 " head=%s base=%"
+		     PRIu64 " file=%" PRIu64 " sealed=%s", a->uuid_hex, c->next_seq, head, c->base_seq,
+		     c->file_no, c->version == 2 ? "token" : "key");
+	syslog(LOG_INFO, "%s", line);
+	if (a->export_fd >= 0 && n > 0 && (size_t)n < sizeof(line) - 1) {
+		line[n++] = '\n';
+		if (write_full(a->export_fd, (const uint8_t *)line, (size_t)n) < 0)
+			syslog(LOG_WARNING, "audit: cannot append to the checkpoint export file: %s",
+			       strerror(errno));
+	}
+}
+
 /* fdatasync the log, then replace DIR/checkpoint atomically. */
 static int checkpoint(struct audit *a, int64_t t)
 {
 	struct audit_checkpoint c;
-	uint8_t buf[AUDIT_CP_LEN];
-	int fd, rc;
+	uint8_t buf[AUDIT_CP_MAX];
+	int len, rc;
 
 	if (a->fd >= 0 && fdatasync(a->fd) < 0)
 		return -errno;
@@ -467,24 +606,19 @@ static int checkpoint(struct audit *a, int64_t t)
 	memcpy(c.head, a->head, AUDIT_HASH_LEN);
 	c.time_us = t;
 	c.file_no = a->file_no;
-	audit_cp_encode(a->k, &c, buf);
-	fd = openat(a->dirfd, AUDIT_CP_NAME ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	rc = write_full(fd, buf, sizeof(buf));
-	if (rc == 0 && fdatasync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	if (rc == 0 && renameat(a->dirfd, AUDIT_CP_NAME ".tmp", a->dirfd, AUDIT_CP_NAME) < 0)
-		rc = -errno;
-	if (rc == 0 && fsync(a->dirfd) < 0)
-		rc = -errno;
-	if (rc < 0) {
-		unlinkat(a->dirfd, AUDIT_CP_NAME ".tmp", 0);
-		return rc;
+	len = audit_cp_seal(a->k, &c, a->token_mac, a->token_arg, buf);
+	if (len < 0) {
+		syslog(LOG_ERR, "audit: the token cannot seal the checkpoint: %s", strerror(-len));
+		return len;
 	}
+	if ((rc = replace_file(a, AUDIT_CP_NAME, buf, (size_t)len)) < 0)
+		return rc;
+	if (a->tcp_stale && unlinkat(a->dirfd, AUDIT_CP_TOKEN_NAME, 0) == 0)
+		fsync(a->dirfd);
+	a->tcp_stale = 0;
 	a->cp_seq = a->next_seq;
 	a->last_cp = mono_us();
+	export_checkpoint(a, &c);
 	return 0;
 }
 
@@ -705,10 +839,70 @@ static int is_under(const char *path, const char *top)
 
 /* Resume the chain: check the newest files against the sealed checkpoint,
  * cut off a torn tail. */
+/*
+ * The token's say on the checkpoint found at mount.  With the token: a
+ * checkpoint it sealed must verify; one sealed by MK alone is accepted
+ * only with the token-sealed checkpoint kept aside by the mount that
+ * wrote it (*tcp, returns 1: the chain must go through it), or when the
+ * token's key was only just made.  Without the token: a token-sealed
+ * checkpoint is kept aside before MK-sealed ones replace it.  0 or 1, or
+ * -errno with why set.
+ */
+static int resume_token(struct audit *a, const struct audit_checkpoint *cp, const uint8_t *raw,
+			size_t rawlen, struct audit_checkpoint *tcp, char *why, size_t whylen)
+{
+	int rc;
+
+	if (!a->token_mac) {
+		if (cp->version != 2)
+			return 0;
+		if ((rc = replace_file(a, AUDIT_CP_TOKEN_NAME, raw, rawlen)) < 0)
+			return why_set(why, whylen, rc, "audit log %s: cannot keep the token-sealed checkpoint: %s",
+				       a->dir, strerror(-rc));
+		syslog(LOG_WARNING, "audit: %s is mounted without its token: checkpoints are sealed by the "
+		       "master key alone until a mount with the token", a->dir);
+		return 0;
+	}
+	a->tcp_stale = 1;
+	if (cp->version == 2) {
+		rc = audit_cp_token_check(cp, a->token_mac, a->token_arg);
+		if (rc < 0)
+			return why_set(why, whylen, rc == -EBADMSG ? -EBADMSG : rc,
+				       "audit log %s: %s; run medvault audit verify, and move the directory "
+				       "aside to start a new log", a->dir,
+				       rc == -EBADMSG ? "the checkpoint's token seal does not verify (forged?)"
+						      : "the token cannot check the checkpoint");
+		return 0;
+	}
+	rc = audit_cp_read(a->dirfd, AUDIT_CP_TOKEN_NAME, a->k, tcp);
+	if (rc == -ENOENT && a->token_fresh)
+		return 0;	/* the first mount with the token since it got the key */
+	if (rc == -ENOENT)
+		return why_set(why, whylen, -EBADMSG, "audit log %s: the checkpoint is sealed by the master "
+			       "key alone and no token-sealed one is kept, though the token holds this "
+			       "trail's key (rewritten by a passphrase holder?); run medvault audit verify, "
+			       "and move the directory aside to start a new log", a->dir);
+	if (rc == 0 && memcmp(tcp->uuid, a->uuid, AUDIT_UUID_LEN))
+		rc = -EBADMSG;
+	if (rc == 0)
+		rc = audit_cp_token_check(tcp, a->token_mac, a->token_arg);
+	if (rc == 0 && tcp->next_seq > cp->next_seq)
+		rc = -EBADMSG;
+	if (rc < 0)
+		return why_set(why, whylen, -EBADMSG, "audit log %s: the kept token-sealed checkpoint "
+			       "does not verify or is ahead of the checkpoint (%s); run medvault audit "
+			       "verify, and move the directory aside to start a new log", a->dir,
+			       strerror(-rc));
+	return 1;
+}
+
 static int resume(struct audit *a, char *why, size_t whylen)
 {
-	uint8_t buf[AUDIT_CP_LEN + 1];
-	struct audit_checkpoint cp;
+	uint8_t buf[AUDIT_CP_MAX + 1];
+	struct audit_checkpoint cp, tcp;
+	struct audit_expect texp = { 0 };
+	uint64_t from_no;
+	int have_tcp;
 	struct audit_problem p = { 0 };
 	struct audit_walk w;
 	char **names = NULL;
@@ -747,6 +941,9 @@ static int resume(struct audit *a, char *why, size_t whylen)
 		rc = why_set(why, whylen, -EBADMSG, "audit directory %s belongs to another volume", a->dir);
 		goto out;
 	}
+	if ((rc = resume_token(a, &cp, buf, got, &tcp, why, whylen)) < 0)
+		goto out;
+	have_tcp = rc;
 	a->base_seq = cp.base_seq;
 	if (n > 0) {
 		struct stat st;
@@ -759,7 +956,16 @@ static int resume(struct audit *a, char *why, size_t whylen)
 			free(names[--n]);
 		}
 	}
-	for (first = 0; first < n && h[first].file_no < cp.file_no; first++)
+	from_no = cp.file_no;
+	if (have_tcp && tcp.next_seq > 0) {
+		/* walk from the token's checkpoint on: the chain must pass it */
+		from_no = tcp.file_no < from_no ? tcp.file_no : from_no;
+		texp.count = tcp.next_seq;
+		memcpy(texp.head, tcp.head, AUDIT_HASH_LEN);
+		w.exp = &texp;
+		w.nexp = 1;
+	}
+	for (first = 0; first < n && h[first].file_no < from_no; first++)
 		;
 	for (size_t i = first; i < n && !p.found; i++) {
 		rc = audit_walk_file(a->dirfd, names[i], a->k, a->uuid, i == first, i + 1 == n,
@@ -775,6 +981,9 @@ static int resume(struct audit *a, char *why, size_t whylen)
 			 cp.next_seq - 1), p.found = 1;
 	else if (!p.found && cp.next_seq > 0 && w.cp_met != 1)
 		snprintf(p.what, sizeof(p.what), "the chain does not match the checkpoint"), p.found = 1;
+	else if (!p.found && w.nexp && texp.state != 1)
+		snprintf(p.what, sizeof(p.what), "the chain does not go through the token-sealed checkpoint"),
+			p.found = 1;
 	if (p.found) {
 		rc = why_set(why, whylen, -EBADMSG,
 			     "audit log %s fails verification: %s; run medvault audit verify, and move "
@@ -829,8 +1038,13 @@ int audit_open(struct audit **out, const struct audit_opts *o, char *why, size_t
 	pthread_cond_init(&a->wake, NULL);
 	pthread_cond_init(&a->done, NULL);
 	pthread_mutex_init(&a->comm_lock, NULL);
-	a->dirfd = a->fd = -1;
+	a->dirfd = a->fd = a->export_fd = -1;
 	memcpy(a->uuid, o->uuid, AUDIT_UUID_LEN);
+	for (int i = 0; i < AUDIT_UUID_LEN; i++)
+		sprintf(a->uuid_hex + 2 * i, "%02x", a->uuid[i]);
+	a->token_mac = o->token_mac;
+	a->token_arg = o->token_arg;
+	a->token_fresh = o->token_fresh;
 	a->fail_open = o->fail_open;
 	a->max_file = o->max_file ? o->max_file : AUDIT_DEFAULT_MAX_FILE;
 	a->retain_days = o->retain_days ? o->retain_days : AUDIT_DEFAULT_RETAIN_DAYS;
@@ -862,6 +1076,15 @@ int audit_open(struct audit **out, const struct audit_opts *o, char *why, size_t
 			     "audit trail %s is in use by another mount of this volume; give this one its own --audit-dir",
 			     a->dir);
 		goto fail;
+	}
+	if (o->export_file) {
+		a->export_fd = open(o->export_file, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK |
+				    O_CLOEXEC, 0600);
+		if (a->export_fd < 0) {
+			rc = why_set(why, whylen, -errno, "checkpoint export file %s: %s", o->export_file,
+				     strerror(errno));
+			goto fail;
+		}
 	}
 	if ((rc = aead_new(&a->k, AEAD_XCHACHA20POLY1305, o->key)) < 0) {
 		why_set(why, whylen, rc, "cannot set up the audit key: %s", strerror(-rc));
@@ -950,6 +1173,8 @@ void audit_close(struct audit *a)
 		close(a->fd);
 	if (a->dirfd >= 0)
 		close(a->dirfd);
+	if (a->export_fd >= 0)
+		close(a->export_fd);
 	aead_free(a->k);
 	free(a->wbuf);
 	free(a->dir);

@@ -45,6 +45,16 @@ static void problem(struct audit_problem *p, uint64_t seq, const char *file, uin
 	va_end(ap);
 }
 
+/* Expected pairs up to count: the ones below it were not reached (before
+ * the walk's start), the ones at it are checked against head. */
+static void expect_pass(struct audit_walk *w, uint64_t count, const uint8_t head[AUDIT_HASH_LEN])
+{
+	while (w->exp_at < w->nexp && w->exp[w->exp_at].count < count)
+		w->exp_at++;
+	for (; w->exp_at < w->nexp && w->exp[w->exp_at].count == count; w->exp_at++)
+		w->exp[w->exp_at].state = memcmp(w->exp[w->exp_at].head, head, AUDIT_HASH_LEN) ? -1 : 1;
+}
+
 /* seq of the frame at off, or UINT64_MAX when there is none */
 static uint64_t peek_seq(const uint8_t *m, size_t len, size_t off)
 {
@@ -73,11 +83,16 @@ int audit_walk_file(int dirfd, const char *name, const struct aead *k,
 	size_t len = 0, off;
 	int fd, rc = 0;
 
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	/* a planted FIFO must not hang the writer, a symlink not lead elsewhere */
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0) {
 		rc = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		problem(p, w->next_seq, name, 0, "%s: not a regular file", name);
 		goto out;
 	}
 	len = (size_t)st.st_size;
@@ -107,6 +122,8 @@ int audit_walk_file(int dirfd, const char *name, const struct aead *k,
 	if (fresh_start) {
 		w->next_seq = h.first_seq;
 		memcpy(w->head, h.prev, AUDIT_HASH_LEN);
+		if (w->exp && h.first_seq > 0)
+			expect_pass(w, h.first_seq, h.prev);
 	} else if (h.first_seq > w->next_seq) {
 		problem(p, w->next_seq, name, 0,
 			"records %" PRIu64 "..%" PRIu64 " missing: the file before %s was removed or cut short",
@@ -178,6 +195,8 @@ int audit_walk_file(int dirfd, const char *name, const struct aead *k,
 		audit_chain_step(w->head, m + off, 4 + (size_t)flen);
 		if (cp && cp->next_seq && seq == cp->next_seq - 1)
 			w->cp_met = memcmp(w->head, cp->head, AUDIT_HASH_LEN) ? -1 : 1;
+		if (w->exp)
+			expect_pass(w, seq + 1, w->head);
 		w->next_seq++;
 		w->records++;
 		off += 4 + (size_t)flen;
@@ -236,7 +255,7 @@ int audit_list_files(int dirfd, char ***names, struct audit_header **hdrs, size_
 
 		if (!is_log_name(e->d_name))
 			continue;
-		fd = openat(dirfd, e->d_name, O_RDONLY | O_CLOEXEC);
+		fd = openat(dirfd, e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 		if (fd < 0)
 			continue;
 		got = pread(fd, buf, sizeof(buf), 0);
@@ -290,9 +309,9 @@ void audit_free_list(char **names, struct audit_header *hdrs, size_t n)
 	free(hdrs);
 }
 
-static int read_cp(int dirfd, uint8_t *buf, size_t cap, size_t *got)
+static int read_cp_named(int dirfd, const char *name, uint8_t *buf, size_t cap, size_t *got)
 {
-	int fd = openat(dirfd, AUDIT_CP_NAME, O_RDONLY | O_CLOEXEC);
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	ssize_t n;
 
 	if (fd < 0)
@@ -305,9 +324,25 @@ static int read_cp(int dirfd, uint8_t *buf, size_t cap, size_t *got)
 	return 0;
 }
 
+static int read_cp(int dirfd, uint8_t *buf, size_t cap, size_t *got)
+{
+	return read_cp_named(dirfd, AUDIT_CP_NAME, buf, cap, got);
+}
+
+int audit_cp_read(int dirfd, const char *name, const struct aead *k, struct audit_checkpoint *c)
+{
+	uint8_t buf[AUDIT_CP_MAX + 1];
+	size_t got = 0;
+	int rc = read_cp_named(dirfd, name, buf, sizeof(buf), &got);
+
+	if (rc < 0)
+		return rc;
+	return audit_cp_decode(k, buf, got, c) < 0 ? -EBADMSG : 0;
+}
+
 int audit_dir_uuid(const char *dir, uint8_t uuid[AUDIT_UUID_LEN], char *why, size_t whylen)
 {
-	uint8_t buf[AUDIT_CP_LEN + 1];
+	uint8_t buf[AUDIT_CP_MAX + 1];
 	struct audit_checkpoint cp;
 	char **names = NULL;
 	struct audit_header *h = NULL;
@@ -337,22 +372,92 @@ int audit_dir_uuid(const char *dir, uint8_t uuid[AUDIT_UUID_LEN], char *why, siz
 	return rc;
 }
 
-int audit_verify_dir(const char *dir, const uint8_t key[AUDIT_KEY_LEN],
-		     int (*fn)(void *, const struct audit_record *), void *arg,
-		     struct audit_problem *p, uint64_t *nrecords, char *why, size_t whylen)
+static int expect_cmp(const void *a, const void *b)
 {
-	uint8_t buf[AUDIT_CP_LEN + 1];
-	struct audit_checkpoint cp;
+	const struct audit_expect *x = a, *y = b;
+
+	return x->count < y->count ? -1 : x->count > y->count;
+}
+
+static void hex(char *out, const uint8_t *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+/*
+ * The token's part of verification: which checkpoint the token sealed.
+ * The newest checkpoint when it carries the token's MAC; else the one
+ * kept aside by a mount without the token.  Without either, a token that
+ * holds the trail's key means the checkpoint was written without it:
+ * reported, since that is what a passphrase holder's forgery looks like.
+ * *tcp gets the token-sealed checkpoint when there is one (returns 1).
+ */
+static int token_part(int dfd, const struct aead *k, const struct audit_checkpoint *cp,
+		      const struct audit_verify_opts *o, struct audit_checkpoint *tcp,
+		      struct audit_problem *p)
+{
+	int rc;
+
+	if (cp->version == 2) {
+		rc = audit_cp_token_check(cp, o->token_mac, o->token_arg);
+		if (rc == -EBADMSG)
+			problem(p, 0, AUDIT_CP_NAME, 0, "the checkpoint's token seal does not verify: "
+				"forged (by someone holding only the passphrase) or sealed by another token");
+		else if (rc < 0)
+			problem(p, 0, AUDIT_CP_NAME, 0, "the token cannot check the checkpoint (%s)",
+				strerror(-rc));
+		*tcp = *cp;
+		return rc == 0;
+	}
+	rc = audit_cp_read(dfd, AUDIT_CP_TOKEN_NAME, k, tcp);
+	if (rc == -ENOENT) {
+		problem(p, 0, AUDIT_CP_NAME, 0, "the checkpoint is sealed by the master key only, and "
+			"no checkpoint sealed by the token is kept, although the token holds this "
+			"trail's key: rewritten by someone holding only the passphrase?");
+		return 0;
+	}
+	if (rc == 0 && memcmp(tcp->uuid, cp->uuid, AUDIT_UUID_LEN))
+		rc = -EBADMSG;
+	if (rc == 0)
+		rc = audit_cp_token_check(tcp, o->token_mac, o->token_arg);
+	if (rc < 0) {
+		problem(p, 0, AUDIT_CP_TOKEN_NAME, 0, "the kept token-sealed checkpoint does not verify (%s)",
+			rc == -EBADMSG ? "altered or forged" : strerror(-rc));
+		return 0;
+	}
+	if (tcp->next_seq > cp->next_seq)
+		problem(p, cp->next_seq, AUDIT_CP_TOKEN_NAME, 0,
+			"the token-sealed checkpoint counts %" PRIu64 " records but the checkpoint only %"
+			PRIu64 ": records were cut off and the checkpoint rewritten",
+			tcp->next_seq, cp->next_seq);
+	return 1;
+}
+
+int audit_verify_dir_ex(const char *dir, const uint8_t key[AUDIT_KEY_LEN],
+			const struct audit_verify_opts *o,
+			int (*fn)(void *, const struct audit_record *), void *arg,
+			struct audit_problem *p, struct audit_verify_info *info, char *why, size_t whylen)
+{
+	static const struct audit_verify_opts none;
+	uint8_t buf[AUDIT_CP_MAX + 1];
+	struct audit_checkpoint cp, tcp;
+	struct audit_verify_info dummy;
 	struct audit_walk w;
+	struct audit_expect *exp = NULL;
 	struct aead *k = NULL;
 	char **names = NULL;
 	struct audit_header *h = NULL;
-	size_t n = 0, got = 0;
-	int dfd, rc, have_cp;
+	size_t n = 0, got = 0, nexp = 0, tok_at = SIZE_MAX;
+	int dfd, rc, have_cp, have_tcp = 0;
 
+	if (!o)
+		o = &none;
+	if (!info)
+		info = &dummy;
+	memset(info, 0, sizeof(*info));
 	memset(p, 0, sizeof(*p));
 	memset(&w, 0, sizeof(w));
-	*nrecords = 0;
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0) {
 		rc = -errno;
@@ -388,6 +493,39 @@ int audit_verify_dir(const char *dir, const uint8_t key[AUDIT_KEY_LEN],
 			"the checkpoint is altered or sealed by another key (authentication failed)");
 		goto out;
 	}
+	info->cp_count = cp.next_seq;
+	memcpy(info->cp_head, cp.head, AUDIT_HASH_LEN);
+	info->cp_version = (int)cp.version;
+	if (o->token_mac) {
+		have_tcp = token_part(dfd, k, &cp, o, &tcp, p);
+		if (p->found)
+			goto out;
+	}
+	/* the pairs the chain must go through: exported ones and the
+	 * token's, sorted by count for one pass */
+	exp = calloc(o->nexp + 1, sizeof(*exp));
+	if (!exp) {
+		rc = -ENOMEM;
+		snprintf(why, whylen, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < o->nexp; i++)
+		if (o->exp[i].count > 0)
+			exp[nexp++] = o->exp[i];
+	if (have_tcp && tcp.next_seq > 0) {
+		exp[nexp].count = tcp.next_seq;
+		memcpy(exp[nexp].head, tcp.head, AUDIT_HASH_LEN);
+		exp[nexp].state = 2;	/* marks the token's until sorted */
+		nexp++;
+	}
+	qsort(exp, nexp, sizeof(*exp), expect_cmp);
+	for (size_t i = 0; i < nexp; i++)
+		if (exp[i].state == 2) {
+			tok_at = i;
+			exp[i].state = 0;
+		}
+	w.exp = exp;
+	w.nexp = nexp;
 	if (n == 0 && cp.next_seq > cp.base_seq) {
 		problem(p, cp.base_seq, "", 0, "every log file is missing (%" PRIu64 " records)",
 			cp.next_seq - cp.base_seq);
@@ -402,6 +540,8 @@ int audit_verify_dir(const char *dir, const uint8_t key[AUDIT_KEY_LEN],
 				cp.base_seq, h[i].first_seq - 1);
 			break;
 		}
+		if (fresh)
+			info->first_seq = h[i].first_seq;
 		rc = audit_walk_file(dfd, names[i], k, cp.uuid, fresh, 0, &cp, &w, fn, arg, p);
 		if (rc < 0) {
 			snprintf(why, whylen, "cannot read %s/%s: %s", dir, names[i], strerror(-rc));
@@ -417,10 +557,85 @@ int audit_verify_dir(const char *dir, const uint8_t key[AUDIT_KEY_LEN],
 		problem(p, cp.next_seq - 1, w.file, 0,
 			"the chain does not reach the sealed checkpoint's head at record %" PRIu64,
 			cp.next_seq - 1);
+	if (!p->found && tok_at != SIZE_MAX) {
+		if (exp[tok_at].state != 1)
+			problem(p, tcp.next_seq - 1, "", 0,
+				"the chain does not go through the token-sealed checkpoint's head at record %"
+				PRIu64 " (records before it were rewritten)", tcp.next_seq - 1);
+		else
+			info->token_checked = 1, info->token_count = tcp.next_seq;
+	}
+	for (size_t i = 0; i < nexp && !p->found; i++) {
+		char hx[2 * AUDIT_HASH_LEN + 1];
+
+		if (i == tok_at)
+			continue;
+		hex(hx, exp[i].head, AUDIT_HASH_LEN);
+		if (exp[i].state == 1)
+			info->exp_met++;
+		else if (exp[i].state == -1)
+			problem(p, exp[i].count - 1, "", 0,
+				"the chain's head after record %" PRIu64 " differs from the exported one (%.16s...): "
+				"the trail was rewritten", exp[i].count - 1, hx);
+		else if (exp[i].count > w.next_seq)
+			problem(p, w.next_seq, w.file, w.good_len,
+				"the trail ends at record %" PRIu64 " but an exported checkpoint counts %" PRIu64
+				" records (head %.16s...): records %" PRIu64 "..%" PRIu64 " are missing "
+				"(an older log and checkpoint put back?)",
+				w.next_seq ? w.next_seq - 1 : 0, exp[i].count, hx, w.next_seq, exp[i].count - 1);
+		else
+			info->exp_pruned++;
+	}
 out:
-	*nrecords = w.records;
+	info->records = w.records;
+	free(exp);
 	audit_free_list(names, h, n);
 	aead_free(k);
 	close(dfd);
 	return rc;
+}
+
+int audit_verify_dir(const char *dir, const uint8_t key[AUDIT_KEY_LEN],
+		     int (*fn)(void *, const struct audit_record *), void *arg,
+		     struct audit_problem *p, uint64_t *nrecords, char *why, size_t whylen)
+{
+	struct audit_verify_info info;
+	int rc = audit_verify_dir_ex(dir, key, NULL, fn, arg, p, &info, why, whylen);
+
+	*nrecords = info.records;
+	return rc;
+}
+
+/* "... audit checkpoint: volume=<32 hex> records=<N> head=<64 hex> ..." */
+int audit_export_parse(const char *line, const uint8_t uuid[AUDIT_UUID_LEN], struct audit_expect *e)
+{
+	const char *at = strstr(line, "audit checkpoint: volume=");
+	char want[2 * AUDIT_UUID_LEN + 1], *end;
+	unsigned long long cnt;
+
+	if (!at)
+		return -EINVAL;
+	at += strlen("audit checkpoint: volume=");
+	hex(want, uuid, AUDIT_UUID_LEN);
+	if (strncmp(at, want, 2 * AUDIT_UUID_LEN) || strncmp(at + 2 * AUDIT_UUID_LEN, " records=", 9))
+		return -EINVAL;
+	at += 2 * AUDIT_UUID_LEN + 9;
+	if (*at < '0' || *at > '9')
+		return -EINVAL;
+	errno = 0;
+	cnt = strtoull(at, &end, 10);
+	if (errno || strncmp(end, " head=", 6))
+		return -EINVAL;
+	at = end + 6;
+	for (int i = 0; i < AUDIT_HASH_LEN; i++) {
+		unsigned v;
+
+		if (sscanf(at + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdef", at[2 * i]) ||
+		    !at[2 * i + 1] || !strchr("0123456789abcdef", at[2 * i + 1]))
+			return -EINVAL;
+		e->head[i] = (uint8_t)v;
+	}
+	e->count = cnt;
+	e->state = 0;
+	return 0;
 }

@@ -98,20 +98,20 @@ static int open_clear(const struct aead *k, const uint8_t *clear, size_t n, uint
 
 /* A header and a checkpoint start alike: magic, version, a reserved word
  * and the log's uuid (32 bytes); what follows differs. */
-static void preamble_put(uint8_t *out, const char *magic, const uint8_t *uuid)
+static void preamble_put(uint8_t *out, const char *magic, uint32_t version, const uint8_t *uuid)
 {
 	memcpy(out, magic, 8);
-	be32_put(out + 8, AUDIT_VERSION);
+	be32_put(out + 8, version);
 	be32_put(out + 12, 0);
 	memcpy(out + 16, uuid, 16);
 }
 
 /* -EBADMSG (not this kind of block), -EPROTONOSUPPORT (a newer version) */
-static int preamble_get(const uint8_t *in, const char *magic, uint8_t *uuid)
+static int preamble_get(const uint8_t *in, const char *magic, uint32_t max, uint8_t *uuid)
 {
 	if (memcmp(in, magic, 8))
 		return -EBADMSG;
-	if (be32_get(in + 8) > AUDIT_VERSION)
+	if (be32_get(in + 8) > max)
 		return -EPROTONOSUPPORT;
 	memcpy(uuid, in + 16, 16);
 	return 0;
@@ -119,7 +119,7 @@ static int preamble_get(const uint8_t *in, const char *magic, uint8_t *uuid)
 
 void audit_header_encode(const struct aead *k, const struct audit_header *h, uint8_t *out)
 {
-	preamble_put(out, AUDIT_MAGIC, h->uuid);
+	preamble_put(out, AUDIT_MAGIC, AUDIT_VERSION, h->uuid);
 	be64_put(out + 32, h->first_seq);
 	memcpy(out + 40, h->prev, 32);
 	be64_put(out + 72, (uint64_t)h->created_us);
@@ -133,7 +133,7 @@ int audit_header_decode(const struct aead *k, const uint8_t *in, size_t len, str
 
 	if (len < AUDIT_HDR_LEN)
 		return -EBADMSG;
-	if ((rc = preamble_get(in, AUDIT_MAGIC, h->uuid)) < 0)
+	if ((rc = preamble_get(in, AUDIT_MAGIC, AUDIT_VERSION, h->uuid)) < 0)
 		return rc;
 	h->first_seq = be64_get(in + 32);
 	memcpy(h->prev, in + 40, 32);
@@ -144,25 +144,78 @@ int audit_header_decode(const struct aead *k, const uint8_t *in, size_t len, str
 	return 0;
 }
 
-void audit_cp_encode(const struct aead *k, const struct audit_checkpoint *c, uint8_t *out)
+/* the clear bytes of a checkpoint: what both seals cover */
+static void cp_clear(const struct audit_checkpoint *c, uint8_t out[AUDIT_CP_CLEAR])
 {
-	preamble_put(out, AUDIT_CP_MAGIC, c->uuid);
+	preamble_put(out, AUDIT_CP_MAGIC, c->version ? c->version : 1, c->uuid);
 	be64_put(out + 32, c->base_seq);
 	be64_put(out + 40, c->next_seq);
 	memcpy(out + 48, c->head, 32);
 	be64_put(out + 80, (uint64_t)c->time_us);
 	be64_put(out + 88, c->file_no);
+}
+
+void audit_cp_encode(const struct aead *k, const struct audit_checkpoint *c, uint8_t *out)
+{
+	cp_clear(c, out);
 	seal_clear(k, out, AUDIT_CP_CLEAR, kind_cp, out + AUDIT_CP_CLEAR);
+}
+
+/* what the token MACs: a label of its own, so the token's MAC of a
+ * checkpoint is never valid as anything else */
+static int cp_token_mac(const struct audit_checkpoint *c, audit_mac_fn mac, void *arg,
+			uint8_t out[AUDIT_TMAC_LEN])
+{
+	uint8_t msg[AUDIT_CP_TOKEN_MSG];
+
+	memcpy(msg, "MVAUDTOK", 8);
+	cp_clear(c, msg + 8);
+	return mac(arg, msg, sizeof(msg), out);
+}
+
+int audit_cp_seal(const struct aead *k, struct audit_checkpoint *c, audit_mac_fn mac, void *arg,
+		  uint8_t out[AUDIT_CP_MAX])
+{
+	int rc;
+
+	c->version = mac ? 2 : 1;
+	if (mac && (rc = cp_token_mac(c, mac, arg, c->tmac)) < 0)
+		return rc;
+	audit_cp_encode(k, c, out);
+	if (!mac)
+		return AUDIT_CP_LEN;
+	memcpy(out + AUDIT_CP_LEN, c->tmac, AUDIT_TMAC_LEN);
+	return AUDIT_CP_TOKEN_LEN;
+}
+
+int audit_cp_token_check(const struct audit_checkpoint *c, audit_mac_fn mac, void *arg)
+{
+	uint8_t want[AUDIT_TMAC_LEN];
+	int rc;
+
+	if (c->version != 2)
+		return -EBADMSG;
+	if ((rc = cp_token_mac(c, mac, arg, want)) < 0)
+		return rc;
+	return secure_memcmp(want, c->tmac, AUDIT_TMAC_LEN) ? -EBADMSG : 0;
 }
 
 int audit_cp_decode(const struct aead *k, const uint8_t *in, size_t len, struct audit_checkpoint *c)
 {
 	int rc;
 
-	if (len != AUDIT_CP_LEN)
+	if (len != AUDIT_CP_LEN && len != AUDIT_CP_TOKEN_LEN)
 		return -EBADMSG;
-	if ((rc = preamble_get(in, AUDIT_CP_MAGIC, c->uuid)) < 0)
+	if ((rc = preamble_get(in, AUDIT_CP_MAGIC, 2, c->uuid)) < 0)
 		return rc;
+	/* the length follows the version: a token MAC cannot be cut off
+	 * without the MK seal noticing the version */
+	c->version = be32_get(in + 8);
+	if (c->version != (len == AUDIT_CP_LEN ? 1u : 2u))
+		return -EBADMSG;
+	memset(c->tmac, 0, AUDIT_TMAC_LEN);
+	if (len == AUDIT_CP_TOKEN_LEN)
+		memcpy(c->tmac, in + AUDIT_CP_LEN, AUDIT_TMAC_LEN);
 	c->base_seq = be64_get(in + 32);
 	c->next_seq = be64_get(in + 40);
 	memcpy(c->head, in + 48, 32);

@@ -28,7 +28,8 @@
 
 static const char *const usage_audit =
 	"usage: medvault audit DIR --keystore KS KEY-OPTIONS [FILTERS] [--json]\n"
-	"       medvault audit verify DIR --keystore KS KEY-OPTIONS\n"
+	"       medvault audit verify DIR --keystore KS KEY-OPTIONS [--expect-log FILE]\n"
+	"                             [--expect-count N --expect-head HEX]\n"
 	"\n"
 	"Print the access trail kept in DIR (the mount's --audit-dir; by default\n"
 	"KS/audit/<volume>), oldest first, or verify its hash chain and sealed\n"
@@ -45,6 +46,12 @@ static const char *const usage_audit =
 	"                unmount, lost, recover, prune, fallocate, accept-rollback, or denied\n"
 	"                (any EACCES/EPERM result)\n"
 	"  --json        one JSON array of objects instead of text lines\n"
+	"\n"
+	"verify also checks, when KEY-OPTIONS name the token, the checkpoint's seal by\n"
+	"the token, and the chain against checkpoints exported off the host:\n"
+	"  --expect-log FILE   every 'audit checkpoint: volume=... records=N head=H' line\n"
+	"                      of this volume in FILE (syslog as shipped, or --audit-export)\n"
+	"  --expect-count N --expect-head HEX   one such pair\n"
 	"\n"
 	"Exit status: 0 intact, 1 the log cannot be read (or the key is wrong), 2 usage\n"
 	"error, 3 the log fails verification.\n"
@@ -377,6 +384,7 @@ static int resolve_dir(const char *dir, char *out, size_t len, char *why, size_t
 /* A parsed `audit` command line.  The strings point into argv. */
 struct audit_args {
 	int verify;
+	const char *expect_log, *expect_head, *expect_count;
 	int help;		/* usage printed: nothing to run */
 	const char *dir_arg, *ksdir;
 	struct key_opts ko;
@@ -438,7 +446,9 @@ static int audit_args_parse(struct audit_args *a, int argc, char **argv, char *w
 		}
 		snprintf(name, sizeof(name), "%.*s", eq ? (int)(eq - arg) : (int)strlen(arg), arg);
 		if (strcmp(name, "--keystore") && strcmp(name, "--path") && strcmp(name, "--uid") &&
-		    strcmp(name, "--since") && strcmp(name, "--until") && strcmp(name, "--op")) {
+		    strcmp(name, "--since") && strcmp(name, "--until") && strcmp(name, "--op") &&
+		    strcmp(name, "--expect-log") && strcmp(name, "--expect-head") &&
+		    strcmp(name, "--expect-count")) {
 			snprintf(why, whylen, "audit: unknown option %s (see medvault audit --help)", arg);
 			goto out;
 		}
@@ -450,11 +460,21 @@ static int audit_args_parse(struct audit_args *a, int argc, char **argv, char *w
 			snprintf(why, whylen, "%s needs a value", name);
 			goto out;
 		}
-		if (a->verify && strcmp(name, "--keystore")) {
+		if (!strncmp(name, "--expect-", 9) && !a->verify) {
+			snprintf(why, whylen, "%s: only for audit verify", name);
+			goto out;
+		}
+		if (a->verify && strcmp(name, "--keystore") && strncmp(name, "--expect-", 9)) {
 			snprintf(why, whylen, "audit verify takes no filters (%s)", name);
 			goto out;
 		}
-		if (!strcmp(name, "--keystore")) {
+		if (!strcmp(name, "--expect-log")) {
+			a->expect_log = val;
+		} else if (!strcmp(name, "--expect-head")) {
+			a->expect_head = val;
+		} else if (!strcmp(name, "--expect-count")) {
+			a->expect_count = val;
+		} else if (!strcmp(name, "--keystore")) {
 			a->ksdir = val;
 		} else if (!strcmp(name, "--path")) {
 			f->path = val;
@@ -505,9 +525,137 @@ static int audit_args_parse(struct audit_args *a, int argc, char **argv, char *w
 			 a->verify ? " verify" : "", a->verify ? "" : " [FILTERS]");
 		goto out;
 	}
+	if (!a->expect_head != !a->expect_count) {
+		snprintf(why, whylen, "--expect-head and --expect-count go together");
+		goto out;
+	}
 	rc = key_opts_check(&a->ko, "", why, whylen);
 out:
 	return rc;
+}
+
+/* --expect-count/--expect-head and the lines of --expect-log: *exp
+ * malloc'd.  -EINVAL (a malformed pair, or a file with no line of this
+ * volume), -errno of the file; why set. */
+static int expect_load(const struct audit_args *a, const uint8_t uuid[AUDIT_UUID_LEN],
+		       struct audit_expect **exp, size_t *n, char *why, size_t whylen)
+{
+	size_t cap = 0;
+	int rc = 0;
+
+	*exp = NULL;
+	*n = 0;
+	if (a->expect_count) {
+		char line[256], *end;
+		unsigned long long v;
+
+		errno = 0;
+		v = strtoull(a->expect_count, &end, 10);
+		if (errno || end == a->expect_count || *end || a->expect_count[0] == '-' ||
+		    strlen(a->expect_head) != 2 * AUDIT_HASH_LEN) {
+			snprintf(why, whylen, "--expect-count N --expect-head HEX: a record count and 64 hex digits");
+			return -EINVAL;
+		}
+		snprintf(line, sizeof(line), "audit checkpoint: volume=");
+		for (int i = 0; i < AUDIT_UUID_LEN; i++)
+			sprintf(line + strlen(line), "%02x", uuid[i]);
+		snprintf(line + strlen(line), sizeof(line) - strlen(line), " records=%llu head=%s", v,
+			 a->expect_head);
+		for (char *c = line; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+		if (!(*exp = calloc(1, sizeof(**exp))) || audit_export_parse(line, uuid, *exp) < 0) {
+			snprintf(why, whylen, "--expect-head: not 64 hex digits: %s", a->expect_head);
+			rc = -EINVAL;
+			goto out;
+		}
+		*n = cap = 1;
+	}
+	if (a->expect_log) {
+		FILE *f = fopen(a->expect_log, "re");
+		char *line = NULL;
+		size_t lcap = 0, before = *n;
+		struct audit_expect e;
+
+		if (!f) {
+			rc = -errno;
+			snprintf(why, whylen, "--expect-log %s: %s", a->expect_log, strerror(errno));
+			goto out;
+		}
+		while (getline(&line, &lcap, f) > 0) {
+			if (audit_export_parse(line, uuid, &e) < 0)
+				continue;
+			if (*n == cap) {
+				struct audit_expect *t = realloc(*exp, (cap = cap ? 2 * cap : 64) * sizeof(*t));
+
+				if (!t) {
+					rc = -ENOMEM;
+					snprintf(why, whylen, "out of memory");
+					break;
+				}
+				*exp = t;
+			}
+			(*exp)[(*n)++] = e;
+		}
+		free(line);
+		fclose(f);
+		if (rc == 0 && *n == before) {
+			rc = -EINVAL;
+			snprintf(why, whylen, "--expect-log %s holds no checkpoint line of this volume", a->expect_log);
+		}
+	}
+out:
+	if (rc < 0) {
+		free(*exp);
+		*exp = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+static int token_mac(void *arg, const uint8_t *msg, size_t len, uint8_t out[AUDIT_TMAC_LEN])
+{
+	char why[256];
+
+	return keystore_mac(arg, msg, len, out, why, sizeof(why));
+}
+
+/* What `audit verify` checked, and what it could not. */
+static void print_guarantees(const char *dir, const struct audit_verify_info *in,
+			     const struct keystore_mac *tok, int trc, int token_slot, size_t nexp)
+{
+	printf("audit log %s: %" PRIu64 " records verified (records %" PRIu64 "..%" PRIu64
+	       "); the chain is intact and matches its checkpoint, sealed by the master key\n",
+	       dir, in->records, in->first_seq, in->cp_count ? in->cp_count - 1 : 0);
+	if (tok && in->token_checked && in->token_count == in->cp_count)
+		printf("token: the checkpoint is sealed by key '%s' on token '%s' and verified: "
+		       "holding a passphrase is not enough to have forged it\n",
+		       keystore_mac_label(tok), keystore_mac_token(tok));
+	else if (tok && in->token_checked)
+		printf("token: records up to %" PRIu64 " are covered by a checkpoint sealed by token '%s' "
+		       "and verified; records %" PRIu64 "..%" PRIu64 " only by the master key (written by a "
+		       "mount without the token)\n", in->token_count - 1, keystore_mac_token(tok),
+		       in->token_count, in->cp_count - 1);
+	else if (!token_slot && trc == -ENOTSUP)
+		printf("token: none: the keystore has no PKCS#11 slot, so the trail is sealed by the "
+		       "master key alone and anyone holding a passphrase could rewrite it\n");
+	else if (tok || trc == -ENOKEY)
+		printf("token: NOT checked: the token holds no trail key for this volume yet (no mount "
+		       "with the token since); a passphrase holder could have rewritten the trail\n");
+	else
+		printf("token: NOT checked (%s): unlocked with a passphrase; a passphrase holder could "
+		       "have rewritten the trail; verify with the token to check\n",
+		       in->cp_version == 2 ? "the checkpoint carries a token seal" :
+		       "the checkpoint carries no token seal");
+	if (nexp && in->exp_pruned)
+		printf("exported: the chain goes through %zu of %zu exported checkpoints and reaches "
+		       "the newest (%zu older than the oldest record kept: not checkable)\n",
+		       in->exp_met, nexp, in->exp_pruned);
+	else if (nexp)
+		printf("exported: the chain goes through all %zu exported checkpoints and reaches "
+		       "the newest\n", nexp);
+	else
+		printf("exported: NOT checked: an older log and checkpoint put back whole would pass; "
+		       "give --expect-log with the checkpoint lines shipped off the host\n");
 }
 
 /*
@@ -518,11 +666,13 @@ out:
 static int audit_run(struct audit_args *a, int *damaged, char *why, size_t whylen)
 {
 	struct audit_problem p;
+	struct audit_verify_opts vo = { 0 };
+	struct audit_verify_info info;
+	struct keystore_mac *tok = NULL;
 	struct volkeys *vk = NULL;
 	uint8_t uuid[AUDIT_UUID_LEN], *mk = NULL;
-	char dir[PATH_MAX];
-	uint64_t nrec = 0;
-	int rc;
+	char dir[PATH_MAX], twhy[256] = "";
+	int rc, trc = -ENOTSUP;
 
 	*damaged = 0;
 	secure_harden_process();
@@ -530,16 +680,29 @@ static int audit_run(struct audit_args *a, int *damaged, char *why, size_t whyle
 		goto out;
 	if ((rc = audit_dir_uuid(dir, uuid, why, whylen)) < 0)
 		goto out;
+	if ((rc = expect_load(a, uuid, &vo.exp, &vo.nexp, why, whylen)) < 0)
+		goto out;
 	if ((rc = keystore_unlock(a->ksdir, uuid, &a->ko, &mk, why, whylen)) < 0)
 		goto out;
+	/* the token's key is looked for, never made, by a reader */
+	trc = keystore_mac_open(a->ksdir, uuid, &a->ko, 0, &tok, twhy, sizeof(twhy));
+	if (trc < 0 && trc != -ENOTSUP && trc != -ENOKEY) {
+		rc = trc;
+		snprintf(why, whylen, "%s", twhy);
+		goto out;
+	}
+	if (tok) {
+		vo.token_mac = token_mac;
+		vo.token_arg = tok;
+	}
 	if ((rc = volkeys_derive(&vk, mk, AEAD_XCHACHA20POLY1305)) < 0) {
 		snprintf(why, whylen, "cannot derive keys: %s", strerror(-rc));
 		goto out;
 	}
 	if (a->f.json && !a->verify)
 		fputs("[", stdout);
-	rc = audit_verify_dir(dir, volkeys_audit_key(vk), a->verify ? NULL : show, &a->f, &p, &nrec,
-			      why, whylen);
+	rc = audit_verify_dir_ex(dir, volkeys_audit_key(vk), &vo, a->verify ? NULL : show, &a->f, &p,
+				 &info, why, whylen);
 	if (a->f.json && !a->verify)
 		fputs(a->f.shown ? "\n]\n" : "]\n", stdout);
 	fflush(stdout);
@@ -554,11 +717,23 @@ static int audit_run(struct audit_args *a, int *damaged, char *why, size_t whyle
 			snprintf(why + strlen(why), whylen - strlen(why), ", offset %" PRIu64 ")", p.offset);
 		goto out;
 	}
-	if (a->verify)
-		printf("audit log %s: %" PRIu64 " records verified; the chain is intact and matches its sealed checkpoint\n",
-		       dir, nrec);
+	if (a->verify) {
+		struct keystore_slot_info *slots = NULL;
+		size_t ns = 0;
+		int token_slot = 1;
+
+		if (trc == -ENOTSUP && keystore_list(a->ksdir, uuid, &slots, &ns, why, whylen) == 0) {
+			token_slot = 0;
+			for (size_t i = 0; i < ns; i++)
+				token_slot |= slots[i].kind == KEYSTORE_SLOT_PKCS11;
+		}
+		free(slots);
+		print_guarantees(dir, &info, tok, trc, token_slot, vo.nexp);
+	}
 	rc = 0;
 out:
+	free(vo.exp);
+	keystore_mac_close(tok);
 	volkeys_free(vk);
 	keystore_key_free(mk);
 	return rc;

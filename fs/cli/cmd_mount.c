@@ -42,6 +42,7 @@ static const char *const usage_mount =
 	"                            with EACCES (closed, the default) or go on without it\n"
 	"  --audit-max-size N        rotate trail files at N bytes (default 64 MiB)\n"
 	"  --audit-retain-days N     delete trail files older than N days (default 366)\n"
+	"  --audit-export FILE       also append each trail checkpoint's syslog line to FILE\n"
 	"  --no-audit                no access trail (benchmarks only)\n"
 	"  --scrub-interval DAYS     scrub the store every DAYS days, the first time DAYS\n"
 	"                            after mounting (default 7; 0: only `medvault scrub`)\n"
@@ -136,6 +137,7 @@ int cmd_mount(int argc, char **argv)
 		{ "audit-failure", required_argument, NULL, 'F' },
 		{ "audit-max-size", required_argument, NULL, 'S' },
 		{ "audit-retain-days", required_argument, NULL, 'R' },
+		{ "audit-export", required_argument, NULL, 'X' },
 		{ "no-audit", no_argument, NULL, 'N' },
 		{ "read-only", no_argument, NULL, 'r' },
 		{ "accept-rollback", no_argument, NULL, 'a' },
@@ -194,6 +196,14 @@ int cmd_mount(int argc, char **argv)
 				ao.retain_days = (unsigned)v;
 			break;
 		}
+		case 'X':
+			/* the daemon works from / once detached */
+			if (optarg[0] != '/') {
+				free(user_opts);
+				return fail_usage("--audit-export: an absolute path, not %s", optarg);
+			}
+			ao.export_file = optarg;
+			break;
 		case 'N':
 			no_audit = 1;
 			break;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "audit/audit.h"
+#include "crypto/keystore.h"
 #include "core/mvfs.h"
 #include "crypto/secure.h"
 #include "daemon/control.h"
@@ -564,10 +565,22 @@ static int serve(struct fuse_session *se)
 	return rc ? -EIO : 0;
 }
 
+/* the trail's checkpoints sealed by the token (writer thread only) */
+static int daemon_token_mac(void *arg, const uint8_t *msg, size_t len, uint8_t out[AUDIT_TMAC_LEN])
+{
+	char why[256] = "";
+	int rc = keystore_mac(arg, msg, len, out, why, sizeof(why));
+
+	if (rc < 0)
+		syslog(LOG_ERR, "audit: %s", why);
+	return rc;
+}
+
 static int daemon_open_audit(struct daemon *d, const struct daemon_opts *o, struct audit **audit,
-			     char *why, size_t whylen)
+			     struct keystore_mac **tok, char *why, size_t whylen)
 {
 	struct audit_opts ao = o->audit;
+	int rc;
 	char dir[PATH_MAX], detail[PATH_MAX + 16], uuid[33];
 
 	/* opened before mounting so that a bad trail fails the mount; its
@@ -583,6 +596,16 @@ static int daemon_open_audit(struct daemon *d, const struct daemon_opts *o, stru
 	ao.store = d->v->store;
 	ao.mountpoint = o->mountpoint;
 	ao.mount_detail = detail;
+	/* unlocked with a token: its key seals the trail's checkpoints, so
+	 * that holding a passphrase slot is not enough to rewrite the trail */
+	rc = keystore_mac_open(o->keystore, d->v->conf.uuid, o->key, 1, tok, why, whylen);
+	if (rc < 0 && rc != -ENOTSUP)
+		return rc;
+	if (*tok) {
+		ao.token_mac = daemon_token_mac;
+		ao.token_arg = *tok;
+		ao.token_fresh = keystore_mac_created(*tok);
+	}
 	return audit_open(audit, &ao, why, whylen);
 }
 
@@ -606,6 +629,7 @@ int daemon_run(const struct daemon_opts *o, char *why, size_t whylen)
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_session *se = NULL;
 	struct audit *audit = NULL;
+	struct keystore_mac *audit_tok = NULL;
 	struct control *ctl = NULL;
 	char fuseopts[PATH_MAX + 256], rundir[PATH_MAX], cwhy[256];
 	int verdict[2] = { -1, -1 }, mounted = 0, handlers = 0, rc;
@@ -671,7 +695,7 @@ int daemon_run(const struct daemon_opts *o, char *why, size_t whylen)
 		goto out;
 	}
 	if (!o->no_audit) {
-		if ((rc = daemon_open_audit(&d, o, &audit, why, whylen)) < 0)
+		if ((rc = daemon_open_audit(&d, o, &audit, &audit_tok, why, whylen)) < 0)
 			goto out;
 		mvfs_set_audit(d.fs, audit);
 		if (d.v->rollback_accepted)
@@ -748,6 +772,7 @@ out:
 	flusher_stop(&d);
 	mvfs_destroy(d.fs);
 	audit_close(audit);
+	keystore_mac_close(audit_tok);
 	if (mounted)
 		syslog(LOG_INFO, "unmounted %s", o->mountpoint);
 	scrubd_free(d.scrub);	/* it reads the vault's settings: before the vault goes */

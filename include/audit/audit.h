@@ -25,6 +25,10 @@
  * count and chain head, rewritten at least every second and at unmount)
  * exposes records cut off the end.  The header and the checkpoint are
  * sealed empty messages whose associated data is their own clear bytes.
+ * All of that derives from MK; so, when the mount has the PKCS#11 token,
+ * each checkpoint also carries an HMAC made by a non-extractable key on
+ * the token (version 2), and every checkpoint's count and chain head go to
+ * syslog to leave the host (docs/AUDIT.md, "Beyond the key holders").
  *
  * Locking: a->lock protects the queue and the state flags; the writer
  * thread alone touches the files, except in audit_open/audit_close, which
@@ -105,6 +109,14 @@ struct audit_record {
 
 struct audit;
 
+/*
+ * A MAC computed outside the process's keys (keystore_mac: HMAC-SHA256 by
+ * a non-extractable key on the PKCS#11 token).  Checkpoints then carry it,
+ * so whoever holds only MK (a passphrase) cannot forge one.  0 or -errno.
+ */
+#define AUDIT_TMAC_LEN 32
+typedef int (*audit_mac_fn)(void *arg, const uint8_t *msg, size_t len, uint8_t out[AUDIT_TMAC_LEN]);
+
 struct audit_opts {
 	const char *dir;		/* created (0700) if missing */
 	const uint8_t *uuid;		/* AUDIT_UUID_LEN: the volume */
@@ -114,6 +126,14 @@ struct audit_opts {
 	unsigned retain_days;		/* 0: AUDIT_DEFAULT_RETAIN_DAYS */
 	const char *mount_detail;	/* text of the MOUNT record (may be NULL) */
 	const char *store, *mountpoint;	/* dir must not be inside these (may be NULL) */
+	/* the token's MAC (NULL: checkpoints sealed by MK only); called from
+	 * the writer thread alone, and in audit_open/audit_close */
+	audit_mac_fn token_mac;
+	void *token_arg;
+	int token_fresh;		/* the token's key was just made: an
+					 * unsealed checkpoint is expected once */
+	/* also append each checkpoint's syslog line to this file (may be NULL) */
+	const char *export_file;
 	/* tests: the clock (UTC µs); NULL: the real one */
 	int64_t (*clock_us)(void *arg);
 	void *clock_arg;
@@ -170,7 +190,13 @@ void audit_inject_error(struct audit *a, int err);
 #define AUDIT_HDR_CLEAR 88
 #define AUDIT_HDR_LEN (AUDIT_HDR_CLEAR + AUDIT_SEAL_LEN)
 #define AUDIT_CP_CLEAR 96
-#define AUDIT_CP_LEN (AUDIT_CP_CLEAR + AUDIT_SEAL_LEN)
+#define AUDIT_CP_LEN (AUDIT_CP_CLEAR + AUDIT_SEAL_LEN)	/* version 1: MK seal only */
+#define AUDIT_CP_TOKEN_LEN (AUDIT_CP_LEN + AUDIT_TMAC_LEN)	/* version 2: and the token's MAC */
+#define AUDIT_CP_MAX AUDIT_CP_TOKEN_LEN
+#define AUDIT_CP_TOKEN_MSG (8 + AUDIT_CP_CLEAR)	/* "MVAUDTOK" || clear bytes */
+/* the last token-sealed checkpoint, kept while a mount without the token
+ * writes checkpoints sealed by MK alone */
+#define AUDIT_CP_TOKEN_NAME "checkpoint.token"
 #define AUDIT_FRAME_HEAD 13		/* u32 len, u8 kind, u64 seq */
 #define AUDIT_FRAME_MAX (AUDIT_FRAME_HEAD + 64 + 3 * AUDIT_PATH_MAX + AUDIT_SEAL_LEN)
 #define AUDIT_KIND_RECORD 1
@@ -193,6 +219,8 @@ struct audit_checkpoint {
 	uint8_t head[AUDIT_HASH_LEN];	/* chain hash after next_seq-1 */
 	int64_t time_us;
 	uint64_t file_no;	/* the file holding record next_seq-1 */
+	uint32_t version;	/* 1: MK seal only; 2: tmac follows (0 encodes as 1) */
+	uint8_t tmac[AUDIT_TMAC_LEN];
 };
 
 /* Encoders: out gets exactly AUDIT_HDR_LEN / AUDIT_CP_LEN bytes. */
@@ -202,6 +230,16 @@ void audit_cp_encode(const struct aead *k, const struct audit_checkpoint *c, uin
  * -EBADMSG bad magic or seal, -EPROTONOSUPPORT newer version. */
 int audit_header_decode(const struct aead *k, const uint8_t *in, size_t len, struct audit_header *h);
 int audit_cp_decode(const struct aead *k, const uint8_t *in, size_t len, struct audit_checkpoint *c);
+/* The whole checkpoint: version 2 with the token's MAC when mac is set,
+ * else version 1.  Returns its length (AUDIT_CP_LEN or AUDIT_CP_TOKEN_LEN)
+ * or the -errno of mac. */
+int audit_cp_seal(const struct aead *k, struct audit_checkpoint *c, audit_mac_fn mac, void *arg,
+		  uint8_t out[AUDIT_CP_MAX]);
+/* 0 when c's tmac is mac's over its clear bytes; -EBADMSG when not (or c
+ * carries none), -errno of mac */
+int audit_cp_token_check(const struct audit_checkpoint *c, audit_mac_fn mac, void *arg);
+/* read and decode dirfd/name (k may be NULL): -ENOENT, -errno, -EBADMSG */
+int audit_cp_read(int dirfd, const char *name, const struct aead *k, struct audit_checkpoint *c);
 
 /* plaintext of one record: returns its length (<= cap) */
 size_t audit_record_pack(uint8_t *out, size_t cap, int64_t time_us, const char *comm,
@@ -227,6 +265,15 @@ struct audit_problem {
 	char what[512];		/* one line */
 };
 
+/* A (record count, chain head) pair the chain must go through: a token-
+ * sealed checkpoint, or a line exported to syslog.  Checked as the walk
+ * passes record count-1. */
+struct audit_expect {
+	uint64_t count;
+	uint8_t head[AUDIT_HASH_LEN];
+	int state;		/* 0 not reached, 1 the chain matches, -1 it differs */
+};
+
 /* State of a chain walk (the writer resumes from it). */
 struct audit_walk {
 	uint64_t next_seq;
@@ -239,6 +286,9 @@ struct audit_walk {
 	uint64_t records;	/* records walked */
 	/* where the checkpoint's head was met (verify) */
 	int cp_met;
+	/* optional: sorted by count; the walk sets their state */
+	struct audit_expect *exp;
+	size_t nexp, exp_at;
 };
 
 /*
@@ -272,6 +322,39 @@ int audit_dir_uuid(const char *dir, uint8_t uuid[AUDIT_UUID_LEN], char *why, siz
 int audit_verify_dir(const char *dir, const uint8_t key[AUDIT_KEY_LEN],
 		     int (*fn)(void *, const struct audit_record *), void *arg,
 		     struct audit_problem *p, uint64_t *nrecords, char *why, size_t whylen);
+
+/* What audit_verify_dir_ex was given beyond the key, and what it checked. */
+struct audit_verify_opts {
+	audit_mac_fn token_mac;		/* NULL: the token is not available */
+	void *token_arg;
+	struct audit_expect *exp;	/* exported (count, head) pairs, any order */
+	size_t nexp;
+};
+struct audit_verify_info {
+	uint64_t records;		/* records verified */
+	uint64_t first_seq;		/* the oldest record kept */
+	uint64_t cp_count;		/* the checkpoint's record count */
+	uint8_t cp_head[AUDIT_HASH_LEN];
+	int cp_version;			/* 1 sealed by MK only, 2 also by the token */
+	int token_checked;		/* a token seal was checked and matched */
+	uint64_t token_count;		/* records covered by a token-sealed checkpoint */
+	size_t exp_met;			/* exported pairs the chain went through */
+	size_t exp_pruned;		/* older than the oldest file kept: not checkable */
+};
+/*
+ * audit_verify_dir, and: with o->token_mac, the newest checkpoint sealed
+ * by the token must verify and the chain must go through it (a checkpoint
+ * without a token seal is a problem then); the chain must go through
+ * every pair of o->exp and reach the largest count.  info may be NULL.
+ */
+int audit_verify_dir_ex(const char *dir, const uint8_t key[AUDIT_KEY_LEN],
+			const struct audit_verify_opts *o,
+			int (*fn)(void *, const struct audit_record *), void *arg,
+			struct audit_problem *p, struct audit_verify_info *info, char *why, size_t whylen);
+
+/* "audit checkpoint: volume=UUID records=N head=HEX ..." as syslogged; 0
+ * and the pair when line holds one for uuid, -EINVAL when not */
+int audit_export_parse(const char *line, const uint8_t uuid[AUDIT_UUID_LEN], struct audit_expect *e);
 
 /* errno name ("OK" for 0, "E123" if unknown) */
 const char *audit_errno_name(int err);

@@ -153,4 +153,28 @@ int keystore_token_put(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
 		       const struct key_opts *opts, const char *label, const uint8_t *buf,
 		       size_t len, char *why, size_t whylen);
 
+/*
+ * The access trail's checkpoint key (fs/audit): a 256-bit HMAC-SHA256 key
+ * labelled "medvault-audit-<uuid>" on the token the key options name,
+ * sensitive and non-extractable, so the trail's checkpoints can be sealed
+ * by the token and not only by a key derived from MK.  The session stays
+ * open until keystore_mac_close; keystore_mac may be called from one
+ * thread at a time.  With create, the key is generated when absent.
+ * -ENOTSUP opts name a passphrase, not a token; -ENOKEY no such key (and
+ * not create); -EPERM an existing key is extractable or not sensitive;
+ * token errors as keystore_unlock.
+ */
+#define KEYSTORE_MAC_LEN 32
+struct keystore_mac;
+int keystore_mac_open(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
+		      const struct key_opts *opts, int create, struct keystore_mac **out,
+		      char *why, size_t whylen);
+/* HMAC-SHA256 on the token; -EIO (and token errors) */
+int keystore_mac(struct keystore_mac *m, const uint8_t *msg, size_t len,
+		 uint8_t out[KEYSTORE_MAC_LEN], char *why, size_t whylen);
+const char *keystore_mac_token(const struct keystore_mac *m);	/* token label */
+const char *keystore_mac_label(const struct keystore_mac *m);	/* key label */
+int keystore_mac_created(const struct keystore_mac *m);		/* made by this open */
+void keystore_mac_close(struct keystore_mac *m);		/* m may be NULL */
+
 #endif

@@ -52,6 +52,8 @@ struct collect {
 	uint64_t n;
 	struct audit_record last;
 	int saw_path, saw_lost, saw_recover, saw_prune, mounts;
+	int prune_refused;
+	char refused_detail[AUDIT_DETAIL_MAX + 1];
 };
 
 static int collect(void *arg, const struct audit_record *r)
@@ -64,7 +66,11 @@ static int collect(void *arg, const struct audit_record *r)
 		c->saw_path++;
 	c->saw_lost += r->op == AUDIT_OP_LOST;
 	c->saw_recover += r->op == AUDIT_OP_RECOVER;
-	c->saw_prune += r->op == AUDIT_OP_PRUNE;
+	c->saw_prune += r->op == AUDIT_OP_PRUNE && r->result == 0;
+	if (r->op == AUDIT_OP_PRUNE && r->result == EBADMSG) {
+		c->prune_refused++;
+		memcpy(c->refused_detail, r->detail, sizeof(c->refused_detail));
+	}
 	c->mounts += r->op == AUDIT_OP_MOUNT;
 	return 0;
 }
@@ -457,6 +463,169 @@ static void test_rotation_day(void)
 	fake_now = 0;
 }
 
+/* a stand-in for the token: a MAC under a key the trail's key is not */
+static uint8_t tok_key[32];
+
+static int tok_mac(void *arg, const uint8_t *msg, size_t len, uint8_t out[AUDIT_TMAC_LEN])
+{
+	secure_mac(out, arg, msg, len);
+	return 0;
+}
+
+/* version 2 checkpoints: the token's MAC covers the clear bytes, cannot be
+ * cut off or made without the token's key; version 1 still reads */
+static void test_cp_token(void)
+{
+	struct audit_checkpoint c = { .base_seq = 3, .next_seq = 42, .time_us = 7, .file_no = 2 }, d;
+	uint8_t buf[AUDIT_CP_MAX], other[32];
+	struct aead *k = NULL;
+	int len;
+
+	secure_random(tok_key, sizeof(tok_key));
+	secure_random(other, sizeof(other));
+	memcpy(c.uuid, uuid, sizeof(uuid));
+	memset(c.head, 0xab, sizeof(c.head));
+	aead_new(&k, AEAD_XCHACHA20POLY1305, key);
+	len = audit_cp_seal(k, &c, tok_mac, tok_key, buf);
+	ok(len == AUDIT_CP_TOKEN_LEN && audit_cp_decode(k, buf, (size_t)len, &d) == 0 && d.version == 2 &&
+	   audit_cp_token_check(&d, tok_mac, tok_key) == 0, "a token-sealed checkpoint reads back and verifies");
+	ok(audit_cp_token_check(&d, tok_mac, other) == -EBADMSG, "another token's key does not verify it");
+	buf[AUDIT_CP_LEN + 5] ^= 1;
+	ok(audit_cp_decode(k, buf, (size_t)len, &d) == 0 && audit_cp_token_check(&d, tok_mac, tok_key) == -EBADMSG,
+	   "a changed token MAC fails (the MK seal does not cover it)");
+	ok(audit_cp_decode(k, buf, AUDIT_CP_LEN, &d) == -EBADMSG, "the token MAC cannot be cut off");
+	len = audit_cp_seal(k, &c, NULL, NULL, buf);
+	ok(len == AUDIT_CP_LEN && audit_cp_decode(k, buf, (size_t)len, &d) == 0 && d.version == 1 &&
+	   audit_cp_token_check(&d, tok_mac, tok_key) == -EBADMSG, "version 1: sealed by MK alone, no token MAC");
+	aead_free(k);
+}
+
+/* three files, one per day from 2024-05-01, then a reopen ten days later
+ * with retention 2 days, which would delete the first two */
+static int three_days(const char *dir, char names[3][400])
+{
+	struct audit *a = NULL;
+
+	rm_rf(dir);
+	fake_now = 1714521600000000LL + 3600000000LL;	/* 2024-05-01 01:00 UTC */
+	if (open_log(&a, dir, 0, 0) < 0)
+		return -1;
+	for (int d = 0; d < 3; d++) {
+		for (int i = 0; i < 4; i++)
+			log_one(a, i);
+		if (d < 2)
+			fake_now += DAY_US;
+	}
+	audit_close(a);
+	for (int i = 0; i < 3; i++)
+		log_file(dir, names[i], sizeof(names[i]), i);
+	return count_files(dir) == 3 ? 0 : -1;
+}
+
+static int reopen_later(const char *dir)
+{
+	struct audit_opts o = { .dir = dir, .uuid = uuid, .key = key, .retain_days = 2,
+				.clock_us = fake_clock };
+	struct audit *a = NULL;
+	char why[512] = "";
+
+	fake_now += 10 * DAY_US;
+	if (audit_open(&a, &o, why, sizeof(why)) < 0) {
+		printf("# reopen: %s\n", why);
+		return -1;
+	}
+	log_one(a, 1);
+	audit_close(a);
+	return 0;
+}
+
+static int all_there(char names[3][400])
+{
+	for (int i = 0; i < 3; i++)
+		if (access(names[i], F_OK) < 0)
+			return 0;
+	return 1;
+}
+
+/* retention deletes only what authenticates: a planted or altered header
+ * deletes nothing and is reported in the trail */
+static void test_prune_forged(void)
+{
+	char dir[300], names[3][400], planted[400];
+	struct audit_problem p;
+	struct collect c;
+	uint8_t *b;
+	size_t len = 0;
+	FILE *f;
+
+	newdir(dir, sizeof(dir), "prunef");
+	ok(three_days(dir, names) == 0, "a trail of three daily files");
+
+	/* a file of our own making, sorted first, whose header claims the
+	 * next file began long ago: without the key its seal cannot be right */
+	b = slurp(names[0], &len);
+	snprintf(planted, sizeof(planted), "%s/audit-20240401-00000000.log", dir);
+	if (b && len >= AUDIT_HDR_LEN) {
+		b[88] ^= 1;		/* the seal */
+		f = fopen(planted, "wb");
+		if (f) {
+			fwrite(b, 1, len, f);
+			fclose(f);
+		}
+	}
+	free(b);
+	ok(reopen_later(dir) == 0, "reopen ten days later with a planted file");
+	ok(all_there(names), "retention deleted no file");
+	unlink(planted);
+	verify(dir, key, &p, &c);
+	ok(!p.found && c.prune_refused == 1 && c.saw_prune == 0 && strstr(c.refused_detail, "refused:"),
+	   "the refusal is in the trail (%s)", c.refused_detail);
+
+	/* a FIFO planted where a log file would sort first: no hang */
+	ok(three_days(dir, names) == 0, "a trail of three daily files, and a planted FIFO");
+	snprintf(planted, sizeof(planted), "%s/audit-20240301-00000000.log", dir);
+	ok(mkfifo(planted, 0600) == 0 && reopen_later(dir) == 0, "reopen ten days later returns");
+	ok(all_there(names), "retention deleted no file");
+	unlink(planted);
+
+	/* the real second file's header altered to claim an older start */
+	ok(three_days(dir, names) == 0, "a trail of three daily files again");
+	b = slurp(names[1], &len);
+	if (b && len >= AUDIT_HDR_LEN) {
+		memset(b + 72, 0, 8);	/* created_us: 1970 */
+		f = fopen(names[1], "r+b");
+		if (f) {
+			fwrite(b, 1, AUDIT_HDR_LEN, f);
+			fclose(f);
+		}
+	}
+	free(b);
+	{
+		/* the next day just after midnight: only the altered header
+		 * makes the first file old enough */
+		struct audit_opts o = { .dir = dir, .uuid = uuid, .key = key, .retain_days = 2,
+					.clock_us = fake_clock };
+		struct audit *a = NULL;
+		char why[512] = "";
+
+		fake_now += DAY_US - 3600000000LL;
+		ok(audit_open(&a, &o, why, sizeof(why)) == 0, "reopen the day after with an altered header");
+		log_one(a, 1);
+		audit_close(a);
+	}
+	ok(all_there(names), "retention deleted no file");
+	verify(dir, key, &p, &c);
+	ok(p.found && strstr(p.what, "header altered"), "verify names the altered header");
+
+	/* the same trail, intact: retention does delete */
+	ok(three_days(dir, names) == 0 && reopen_later(dir) == 0, "an intact trail reopened ten days later");
+	ok(access(names[0], F_OK) < 0 && access(names[1], F_OK) < 0 && access(names[2], F_OK) == 0,
+	   "retention deleted the two old files");
+	ok(verify(dir, key, &p, &c) == 0 && !p.found && c.saw_prune == 1 && !c.prune_refused,
+	   "and the trail verifies");
+	fake_now = 0;
+}
+
 static void test_torn_tail(void)
 {
 	char dir[300], file[400];
@@ -611,6 +780,8 @@ int main(void)
 	test_checkpoint_gone();
 	test_rotation_size();
 	test_rotation_day();
+	test_cp_token();
+	test_prune_forged();
 	test_torn_tail();
 	test_fail_closed();
 	test_refusals();
