@@ -30,6 +30,9 @@ struct key_opts {
 	const char *pkcs11_key;		/* key label; NULL: "medvault-kek" */
 	const char *pin_file;
 	const char *pkcs11_uri;		/* RFC 7512 */
+	/* --insecure-perms: accept a keystore, keystore directory, PIN or
+	 * passphrase file open to group or others (refused otherwise) */
+	int insecure_perms;
 };
 
 /* true when opts names some key source */
