@@ -190,6 +190,16 @@ uint64_t aead_seals(const struct aead *a)
 	return a->limit && n > a->limit ? a->limit : n;
 }
 
+uint64_t aead_seal_limit(const struct aead *a)
+{
+	return a->limit;
+}
+
+void aead_seals_resume(struct aead *a, uint64_t n)
+{
+	atomic_store(&a->seals, n);
+}
+
 void aead_free(struct aead *a)
 {
 	if (a)

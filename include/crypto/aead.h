@@ -65,6 +65,11 @@ ssize_t aead_open(const struct aead *a, uint8_t *out, size_t cap,
 
 /* how many items a sealed so far (AES-GCM keys; XChaCha20 ones count 0) */
 uint64_t aead_seals(const struct aead *a);
+/* a's seal limit (0: none) */
+uint64_t aead_seal_limit(const struct aead *a);
+/* a fresh a for a key that already sealed n items (an earlier object of
+ * the same key, freed meanwhile): count from there */
+void aead_seals_resume(struct aead *a, uint64_t n);
 
 /* tests: AES-GCM keys made from now on refuse to seal more than n items;
  * it only lowers AEAD_GCM_SEAL_LIMIT (0 or more: back to it).  A hook, not
