@@ -100,5 +100,13 @@ else
 fi
 chmod 0700 "$KS"
 
+# fstab: insecure-perms is passed on as the flag (mount.medvault -f: show, do not run)
+out=$(MEDVAULT=$MV "$MV_ROOT/scripts/mount.medvault" -f /s /m -o keystore=/ks,passphrase-file=/pw,insecure-perms 2>&1)
+if grep -q -- "--passphrase-file /pw --insecure-perms" <<<"$out"; then
+	ok "fstab option insecure-perms becomes --insecure-perms"
+else
+	not_ok "fstab option insecure-perms becomes --insecure-perms" "$out"
+fi
+
 if [ -z "$(our_mounts)" ]; then ok "nothing left mounted"; else not_ok "nothing left mounted" "$(our_mounts)"; fi
 summary
