@@ -32,6 +32,12 @@
  *   cannot be moved to another volume, renumbered or have its parameters
  *   changed without failing to unwrap.
  *
+ * An unlock checks, in this order: permissions, checksum and structure,
+ * the Argon2id cost of every passphrase slot against the caps, then runs
+ * the KDF (or the token) and opens the slot (whose AD covers the header and
+ * its params), and last the MAC.  Nothing keyed can come before the KDF:
+ * its key would be a shortcut around Argon2 for a passphrase guesser.
+ *
  * Why both a checksum and a MAC: the checksum tells "damaged file" apart
  * from "wrong passphrase" before any Argon2 run and lets `key list` read a
  * slot table it cannot authenticate; the MAC (checked once a slot unlocks)
