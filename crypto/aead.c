@@ -218,7 +218,8 @@ ssize_t aead_seal(const struct aead *a, uint8_t *out, size_t cap,
 
 	if (cap < ptlen + aead_overhead(a))
 		return -EOVERFLOW;
-	if (a->limit && atomic_fetch_add((_Atomic uint64_t *)&a->seals, 1) >= a->limit)
+	if (a->limit && atomic_fetch_add_explicit((_Atomic uint64_t *)&a->seals, 1,
+						  memory_order_relaxed) >= a->limit)
 		return -EKEYEXPIRED;
 	if (a->cipher == AEAD_AES256GCM) {
 		if (nonce_fill(out, GCM_NONCE) < 0)
