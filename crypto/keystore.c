@@ -364,8 +364,10 @@ static int perms_verdict(int rc, enum ks_perms mode, char *why)
 {
 	if (rc != -EPERM || mode != PERMS_WARN)
 		return rc;
-	fprintf(stderr, "medvault: warning: %s\n", why);
-	why[0] = '\0';
+	if (why) {
+		fprintf(stderr, "medvault: warning: %s\n", why);
+		why[0] = '\0';
+	}
 	return 0;
 }
 
