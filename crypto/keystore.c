@@ -32,6 +32,12 @@
  *   cannot be moved to another volume, renumbered or have its parameters
  *   changed without failing to unwrap.
  *
+ * An unlock checks, in this order: permissions, checksum and structure,
+ * the Argon2id cost of every passphrase slot against the caps, then runs
+ * the KDF (or the token) and opens the slot (whose AD covers the header and
+ * its params), and last the MAC.  Nothing keyed can come before the KDF:
+ * its key would be a shortcut around Argon2 for a passphrase guesser.
+ *
  * Why both a checksum and a MAC: the checksum tells "damaged file" apart
  * from "wrong passphrase" before any Argon2 run and lets `key list` read a
  * slot table it cannot authenticate; the MAC (checked once a slot unlocks)
@@ -346,7 +352,27 @@ static void file_free(struct ks_file *f)
 	free(f);
 }
 
-static int file_read(const char *path, uint8_t **out, size_t *outlen, char *why, size_t whylen)
+/* How a load treats a keystore file or directory open to others. */
+enum ks_perms {
+	PERMS_REFUSE,		/* unlock and edits: ks_perms_check's refusal */
+	PERMS_ALLOW,		/* --insecure-perms */
+	PERMS_WARN,		/* `key list`, `info`: nothing secret is used */
+};
+
+/* ks_perms_check / ks_dir_perms_check's verdict rc, as mode asks */
+static int perms_verdict(int rc, enum ks_perms mode, char *why)
+{
+	if (rc != -EPERM || mode != PERMS_WARN)
+		return rc;
+	if (why) {
+		fprintf(stderr, "medvault: warning: %s\n", why);
+		why[0] = '\0';
+	}
+	return 0;
+}
+
+static int file_read(const char *path, enum ks_perms perms, uint8_t **out, size_t *outlen,
+		     char *why, size_t whylen)
 {
 	char *buf = NULL;
 	int fd, rc = 0;
@@ -357,6 +383,9 @@ static int file_read(const char *path, uint8_t **out, size_t *outlen, char *why,
 		rc = -errno;
 		goto out;
 	}
+	rc = ks_perms_check(fd, path, "keystore", perms == PERMS_ALLOW, why, whylen);
+	if ((rc = perms_verdict(rc, perms, why)) < 0)
+		goto out;
 	rc = fd_read_all(fd, KS_FILE_MAX, &buf, outlen);
 	if (rc == -EINVAL || rc == -EFBIG) {
 		rc = why_set(why, whylen, -EBADMSG, "keystore %s is not a medvault keystore "
@@ -365,16 +394,31 @@ static int file_read(const char *path, uint8_t **out, size_t *outlen, char *why,
 	}
 	*out = (uint8_t *)buf;
 out:
-	if (rc < 0 && rc != -EBADMSG)
+	if (rc < 0 && rc != -EBADMSG && rc != -EPERM)
 		why_set(why, whylen, rc, "cannot read keystore %s: %s", path, strerror(-rc));
 	if (fd >= 0)
 		close(fd);
 	return rc;
 }
 
-/* Load and parse KSDIR/<uuid>.keys; checks the checksum, not the MAC. */
+static int dir_check(const char *ksdir, enum ks_perms perms, char *why, size_t whylen)
+{
+	int fd, rc;
+
+	fd = open(ksdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;	/* the keystore file's open says what is wrong */
+	rc = ks_dir_perms_check(fd, ksdir, perms == PERMS_ALLOW, why, whylen);
+	close(fd);
+	return perms_verdict(rc, perms, why);
+}
+
+/*
+ * Load and parse KSDIR/<uuid>.keys: its directory's and its own mode, the
+ * checksum and the structure; not the MAC, which needs MK.
+ */
 static int file_load(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
-		     struct ks_file **out, char *why, size_t whylen)
+		     enum ks_perms perms, struct ks_file **out, char *why, size_t whylen)
 {
 	struct ks_file *f;
 	struct rbuf r = { 0 };
@@ -387,7 +431,9 @@ static int file_load(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
 	if (!f)
 		return why_set(why, whylen, -ENOMEM, "out of memory");
 	keystore_path(ksdir, uuid, f->path, sizeof(f->path));
-	rc = file_read(f->path, &f->raw, &f->rawlen, why, whylen);
+	if ((rc = dir_check(ksdir, perms, why, whylen)) < 0)
+		goto out;
+	rc = file_read(f->path, perms, &f->raw, &f->rawlen, why, whylen);
 	if (rc == -ENOENT) {
 		why_set(why, whylen, rc, "no keystore for this volume: %s does not exist "
 			"(wrong --keystore?)", f->path);
@@ -452,7 +498,8 @@ out:
 
 /* ---------- writing ---------- */
 
-static int dir_prepare(const char *ksdir, int create, int *dirfd, char *why, size_t whylen)
+static int dir_prepare(const char *ksdir, int create, int insecure, int *dirfd,
+		       char *why, size_t whylen)
 {
 	struct stat st;
 	int fd, rc = 0;
@@ -469,7 +516,11 @@ static int dir_prepare(const char *ksdir, int create, int *dirfd, char *why, siz
 		rc = -errno;
 		return why_set(why, whylen, rc, "keystore directory %s: %s", ksdir, strerror(-rc));
 	}
-	if (fstat(fd, &st) == 0 && (st.st_mode & 0077))
+	if ((rc = ks_dir_perms_check(fd, ksdir, insecure, why, whylen)) < 0) {
+		close(fd);
+		return rc;
+	}
+	if (!insecure && fstat(fd, &st) == 0 && (st.st_mode & 0077))
 		fprintf(stderr, "medvault: warning: keystore directory %s is accessible to "
 			"other users (mode %03o); chmod 700 it\n", ksdir, st.st_mode & 0777);
 	/* Serialise writers: two `key add` at once must not lose a slot. */
@@ -556,6 +607,34 @@ out:
 
 /* ---------- slots ---------- */
 
+static int pin_flags(const struct ks_source *src)
+{
+	return src->insecure_perms ? KS_SECRET_ANY_PERMS : 0;
+}
+
+/*
+ * Every passphrase slot's Argon2id cost within the caps, before the
+ * passphrase is read or any KDF runs: nothing can authenticate the cost
+ * before Argon2 has run with it (see ks_passphrase.c).
+ */
+static int pw_costs_check(const struct ks_file *f, char *why, size_t whylen)
+{
+	char what[160];
+	int rc;
+
+	for (size_t i = 0; i < f->nslots; i++) {
+		const struct ks_slot *s = &f->slots[i];
+
+		if (s->kind != KEYSTORE_SLOT_PASSPHRASE)
+			continue;
+		if ((rc = ks_pw_params_check(&s->pw, what, sizeof(what))) < 0)
+			return why_set(why, whylen, rc, "keystore %s: slot %u: %s; refused before "
+				       "running it (edited? restore the keystore from its backup)",
+				       f->path, s->id, what);
+	}
+	return 0;
+}
+
 /* Fill s (id and created already set) with MK wrapped under src. */
 static int slot_seal(const struct ks_file *f, struct ks_slot *s, const struct ks_source *src,
 		     const uint8_t *mk, char *why, size_t whylen)
@@ -574,11 +653,15 @@ static int slot_seal(const struct ks_file *f, struct ks_slot *s, const struct ks
 	}
 	s->kind = (uint8_t)src->kind;
 	if (src->kind == KEYSTORE_SLOT_PASSPHRASE) {
-		rc = ks_secret_read(src->passphrase_file, "new passphrase", 1, &pw, &pwlen,
+		rc = ks_secret_read(src->passphrase_file, "new passphrase", KS_SECRET_CONFIRM |
+				    (src->insecure_perms ? KS_SECRET_ANY_PERMS : 0), &pw, &pwlen,
 				    why, whylen);
 		if (rc < 0)
 			goto out;
 		ks_pw_params_new(&s->pw);
+		/* a slot this machine could not open again is not written */
+		if ((rc = ks_pw_params_check(&s->pw, why, whylen)) < 0)
+			goto out;
 		if ((rc = slot_ad(f->uuid, s, ad, &adlen)) < 0)
 			goto out;
 		rc = ks_pw_wrap(pw, pwlen, &s->pw, ad, adlen, mk, s->wrapped);
@@ -586,7 +669,7 @@ static int slot_seal(const struct ks_file *f, struct ks_slot *s, const struct ks
 			why_set(why, whylen, rc, "Argon2id failed: %s", strerror(-rc));
 		goto out;
 	}
-	rc = ks_p11_open(src->module, src->token, src->pin_file, &p, why, whylen);
+	rc = ks_p11_open(src->module, src->token, src->pin_file, pin_flags(src), &p, why, whylen);
 	if (rc < 0)
 		goto out;
 	if ((rc = ks_p11_key_find(p, src->key, 1, &key, why, whylen)) < 0)
@@ -663,6 +746,8 @@ static int slot_open(const struct ks_file *f, const struct ks_source *src, uint8
 	int rc = -EACCES;
 
 	kinds_summary(f, kinds, sizeof(kinds));
+	if (src->kind == KEYSTORE_SLOT_PASSPHRASE && (rc = pw_costs_check(f, why, whylen)) < 0)
+		goto out;
 	ad = malloc(KS_AD_MAX);
 	if (!ad) {
 		rc = why_set(why, whylen, -ENOMEM, "out of memory");
@@ -677,8 +762,8 @@ static int slot_open(const struct ks_file *f, const struct ks_source *src, uint8
 			continue;
 		if (s->kind == KEYSTORE_SLOT_PASSPHRASE) {
 			tried++;
-			if (!pw && (rc = ks_secret_read(src->passphrase_file, "passphrase", 0,
-							&pw, &pwlen, why, whylen)) < 0)
+			if (!pw && (rc = ks_secret_read(src->passphrase_file, "passphrase",
+							pin_flags(src), &pw, &pwlen, why, whylen)) < 0)
 				goto out;
 			if ((rc = slot_ad(f->uuid, s, ad, &adlen)) < 0)
 				goto out;
@@ -697,7 +782,8 @@ static int slot_open(const struct ks_file *f, const struct ks_source *src, uint8
 			if (!p) {
 				/* One token per unlock: the named one, else this slot's. */
 				token = token ? token : s->token;
-				rc = ks_p11_open(src->module, token, src->pin_file, &p, why, whylen);
+				rc = ks_p11_open(src->module, token, src->pin_file, pin_flags(src), &p,
+						 why, whylen);
 				if (rc < 0)
 					goto out;
 				rc = ks_p11_key_find(p, src->key, 0, &key, why, whylen);
@@ -753,7 +839,8 @@ static int unlock_file(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
 
 	if ((rc = ks_source_resolve(opts, &src, why, whylen)) < 0)
 		goto out;
-	if ((rc = file_load(ksdir, uuid, &f, why, whylen)) < 0)
+	if ((rc = file_load(ksdir, uuid, src.insecure_perms ? PERMS_ALLOW : PERMS_REFUSE, &f,
+			    why, whylen)) < 0)
 		goto out;
 	mk = sodium_malloc(KEYSTORE_MK_LEN);
 	key = sodium_malloc(32);
@@ -815,7 +902,7 @@ int keystore_create(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
 	}
 	memcpy(f->uuid, uuid, KEYSTORE_UUID_LEN);
 	keystore_path(ksdir, uuid, f->path, sizeof(f->path));
-	if ((rc = dir_prepare(ksdir, 1, &dirfd, why, whylen)) < 0)
+	if ((rc = dir_prepare(ksdir, 1, opts->insecure_perms, &dirfd, why, whylen)) < 0)
 		goto out;
 	/* Checked early to spare a prompt; link() in file_write is the real guard. */
 	if (access(f->path, F_OK) == 0) {
@@ -867,11 +954,12 @@ static int token_open(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
 		return -ENOTSUP;
 	}
 	token = src.token;
-	if (!token && file_load(ksdir, uuid, &f, why, whylen) == 0)
+	if (!token && file_load(ksdir, uuid, src.insecure_perms ? PERMS_ALLOW : PERMS_REFUSE, &f,
+				why, whylen) == 0)
 		for (size_t i = 0; i < f->nslots && !token; i++)
 			if (f->slots[i].kind == KEYSTORE_SLOT_PKCS11 && !strcmp(f->slots[i].key, src.key))
 				token = f->slots[i].token;
-	rc = ks_p11_open(src.module, token, src.pin_file, p, why, whylen);
+	rc = ks_p11_open(src.module, token, src.pin_file, pin_flags(&src), p, why, whylen);
 	file_free(f);
 	ks_source_release(&src);
 	return rc;
@@ -921,7 +1009,7 @@ int keystore_list(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
 
 	if (sodium_init() < 0)
 		return why_set(why, whylen, -EIO, "libsodium failed to initialise");
-	if ((rc = file_load(ksdir, uuid, &f, why, whylen)) < 0)
+	if ((rc = file_load(ksdir, uuid, PERMS_WARN, &f, why, whylen)) < 0)
 		goto out;
 	info = calloc(f->nslots, sizeof(*info));
 	if (!info) {
@@ -970,7 +1058,8 @@ static int keystore_edit(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN
 	/* Check the new key's options before asking for any secret. */
 	if (nopts && (rc = ks_source_resolve(nopts, &nsrc, why, whylen)) < 0)
 		goto out;
-	if ((rc = dir_prepare(ksdir, 0, &dirfd, why, whylen)) < 0)
+	nsrc.insecure_perms |= unlock->insecure_perms;
+	if ((rc = dir_prepare(ksdir, 0, unlock->insecure_perms, &dirfd, why, whylen)) < 0)
 		goto out;
 	if ((rc = unlock_file(ksdir, uuid, unlock, &f, &mk, &which, why, whylen)) < 0)
 		goto out;

@@ -32,6 +32,7 @@ struct ks_source {
 	char *token;		/* NULL: take it from the slot, else first token */
 	char *key;		/* never NULL once resolved */
 	char *pin_file;
+	int insecure_perms;	/* key_opts.insecure_perms */
 };
 
 /* -EINVAL (why set) for no source, two sources or a bad URI */
@@ -40,13 +41,35 @@ int ks_source_resolve(const struct key_opts *opts, struct ks_source *src,
 void ks_source_release(struct ks_source *src);
 
 /*
- * Read a passphrase or PIN from path, or from a no-echo prompt when path is
- * "-" and stdin is a terminal (asked twice when confirm is set).  One
- * trailing newline is stripped.  *out is sodium_malloc'd and NUL-terminated;
- * release with ks_secret_free.  -ENOENT/-EACCES (file), -EINVAL (empty,
- * "-" without a terminal, mismatch), -EFBIG (longer than KS_SECRET_MAX).
+ * Refuse (-EPERM, why set) a file whose mode lets group or others in at
+ * all (mode & 077), as ssh does with private keys: a readable keystore or
+ * passphrase file is an offline guessing attack waiting to happen, a
+ * readable PIN file hands out the HSM.  what names it ("keystore",
+ * "PIN file"...).  With allow, the mode is not looked at.  -errno of fstat.
  */
-int ks_secret_read(const char *path, const char *what, int confirm,
+int ks_perms_check(int fd, const char *path, const char *what, int allow,
+		   char *why, size_t whylen);
+
+/* Refuse (-EPERM) a keystore directory that group or others can write to
+ * (they could swap the keystore, or plant files in it), unless allow. */
+int ks_dir_perms_check(int dirfd, const char *dir, int allow, char *why, size_t whylen);
+
+/* the hint every permission refusal ends with */
+#define KS_PERMS_HINT "or pass --insecure-perms to accept it"
+
+#define KS_SECRET_CONFIRM 1	/* prompt twice (a new passphrase) */
+#define KS_SECRET_ANY_PERMS 2	/* --insecure-perms: skip ks_perms_check */
+
+/*
+ * Read a passphrase or PIN from path, or from a no-echo prompt when path is
+ * "-" and stdin is a terminal (asked twice with KS_SECRET_CONFIRM).  A file
+ * must pass ks_perms_check unless KS_SECRET_ANY_PERMS.  One trailing
+ * newline is stripped.  *out is sodium_malloc'd and NUL-terminated;
+ * release with ks_secret_free.  -ENOENT/-EACCES (file), -EPERM (file open
+ * to group or others), -EINVAL (empty, "-" without a terminal, mismatch),
+ * -EFBIG (longer than KS_SECRET_MAX).
+ */
+int ks_secret_read(const char *path, const char *what, int flags,
 		   char **out, size_t *len, char *why, size_t whylen);
 void ks_secret_free(char *s);
 
@@ -61,8 +84,16 @@ struct ks_pw_params {
 
 /* Fresh salt and nonce, and the current cost settings. */
 void ks_pw_params_new(struct ks_pw_params *pp);
-/* -EBADMSG when the recorded cost is outside what we accept */
-int ks_pw_params_check(const struct ks_pw_params *pp);
+/*
+ * -EBADMSG when the recorded cost is outside what we accept (why names the
+ * parameter, its value and the bound).  Cheap: callers run it on every
+ * passphrase slot before reading the passphrase or running Argon2.
+ */
+int ks_pw_params_check(const struct ks_pw_params *pp, char *why, size_t whylen);
+/* the memlimit cap on this machine, bytes */
+unsigned long long ks_pw_mem_cap(void);
+/* tests: pretend the machine has this much RAM (0: ask sysconf) */
+void ks_pw_test_ram(unsigned long long bytes);
 
 /* wrapped = XChaCha20-Poly1305(Argon2id(pw), mk, ad).  -ENOMEM */
 int ks_pw_wrap(const char *pw, size_t pwlen, const struct ks_pw_params *pp,
@@ -80,11 +111,12 @@ struct ks_p11;
 /*
  * Load module, initialise it, find the token labelled token (NULL: the
  * first initialised token), open a session and log in with the PIN read
- * from pin_file.
+ * from pin_file (pin_flags: ks_secret_read's KS_SECRET_ANY_PERMS or 0).
  * -ENOENT module or PIN file missing, -ELIBBAD not a PKCS#11 module,
- * -ENODEV no such token, -EACCES wrong PIN, -EPERM PIN locked, -EIO other.
+ * -ENODEV no such token, -EACCES wrong PIN, -EPERM PIN locked or PIN file
+ * open to others, -EIO other.
  */
-int ks_p11_open(const char *module, const char *token, const char *pin_file,
+int ks_p11_open(const char *module, const char *token, const char *pin_file, int pin_flags,
 		struct ks_p11 **out, char *why, size_t whylen);
 /* logs out, closes the session, finalizes and unloads the module */
 void ks_p11_close(struct ks_p11 *p);
@@ -93,8 +125,13 @@ const char *ks_p11_token_label(const struct ks_p11 *p);
 
 /*
  * Find the AES secret key labelled label.  With create, generate it
- * (sensitive, non-extractable, on the token) when absent.
- * -ENOKEY absent, -EIO token failure.
+ * (sensitive, non-extractable, on the token) when absent.  A key found (or
+ * made) is used only if CKA_TOKEN and CKA_SENSITIVE are true,
+ * CKA_EXTRACTABLE false and CKA_ENCRYPT and CKA_DECRYPT true: one that
+ * could leave the token, or vanish with the session, would not keep MK
+ * where docs/KEYS.md says it is.
+ * -ENOKEY absent, -EKEYREJECTED an attribute is wrong (why names it),
+ * -ENOTUNIQ two keys with that label, -EIO token failure.
  */
 int ks_p11_key_find(struct ks_p11 *p, const char *label, int create,
 		    unsigned long *handle, char *why, size_t whylen);

@@ -8,14 +8,44 @@
 #include <errno.h>
 #include <sodium.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ks_internal.h"
 
 #define PW_OPS_DEFAULT 3ULL
 #define PW_MEM_DEFAULT (128ULL << 20)
-/* An edited slot could ask for absurd costs before its MAC can be checked. */
-#define PW_OPS_MAX 32ULL
-#define PW_MEM_MAX (4ULL << 30)
+/*
+ * A slot's cost is read before anything can authenticate it: the key that
+ * would check it is what Argon2 is about to compute.  So an edited slot
+ * could make an unlock allocate gigabytes and run for minutes (or get the
+ * daemon OOM-killed) and then fail as a "wrong passphrase".  Caps, checked
+ * before the passphrase is even read: 16 passes (about 5x the default
+ * time), and memory within both 1 GiB (libsodium's "sensitive" level) and
+ * a quarter of this machine's RAM, but never below the default, which
+ * must open everywhere.
+ */
+#define PW_OPS_MAX 16ULL
+#define PW_MEM_MAX (1ULL << 30)
+#define PW_MEM_RAM_SHARE 4
+
+static unsigned long long ram_for_tests;
+
+void ks_pw_test_ram(unsigned long long bytes)
+{
+	ram_for_tests = bytes;
+}
+
+unsigned long long ks_pw_mem_cap(void)
+{
+	unsigned long long ram = ram_for_tests, cap = PW_MEM_MAX;
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+
+	if (!ram && pages > 0 && psize > 0)
+		ram = (unsigned long long)pages * (unsigned long long)psize;
+	if (ram && ram / PW_MEM_RAM_SHARE < cap)
+		cap = ram / PW_MEM_RAM_SHARE;
+	return cap < PW_MEM_DEFAULT ? PW_MEM_DEFAULT : cap;
+}
 
 static unsigned long long pw_ops = PW_OPS_DEFAULT;
 static unsigned long long pw_mem = PW_MEM_DEFAULT;
@@ -38,11 +68,22 @@ void ks_pw_params_new(struct ks_pw_params *pp)
 	randombytes_buf(pp->nonce, sizeof(pp->nonce));
 }
 
-int ks_pw_params_check(const struct ks_pw_params *pp)
+int ks_pw_params_check(const struct ks_pw_params *pp, char *why, size_t whylen)
 {
-	if (pp->opslimit < crypto_pwhash_OPSLIMIT_MIN || pp->opslimit > PW_OPS_MAX ||
-	    pp->memlimit < crypto_pwhash_MEMLIMIT_MIN || pp->memlimit > PW_MEM_MAX)
-		return -EBADMSG;
+	unsigned long long cap = ks_pw_mem_cap();
+
+	if (pp->opslimit < crypto_pwhash_OPSLIMIT_MIN || pp->opslimit > PW_OPS_MAX)
+		return why_set(why, whylen, -EBADMSG, "Argon2id opslimit %llu is outside %llu..%llu",
+			       (unsigned long long)pp->opslimit,
+			       (unsigned long long)crypto_pwhash_OPSLIMIT_MIN, PW_OPS_MAX);
+	if (pp->memlimit < crypto_pwhash_MEMLIMIT_MIN)
+		return why_set(why, whylen, -EBADMSG, "Argon2id memlimit %llu bytes is under "
+			       "the minimum of %llu", (unsigned long long)pp->memlimit,
+			       (unsigned long long)crypto_pwhash_MEMLIMIT_MIN);
+	if (pp->memlimit > cap)
+		return why_set(why, whylen, -EBADMSG, "Argon2id memlimit %llu MiB is over the cap "
+			       "of %llu MiB (at most 1 GiB and a quarter of this machine's RAM)",
+			       (unsigned long long)(pp->memlimit >> 20), cap >> 20);
 	return 0;
 }
 
@@ -80,8 +121,8 @@ int ks_pw_unwrap(const char *pw, size_t pwlen, const struct ks_pw_params *pp,
 	uint8_t *kek;
 	int rc;
 
-	if (ks_pw_params_check(pp) < 0)
-		return -EBADMSG;
+	if (ks_pw_params_check(pp, NULL, 0) < 0)
+		return -EBADMSG;	/* the caller checked first, with a message */
 	kek = sodium_malloc(32);
 	if (!kek)
 		return -ENOMEM;

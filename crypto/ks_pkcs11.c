@@ -62,6 +62,8 @@ static const char *ckr_name(CK_RV rv)
 	case CKR_USER_PIN_NOT_INITIALIZED: return "CKR_USER_PIN_NOT_INITIALIZED";
 	case CKR_TEMPLATE_INCONSISTENT: return "CKR_TEMPLATE_INCONSISTENT";
 	case CKR_ATTRIBUTE_VALUE_INVALID: return "CKR_ATTRIBUTE_VALUE_INVALID";
+	case CKR_ATTRIBUTE_TYPE_INVALID: return "CKR_ATTRIBUTE_TYPE_INVALID";
+	case CKR_ATTRIBUTE_SENSITIVE: return "CKR_ATTRIBUTE_SENSITIVE";
 	case CKR_BUFFER_TOO_SMALL: return "CKR_BUFFER_TOO_SMALL";
 	case CKR_CRYPTOKI_NOT_INITIALIZED: return "CKR_CRYPTOKI_NOT_INITIALIZED";
 	case CKR_CRYPTOKI_ALREADY_INITIALIZED: return "CKR_CRYPTOKI_ALREADY_INITIALIZED";
@@ -185,7 +187,7 @@ out:
 	return rc;
 }
 
-int ks_p11_open(const char *module, const char *token, const char *pin_file,
+int ks_p11_open(const char *module, const char *token, const char *pin_file, int pin_flags,
 		struct ks_p11 **out, char *why, size_t whylen)
 {
 	struct ks_p11 *p = NULL;
@@ -196,7 +198,7 @@ int ks_p11_open(const char *module, const char *token, const char *pin_file,
 	int rc;
 
 	/* Read the PIN first: a missing PIN file should not touch the token. */
-	if ((rc = ks_secret_read(pin_file, "PIN", 0, &pin, &pinlen, why, whylen)) < 0)
+	if ((rc = ks_secret_read(pin_file, "PIN", pin_flags, &pin, &pinlen, why, whylen)) < 0)
 		goto out;
 	p = calloc(1, sizeof(*p));
 	if (!p) {
@@ -289,6 +291,47 @@ static int key_generate(struct ks_p11 *p, const char *label, CK_OBJECT_HANDLE *h
 	return 0;
 }
 
+/*
+ * The attributes a KEK must have, and the value each must hold.  Checked
+ * on every key found or made: a key someone generated under our label
+ * with CKA_EXTRACTABLE=true could be read out of the token by any PIN
+ * holder, a session key (CKA_TOKEN=false) dies with the session, and one
+ * that may not encrypt or decrypt would seal a slot nobody can open.
+ */
+static const struct {
+	CK_ATTRIBUTE_TYPE type;
+	const char *name;
+	CK_BBOOL want;
+} kek_attrs[] = {
+	{ CKA_TOKEN, "CKA_TOKEN", CK_TRUE },
+	{ CKA_SENSITIVE, "CKA_SENSITIVE", CK_TRUE },
+	{ CKA_EXTRACTABLE, "CKA_EXTRACTABLE", CK_FALSE },
+	{ CKA_ENCRYPT, "CKA_ENCRYPT", CK_TRUE },
+	{ CKA_DECRYPT, "CKA_DECRYPT", CK_TRUE },
+};
+
+static int key_attrs_check(struct ks_p11 *p, CK_OBJECT_HANDLE h, const char *label,
+			   char *why, size_t whylen)
+{
+	for (size_t i = 0; i < sizeof(kek_attrs) / sizeof(kek_attrs[0]); i++) {
+		CK_BBOOL v = CK_FALSE;
+		CK_ATTRIBUTE a = { kek_attrs[i].type, &v, sizeof(v) };
+		CK_RV rv = p->f->C_GetAttributeValue(p->session, h, &a, 1);
+
+		if (rv != CKR_OK || a.ulValueLen != sizeof(v))
+			return why_set(why, whylen, -EKEYREJECTED, "token '%s': key '%s': cannot "
+				       "read %s (%s); medvault uses only a key it can check",
+				       p->token, label, kek_attrs[i].name, ckr_name(rv));
+		if ((v != CK_FALSE) != (kek_attrs[i].want != CK_FALSE))
+			return why_set(why, whylen, -EKEYREJECTED, "token '%s': key '%s' has %s=%s; "
+				       "medvault needs a token key that is sensitive, not "
+				       "extractable and allowed to encrypt and decrypt (generate "
+				       "one under another label with --pkcs11-key)", p->token,
+				       label, kek_attrs[i].name, v ? "true" : "false");
+	}
+	return 0;
+}
+
 int ks_p11_key_find(struct ks_p11 *p, const char *label, int create,
 		    unsigned long *handle, char *why, size_t whylen)
 {
@@ -316,8 +359,11 @@ int ks_p11_key_find(struct ks_p11 *p, const char *label, int create,
 		return why_set(why, whylen, -ENOTUNIQ, "token '%s' holds several AES keys "
 			       "labelled '%s'; give each a distinct label", p->token, label);
 	if (n == 1) {
-		*handle = found[0];
-		return 0;
+		int rc = key_attrs_check(p, found[0], label, why, whylen);
+
+		if (rc == 0)
+			*handle = found[0];
+		return rc;
 	}
 	if (!create)
 		return why_set(why, whylen, -ENOKEY, "no AES key labelled '%s' on token '%s' "
@@ -326,7 +372,8 @@ int ks_p11_key_find(struct ks_p11 *p, const char *label, int create,
 	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
 	int rc = key_generate(p, label, &h, why, whylen);
 
-	if (rc == 0)
+	/* a module that ignored part of the template is found out here */
+	if (rc == 0 && (rc = key_attrs_check(p, h, label, why, whylen)) == 0)
 		*handle = h;
 	return rc;
 }

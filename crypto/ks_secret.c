@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -50,10 +51,12 @@ int ks_source_resolve(const struct key_opts *opts, struct ks_source *src,
 			goto out;
 		}
 		s.kind = KEYSTORE_SLOT_PASSPHRASE;
+		s.insecure_perms = opts->insecure_perms;
 		rc = dup_opt(&s.passphrase_file, opts->passphrase_file);
 		goto done;
 	}
 	s.kind = KEYSTORE_SLOT_PKCS11;
+	s.insecure_perms = opts->insecure_perms;
 	if (opts->pkcs11_uri) {
 		if ((rc = pkcs11_uri_parse(opts->pkcs11_uri, &u, why, whylen)) < 0)
 			goto out;
@@ -172,14 +175,54 @@ static int prompt_line(const char *prompt, char *buf, size_t cap, size_t *len)
 	return rc;
 }
 
-static int read_file_secret(const char *path, char *buf, size_t cap, size_t *len)
+int ks_perms_check(int fd, const char *path, const char *what, int allow,
+		   char *why, size_t whylen)
 {
+	struct stat st;
+
+	if (allow)
+		return 0;
+	if (fstat(fd, &st) < 0)
+		return why_set(why, whylen, -errno, "%s %s: %s", what, path, strerror(errno));
+	if (st.st_mode & 077)
+		return why_set(why, whylen, -EPERM, "%s %s is open to group or others (mode %04o): "
+			       "chmod 600 it, " KS_PERMS_HINT, what, path,
+			       (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
+int ks_dir_perms_check(int dirfd, const char *dir, int allow, char *why, size_t whylen)
+{
+	struct stat st;
+
+	if (allow)
+		return 0;
+	if (fstat(dirfd, &st) < 0)
+		return why_set(why, whylen, -errno, "keystore directory %s: %s", dir, strerror(errno));
+	if (st.st_mode & 022)
+		return why_set(why, whylen, -EPERM, "keystore directory %s is writable by group or "
+			       "others (mode %04o): chmod 700 it, " KS_PERMS_HINT, dir,
+			       (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
+/* 0, -errno of open/read, or -EPERM (why set) from ks_perms_check */
+static int read_file_secret(const char *path, const char *what, int flags, char *buf,
+			    size_t cap, size_t *len, char *why, size_t whylen)
+{
+	char label[64];
 	ssize_t n;
-	int fd;
+	int fd, rc;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
+	snprintf(label, sizeof(label), "%s file", what);
+	rc = ks_perms_check(fd, path, label, flags & KS_SECRET_ANY_PERMS, why, whylen);
+	if (rc < 0) {
+		close(fd);
+		return rc == -EPERM ? rc : -EIO;
+	}
 	n = read_full(fd, buf, cap);
 	close(fd);
 	if (n < 0)
@@ -188,7 +231,7 @@ static int read_file_secret(const char *path, char *buf, size_t cap, size_t *len
 	return 0;
 }
 
-int ks_secret_read(const char *path, const char *what, int confirm,
+int ks_secret_read(const char *path, const char *what, int flags,
 		   char **out, size_t *outlen, char *why, size_t whylen)
 {
 	/* +2: room to notice an over-long secret and a trailing newline */
@@ -213,7 +256,7 @@ int ks_secret_read(const char *path, const char *what, int confirm,
 		snprintf(prompt, sizeof(prompt), "%s: ", what);
 		if ((rc = prompt_line(prompt, buf, cap, &len)) < 0)
 			goto fail_read;
-		if (confirm) {
+		if (flags & KS_SECRET_CONFIRM) {
 			if (!(again = sodium_malloc(cap + 1))) {
 				rc = why_set(why, whylen, -ENOMEM, "out of memory");
 				goto out;
@@ -227,7 +270,9 @@ int ks_secret_read(const char *path, const char *what, int confirm,
 			}
 		}
 	} else {
-		if ((rc = read_file_secret(path, buf, cap, &len)) < 0)
+		if ((rc = read_file_secret(path, what, flags, buf, cap, &len, why, whylen)) == -EPERM)
+			goto out;
+		if (rc < 0)
 			goto fail_read;
 		if (len > 0 && buf[len - 1] == '\n')
 			len--;

@@ -25,6 +25,7 @@ for d in $(seq -w 1 10); do
 	for f in $(seq -w 1 100); do head -c 524288 /dev/urandom >"$SRC/series$d/img$f.dcm"; done
 done
 echo "correct horse battery staple" >"$W/pass"
+chmod 600 "$W/pass"
 mkdir -p "$W/mnt"
 now() { date +%s.%N; }
 cpu_s() { # daemon pid -> user+system CPU seconds so far

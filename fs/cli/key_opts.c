@@ -66,6 +66,12 @@ int key_opts_parse(int *argc, char **argv, const char *prefix, struct key_opts *
 			argv[out++] = argv[in];
 			continue;
 		}
+		/* a flag, not a valued option: --insecure-perms (or with prefix) */
+		if (!strncmp(argv[in], "--", 2) && !strncmp(argv[in] + 2, prefix, strlen(prefix)) &&
+		    !strcmp(argv[in] + 2 + strlen(prefix), "insecure-perms")) {
+			opts->insecure_perms = 1;
+			continue;
+		}
 		d = opt_match(argv[in], prefix, &val);
 		if (!d) {
 			argv[out++] = argv[in];

@@ -18,13 +18,15 @@
 	"  --" p "pkcs11-token LABEL   token label (default: the slot's token, else the first)\n" \
 	"  --" p "pkcs11-key LABEL     AES key label on the token (default " KEYSTORE_DEFAULT_KEY_LABEL ")\n" \
 	"  --" p "pin-file F           user PIN from file F (\"-\": prompt on the terminal)\n" \
-	"  --" p "pkcs11-uri URI       RFC 7512 'pkcs11:token=..;object=..?module-path=..&pin-source=file:..'\n"
+	"  --" p "pkcs11-uri URI       RFC 7512 'pkcs11:token=..;object=..?module-path=..&pin-source=file:..'\n" \
+	"  --" p "insecure-perms       accept a keystore, PIN or passphrase file open to others\n"
 
 /*
  * Take KEY-OPTIONS (prefix "") or NEW-KEY-OPTIONS (prefix "new-") out of
  * argv[1 .. *argc-1]:
  *   --<p>passphrase-file F  --<p>pkcs11-module SO  --<p>pkcs11-token LABEL
  *   --<p>pkcs11-key LABEL   --<p>pin-file F        --<p>pkcs11-uri URI
+ *   --<p>insecure-perms (a flag: sets opts->insecure_perms)
  * in the form "--opt VALUE" or "--opt=VALUE".  Matched options and their
  * values are removed from argv, the rest keep their order, *argc shrinks
  * and argv[*argc] = NULL, so a caller runs it (once per prefix) before its

@@ -120,6 +120,17 @@ struct mvfs {
 
 	uint64_t next_version;	/* protected by table_lock */
 
+	/*
+	 * Seals made this mount under the keys of files whose inode has left
+	 * the table, so that a file's count (aead.h's seal limit) survives
+	 * its eviction: filedata_release stores it, ensure_aead takes it
+	 * back.  Only counts of at least the limit / 256 are kept, so the
+	 * list stays tiny (protected by seal_lock).
+	 */
+	pthread_mutex_t seal_lock;
+	struct seal_carry { uint64_t ino, seals; } *carry;
+	size_t ncarry, carry_cap;
+
 	/* for `medvault status`; relaxed atomics, read approximately */
 	uint64_t stat_chunk_hits;	/* chunks served from memory */
 	uint64_t stat_chunk_loads;	/* chunks read and opened from packs */

@@ -43,12 +43,57 @@ static uint64_t blocks_of(uint64_t plain_len)
 	return ((plain_len + 4095) / 4096) * 8;
 }
 
+/* the seals an evicted inode's key made this mount, taken back (0: none) */
+static uint64_t seals_take(struct mvfs *fs, uint64_t ino)
+{
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&fs->seal_lock);
+	for (size_t i = 0; i < fs->ncarry; i++) {
+		if (fs->carry[i].ino == ino) {
+			n = fs->carry[i].seals;
+			fs->carry[i] = fs->carry[--fs->ncarry];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fs->seal_lock);
+	return n;
+}
+
+/* keep in's seal count past its eviction, if it is worth keeping */
+static void seals_keep(struct mvfs *fs, const struct mv_inode *in)
+{
+	uint64_t n = in->aead ? aead_seals(in->aead) : 0;
+
+	if (!n || n < aead_seal_limit(in->aead) / 256)
+		return;
+	pthread_mutex_lock(&fs->seal_lock);
+	if (fs->ncarry == fs->carry_cap) {
+		size_t cap = fs->carry_cap ? 2 * fs->carry_cap : 16;
+		struct seal_carry *c = realloc(fs->carry, cap * sizeof(*c));
+
+		if (c) {
+			fs->carry = c;
+			fs->carry_cap = cap;
+		}
+	}
+	/* out of memory: the count restarts, as it does at every mount */
+	if (fs->ncarry < fs->carry_cap)
+		fs->carry[fs->ncarry++] = (struct seal_carry){ in->ino, n };
+	pthread_mutex_unlock(&fs->seal_lock);
+}
+
 /* in->lock held */
 static int ensure_aead(struct mvfs *fs, struct mv_inode *in)
 {
+	int rc;
+
 	if (in->aead)
 		return 0;
-	return volkeys_file_aead(fs->v->keys, VOLKEYS_DEFAULT_DOMAIN, in->ino, &in->aead);
+	rc = volkeys_file_aead(fs->v->keys, VOLKEYS_DEFAULT_DOMAIN, in->ino, &in->aead);
+	if (rc == 0)
+		aead_seals_resume(in->aead, seals_take(fs, in->ino));
+	return rc;
 }
 
 /* in->lock held */
@@ -201,6 +246,7 @@ void filedata_release(struct mvfs *fs, struct mv_inode *in)
 	bufpool_put(fs->chunks, in->rbuf);
 	in->rbuf = NULL;
 	in->rvalid = 0;
+	seals_keep(fs, in);
 	aead_free(in->aead);
 	in->aead = NULL;
 }
@@ -614,7 +660,12 @@ static int flush_list(struct mvfs *fs, struct mv_inode *in, struct dirty_chunk *
 	}
 	pthread_rwlock_unlock(&fs->barrier);
 out:
-	if (rc < 0)
+	if (rc == -EKEYEXPIRED)
+		syslog(LOG_ERR, "inode %" PRIu64 ": write-back refused: its key has sealed %" PRIu64
+		       " chunks this mount, the limit for AES-GCM; copy the file (a copy gets a "
+		       "new inode, so a new key) and rename it over the old one", in->ino,
+		       aead_seals(in->aead));
+	else if (rc < 0)
 		syslog(LOG_ERR, "inode %" PRIu64 ": write-back failed: %s", in->ino, strerror(-rc));
 	if (job.out && total <= fs->batch_size)
 		bufpool_put(fs->batches, job.out);

@@ -1,9 +1,10 @@
 /*
  * aead: authenticated encryption of one item with a 32-byte key.
- * Output layout: nonce || ciphertext || tag.  Nonces are random: 24 bytes
- * for XChaCha20-Poly1305 (safe for any number of messages under one key),
- * 12 bytes for AES-256-GCM, which we therefore only use with per-file keys
- * (see volkeys.h) so that one key never sees anywhere near 2^32 messages.
+ * Output layout: nonce || ciphertext || tag.  Nonces are random, drawn
+ * from the kernel (getrandom) for every seal: 24 bytes for
+ * XChaCha20-Poly1305 (safe for any number of messages under one key), 12
+ * bytes for AES-256-GCM, which we therefore only use with per-file keys
+ * (see volkeys.h) and cap at AEAD_GCM_SEAL_LIMIT seals per key object.
  */
 #ifndef MEDVAULT_AEAD_H
 #define MEDVAULT_AEAD_H
@@ -35,8 +36,18 @@ void aead_free(struct aead *a);
 size_t aead_overhead(const struct aead *a);
 
 /*
+ * Seals one AES-GCM key object accepts: 2^31, well under the 2^32 that
+ * random 96-bit nonces allow (aead.c says why).  The count lives in the
+ * object, so it covers what this process sealed with it, not what earlier
+ * mounts sealed under the same key (docs/DESIGN.md, "Nonces").
+ */
+#define AEAD_GCM_SEAL_LIMIT (1ull << 31)
+
+/*
  * Seal pt into out (cap >= ptlen + aead_overhead).
- * Returns the sealed length, -EOVERFLOW, or -EIO if libcrypto fails.
+ * Returns the sealed length, -EOVERFLOW, -EKEYEXPIRED (an AES-GCM key that
+ * has sealed its limit: nothing is written, the caller needs another key),
+ * or -EIO if libcrypto or getrandom fails.
  */
 ssize_t aead_seal(const struct aead *a, uint8_t *out, size_t cap,
 		  const uint8_t *pt, size_t ptlen,
@@ -51,6 +62,19 @@ ssize_t aead_seal(const struct aead *a, uint8_t *out, size_t cap,
 ssize_t aead_open(const struct aead *a, uint8_t *out, size_t cap,
 		  const uint8_t *ct, size_t ctlen,
 		  const uint8_t *ad, size_t adlen);
+
+/* how many items a sealed so far (AES-GCM keys; XChaCha20 ones count 0) */
+uint64_t aead_seals(const struct aead *a);
+/* a's seal limit (0: none) */
+uint64_t aead_seal_limit(const struct aead *a);
+/* a fresh a for a key that already sealed n items (an earlier object of
+ * the same key, freed meanwhile): count from there */
+void aead_seals_resume(struct aead *a, uint64_t n);
+
+/* tests: AES-GCM keys made from now on refuse to seal more than n items;
+ * it only lowers AEAD_GCM_SEAL_LIMIT (0 or more: back to it).  A hook, not
+ * an option or environment variable, so nobody can raise the cap. */
+void aead_test_seal_limit(uint64_t n);
 
 /* tests: AES-GCM items of at least n bytes use libcrypto, smaller ones
  * libsodium (default 16 KiB; 0: always libcrypto, SIZE_MAX: never) */

@@ -30,6 +30,9 @@ struct key_opts {
 	const char *pkcs11_key;		/* key label; NULL: "medvault-kek" */
 	const char *pin_file;
 	const char *pkcs11_uri;		/* RFC 7512 */
+	/* --insecure-perms: accept a keystore, keystore directory, PIN or
+	 * passphrase file open to group or others (refused otherwise) */
+	int insecure_perms;
 };
 
 /* true when opts names some key source */
@@ -50,7 +53,11 @@ int keystore_create(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
  * KEYSTORE_MK_LEN bytes of sodium_malloc'd, read-only memory; release it
  * with keystore_key_free().
  * -ENOENT no keystore file for this volume, -EACCES wrong passphrase/PIN or
- * no slot of that kind, -EBADMSG keystore corrupt or of another volume.
+ * no slot of that kind, -EBADMSG keystore corrupt, of another volume, or a
+ * passphrase slot whose Argon2id cost is over the caps (checked before the
+ * passphrase is read), -EPERM keystore, its directory, the PIN or
+ * passphrase file open to others (without opts->insecure_perms),
+ * -EKEYREJECTED the token key has a wrong attribute (why names it).
  */
 int keystore_unlock(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
 		    const struct key_opts *opts, uint8_t **mk_out,

@@ -101,7 +101,7 @@ check "--json parses" bash -c "'$MV' audit '$AUD' --keystore '$KS' --passphrase-
 is "$(audit --json --uid 65534 | python3 -c 'import json,sys; r=json.load(sys.stdin); print(len(r), r[0]["comm"], r[0]["op"], r[0]["result"], r[0]["path"])')" \
 	"1 cat open-r OK $D/ct1.dcm" "--json fields"
 check "audit verify passes" mv_run audit verify "$AUD" --keystore "$KS" --passphrase-file "$PF"
-check_fails "a wrong passphrase is refused" bash -c "echo wrong >'$T/badpf'; '$MV' audit verify '$AUD' --keystore '$KS' --passphrase-file '$T/badpf'"
+check_fails "a wrong passphrase is refused" bash -c "echo wrong >'$T/badpf'; chmod 600 '$T/badpf'; '$MV' audit verify '$AUD' --keystore '$KS' --passphrase-file '$T/badpf'"
 if grep -rq DOE_MARKER42 "$AUD"; then not_ok "no path in clear in the audit files"; else ok "no path in clear in the audit files"; fi
 if grep -rq DOE_MARKER42 "$STORE"; then not_ok "nothing of the trail in the store"; else ok "nothing of the trail in the store"; fi
 

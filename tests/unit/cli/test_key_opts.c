@@ -44,5 +44,15 @@ int main(void)
 
 	memset(&d, 0, sizeof(d));
 	ok(key_opts_parse(&ec, empty, "", &d, why, sizeof(why)) == -EINVAL, "empty value => -EINVAL (%s)", why);
+
+	char *flag[] = { "key", "--insecure-perms", "S", "--new-insecure-perms", "--insecure-permsX", NULL };
+	int fc = 5;
+	struct key_opts fo = { 0 }, fn = { 0 };
+
+	ok(key_opts_parse(&fc, flag, "new-", &fn, why, sizeof(why)) == 0 &&
+	   key_opts_parse(&fc, flag, "", &fo, why, sizeof(why)) == 0, "parse the flag");
+	ok(fo.insecure_perms == 1 && fn.insecure_perms == 1, "--insecure-perms and --new-insecure-perms set");
+	ok(fc == 3 && !strcmp(flag[1], "S") && !strcmp(flag[2], "--insecure-permsX"),
+	   "both taken out of argv, a longer word left alone");
 	return tap_done();
 }

@@ -335,6 +335,39 @@ static void test_tamper(void)
 	   "and unlinked");
 }
 
+/*
+ * The seal limit of a file's AES-GCM key (aead.h), made 3 here: three
+ * write-backs go through, the fourth is refused with EKEYEXPIRED and
+ * stores nothing, what was committed still reads back, and other files
+ * (other keys) are not affected.  Format 2 derives a file's key from its
+ * inode number alone, so there is no new key to move to: refusing is
+ * what is left (docs/DESIGN.md, "Nonces and the seal limit").
+ */
+static void test_seal_limit(void)
+{
+	uint64_t f, g;
+	int rc;
+
+	if (m.v->conf.cipher != AEAD_AES256GCM) {
+		ok(1, "# skip: the store uses XChaCha20, which has no seal limit");
+		return;
+	}
+	aead_test_seal_limit(3);
+	f = tu_mk_or_bail(m.fs, ROOT, "limited", S_IFREG | 0644);
+	ok(tu_write(m.fs, f, 0, 100, 11, 0, 1) == 0 && tu_write(m.fs, f, 0, 100, 12, 0, 1) == 0 &&
+	   tu_write(m.fs, f, 0, 100, 13, 0, 1) == 0, "three write-backs under a limit of 3");
+	rc = tu_write(m.fs, f, 0, 100, 14, 0, 1);
+	ok(rc == -EKEYEXPIRED, "the fourth is refused with EKEYEXPIRED (%s)", strerror(-rc));
+	g = tu_mk_or_bail(m.fs, ROOT, "other", S_IFREG | 0644);
+	ok(tu_write(m.fs, g, 0, 5000, 15, 0, 1) == 0 && tu_read_check(m.fs, g, 0, 5000, 15),
+	   "another file (another key) is written meanwhile");
+	ok(truncate_to(f, 0) == 0, "the refused data dropped by a truncate");
+	aead_test_seal_limit(0);
+	remount();
+	ok(tu_size(m.fs, f) == 0 && tu_read_check(m.fs, g, 0, 5000, 15),
+	   "after a remount: nothing half-written, the other file intact");
+}
+
 int main(void)
 {
 	tu_env_init(&env, CS);
@@ -346,6 +379,7 @@ int main(void)
 	test_fallocate();
 	test_large();
 	test_tamper();
+	test_seal_limit();
 	tu_umount(&m);
 	tu_env_done(&env);
 	return tap_done();

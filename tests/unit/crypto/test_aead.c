@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -364,6 +365,91 @@ static void test_fork_nonces(void)
 	aead_free(a);
 }
 
+/*
+ * A VM restored from a memory snapshot is a copy of the process that is
+ * told nothing: no atfork handler runs.  A raw fork(2) syscall makes such
+ * a copy.  Parent and copy each seal a batch; no nonce may appear in both
+ * (a stream seeded once would give both the same sequence).
+ */
+static void test_snapshot_nonces(enum aead_cipher c, size_t nl)
+{
+	enum { N = 16 };
+	uint8_t key[32], pt[32] = { 1 }, ct[128], mine[N][24], theirs[N][24];
+	struct aead *a = NULL;
+	int fds[2], status = 0, same = 0;
+	pid_t pid;
+	ssize_t n;
+
+	randombytes_buf(key, sizeof(key));
+	if (!ok(aead_new(&a, c, key) == 0 && pipe(fds) == 0, "snapshot %s: aead_new and pipe",
+		aead_cipher_name(c)))
+		return;
+	aead_seal(a, ct, sizeof(ct), pt, sizeof(pt), NULL, 0);
+	pid = (pid_t)syscall(SYS_fork);
+	if (pid == 0) {
+		close(fds[0]);
+		for (int i = 0; i < N; i++) {
+			aead_seal(a, ct, sizeof(ct), pt, sizeof(pt), NULL, 0);
+			memcpy(theirs[i], ct, nl);
+		}
+		_exit(write(fds[1], theirs, sizeof(theirs)) == (ssize_t)sizeof(theirs) ? 0 : 1);
+	}
+	close(fds[1]);
+	for (int i = 0; i < N; i++) {
+		aead_seal(a, ct, sizeof(ct), pt, sizeof(pt), NULL, 0);
+		memcpy(mine[i], ct, nl);
+	}
+	n = read(fds[0], theirs, sizeof(theirs));
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	for (int i = 0; i < N; i++)
+		for (int j = 0; j < N; j++)
+			same += !memcmp(mine[i], theirs[j], nl);
+	ok(pid > 0 && n == (ssize_t)sizeof(theirs) && WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+	   same == 0, "snapshot %s: a copy made without atfork never repeats the original's "
+	   "nonces (%d shared of %d)", aead_cipher_name(c), same, N);
+	aead_free(a);
+}
+
+/* An AES-GCM key object seals at most its limit, then refuses untouched. */
+static void test_seal_limit(void)
+{
+	uint8_t key[32], pt[100] = { 7 }, ct[200], back[100], before[200];
+	struct aead *a = NULL, *b = NULL, *x = NULL;
+	ssize_t n = 0;
+	int fine = 1;
+
+	randombytes_buf(key, sizeof(key));
+	aead_test_seal_limit(5);
+	if (!ok(aead_new(&a, AEAD_AES256GCM, key) == 0 && aead_new(&x, AEAD_XCHACHA20POLY1305, key) == 0,
+		"limit: keys made with a limit of 5"))
+		return;
+	for (int i = 0; i < 5; i++)
+		fine &= aead_seal(a, ct, sizeof(ct), pt, sizeof(pt), NULL, 0) > 0;
+	ok(fine && aead_seals(a) == 5, "5 seals go through (%llu counted)",
+	   (unsigned long long)aead_seals(a));
+	memcpy(before, ct, sizeof(ct));
+	n = aead_seal(a, ct, sizeof(ct), pt, sizeof(pt), NULL, 0);
+	ok(n == -EKEYEXPIRED && !memcmp(before, ct, sizeof(ct)),
+	   "the 6th: -EKEYEXPIRED, nothing written");
+	ok(aead_seal(a, ct, sizeof(ct), pt, sizeof(pt), NULL, 0) == -EKEYEXPIRED && aead_seals(a) == 5,
+	   "and it stays refused");
+	ok(aead_open(a, back, sizeof(back), before, 100 + aead_overhead(a), NULL, 0) == 100,
+	   "what it sealed still opens");
+	fine = 1;
+	for (int i = 0; i < 10; i++)
+		fine &= aead_seal(x, ct, sizeof(ct), pt, sizeof(pt), NULL, 0) > 0;
+	ok(fine, "XChaCha20 keys have no limit (192-bit nonces)");
+	aead_test_seal_limit(UINT64_MAX);
+	ok(aead_new(&b, AEAD_AES256GCM, key) == 0 &&
+	   aead_seal(b, ct, sizeof(ct), pt, sizeof(pt), NULL, 0) > 0,
+	   "the hook cannot raise the limit, and a new key object counts from 0");
+	aead_test_seal_limit(0);
+	aead_free(a);
+	aead_free(b);
+	aead_free(x);
+}
+
 int main(void)
 {
 	if (secure_init() < 0)
@@ -372,10 +458,13 @@ int main(void)
 	test_cipher(AEAD_XCHACHA20POLY1305, 24);
 	test_kat_xchacha();
 	test_fork_nonces();
+	test_snapshot_nonces(AEAD_XCHACHA20POLY1305, 24);
 	if (aead_cipher_usable(AEAD_AES256GCM) == 0) {
 		test_cipher(AEAD_AES256GCM, 12);
 		test_kat_gcm();
 		test_gcm_bulk_interop();
+		test_snapshot_nonces(AEAD_AES256GCM, 12);
+		test_seal_limit();
 	} else {
 		struct aead *a = (struct aead *)1;
 		uint8_t key[32] = { 0 };

@@ -215,6 +215,188 @@ static void test_foreign_and_tamper(const uint8_t *mk)
 	free(raw);
 }
 
+static double now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* offset of slot 1's opslimit and memlimit in a one-passphrase-slot file */
+#define OPS_OFF (32 + 4 + 1 + 1 + 8 + 2 + 1)
+#define MEM_OFF (OPS_OFF + 8)
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+/*
+ * An Argon2 cost edited in the file (checksum fixed, as anyone can) is
+ * refused before Argon2 runs and before the passphrase is even read, with
+ * one line naming the parameter; never as a "wrong passphrase".
+ */
+static void test_cost_caps(const uint8_t *mk)
+{
+	static const struct {
+		size_t off;
+		uint64_t v;
+		const char *name, *what;
+	} edits[] = {
+		{ MEM_OFF, 4ULL << 30, "memlimit", "memlimit 4 GiB" },
+		{ MEM_OFF, 2ULL << 30, "memlimit", "memlimit 2 GiB (over the 1 GiB cap)" },
+		{ MEM_OFF, UINT64_MAX, "memlimit", "memlimit 2^64-1" },
+		{ MEM_OFF, 1, "memlimit", "memlimit 1 byte" },
+		{ OPS_OFF, 1000, "opslimit", "opslimit 1000" },
+		{ OPS_OFF, 0, "opslimit", "opslimit 0" },
+	};
+	char pa[512];
+	uint8_t *raw, *copy;
+	size_t len;
+
+	keystore_path(ks, uuid_a, pa, sizeof(pa));
+	raw = read_whole(pa, &len);
+	if (!ok(raw && len > MEM_OFF + 8, "read the keystore"))
+		return;
+	copy = malloc(len);
+	for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+		double t0;
+		int rc;
+
+		memcpy(copy, raw, len);
+		put_be64(copy + edits[i].off, edits[i].v);
+		fix_checksum(copy, len);
+		write_file(pa, copy, len);
+		t0 = now_s();
+		/* a passphrase file that does not exist: the cap comes first */
+		rc = unlock_pw(uuid_a, path_in("nonexistent"), NULL);
+		ok(rc == -EBADMSG && strstr(why, edits[i].name) && strstr(why, "slot 1") &&
+		   !strchr(why, '\n') && now_s() - t0 < 1.0,
+		   "%s refused before the KDF, in %.3f s: %s", edits[i].what, now_s() - t0, why);
+	}
+	/* the share of RAM: on a 1 GiB machine the cap is 256 MiB */
+	ks_pw_test_ram(1ULL << 30);
+	ok(ks_pw_mem_cap() == 256ULL << 20, "1 GiB of RAM: cap 256 MiB");
+	memcpy(copy, raw, len);
+	put_be64(copy + MEM_OFF, 512ULL << 20);
+	fix_checksum(copy, len);
+	write_file(pa, copy, len);
+	ok(unlock_pw(uuid_a, path_in("pw1"), NULL) == -EBADMSG && strstr(why, "memlimit 512 MiB") &&
+	   strstr(why, "256 MiB"), "512 MiB refused on a 1 GiB machine: %s", why);
+	ks_pw_test_ram(256ULL << 20);
+	ok(ks_pw_mem_cap() == 128ULL << 20, "256 MiB of RAM: the cap never drops under the "
+	   "128 MiB default");
+	ks_pw_test_ram(64ULL << 30);
+	ok(ks_pw_mem_cap() == 1ULL << 30, "64 GiB of RAM: the 1 GiB cap");
+	ks_pw_test_ram(0);
+	/* a cost within the caps but edited: the slot's AD covers it */
+	memcpy(copy, raw, len);
+	put_be64(copy + MEM_OFF, 16384);
+	fix_checksum(copy, len);
+	write_file(pa, copy, len);
+	ok(unlock_pw(uuid_a, path_in("pw1"), NULL) == -EACCES, "a cost edited within the caps "
+	   "fails to open the slot (%s)", why);
+	/* every bit of the file flipped, checksum fixed each time: never opens */
+	{
+		size_t bad = 0;
+
+		for (size_t i = 0; i < (len - 32) * 8; i++) {
+			memcpy(copy, raw, len);
+			copy[i / 8] ^= (uint8_t)(1u << (i % 8));
+			fix_checksum(copy, len);
+			write_file(pa, copy, len);
+			if (unlock_pw(uuid_a, path_in("pw1"), NULL) == 0)
+				bad++;
+		}
+		ok(bad == 0, "each of %zu bit flips before the checksum, with the checksum fixed, "
+		   "is refused (%zu opened)", (len - 32) * 8, bad);
+	}
+	write_file(pa, raw, len);
+	ok(unlock_pw(uuid_a, path_in("pw1"), mk) == 0, "the original opens again");
+	free(copy);
+	free(raw);
+}
+
+/*
+ * Group- or world-accessible keystore, passphrase file, or a keystore
+ * directory others can write to: refused with one line, as ssh does;
+ * --insecure-perms (key_opts.insecure_perms) accepts them.
+ */
+static void test_perms(const uint8_t *mk)
+{
+	static char pw1[256];	/* path_in's buffers get reused */
+	struct key_opts o = { .passphrase_file = pw1 };
+	struct keystore_slot_info *si = NULL;
+	const uint8_t uuid_p[16] = { 0x9e };
+	char pa[512], ks2[160];
+	uint8_t *got = NULL;
+	size_t n = 0;
+	uint32_t id = 0;
+
+	snprintf(pw1, sizeof(pw1), "%s", path_in("pw1"));
+	keystore_path(ks, uuid_a, pa, sizeof(pa));
+	chmod(pa, 0644);
+	ok(unlock_pw(uuid_a, path_in("pw1"), NULL) == -EPERM && strstr(why, "keystore") &&
+	   strstr(why, "0644") && strstr(why, "--insecure-perms") && !strchr(why, '\n'),
+	   "keystore 0644 refused: %s", why);
+	chmod(pa, 0640);
+	ok(unlock_pw(uuid_a, path_in("pw1"), NULL) == -EPERM, "keystore 0640 refused too");
+	o.insecure_perms = 1;
+	ok(keystore_unlock(ks, uuid_a, &o, &got, why, sizeof(why)) == 0 && !memcmp(got, mk, 32),
+	   "--insecure-perms opens it (%s)", why);
+	keystore_key_free(got);
+	got = NULL;
+	ok(keystore_list(ks, uuid_a, &si, &n, why, sizeof(why)) == 0 && n >= 1,
+	   "key list still reads it (it uses no secret; a warning only)");
+	free(si);
+	chmod(pa, 0600);
+
+	chmod(path_in("pw1"), 0644);
+	o.insecure_perms = 0;
+	ok(unlock_pw(uuid_a, path_in("pw1"), NULL) == -EPERM && strstr(why, "passphrase file") &&
+	   strstr(why, "0644"), "passphrase file 0644 refused: %s", why);
+	o.insecure_perms = 1;
+	ok(keystore_unlock(ks, uuid_a, &o, &got, why, sizeof(why)) == 0, "--insecure-perms reads it");
+	keystore_key_free(got);
+	got = NULL;
+	o.insecure_perms = 0;
+	/* a new passphrase file open to others, for a new slot */
+	{
+		struct key_opts ok1 = { .passphrase_file = path_in("pw3") };
+
+		chmod(path_in("pw1"), 0600);
+		chmod(path_in("pw3"), 0604);
+		ok(keystore_slot_add(ks, uuid_a, &o, &ok1, &id, why, sizeof(why)) == -EPERM &&
+		   strstr(why, "new passphrase file"), "new passphrase file 0604 refused: %s", why);
+		chmod(path_in("pw3"), 0600);
+	}
+
+	chmod(ks, 0770);
+	ok(unlock_pw(uuid_a, path_in("pw1"), NULL) == -EPERM && strstr(why, "keystore directory") &&
+	   strstr(why, "0770"), "keystore directory 0770 refused: %s", why);
+	ok(keystore_slot_remove(ks, uuid_a, &o, 99, why, sizeof(why)) == -EPERM,
+	   "edits refused too (%s)", why);
+	chmod(ks, 0755);
+	ok(unlock_pw(uuid_a, path_in("pw1"), mk) == 0, "a directory others can only read is accepted "
+	   "(%s)", why);
+	chmod(ks, 0703);
+	o.insecure_perms = 1;
+	ok(keystore_unlock(ks, uuid_a, &o, &got, why, sizeof(why)) == 0,
+	   "--insecure-perms accepts a directory others can write to (%s)", why);
+	keystore_key_free(got);
+	chmod(ks, 0700);
+
+	snprintf(ks2, sizeof(ks2), "%s/openks", tmp);
+	mkdir(ks2, 0700);
+	chmod(ks2, 0777);
+	o.insecure_perms = 0;
+	ok(keystore_create(ks2, uuid_p, &o, mk, why, sizeof(why)) == -EPERM && strstr(why, "0777"),
+	   "init into a directory anyone can write refused: %s", why);
+	rmdir(ks2);
+}
+
 static void test_slots(const uint8_t *mk)
 {
 	struct key_opts o1 = { .passphrase_file = path_in("pw1") };
@@ -405,6 +587,8 @@ int main(void)
 
 	test_passphrase_basics(mk);
 	test_foreign_and_tamper(mk);
+	test_cost_caps(mk);
+	test_perms(mk);
 	test_slots(mk);
 	test_key_opts();
 	test_uri();

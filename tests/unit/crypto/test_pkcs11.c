@@ -3,6 +3,7 @@
  * own SOFTHSM2_CONF).  A missing SoftHSM2 is a failure, not a skip.
  */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,6 +16,8 @@
 #include "crypto/secure.h"
 #include "../../../crypto/ks_internal.h"
 #include "../../tap.h"
+
+#include <p11-kit/pkcs11.h>
 
 #define MODULE "/usr/lib/softhsm/libsofthsm2.so"
 
@@ -130,7 +133,7 @@ static int key_present(const char *token, const char *label)
 	char w[256];
 	int rc;
 
-	if (ks_p11_open(MODULE, token, pin, &p, w, sizeof(w)) < 0)
+	if (ks_p11_open(MODULE, token, pin, 0, &p, w, sizeof(w)) < 0)
 		return -1;
 	rc = ks_p11_key_find(p, label, 0, &h, w, sizeof(w));
 	ks_p11_close(p);
@@ -305,6 +308,162 @@ static void test_slots(const uint8_t *mk)
 	ok(dir_clean(ks), "no temp files left in KSDIR");
 }
 
+/*
+ * Keys under our label made by someone else, with one attribute wrong.
+ * This process opens its own session through the module (already
+ * initialised here, so ks_p11_open shares it and does not finalize it),
+ * generates the keys with CKM_AES_KEY_GEN and reads attributes back.
+ */
+static CK_FUNCTION_LIST_PTR fl;
+static CK_SESSION_HANDLE sess;
+
+static int own_session(void)
+{
+	CK_C_GetFunctionList getfl;
+	CK_SLOT_ID slots[8];
+	CK_ULONG n = 8;
+	void *dl = dlopen(MODULE, RTLD_NOW | RTLD_LOCAL);
+
+	if (!dl)
+		return -1;
+	*(void **)&getfl = dlsym(dl, "C_GetFunctionList");
+	if (!getfl || getfl(&fl) != CKR_OK || fl->C_Initialize(NULL) != CKR_OK ||
+	    fl->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK)
+		return -1;
+	for (CK_ULONG i = 0; i < n; i++) {
+		CK_TOKEN_INFO ti;
+
+		if (fl->C_GetTokenInfo(slots[i], &ti) == CKR_OK && !memcmp(ti.label, "medvault ", 9) &&
+		    fl->C_OpenSession(slots[i], CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
+				      &sess) == CKR_OK &&
+		    fl->C_Login(sess, CKU_USER, (CK_UTF8CHAR_PTR)"1234", 4) == CKR_OK)
+			return 0;
+	}
+	return -1;
+}
+
+/* an AES-256 key labelled label, with attribute `which` set to `val` */
+static int odd_key(const char *label, CK_ATTRIBUTE_TYPE which, CK_BBOOL val)
+{
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_AES;
+	CK_ULONG len = 32;
+	CK_BBOOL v[5] = { CK_TRUE, CK_TRUE, CK_FALSE, CK_TRUE, CK_TRUE };
+	CK_ATTRIBUTE_TYPE types[5] = { CKA_TOKEN, CKA_SENSITIVE, CKA_EXTRACTABLE, CKA_ENCRYPT, CKA_DECRYPT };
+	CK_ATTRIBUTE t[9] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_KEY_TYPE, &kt, sizeof(kt) },
+		{ CKA_VALUE_LEN, &len, sizeof(len) },
+		{ CKA_LABEL, (void *)label, strlen(label) },
+	};
+	CK_MECHANISM mech = { CKM_AES_KEY_GEN, NULL, 0 };
+	CK_OBJECT_HANDLE h;
+
+	for (int i = 0; i < 5; i++) {
+		if (types[i] == which)
+			v[i] = val;
+		t[4 + i].type = types[i];
+		t[4 + i].pValue = &v[i];
+		t[4 + i].ulValueLen = sizeof(v[i]);
+	}
+	return fl->C_GenerateKey(sess, &mech, t, 9, &h) == CKR_OK ? 0 : -1;
+}
+
+/* attribute a of the one key labelled label: 1, 0, or -1 */
+static int key_attr(const char *label, CK_ATTRIBUTE_TYPE a)
+{
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_ATTRIBUTE t[] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_LABEL, (void *)label, strlen(label) } };
+	CK_OBJECT_HANDLE h;
+	CK_ULONG n = 0;
+	CK_BBOOL v = 0;
+	CK_ATTRIBUTE q = { a, &v, sizeof(v) };
+
+	if (fl->C_FindObjectsInit(sess, t, 2) != CKR_OK)
+		return -1;
+	fl->C_FindObjects(sess, &h, 1, &n);
+	fl->C_FindObjectsFinal(sess);
+	if (n != 1 || fl->C_GetAttributeValue(sess, h, &q, 1) != CKR_OK)
+		return -1;
+	return v ? 1 : 0;
+}
+
+static void test_key_attributes(const uint8_t *mk)
+{
+	static const struct {
+		const char *label, *name;
+		CK_ATTRIBUTE_TYPE a;
+		CK_BBOOL v;
+	} bad[] = {
+		{ "kek-extractable", "CKA_EXTRACTABLE=true", CKA_EXTRACTABLE, CK_TRUE },
+		{ "kek-not-sensitive", "CKA_SENSITIVE=false", CKA_SENSITIVE, CK_FALSE },
+		{ "kek-session", "CKA_TOKEN=false", CKA_TOKEN, CK_FALSE },
+		{ "kek-no-encrypt", "CKA_ENCRYPT=false", CKA_ENCRYPT, CK_FALSE },
+		{ "kek-no-decrypt", "CKA_DECRYPT=false", CKA_DECRYPT, CK_FALSE },
+	};
+	const uint8_t uuid_c[16] = { 0xc0, 0xc1 };
+	char ks3[160], kp[512];
+
+	if (!ok(own_session() == 0, "a session of our own on token medvault"))
+		return;
+	/* what medvault itself generated (test_roundtrip's init) */
+	ok(key_attr(KEYSTORE_DEFAULT_KEY_LABEL, CKA_TOKEN) == 1 &&
+	   key_attr(KEYSTORE_DEFAULT_KEY_LABEL, CKA_PRIVATE) == 1 &&
+	   key_attr(KEYSTORE_DEFAULT_KEY_LABEL, CKA_SENSITIVE) == 1 &&
+	   key_attr(KEYSTORE_DEFAULT_KEY_LABEL, CKA_EXTRACTABLE) == 0 &&
+	   key_attr(KEYSTORE_DEFAULT_KEY_LABEL, CKA_ENCRYPT) == 1 &&
+	   key_attr(KEYSTORE_DEFAULT_KEY_LABEL, CKA_DECRYPT) == 1,
+	   "the key init made: token, private, sensitive, not extractable, encrypt, decrypt");
+	snprintf(ks3, sizeof(ks3), "%s/ks-attrs", tmp);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct key_opts o = p11("medvault", bad[i].label, pin);
+
+		if (!ok(odd_key(bad[i].label, bad[i].a, bad[i].v) == 0, "made %s with %s",
+			bad[i].label, bad[i].name))
+			continue;
+		why[0] = '\0';
+		ok(keystore_create(ks3, uuid_c, &o, mk, why, sizeof(why)) == -EKEYREJECTED &&
+		   strstr(why, bad[i].name) && !strchr(why, '\n'),
+		   "init with %s refused, one line naming it: %s", bad[i].label, why);
+	}
+	keystore_path(ks3, uuid_c, kp, sizeof(kp));
+	ok(access(kp, F_OK) < 0 && dir_clean(ks3), "no keystore written for a refused key");
+	/* the slot's key swapped on the token for an extractable one */
+	{
+		struct key_opts o = p11("medvault", NULL, pin);
+		CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+		CK_ATTRIBUTE t[] = { { CKA_CLASS, &cls, sizeof(cls) },
+				     { CKA_LABEL, KEYSTORE_DEFAULT_KEY_LABEL, strlen(KEYSTORE_DEFAULT_KEY_LABEL) } };
+		CK_OBJECT_HANDLE h;
+		CK_ULONG n = 0;
+
+		if (fl->C_FindObjectsInit(sess, t, 2) == CKR_OK) {
+			fl->C_FindObjects(sess, &h, 1, &n);
+			fl->C_FindObjectsFinal(sess);
+		}
+		ok(n == 1 && fl->C_DestroyObject(sess, h) == CKR_OK &&
+		   odd_key(KEYSTORE_DEFAULT_KEY_LABEL, CKA_EXTRACTABLE, CK_TRUE) == 0,
+		   "medvault-kek replaced by an extractable key");
+		ok(unlock(ks, uuid_a, &o, NULL) == -EKEYREJECTED && strstr(why, "CKA_EXTRACTABLE=true"),
+		   "unlock refuses it, naming the attribute: %s", why);
+	}
+	fl->C_Logout(sess);
+	fl->C_CloseSession(sess);
+}
+
+/* A PIN file open to others is refused, naming it; --insecure-perms takes it. */
+static void test_pin_perms(const uint8_t *mk)
+{
+	struct key_opts o = p11("medvault", NULL, pin);
+
+	chmod(pin, 0640);
+	ok(unlock(ks, uuid_a, &o, NULL) == -EPERM && strstr(why, "PIN file") &&
+	   strstr(why, "0640") && strstr(why, "--insecure-perms"), "PIN file 0640 refused: %s", why);
+	o.insecure_perms = 1;
+	ok(unlock(ks, uuid_a, &o, mk) == 0, "--insecure-perms accepts it (%s)", why);
+	chmod(pin, 0600);
+}
+
 int main(void)
 {
 	uint8_t mk[KEYSTORE_MK_LEN];
@@ -335,6 +494,8 @@ int main(void)
 	test_errors(mk);
 	test_uri(mk);
 	test_slots(mk);
+	test_pin_perms(mk);
+	test_key_attributes(mk);
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
 	if (system(cmd) != 0)
