@@ -8,12 +8,14 @@
 #   survive a remount; bad values are refused with one line, nothing made;
 # - docs/ACCESS.md's recipe end to end: a PACS account writes (umask 077),
 #   a member of the readers' group lists and reads but cannot write or
-#   delete, a third account is refused, also after a remount;
+#   delete, a third account is refused; then that account's research group
+#   is given one study (ACLs), and reads it and nothing else, also after a
+#   remount;
 # - what medvault itself writes: the control socket and the lock file are
 #   0600, the run directory and the store 0700.
 #
 # Accounts mvpacs (62001), mvrad (62002, in mvradiology 62010) and mvother
-# (62003) are made and removed by the trap.
+# (62003, later in mvresearch 62011) are made and removed by the trap.
 . "$(dirname "$0")/lib.sh"
 
 need_mv
@@ -26,7 +28,7 @@ exec 9>/run/lock/medvault-t89.lock 2>/dev/null || exec 9>/tmp/medvault-t89.lock
 flock -w 300 9 || bail "lock /run/lock/medvault-t89.lock"
 
 USERS=(mvpacs:62001 mvrad:62002 mvother:62003)
-READERS=mvradiology READERS_GID=62010
+READERS=mvradiology READERS_GID=62010 RESEARCH=mvresearch RESEARCH_GID=62011
 
 del_accounts() {
 	local u
@@ -35,6 +37,7 @@ del_accounts() {
 		getent group "${u%%:*}" >/dev/null && groupdel "${u%%:*}" 2>/dev/null
 	done
 	getent group "$READERS" >/dev/null && groupdel "$READERS" 2>/dev/null
+	getent group "$RESEARCH" >/dev/null && groupdel "$RESEARCH" 2>/dev/null
 	return 0
 }
 t89_cleanup() {
@@ -140,7 +143,8 @@ mv_umount "$MNT"
 # ---------------------------------------------------------------- docs/ACCESS.md
 
 del_accounts
-groupadd -g "$READERS_GID" "$READERS" || bail "groupadd $READERS"
+groupadd -g "$READERS_GID" "$READERS" && groupadd -g "$RESEARCH_GID" "$RESEARCH" ||
+	bail "groupadd $READERS $RESEARCH"
 for u in "${USERS[@]}"; do
 	name=${u%%:*} id=${u#*:}
 	groupadd -g "$id" "$name" && useradd -M -N -d /nonexistent -s /usr/sbin/nologin \
@@ -173,12 +177,26 @@ refused "a radiologist cannot add a file" as mvrad touch "$MNT/1.2.840.1/new"
 refused "a radiologist cannot rename a study" as mvrad mv "$MNT/1.2.840.1" "$MNT/moved"
 refused "another account cannot list the vault" as mvother ls "$MNT"
 refused "another account cannot read an image, knowing its path" as mvother cat "$F"
+refused "another account cannot create a file in it" as mvother touch "$MNT/planted"
 refused "nobody (65534) cannot read it either" as_nobody cat "$F"
+# docs/ACCESS.md's second reader group: one study, read-only
+check "the PACS writes a second study" as mvpacs sh -c "mkdir '$MNT/1.2.840.2' && echo 'MR image' >'$MNT/1.2.840.2/IM1.dcm'"
+check "mvother joins a research group" usermod -aG "$RESEARCH" mvother
+check "setfacl -R -m g:$RESEARCH:rX on one study" setfacl -R -m "g:$RESEARCH:rX" "$MNT/1.2.840.1"
+check "setfacl -R -d -m g:$RESEARCH:rX on it" setfacl -R -d -m "g:$RESEARCH:rX" "$MNT/1.2.840.1"
+check "setfacl -m g:$RESEARCH:x on the root" setfacl -m "g:$RESEARCH:x" "$MNT"
+is "$(as mvother cat "$F" 2>&1)" "CT image 1" "the research group reads that study"
+refused "it cannot list the vault's root" as mvother ls "$MNT"
+refused "it cannot read the other study" as mvother cat "$MNT/1.2.840.2/IM1.dcm"
+refused "it cannot change the study it reads" as mvother sh -c "echo x >>'$F'"
+is "$(as mvrad cat "$MNT/1.2.840.2/IM1.dcm" 2>&1)" "MR image" "radiologists still read every study"
 check "the PACS account can still update its study" as mvpacs sh -c "echo 'CT image 3' >'$MNT/1.2.840.1/1.2.840.1.1/IM3.dcm'"
 mv_umount "$MNT"
 mv_mount "$STORE" "$MNT" "$KS" "$PF" || bail "remount"
 is "$(as mvrad cat "$MNT/1.2.840.1/1.2.840.1.1/IM3.dcm" 2>&1)" "CT image 3" "after a remount a radiologist reads the newest image"
-refused "after a remount another account is still refused" as mvother cat "$F"
+refused "after a remount a research member is still refused the other study" \
+	as mvother cat "$MNT/1.2.840.2/IM1.dcm"
+is "$(as mvother cat "$F" 2>&1)" "CT image 1" "after a remount the research group still reads its study"
 mv_umount "$MNT"
 
 summary
