@@ -229,7 +229,7 @@ int snapshot_take(const char *store_arg, const char *dest, FILE *progress, snaps
 		close(open(dpath, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
 		if ((rc = file_read_all(path, 1 << 16, &text, &len)) == 0) {
 			store_path(dpath, sizeof(dpath), dest, STORE_CONF);
-			rc = file_write_atomic(dpath, text, len, 0644);
+			rc = file_write_atomic(dpath, text, len, 0600);
 		}
 		free(text);
 		if (rc < 0) {

@@ -95,9 +95,8 @@ is "$(stat -c '%a' "$STORE/medvault.lock")" 600 "the lock file (the daemon's pid
 is "$(stat -c '%a' "$STORE")" 700 "the store directory is 0700"
 mv_umount "$MNT"
 check "a snapshot of it" mv_run snapshot "$STORE" "$T/plain/snap"
-out=$(find "$STORE" "$KS" "$T/plain/snap" \( -type f -perm /077 ! -name medvault.conf \) -o \
-	\( -type d -perm /077 \) 2>&1)
-is "$out" "" "nothing in the store, keystore, trail or snapshot is open to group or others (medvault.conf: in a 0700 dir)"
+out=$(find "$STORE" "$KS" "$T/plain/snap" -perm /077 2>&1)
+is "$out" "" "nothing in the store, keystore, trail or snapshot is open to group or others"
 is "$(ls -d "$KS"/audit 2>/dev/null)" "$KS/audit" "(the access trail was among them)"
 
 # ---------------------------------------------------------------- the options
