@@ -6,8 +6,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,10 +36,15 @@
 
 static const char *const usage_init =
 	"usage: medvault init STORE --keystore KS KEY-OPTIONS [--chunk-size N] [--cipher C]\n"
+	"                     [--root-mode MODE] [--root-owner USER[:GROUP]]\n"
 	"Create an encrypted store in STORE (new or empty directory) and its key file\n"
 	"in the keystore directory KS, which must live apart from the store.\n"
 	"  --chunk-size N   content chunk size, a power of two from 4096 (default 65536)\n"
 	"  --cipher C       aes256gcm or xchacha20poly1305 (default: the fastest here)\n"
+	"  --root-mode MODE permissions of the vault's root directory, octal (default\n"
+	"                   0700: only its owner; see docs/ADMIN.md to share it)\n"
+	"  --root-owner USER[:GROUP]  owner of the root directory (default: you; USER\n"
+	"                   alone: with USER's login group)\n"
 	"KEY-OPTIONS:\n" KEY_OPTS_HELP("");
 
 static const char *const usage_fsck =
@@ -139,10 +146,70 @@ static int no_own_option(int c, const char *arg, void *ctx)
 
 /* ---- init ---- */
 
+/* USER[:GROUP], by name or number; USER alone takes USER's login group */
+static int parse_owner(const char *arg, uint32_t *uid, uint32_t *gid)
+{
+	char user[256], *colon, *end;
+	const char *group = NULL;
+	struct passwd *pw;
+	unsigned long v;
+
+	if (snprintf(user, sizeof(user), "%s", arg) >= (int)sizeof(user) || !user[0])
+		return fail_usage("--root-owner: not USER[:GROUP]: %s", arg);
+	if ((colon = strchr(user, ':'))) {
+		*colon = '\0';
+		group = colon + 1;
+		if (!*group)
+			return fail_usage("--root-owner: no group after ':' in %s", arg);
+	}
+	pw = getpwnam(user);
+	if (pw) {
+		*uid = pw->pw_uid;
+		*gid = pw->pw_gid;
+	} else {
+		v = strtoul(user, &end, 10);
+		if (!user[0] || *end || v >= UINT32_MAX)
+			return fail_usage("--root-owner: no such user: %s", user);
+		if (!group)
+			return fail_usage("--root-owner: uid %s has no login group: give USER:GROUP",
+					  user);
+		*uid = (uint32_t)v;
+	}
+	if (group) {
+		struct group *gr = getgrnam(group);
+
+		if (gr) {
+			*gid = gr->gr_gid;
+		} else {
+			v = strtoul(group, &end, 10);
+			if (*end || v >= UINT32_MAX)
+				return fail_usage("--root-owner: no such group: %s", group);
+			*gid = (uint32_t)v;
+		}
+	}
+	return CLI_EXIT_OK;
+}
+
 static int init_option(int c, const char *arg, void *ctx)
 {
 	struct vault_init_opts *io = ctx;
 
+	if (c == 'm') {
+		char *end;
+		unsigned long v = strtoul(arg, &end, 8);
+
+		if (!*arg || *end || v > 07777 || arg[0] == '-' || arg[0] == '+')
+			return fail_usage("--root-mode: not an octal mode (e.g. 0750): %s", arg);
+		io->root_mode = (uint32_t)v;
+		io->root_mode_set = 1;
+		return CLI_EXIT_OK;
+	}
+	if (c == 'o') {
+		int rc = parse_owner(arg, &io->root_uid, &io->root_gid);
+
+		io->root_owner_set = rc == CLI_EXIT_OK;
+		return rc;
+	}
 	if (c == 'c') {
 		char *end;
 		unsigned long v = strtoul(arg, &end, 10);
@@ -173,6 +240,8 @@ int cmd_init(int argc, char **argv)
 		{ "keystore", required_argument, NULL, 'k' },
 		{ "chunk-size", required_argument, NULL, 'c' },
 		{ "cipher", required_argument, NULL, 'C' },
+		{ "root-mode", required_argument, NULL, 'm' },
+		{ "root-owner", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct store_cmd sc = { .name = "init", .want_key = 1 };

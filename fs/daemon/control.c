@@ -332,13 +332,16 @@ static void *listener_main(void *arg)
 }
 
 /* rundir exists, is a directory (not a link to one), ours or root's, and
- * nobody else can add or replace entries in it */
+ * nobody else can add or replace entries in it; ours is made 0700 (one
+ * that an older build made 0755 too) */
 static int rundir_prepare(const char *rundir, char *why, size_t whylen)
 {
 	struct stat st;
 	int fd, rc = 0;
 
-	if (mkdir(rundir, 0755) < 0 && errno != EEXIST)
+	/* 0700: the socket names tell which volumes are mounted, and only
+	 * root and the daemon's own uid may talk to it anyway */
+	if (mkdir(rundir, 0700) < 0 && errno != EEXIST)
 		return why_set(why, whylen, -errno, "cannot create %s: %s", rundir, strerror(errno));
 	fd = open(rundir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -348,6 +351,8 @@ static int rundir_prepare(const char *rundir, char *why, size_t whylen)
 	else if ((st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & 022))
 		rc = why_set(why, whylen, -EPERM, "%s is writable by others or not ours: not used",
 			     rundir);
+	else if (st.st_uid == geteuid() && (st.st_mode & 077) && fchmod(fd, 0700) < 0)
+		syslog(LOG_WARNING, "cannot make %s 0700: %s", rundir, strerror(errno));
 	close(fd);
 	return rc;
 }

@@ -1284,10 +1284,26 @@ int index_dirent_get(struct index_txn *t, uint64_t parent, const char *name,
 	return 0;
 }
 
+/*
+ * The room a name takes in its dirent value: the least bucket that holds
+ * it, so that a sealed value's length tells someone holding the store
+ * only which bucket a name falls in, not its length.  Four buckets keep
+ * the cost small (a 12-byte name pays 20 bytes of padding).
+ */
+static size_t dirent_name_room(size_t len)
+{
+	static const size_t bucket[] = { 32, 64, 128, INDEX_NAME_MAX };
+
+	for (size_t i = 0; i < sizeof(bucket) / sizeof(bucket[0]); i++)
+		if (len <= bucket[i])
+			return bucket[i];
+	return len;	/* unreachable: callers refuse longer names */
+}
+
 int index_dirent_put(struct index_txn *t, uint64_t parent, const char *name,
 		     size_t len, uint64_t ino, uint8_t type)
 {
-	uint8_t key[DIRENT_KEY], rec[10 + INDEX_NAME_MAX];
+	uint8_t key[DIRENT_KEY], rec[10 + INDEX_NAME_MAX] = { 0 };
 
 	if (len == 0 || len > INDEX_NAME_MAX)
 		return -ENAMETOOLONG;
@@ -1296,7 +1312,7 @@ int index_dirent_put(struct index_txn *t, uint64_t parent, const char *name,
 	rec[8] = type;
 	rec[9] = (uint8_t)len;
 	memcpy(rec + 10, name, len);
-	return rec_put(t, DB_DIRENT, key, sizeof(key), rec, 10 + len);
+	return rec_put(t, DB_DIRENT, key, sizeof(key), rec, 10 + dirent_name_room(len));
 }
 
 int index_dirent_del(struct index_txn *t, uint64_t parent, const char *name, size_t len)

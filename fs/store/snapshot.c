@@ -170,6 +170,13 @@ int snapshot_take(const char *store_arg, const char *dest, FILE *progress, snaps
 		why_set(why, whylen, rc, "cannot copy the index of %s: %s", store, strerror(-rc));
 		goto out;
 	}
+	/* LMDB makes the copy 0666 less the umask; a backup rsynced from
+	 * here keeps the mode, so close it like every other file */
+	store_path(dpath, sizeof(dpath), dest, STORE_INDEX_DATA);
+	if (chmod(dpath, 0600) < 0) {
+		rc = why_set(why, whylen, -errno, "cannot chmod %s: %s", dpath, strerror(errno));
+		goto out;
+	}
 
 	if ((rc = list_packs(store, &packs, &npacks)) < 0) {
 		why_set(why, whylen, rc, "cannot list the packs of %s: %s", store, strerror(-rc));
@@ -222,7 +229,7 @@ int snapshot_take(const char *store_arg, const char *dest, FILE *progress, snaps
 		close(open(dpath, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
 		if ((rc = file_read_all(path, 1 << 16, &text, &len)) == 0) {
 			store_path(dpath, sizeof(dpath), dest, STORE_CONF);
-			rc = file_write_atomic(dpath, text, len, 0644);
+			rc = file_write_atomic(dpath, text, len, 0600);
 		}
 		free(text);
 		if (rc < 0) {

@@ -57,7 +57,7 @@ static void token_anchor_save(const char *ksdir, const struct key_opts *key,
 
 /* The root directory and the counters, in the index's first transaction. */
 struct root_arg {
-	uint32_t uid, gid;
+	uint32_t uid, gid, mode;
 };
 
 static int write_root(struct index_txn *txn, void *arg)
@@ -69,7 +69,7 @@ static int write_root(struct index_txn *txn, void *arg)
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	a.ino = INDEX_ROOT_INO;
-	a.mode = S_IFDIR | 0755;
+	a.mode = S_IFDIR | r->mode;
 	a.uid = r->uid;
 	a.gid = r->gid;
 	a.nlink = 2;
@@ -95,9 +95,19 @@ int vault_init(const struct vault_init_opts *o, char *why, size_t whylen)
 	struct index *ix = NULL;
 	uint8_t *mk = NULL;
 	struct stat st;
-	struct root_arg root = { getuid(), getgid() };
+	struct root_arg root = { getuid(), getgid(), VAULT_ROOT_MODE };
 	int rc, made_store = 0;
 
+	if (o->root_mode_set) {
+		if (o->root_mode & ~07777u)
+			return why_set(why, whylen, -EINVAL, "--root-mode: not a permission mode: %o",
+				       o->root_mode);
+		root.mode = o->root_mode;
+	}
+	if (o->root_owner_set) {
+		root.uid = o->root_uid;
+		root.gid = o->root_gid;
+	}
 	vc.format = VOLCONF_FORMAT;
 	vc.cipher = o->cipher ? o->cipher : (int)aead_cipher_best();
 	vc.chunk_size = o->chunk_size ? o->chunk_size : VAULT_DEFAULT_CHUNK;

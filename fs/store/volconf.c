@@ -181,7 +181,7 @@ int volconf_save(const char *store, struct volconf *vc, const uint8_t *mk)
 	secure_hex(machex, mac, 32);
 	m = snprintf(buf + n, sizeof(buf) - (size_t)n, "mac=%s\n", machex);
 	store_path(path, sizeof(path), store, STORE_CONF);
-	return file_write_atomic(path, buf, (size_t)(n + m), 0644);
+	return file_write_atomic(path, buf, (size_t)(n + m), 0600);
 }
 
 void volconf_release(struct volconf *vc)

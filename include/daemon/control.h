@@ -64,8 +64,9 @@ int control_rundir(char *buf, size_t len);
 
 /*
  * Serve requests about store (a real path) on rundir/<uuid>.sock.  rundir
- * is created (0755) if missing and refused (-EPERM) when it is not a
- * directory owned by us or root, or is writable by group or others.  An
+ * is created (0700) if missing, made 0700 if it is ours, and refused
+ * (-EPERM) when it is not a directory owned by us or root, or is writable
+ * by group or others.  An
  * existing file at the socket's path is replaced (never followed) unless a
  * daemon answers on it: -EADDRINUSE, another store with this uuid is
  * served.  Starts a thread: call after fork().  -errno, why says which.

@@ -85,7 +85,17 @@ struct vault_init_opts {
 	const struct key_opts *key;
 	uint32_t chunk_size;	/* 0: default */
 	int cipher;		/* 0: best for this CPU */
+	/* The root directory's permission bits (07777), VAULT_ROOT_MODE when
+	 * root_mode_set is 0: closed, since a root mount gets allow_other and
+	 * everyone's umask would otherwise decide who reads the archive. */
+	int root_mode_set;
+	uint32_t root_mode;
+	/* its owner when root_owner_set, else the caller's uid and gid */
+	int root_owner_set;
+	uint32_t root_uid, root_gid;
 };
+
+#define VAULT_ROOT_MODE 0700
 
 /* Create a store and its keystore.  Refuses an existing store (-EEXIST). */
 int vault_init(const struct vault_init_opts *o, char *why, size_t whylen);

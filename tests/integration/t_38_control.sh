@@ -24,7 +24,7 @@ if [ -S "$SOCK" ] && [ "$(stat -c '%a %u' "$SOCK")" = "600 0" ]; then
 else
 	not_ok "the daemon listens on $SOCK (0600, root's)" "$(ls -l "$SOCK" 2>&1)"
 fi
-is "$(stat -c '%a' /run/medvault)" 755 "/run/medvault is 0755"
+is "$(stat -c '%a' /run/medvault)" 700 "/run/medvault is 0700 (which volumes are mounted is nobody else's business)"
 [ ! -e "/run/medvault/$uuid.status" ] && ok "no status file in /run" || not_ok "no status file in /run"
 
 # ---------------------------------------------------------------- status

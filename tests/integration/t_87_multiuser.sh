@@ -102,7 +102,8 @@ owner() { stat -c '%U:%G %a' "$1" 2>&1; }
 
 mv_vault_new
 chmod 0711 "$T" "$T/vault"	# let the users reach the mountpoint (not the store)
-check "init a vault" mv_init "$STORE" "$KS" "$PF"
+# the root is shared here (0700 by default: t_89_access)
+check "init a vault whose root others may list" mv_init "$STORE" "$KS" "$PF" --root-mode 0755
 mv_mount "$STORE" "$MNT" "$KS" "$PF" || bail "mount the vault as root"
 ok "mount the vault as root"
 opts=$(awk -v m="$MNT" '$2 == m { print $4 }' /proc/self/mounts)

@@ -23,7 +23,7 @@ AUD=$T/auditlog
 # user 65534 must reach the mount point; the passphrase file stays 0600
 chmod 0755 "$T" "$T/vault"
 mkdir -m 1777 "$T/pids"
-check "init a vault" mv_init "$STORE" "$KS" "$PF"
+check "init a vault (root 0755: user 65534 reads in it)" mv_init "$STORE" "$KS" "$PF" --root-mode 0755
 mv_mount "$STORE" "$MNT" "$KS" "$PF" --audit-dir "$AUD" || bail "mount with --audit-dir"
 ok "mount with --audit-dir"
 

@@ -216,8 +216,8 @@ int main(void)
 
 	rc = control_listen(&c, rundir, store, uuid, &ops, NULL, why, sizeof(why));
 	ok(rc == 0, "listen (%d %s)", rc, why);
-	ok(stat(rundir, &sb) == 0 && S_ISDIR(sb.st_mode) && (sb.st_mode & 0777) == 0755,
-	   "run directory made 0755");
+	ok(stat(rundir, &sb) == 0 && S_ISDIR(sb.st_mode) && (sb.st_mode & 0777) == 0700,
+	   "run directory made 0700 (mode %o)", (unsigned)sb.st_mode & 0777);
 	rc = lstat(sock, &sb);
 	ok(rc == 0 && S_ISSOCK(sb.st_mode) && (sb.st_mode & 0777) == 0600, "socket is 0600 (mode %o)",
 	   (unsigned)sb.st_mode & 0777);
@@ -364,7 +364,13 @@ int main(void)
 	chmod(rundir, 0777);
 	rc = control_listen(&c, rundir, store, uuid, &ops, NULL, why, sizeof(why));
 	ok(rc == -EPERM && !c, "a world-writable run directory is refused (%d: %s)", rc, why);
+	/* one an older build made 0755 is closed */
 	chmod(rundir, 0755);
+	rc = control_listen(&c, rundir, store, uuid, &ops, NULL, why, sizeof(why));
+	ok(rc == 0 && stat(rundir, &sb) == 0 && (sb.st_mode & 0777) == 0700,
+	   "a 0755 run directory of ours is made 0700 (%d, mode %o)", rc, (unsigned)sb.st_mode & 0777);
+	control_close(c);
+	c = NULL;
 	{
 		char link[192];
 

@@ -119,7 +119,7 @@ int main(void)
 	{
 		struct stat st;
 
-		ok(stat(conf, &st) == 0 && (st.st_mode & 0777) == 0644, "card mode 0644");
+		ok(stat(conf, &st) == 0 && (st.st_mode & 0777) == 0600, "card mode 0600");
 	}
 	rc = volconf_load(store, &in, why, sizeof(why));
 	ok(rc == 0, "load (%d %s)", rc, rc ? why : "");
