@@ -1248,8 +1248,8 @@ static uint64_t dirent_next_off(const uint8_t key[DIRENT_KEY])
 	return (be64_get(key + 8) >> 2) + 3;
 }
 
-/* Bytes after the name are padding (format 2 reads them, so a later
- * build can pad names to hide their length without a format bump). */
+/* Bytes after the name are padding (index_dirent_put pads names to a
+ * length bucket; entries written before that have none). */
 static int dirent_decode(const uint8_t *p, size_t n, uint64_t *ino, uint8_t *type,
 			 const char **name, size_t *len)
 {
