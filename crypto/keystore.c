@@ -56,6 +56,7 @@
 #include "ks_internal.h"
 #include "util/byteorder.h"
 #include "util/fileutil.h"
+#include "util/safefile.h"
 
 #define KS_MAGIC "MEDVKEYS"
 #define KS_VERSION 1
@@ -346,29 +347,27 @@ static void file_free(struct ks_file *f)
 	free(f);
 }
 
-static int file_read(const char *path, uint8_t **out, size_t *outlen, char *why, size_t whylen)
+/*
+ * Read KSDIR/<uuid>.keys (path, for messages): KSDIR's owner and mode
+ * checked, the file reached without following a link and refused unless
+ * a regular file of ours (a FIFO planted there is not waited on).
+ */
+static int file_read(const char *ksdir, const char *path, uint8_t **out, size_t *outlen,
+		     char *why, size_t whylen)
 {
+	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 	char *buf = NULL;
-	int fd, rc = 0;
+	int dfd, rc;
 
-	/* O_NOFOLLOW: a link planted in KSDIR must not redirect the read */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		rc = -errno;
-		goto out;
-	}
-	rc = fd_read_all(fd, KS_FILE_MAX, &buf, outlen);
-	if (rc == -EINVAL || rc == -EFBIG) {
-		rc = why_set(why, whylen, -EBADMSG, "keystore %s is not a medvault keystore "
-			     "(not a regular file or too large)", path);
-		goto out;
-	}
-	*out = (uint8_t *)buf;
-out:
-	if (rc < 0 && rc != -EBADMSG)
-		why_set(why, whylen, rc, "cannot read keystore %s: %s", path, strerror(-rc));
-	if (fd >= 0)
-		close(fd);
+	if ((dfd = safe_dir_open(ksdir, why, whylen)) < 0)
+		return dfd;
+	rc = safe_read_all(dfd, name, KS_FILE_MAX, &buf, outlen, path, why, whylen);
+	close(dfd);
+	if (rc == -EFBIG)
+		return why_set(why, whylen, -EBADMSG, "keystore %s is not a medvault keystore "
+			       "(too large)", path);
+	if (rc == 0)
+		*out = (uint8_t *)buf;
 	return rc;
 }
 
@@ -387,7 +386,7 @@ static int file_load(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
 	if (!f)
 		return why_set(why, whylen, -ENOMEM, "out of memory");
 	keystore_path(ksdir, uuid, f->path, sizeof(f->path));
-	rc = file_read(f->path, &f->raw, &f->rawlen, why, whylen);
+	rc = file_read(ksdir, f->path, &f->raw, &f->rawlen, why, whylen);
 	if (rc == -ENOENT) {
 		why_set(why, whylen, rc, "no keystore for this volume: %s does not exist "
 			"(wrong --keystore?)", f->path);
@@ -464,11 +463,8 @@ static int dir_prepare(const char *ksdir, int create, int *dirfd, char *why, siz
 		return why_set(why, whylen, rc, "cannot create keystore directory %s: %s",
 			       ksdir, strerror(-rc));
 	}
-	fd = open(ksdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		return why_set(why, whylen, rc, "keystore directory %s: %s", ksdir, strerror(-rc));
-	}
+	if ((fd = safe_dir_open(ksdir, why, whylen)) < 0)
+		return fd;
 	if (fstat(fd, &st) == 0 && (st.st_mode & 0077))
 		fprintf(stderr, "medvault: warning: keystore directory %s is accessible to "
 			"other users (mode %03o); chmod 700 it\n", ksdir, st.st_mode & 0777);

@@ -26,6 +26,7 @@
 #include "crypto/aead.h"
 #include "crypto/secure.h"
 #include "util/fileutil.h"
+#include "util/safefile.h"
 
 #define QUEUE_MAX 200000	/* records waiting; beyond, they are counted lost */
 #define WAKE_AT 512		/* queued records that wake the writer early */
@@ -271,8 +272,8 @@ static int ensure_dir(struct audit *a)
 	}
 	if (mkdir(a->dir, 0700) < 0 && errno != EEXIST)
 		return -errno;
-	a->dirfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return a->dirfd < 0 ? -errno : 0;
+	a->dirfd = safe_dir_open(a->dir, NULL, 0);
+	return a->dirfd < 0 ? a->dirfd : 0;
 }
 
 /* Delete whole files older than the retention period: a file goes when the
@@ -452,7 +453,7 @@ static int checkpoint(struct audit *a, int64_t t)
 {
 	struct audit_checkpoint c;
 	uint8_t buf[AUDIT_CP_LEN];
-	int fd, rc;
+	int rc;
 
 	if (a->fd >= 0 && fdatasync(a->fd) < 0)
 		return -errno;
@@ -468,21 +469,9 @@ static int checkpoint(struct audit *a, int64_t t)
 	c.time_us = t;
 	c.file_no = a->file_no;
 	audit_cp_encode(a->k, &c, buf);
-	fd = openat(a->dirfd, AUDIT_CP_NAME ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	rc = write_full(fd, buf, sizeof(buf));
-	if (rc == 0 && fdatasync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	if (rc == 0 && renameat(a->dirfd, AUDIT_CP_NAME ".tmp", a->dirfd, AUDIT_CP_NAME) < 0)
-		rc = -errno;
-	if (rc == 0 && fsync(a->dirfd) < 0)
-		rc = -errno;
-	if (rc < 0) {
-		unlinkat(a->dirfd, AUDIT_CP_NAME ".tmp", 0);
+	/* through a temporary of an unpredictable name (safefile.h) */
+	if ((rc = safe_write_atomic(a->dirfd, AUDIT_CP_NAME, buf, sizeof(buf), 0600)) < 0)
 		return rc;
-	}
 	a->cp_seq = a->next_seq;
 	a->last_cp = mono_us();
 	return 0;
@@ -720,9 +709,9 @@ static int resume(struct audit *a, char *why, size_t whylen)
 	memset(&w, 0, sizeof(w));
 	if ((rc = audit_list_files(a->dirfd, &names, &h, &n)) < 0)
 		return why_set(why, whylen, rc, "cannot list the audit directory %s: %s", a->dir, strerror(-rc));
-	fd = openat(a->dirfd, AUDIT_CP_NAME, O_RDONLY | O_CLOEXEC);
+	fd = safe_open(a->dirfd, AUDIT_CP_NAME, O_RDONLY, 0, AUDIT_CP_NAME, NULL, 0);
 	if (fd < 0) {
-		rc = -errno;
+		rc = fd;
 		if (rc == -ENOENT && n == 0) {
 			rc = 0;		/* a new log */
 			goto out;
@@ -786,10 +775,11 @@ static int resume(struct audit *a, char *why, size_t whylen)
 	memcpy(a->head, w.head, AUDIT_HASH_LEN);
 	a->file_no = w.file_no;
 	if (walked) {
-		a->fd = openat(a->dirfd, w.file, O_WRONLY | O_APPEND | O_CLOEXEC);
+		a->fd = safe_open(a->dirfd, w.file, O_WRONLY | O_APPEND, 0, w.file, NULL, 0);
 		if (a->fd < 0) {
-			rc = why_set(why, whylen, -errno, "cannot open %s/%s: %s", a->dir, w.file,
-				     strerror(errno));
+			rc = why_set(why, whylen, a->fd, "cannot open %s/%s: %s", a->dir, w.file,
+				     strerror(-a->fd));
+			a->fd = -1;
 			goto out;
 		}
 		if (w.good_len < w.file_len) {
@@ -850,9 +840,10 @@ int audit_open(struct audit **out, const struct audit_opts *o, char *why, size_t
 			     "the audit directory %s must not be inside the store or the mount point", o->dir);
 		goto fail;
 	}
-	a->dirfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	a->dirfd = safe_dir_open(a->dir, why, whylen);
 	if (a->dirfd < 0) {
-		rc = why_set(why, whylen, -errno, "audit directory %s: %s", o->dir, strerror(errno));
+		rc = a->dirfd;
+		a->dirfd = -1;
 		goto fail;
 	}
 	/* one writer per trail: a snapshot or copy of this volume mounted
