@@ -703,13 +703,14 @@ static int resume(struct audit *a, char *why, size_t whylen)
 	char **names = NULL;
 	struct audit_header *h = NULL;
 	size_t n = 0, got = 0, first;
+	char cwhy[256];
 	ssize_t r;
 	int fd, rc, walked = 0;
 
 	memset(&w, 0, sizeof(w));
 	if ((rc = audit_list_files(a->dirfd, &names, &h, &n)) < 0)
 		return why_set(why, whylen, rc, "cannot list the audit directory %s: %s", a->dir, strerror(-rc));
-	fd = safe_open(a->dirfd, AUDIT_CP_NAME, O_RDONLY, 0, AUDIT_CP_NAME, NULL, 0);
+	fd = safe_open(a->dirfd, AUDIT_CP_NAME, O_RDONLY, 0, AUDIT_CP_NAME, cwhy, sizeof(cwhy));
 	if (fd < 0) {
 		rc = fd;
 		if (rc == -ENOENT && n == 0) {
@@ -719,7 +720,7 @@ static int resume(struct audit *a, char *why, size_t whylen)
 		why_set(why, whylen, rc == -ENOENT ? -EBADMSG : rc,
 			"audit log %s: %s", a->dir,
 			rc == -ENOENT ? "log files but no checkpoint (removed?); run medvault audit verify "
-					"and move the directory aside to start a new log" : strerror(-rc));
+					"and move the directory aside to start a new log" : cwhy);
 		rc = rc == -ENOENT ? -EBADMSG : rc;
 		goto out;
 	}

@@ -84,7 +84,7 @@ int blobstore_scan(const char *store, blobstore_scan_cb cb, void *ctx)
 	char path[PATH_MAX];
 	DIR *top;
 	struct dirent *d;
-	int rc = 0;
+	int rc = 0, bad = 0;
 
 	store_path(path, sizeof(path), store, STORE_PACKS);
 	if (!(top = opendir(path)))
@@ -107,13 +107,17 @@ int blobstore_scan(const char *store, blobstore_scan_cb cb, void *ctx)
 			if (end == e->d_name || strcmp(end, STORE_PACK_SUFFIX))
 				continue;
 			snprintf(file, sizeof(file), "%s/%s", sub, e->d_name);
-			if (lstat(file, &st) == 0 && S_ISREG(st.st_mode))
+			if (lstat(file, &st) < 0)
+				continue;
+			if (S_ISREG(st.st_mode))
 				rc = cb(ctx, id, (uint64_t)st.st_size);
+			else if (!bad)	/* a link or FIFO planted as a pack: never followed */
+				bad = S_ISLNK(st.st_mode) ? -ELOOP : -EINVAL;
 		}
 		closedir(sd);
 	}
 	closedir(top);
-	return rc;
+	return rc ? rc : bad;
 }
 
 static int note_max(void *ctx, uint64_t pack, uint64_t size)

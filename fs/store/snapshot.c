@@ -183,7 +183,11 @@ int snapshot_take(const char *store_arg, const char *dest, FILE *progress, snaps
 	}
 
 	if ((rc = list_packs(store, &packs, &npacks)) < 0) {
-		why_set(why, whylen, rc, "cannot list the packs of %s: %s", store, strerror(-rc));
+		if (rc == -ELOOP || rc == -EINVAL)
+			why_set(why, whylen, rc, "packs of %s: one is a symbolic link or not a regular "
+				"file; refused (run medvault fsck)", store);
+		else
+			why_set(why, whylen, rc, "cannot list the packs of %s: %s", store, strerror(-rc));
 		goto out;
 	}
 	for (size_t i = 0; i < npacks; i++)
