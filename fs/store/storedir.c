@@ -97,7 +97,8 @@ static int store_mounted(const char *store)
 	return found;
 }
 
-/* the program pid runs is this one */
+/* the program pid runs is this one, or pid is exiting (its memory, and
+ * with it /proc/PID/exe, goes before its files and their locks) */
 static int same_program(pid_t pid)
 {
 	char p[64], a[PATH_MAX], b[PATH_MAX];
@@ -105,6 +106,10 @@ static int same_program(pid_t pid)
 
 	snprintf(p, sizeof(p), "/proc/%d/exe", (int)pid);
 	n = readlink(p, a, sizeof(a) - 1);
+	if (n < 0 && errno == ENOENT) {
+		snprintf(p, sizeof(p), "/proc/%d", (int)pid);
+		return access(p, F_OK) == 0;
+	}
 	m = readlink("/proc/self/exe", b, sizeof(b) - 1);
 	if (n <= 0 || m <= 0)
 		return 0;
