@@ -117,7 +117,8 @@ static int same_program(pid_t pid)
 	return !strcmp(a, b);
 }
 
-/* Another process's pid holding a flock on the file of fd (0: none seen). */
+/* The pid of a process holding a flock on the file of fd: -1 when this
+ * process holds it, 0 when none is seen (just let go: try again). */
 static pid_t lock_holder(int fd)
 {
 	struct stat st;
@@ -139,8 +140,8 @@ static pid_t lock_holder(int fd)
 		    strcmp(kind, "FLOCK"))
 			continue;
 		if (ino == (unsigned long)st.st_ino && maj == major(st.st_dev) &&
-		    min == minor(st.st_dev) && pid > 0 && pid != getpid())
-			found = pid;
+		    min == minor(st.st_dev) && pid > 0)
+			found = pid == getpid() ? -1 : pid;
 	}
 	fclose(f);
 	return found;
@@ -171,12 +172,12 @@ int store_lock_take(int fd, const char *store, int exclusive)
 		 * the store.  Anything else holding it is in use now.
 		 */
 		holder = lock_holder(fd);
-		if (!holder || !same_program(holder) || store_mounted(store))
+		if (holder < 0 || (holder > 0 && !same_program(holder)) || store_mounted(store))
 			return -EBUSY;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (now.tv_sec - start.tv_sec >= STORE_LOCK_WAIT_S)
 			return -EBUSY;
-		if (!said) {
+		if (!said && holder > 0) {
 			fprintf(stderr, "medvault: waiting for medvault process %d to release store %s "
 				"(up to %d s)\n", (int)holder, store, STORE_LOCK_WAIT_S);
 			said = 1;
