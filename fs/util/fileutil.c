@@ -1,4 +1,5 @@
 #include "util/fileutil.h"
+#include "util/safefile.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -93,32 +94,18 @@ int dir_is_empty(const char *dir)
 
 int file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode)
 {
-	char tmp[PATH_MAX], dir[PATH_MAX];
-	int fd, rc = 0;
+	char dir[PATH_MAX], name[PATH_MAX];
+	int dfd, rc;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
 		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
+	snprintf(name, sizeof(name), "%s", path);
+	/* the temporary's name is unpredictable and made O_EXCL (safefile.h) */
+	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
 		return -errno;
-	if ((rc = write_full(fd, buf, len)) < 0)
-		goto fail;
-	if (fsync(fd) < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	close(fd);
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	snprintf(dir, sizeof(dir), "%s", path);
-	return fsync_dir(dirname(dir));
-fail:
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
+	rc = safe_write_atomic(dfd, basename(name), buf, len, mode);
+	close(dfd);
 	return rc;
 }
 

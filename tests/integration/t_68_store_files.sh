@@ -111,7 +111,8 @@ rm -f "$STORE/medvault.conf.tmp.$$" "$AUD/checkpoint.tmp"
 # the control socket: whatever is planted at its name is replaced, never
 # followed (root's run directory; removed again at unmount)
 SOCK=/run/medvault/$UUID.sock
-if [ "$(id -u)" = 0 ] && mkdir -p /run/medvault && [ ! -e "$SOCK" ]; then
+# (the run directory is the daemon's to make: the first mount above did)
+if [ "$(id -u)" = 0 ] && [ -d /run/medvault ] && [ ! -e "$SOCK" ]; then
 	ln -s "$TARGET" "$SOCK"
 	mv_mount "$STORE" "$MNT" "$KS" "$PF" && ok "mount with a link at the control socket's name" ||
 		not_ok "mount with a link at the control socket's name"
