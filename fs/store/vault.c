@@ -667,18 +667,21 @@ void vault_note_pid(struct vault *v)
 
 int vault_in_use(const char *store)
 {
+	char real[PATH_MAX];
 	int sdfd, fd = -1, rc;
 
-	if ((sdfd = safe_dir_open(store, NULL, 0)) < 0)
+	if (!realpath(store, real))
+		return -errno;
+	if ((sdfd = safe_dir_open(real, NULL, 0)) < 0)
 		return sdfd;
-	rc = store_lock_open(sdfd, store, 1, &fd, NULL, 0);
+	rc = store_lock_open(sdfd, real, 1, &fd, NULL, 0);
 	close(sdfd);
 	if (rc < 0 || fd < 0)
 		return rc;
-	if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+	/* a daemon still finishing after umount(8) is waited for */
+	rc = store_lock_take(fd, real, 0);
+	if (rc == 0)
 		flock(fd, LOCK_UN);
-	else
-		rc = errno == EWOULDBLOCK ? 1 : -errno;
 	close(fd);
-	return rc;
+	return rc == -EBUSY ? 1 : rc;
 }
