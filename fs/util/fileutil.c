@@ -1,11 +1,8 @@
 #include "util/fileutil.h"
-#include "util/safefile.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,23 +87,6 @@ int dir_is_empty(const char *dir)
 			empty = 0;
 	closedir(d);
 	return empty;
-}
-
-int file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode)
-{
-	char dir[PATH_MAX], name[PATH_MAX];
-	int dfd, rc;
-
-	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
-		return -ENAMETOOLONG;
-	snprintf(name, sizeof(name), "%s", path);
-	/* the temporary's name is unpredictable and made O_EXCL (safefile.h) */
-	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	rc = safe_write_atomic(dfd, basename(name), buf, len, mode);
-	close(dfd);
-	return rc;
 }
 
 /* off < 0: write(2) at the file position, else pwrite(2) at off */

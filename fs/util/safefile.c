@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,4 +247,21 @@ int safe_write_atomic(int dfd, const char *name, const void *buf, size_t len, mo
 		return rc;
 	}
 	return fsync(dfd) < 0 ? -errno : 0;
+}
+
+int file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode)
+{
+	char dir[PATH_MAX], name[PATH_MAX];
+	int dfd, rc;
+
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return -ENAMETOOLONG;
+	snprintf(name, sizeof(name), "%s", path);
+	/* the temporary's name is unpredictable and made O_EXCL (safefile.h) */
+	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	rc = safe_write_atomic(dfd, basename(name), buf, len, mode);
+	close(dfd);
+	return rc;
 }

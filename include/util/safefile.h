@@ -77,4 +77,7 @@ int safe_read_all(int dfd, const char *rel, size_t max, char **out, size_t *len,
  */
 int safe_write_atomic(int dfd, const char *name, const void *buf, size_t len, mode_t mode);
 
+/* The same by path, in a directory the caller made (a snapshot's). */
+int file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode);
+
 #endif
