@@ -62,6 +62,7 @@
 #include "ks_internal.h"
 #include "util/byteorder.h"
 #include "util/fileutil.h"
+#include "util/safefile.h"
 
 #define KS_MAGIC "MEDVKEYS"
 #define KS_VERSION 1
@@ -371,33 +372,37 @@ static int perms_verdict(int rc, enum ks_perms mode, char *why)
 	return 0;
 }
 
-static int file_read(const char *path, enum ks_perms perms, uint8_t **out, size_t *outlen,
-		     char *why, size_t whylen)
+/*
+ * Read KSDIR/<uuid>.keys (path, for messages): KSDIR's owner and mode
+ * checked, the file reached without following a link and refused unless
+ * a regular file of ours (a FIFO planted there is not waited on), then
+ * its own mode as perms asks.
+ */
+static int file_read(const char *ksdir, const char *path, enum ks_perms perms, uint8_t **out,
+		     size_t *outlen, char *why, size_t whylen)
 {
+	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 	char *buf = NULL;
-	int fd, rc = 0;
+	int dfd, fd, rc;
 
-	/* O_NOFOLLOW: a link planted in KSDIR must not redirect the read */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		rc = -errno;
-		goto out;
-	}
+	if ((dfd = safe_dir_open(ksdir, why, whylen)) < 0)
+		return dfd;
+	fd = safe_open(dfd, name, O_RDONLY, 0, path, why, whylen);
+	close(dfd);
+	if (fd < 0)
+		return fd;
 	rc = ks_perms_check(fd, path, "keystore", perms == PERMS_ALLOW, why, whylen);
-	if ((rc = perms_verdict(rc, perms, why)) < 0)
-		goto out;
-	rc = fd_read_all(fd, KS_FILE_MAX, &buf, outlen);
-	if (rc == -EINVAL || rc == -EFBIG) {
-		rc = why_set(why, whylen, -EBADMSG, "keystore %s is not a medvault keystore "
-			     "(not a regular file or too large)", path);
-		goto out;
+	if ((rc = perms_verdict(rc, perms, why)) == 0) {
+		rc = fd_read_all(fd, KS_FILE_MAX, &buf, outlen);
+		if (rc == -EINVAL || rc == -EFBIG)
+			rc = why_set(why, whylen, -EBADMSG, "keystore %s is not a medvault keystore "
+				     "(too large)", path);
+		else if (rc < 0)
+			why_set(why, whylen, rc, "cannot read keystore %s: %s", path, strerror(-rc));
+		else
+			*out = (uint8_t *)buf;
 	}
-	*out = (uint8_t *)buf;
-out:
-	if (rc < 0 && rc != -EBADMSG && rc != -EPERM)
-		why_set(why, whylen, rc, "cannot read keystore %s: %s", path, strerror(-rc));
-	if (fd >= 0)
-		close(fd);
+	close(fd);
 	return rc;
 }
 
@@ -433,7 +438,7 @@ static int file_load(const char *ksdir, const uint8_t uuid[KEYSTORE_UUID_LEN],
 	keystore_path(ksdir, uuid, f->path, sizeof(f->path));
 	if ((rc = dir_check(ksdir, perms, why, whylen)) < 0)
 		goto out;
-	rc = file_read(f->path, perms, &f->raw, &f->rawlen, why, whylen);
+	rc = file_read(ksdir, f->path, perms, &f->raw, &f->rawlen, why, whylen);
 	if (rc == -ENOENT) {
 		why_set(why, whylen, rc, "no keystore for this volume: %s does not exist "
 			"(wrong --keystore?)", f->path);
@@ -511,11 +516,8 @@ static int dir_prepare(const char *ksdir, int create, int insecure, int *dirfd,
 		return why_set(why, whylen, rc, "cannot create keystore directory %s: %s",
 			       ksdir, strerror(-rc));
 	}
-	fd = open(ksdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		return why_set(why, whylen, rc, "keystore directory %s: %s", ksdir, strerror(-rc));
-	}
+	if ((fd = safe_dir_open(ksdir, why, whylen)) < 0)
+		return fd;
 	if ((rc = ks_dir_perms_check(fd, ksdir, insecure, why, whylen)) < 0) {
 		close(fd);
 		return rc;

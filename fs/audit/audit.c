@@ -26,6 +26,7 @@
 #include "crypto/aead.h"
 #include "crypto/secure.h"
 #include "util/fileutil.h"
+#include "util/safefile.h"
 
 #define QUEUE_MAX 200000	/* records waiting; beyond, they are counted lost */
 #define WAKE_AT 512		/* queued records that wake the writer early */
@@ -277,8 +278,8 @@ static int ensure_dir(struct audit *a)
 	}
 	if (mkdir(a->dir, 0700) < 0 && errno != EEXIST)
 		return -errno;
-	a->dirfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return a->dirfd < 0 ? -errno : 0;
+	a->dirfd = safe_dir_open(a->dir, NULL, 0);
+	return a->dirfd < 0 ? a->dirfd : 0;
 }
 
 struct prune_walk {
@@ -532,35 +533,6 @@ fail:
 	return rc;
 }
 
-/* Replace DIR/name with buf atomically: a temporary file of our own
- * (O_EXCL, never a planted one), fdatasync, rename, fsync of the directory. */
-static int replace_file(struct audit *a, const char *name, const uint8_t *buf, size_t len)
-{
-	char tmp[64];
-	int fd, rc;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
-	fd = openat(a->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == EEXIST) {
-		/* left by a crash: ours to remove (unlink does not follow) */
-		unlinkat(a->dirfd, tmp, 0);
-		fd = openat(a->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	}
-	if (fd < 0)
-		return -errno;
-	rc = write_full(fd, buf, len);
-	if (rc == 0 && fdatasync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	if (rc == 0 && renameat(a->dirfd, tmp, a->dirfd, name) < 0)
-		rc = -errno;
-	if (rc == 0 && fsync(a->dirfd) < 0)
-		rc = -errno;
-	if (rc < 0)
-		unlinkat(a->dirfd, tmp, 0);
-	return rc;
-}
-
 /*
  * Every checkpoint's count and chain head leave the host (syslog, and the
  * export file if any): a log and checkpoint put back from a copy, however
@@ -611,7 +583,8 @@ static int checkpoint(struct audit *a, int64_t t)
 		syslog(LOG_ERR, "audit: the token cannot seal the checkpoint: %s", strerror(-len));
 		return len;
 	}
-	if ((rc = replace_file(a, AUDIT_CP_NAME, buf, (size_t)len)) < 0)
+	/* through a temporary of an unpredictable name (safefile.h) */
+	if ((rc = safe_write_atomic(a->dirfd, AUDIT_CP_NAME, buf, (size_t)len, 0600)) < 0)
 		return rc;
 	if (a->tcp_stale && unlinkat(a->dirfd, AUDIT_CP_TOKEN_NAME, 0) == 0)
 		fsync(a->dirfd);
@@ -856,7 +829,7 @@ static int resume_token(struct audit *a, const struct audit_checkpoint *cp, cons
 	if (!a->token_mac) {
 		if (cp->version != 2)
 			return 0;
-		if ((rc = replace_file(a, AUDIT_CP_TOKEN_NAME, raw, rawlen)) < 0)
+		if ((rc = safe_write_atomic(a->dirfd, AUDIT_CP_TOKEN_NAME, raw, rawlen, 0600)) < 0)
 			return why_set(why, whylen, rc, "audit log %s: cannot keep the token-sealed checkpoint: %s",
 				       a->dir, strerror(-rc));
 		syslog(LOG_WARNING, "audit: %s is mounted without its token: checkpoints are sealed by the "
@@ -908,15 +881,16 @@ static int resume(struct audit *a, char *why, size_t whylen)
 	char **names = NULL;
 	struct audit_header *h = NULL;
 	size_t n = 0, got = 0, first;
+	char cwhy[256];
 	ssize_t r;
 	int fd, rc, walked = 0;
 
 	memset(&w, 0, sizeof(w));
 	if ((rc = audit_list_files(a->dirfd, &names, &h, &n)) < 0)
 		return why_set(why, whylen, rc, "cannot list the audit directory %s: %s", a->dir, strerror(-rc));
-	fd = openat(a->dirfd, AUDIT_CP_NAME, O_RDONLY | O_CLOEXEC);
+	fd = safe_open(a->dirfd, AUDIT_CP_NAME, O_RDONLY, 0, AUDIT_CP_NAME, cwhy, sizeof(cwhy));
 	if (fd < 0) {
-		rc = -errno;
+		rc = fd;
 		if (rc == -ENOENT && n == 0) {
 			rc = 0;		/* a new log */
 			goto out;
@@ -924,7 +898,7 @@ static int resume(struct audit *a, char *why, size_t whylen)
 		why_set(why, whylen, rc == -ENOENT ? -EBADMSG : rc,
 			"audit log %s: %s", a->dir,
 			rc == -ENOENT ? "log files but no checkpoint (removed?); run medvault audit verify "
-					"and move the directory aside to start a new log" : strerror(-rc));
+					"and move the directory aside to start a new log" : cwhy);
 		rc = rc == -ENOENT ? -EBADMSG : rc;
 		goto out;
 	}
@@ -995,10 +969,11 @@ static int resume(struct audit *a, char *why, size_t whylen)
 	memcpy(a->head, w.head, AUDIT_HASH_LEN);
 	a->file_no = w.file_no;
 	if (walked) {
-		a->fd = openat(a->dirfd, w.file, O_WRONLY | O_APPEND | O_CLOEXEC);
+		a->fd = safe_open(a->dirfd, w.file, O_WRONLY | O_APPEND, 0, w.file, NULL, 0);
 		if (a->fd < 0) {
-			rc = why_set(why, whylen, -errno, "cannot open %s/%s: %s", a->dir, w.file,
-				     strerror(errno));
+			rc = why_set(why, whylen, a->fd, "cannot open %s/%s: %s", a->dir, w.file,
+				     strerror(-a->fd));
+			a->fd = -1;
 			goto out;
 		}
 		if (w.good_len < w.file_len) {
@@ -1064,9 +1039,10 @@ int audit_open(struct audit **out, const struct audit_opts *o, char *why, size_t
 			     "the audit directory %s must not be inside the store or the mount point", o->dir);
 		goto fail;
 	}
-	a->dirfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	a->dirfd = safe_dir_open(a->dir, why, whylen);
 	if (a->dirfd < 0) {
-		rc = why_set(why, whylen, -errno, "audit directory %s: %s", o->dir, strerror(errno));
+		rc = a->dirfd;
+		a->dirfd = -1;
 		goto fail;
 	}
 	/* one writer per trail: a snapshot or copy of this volume mounted

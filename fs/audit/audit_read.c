@@ -23,6 +23,7 @@
 #include "crypto/secure.h"
 #include "util/array.h"
 #include "util/byteorder.h"
+#include "util/safefile.h"
 
 /* ---- walking ---- */
 
@@ -83,10 +84,10 @@ int audit_walk_file(int dirfd, const char *name, const struct aead *k,
 	size_t len = 0, off;
 	int fd, rc = 0;
 
-	/* a planted FIFO must not hang the writer, a symlink not lead elsewhere */
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	/* a link, FIFO or device planted as a log file is refused, unread */
+	fd = safe_open(dirfd, name, O_RDONLY, 0, name, NULL, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (fstat(fd, &st) < 0) {
 		rc = -errno;
 		goto out;
@@ -255,7 +256,7 @@ int audit_list_files(int dirfd, char ***names, struct audit_header **hdrs, size_
 
 		if (!is_log_name(e->d_name))
 			continue;
-		fd = openat(dirfd, e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+		fd = safe_open(dirfd, e->d_name, O_RDONLY, 0, e->d_name, NULL, 0);
 		if (fd < 0)
 			continue;
 		got = pread(fd, buf, sizeof(buf), 0);
@@ -311,11 +312,11 @@ void audit_free_list(char **names, struct audit_header *hdrs, size_t n)
 
 static int read_cp_named(int dirfd, const char *name, uint8_t *buf, size_t cap, size_t *got)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	int fd = safe_open(dirfd, name, O_RDONLY, 0, name, NULL, 0);
 	ssize_t n;
 
 	if (fd < 0)
-		return -errno;
+		return fd;
 	n = pread(fd, buf, cap, 0);
 	close(fd);
 	if (n < 0)

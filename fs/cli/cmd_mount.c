@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -20,6 +21,8 @@
 #include "crypto/keystore.h"
 #include "daemon/control.h"
 #include "daemon/daemon.h"
+#include "store/storedir.h"
+#include "util/safefile.h"
 #include "cli.h"
 #include "key_opts.h"
 
@@ -306,11 +309,13 @@ out:
 
 static int wait_store_released(const char *store)
 {
-	char path[PATH_MAX + 32];
-	int fd;
+	int fd = -1, sdfd = safe_dir_open(store, NULL, 0);
 
-	snprintf(path, sizeof(path), "%s/medvault.lock", store);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* nothing planted in the store is followed or waited on */
+	if (sdfd >= 0) {
+		store_lock_open(sdfd, store, 1, &fd, NULL, 0);
+		close(sdfd);
+	}
 	if (fd < 0)
 		return 0;
 	/* the daemon holds this lock until its last write is durable */
@@ -340,18 +345,28 @@ int cmd_umount(int argc, char **argv)
 	 * daemon without the channel is waited for on the store's lock */
 	if (control_wait_begin(NULL, source, &wfd) < 0)
 		wfd = -1;
-	pid = fork();
-	if (pid < 0) {
-		rc = fail("fork: %s", strerror(errno));
-		goto out;
-	}
-	if (pid == 0) {
-		execlp("fusermount3", "fusermount3", "-u", "-q", real, (char *)NULL);
-		_exit(127);
-	}
-	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
-		rc = fail("cannot unmount %s (busy? close files and leave the directory)", argv[1]);
-		goto out;
+	if (geteuid() == 0) {
+		/* as umount(8) does for ext4: a busy mount stays, and says so */
+		if (umount2(real, UMOUNT_NOFOLLOW) < 0) {
+			rc = errno == EBUSY ? fail("cannot unmount %s: target is busy (close its files "
+						   "and leave the directory)", argv[1])
+					    : fail("cannot unmount %s: %s", argv[1], strerror(errno));
+			goto out;
+		}
+	} else {
+		pid = fork();
+		if (pid < 0) {
+			rc = fail("fork: %s", strerror(errno));
+			goto out;
+		}
+		if (pid == 0) {
+			execlp("fusermount3", "fusermount3", "-u", "-q", real, (char *)NULL);
+			_exit(127);
+		}
+		if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
+			rc = fail("cannot unmount %s (busy? close files and leave the directory)", argv[1]);
+			goto out;
+		}
 	}
 	if (wfd >= 0) {
 		rc = control_wait_end(wfd, UMOUNT_WAIT_MS);

@@ -28,9 +28,11 @@
 #include "store/index_check.h"
 #include "store/layout.h"
 #include "store/snapshot.h"
+#include "store/storedir.h"
 #include "store/vault.h"
 #include "store/volconf.h"
 #include "util/fileutil.h"
+#include "util/safefile.h"
 #include "cli.h"
 #include "key_opts.h"
 
@@ -513,15 +515,20 @@ int cmd_info(int argc, char **argv)
 	/* LMDB trusts its file: a confined child checks it before we read it;
 	 * unmounted, our shared lock keeps a daemon out meanwhile */
 	{
-		char lpath[PATH_MAX];
-		int lfd, mine;
+		int lfd = -1, mine, sdfd;
 
-		store_path(lpath, sizeof(lpath), sc.store, STORE_LOCK);
-		lfd = open(lpath, O_RDONLY | O_CLOEXEC);
+		/* nothing in the store is followed or waited on (storedir.h) */
+		if ((rc = sdfd = safe_dir_open(sc.store, why, sizeof(why))) >= 0) {
+			rc = store_lock_open(sdfd, sc.store, 1, &lfd, why, sizeof(why));
+			if (rc == 0)
+				rc = store_index_check(sdfd, sc.store, why, sizeof(why));
+			close(sdfd);
+		}
 		mine = lfd >= 0 && flock(lfd, LOCK_SH | LOCK_NB) == 0;
 		store_path(ipath, sizeof(ipath), sc.store, STORE_INDEX);
-		rc = index_check_structure_flags(ipath, mine ? 0 : INDEX_CHECK_LIVE, 0, why,
-						 sizeof(why));
+		if (rc == 0)
+			rc = index_check_structure_flags(ipath, mine ? 0 : INDEX_CHECK_LIVE, 0, why,
+							 sizeof(why));
 		if (rc == 0)
 			irc = index_env_counts(ipath, counts);
 		if (lfd >= 0)

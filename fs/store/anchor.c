@@ -18,6 +18,7 @@
 #include "store/volconf.h"
 #include "util/byteorder.h"
 #include "util/fileutil.h"
+#include "util/safefile.h"
 
 #define TMP_TRIES 8
 
@@ -80,12 +81,11 @@ static int anchor_name(char *buf, size_t len, const uint8_t uuid[ANCHOR_UUID_LEN
 }
 
 /* KSDIR itself is the operator's choice, as for the keystore: it may be
- * a link; only the names inside it are never followed */
+ * a link; only the names inside it are never followed.  Its owner and
+ * mode are checked as the keystore's are (safefile.h). */
 static int ksdir_open(const char *ksdir)
 {
-	int fd = open(ksdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	return fd < 0 ? -errno : fd;
+	return safe_dir_open(ksdir, NULL, 0);
 }
 
 int anchor_load(const char *ksdir, const struct volkeys *vk, const uint8_t uuid[ANCHOR_UUID_LEN],

@@ -15,6 +15,7 @@
 
 #include "util/byteorder.h"
 #include "util/fileutil.h"
+#include "util/safefile.h"
 
 #define PACK_MAGIC "MVPACK01"
 #define FD_CACHE 64
@@ -40,6 +41,7 @@ struct pack_fd {
 
 struct blobstore {
 	char *store;
+	int sdfd;	/* STORE: packs are reached from it, no link followed */
 	uint8_t uuid[16];
 	uint64_t pack_size;
 	pthread_mutex_t lock;		/* protects everything below */
@@ -60,6 +62,13 @@ void blobstore_pack_path(const char *store, uint64_t pack, char *out, size_t out
 	store_pack_path(out, outlen, store, pack);
 }
 
+/* packs/<xx>/<16 hex>.pack, relative to STORE */
+static void pack_rel(uint64_t pack, char *out, size_t outlen)
+{
+	snprintf(out, outlen, STORE_PACKS_NAME "/%02x/%016" PRIx64 STORE_PACK_SUFFIX,
+		 (unsigned)(pack & 0xff), pack);
+}
+
 int blobstore_create(const char *store)
 {
 	char path[PATH_MAX];
@@ -75,7 +84,7 @@ int blobstore_scan(const char *store, blobstore_scan_cb cb, void *ctx)
 	char path[PATH_MAX];
 	DIR *top;
 	struct dirent *d;
-	int rc = 0;
+	int rc = 0, bad = 0;
 
 	store_path(path, sizeof(path), store, STORE_PACKS);
 	if (!(top = opendir(path)))
@@ -98,13 +107,17 @@ int blobstore_scan(const char *store, blobstore_scan_cb cb, void *ctx)
 			if (end == e->d_name || strcmp(end, STORE_PACK_SUFFIX))
 				continue;
 			snprintf(file, sizeof(file), "%s/%s", sub, e->d_name);
-			if (stat(file, &st) == 0 && S_ISREG(st.st_mode))
+			if (lstat(file, &st) < 0)
+				continue;
+			if (S_ISREG(st.st_mode))
 				rc = cb(ctx, id, (uint64_t)st.st_size);
+			else if (!bad)	/* a link or FIFO planted as a pack: never followed */
+				bad = S_ISLNK(st.st_mode) ? -ELOOP : -EINVAL;
 		}
 		closedir(sd);
 	}
 	closedir(top);
-	return rc;
+	return rc ? rc : bad;
 }
 
 static int note_max(void *ctx, uint64_t pack, uint64_t size)
@@ -140,6 +153,25 @@ int blobstore_open(struct blobstore **out, const char *store, const uint8_t uuid
 		free(bs);
 		return -ENOMEM;
 	}
+	bs->sdfd = safe_dir_open(store, NULL, 0);
+	if (bs->sdfd >= 0) {
+		int pfd = safe_subdir_open(bs->sdfd, STORE_PACKS_NAME, 0, STORE_PACKS_NAME, NULL, 0);
+
+		if (pfd >= 0 || pfd == -ENOENT) {
+			if (pfd >= 0)
+				close(pfd);
+		} else {
+			close(bs->sdfd);
+			bs->sdfd = pfd;
+		}
+	}
+	if (bs->sdfd < 0) {
+		int rc = bs->sdfd;
+
+		free(bs->store);
+		free(bs);
+		return rc;
+	}
 	memcpy(bs->uuid, uuid, 16);
 	bs->pack_size = pack_size;
 	found = scan_max_id(store);
@@ -164,6 +196,7 @@ void blobstore_close(struct blobstore *bs)
 	}
 	pthread_mutex_destroy(&bs->lock);
 	pthread_mutex_destroy(&bs->sync_lock);
+	close(bs->sdfd);
 	free(bs->store);
 	free(bs);
 }
@@ -213,7 +246,7 @@ static void mark_dirty(struct blobstore *bs, uint64_t id)
 /* lock held: start a new pack file with its header. */
 static int pack_start(struct blobstore *bs)
 {
-	char path[PATH_MAX], dir[PATH_MAX];
+	char path[PATH_MAX], dir[64];
 	uint8_t hdr[BLOBSTORE_HEADER_LEN];
 	struct pack_fd *slot;
 	uint64_t id = bs->last_id + 1;
@@ -225,26 +258,29 @@ static int pack_start(struct blobstore *bs)
 	slot = cache_slot(bs);
 	if (!slot)
 		return -EMFILE;
-	store_pack_dir(dir, sizeof(dir), bs->store, id);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	blobstore_pack_path(bs->store, id, path, sizeof(path));
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	snprintf(dir, sizeof(dir), STORE_PACKS_NAME "/%02x", (unsigned)(id & 0xff));
+	if ((fd = safe_subdir_open(bs->sdfd, dir, 1, dir, NULL, 0)) < 0)
+		return fd;
+	close(fd);
+	pack_rel(id, path, sizeof(path));
+	fd = safe_open(bs->sdfd, path, O_RDWR | O_CREAT | O_EXCL, 0600, path, NULL, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	memcpy(hdr, PACK_MAGIC, 8);
 	memcpy(hdr + 8, bs->uuid, 16);
 	be64_put(hdr + 24, id);
 	if ((rc = pwrite_full(fd, hdr, sizeof(hdr), 0)) < 0) {
 		close(fd);
-		unlink(path);
+		unlinkat(bs->sdfd, path, 0);
 		return rc;
 	}
 	bs->last_id = id;
 	slot->id = id;
 	slot->fd = fd;
 	/* tmpfs and some others refuse O_DIRECT: then every append is buffered */
-	slot->dfd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	slot->dfd = safe_open(bs->sdfd, path, O_WRONLY | O_DIRECT, 0, path, NULL, 0);
+	if (slot->dfd < 0)
+		slot->dfd = -1;
 	slot->refs = 0;
 	slot->last_use = ++bs->tick;
 	bs->open_pack = slot;
@@ -353,10 +389,11 @@ static int pack_get(struct blobstore *bs, uint64_t id, struct pack_fd **out)
 			return 0;
 		}
 	}
-	blobstore_pack_path(bs->store, id, path, sizeof(path));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	pack_rel(id, path, sizeof(path));
+	/* a link, FIFO or device planted as a pack is refused, not read */
+	fd = safe_open(bs->sdfd, path, O_RDONLY, 0, path, NULL, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	slot = cache_slot(bs);
 	if (!slot) {
 		*out = NULL;
@@ -486,8 +523,8 @@ int blobstore_pack_remove(struct blobstore *bs, uint64_t pack)
 		}
 	}
 	pthread_mutex_unlock(&bs->lock);
-	blobstore_pack_path(bs->store, pack, path, sizeof(path));
-	if (unlink(path) < 0)
+	pack_rel(pack, path, sizeof(path));
+	if (unlinkat(bs->sdfd, path, 0) < 0)
 		return -errno;
 	return 0;
 }
@@ -507,8 +544,8 @@ int64_t blobstore_pack_size(struct blobstore *bs, uint64_t pack)
 	char path[PATH_MAX];
 	struct stat st;
 
-	blobstore_pack_path(bs->store, pack, path, sizeof(path));
-	if (stat(path, &st) < 0)
+	pack_rel(pack, path, sizeof(path));
+	if (fstatat(bs->sdfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	return st.st_size;
+	return S_ISREG(st.st_mode) ? st.st_size : -EINVAL;
 }

@@ -23,6 +23,7 @@
 #include "store/layout.h"
 #include "util/array.h"
 #include "util/progress.h"
+#include "util/safefile.h"
 
 #define MOVE_BATCH_BYTES (8u << 20)
 
@@ -241,7 +242,17 @@ int compact_run(struct vault *v, double ratio, pthread_rwlock_t *barrier,
 		goto out;
 
 	store_path(lock_path, sizeof(lock_path), v->store, STORE_SNAPSHOT_LOCK);
-	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	{
+		int sdfd = safe_dir_open(v->store, NULL, 0);
+
+		lock_fd = sdfd < 0 ? sdfd : safe_open(sdfd, STORE_SNAPSHOT_LOCK_NAME, O_RDWR | O_CREAT, 0600,
+						      lock_path, NULL, 0);
+		if (sdfd >= 0)
+			close(sdfd);
+		if (lock_fd < 0)
+			syslog(LOG_WARNING, "compaction: %s refused (%s): no pack deleted", lock_path,
+			       strerror(-lock_fd));
+	}
 	if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		/* a snapshot may be linking these packs: next time */
 		st->packs_kept = pc.n;

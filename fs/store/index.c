@@ -681,8 +681,11 @@ int index_open(struct index **out, const char *dir, const uint8_t uuid[16],
 	 * map starts at the file's size (16 MiB new) and grows by steps when
 	 * full, written ahead (map_room) rather than left sparse.
 	 */
+	/* read-only: NOLOCK too, so lock.mdb is neither made nor written
+	 * (an fsck check leaves the store byte for byte as it was).  The
+	 * caller holds the store's lock, so no writer runs meanwhile. */
 	rc = mdb_err(mdb_env_open(ix->env, dir,
-				  rdonly ? MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD
+				  rdonly ? MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD | MDB_NOLOCK
 					 : MDB_NOSYNC | MDB_NOTLS | MDB_NORDAHEAD | MDB_WRITEMAP,
 				  0600));
 	if (rc < 0)

@@ -27,6 +27,8 @@
 
 #include "store/blobstore.h"
 #include "util/fileutil.h"
+#include "util/safefile.h"
+#include "store/storedir.h"
 #include "store/index.h"
 #include "store/index_check.h"
 #include "util/progress.h"
@@ -71,15 +73,15 @@ static int list_packs(const char *store, struct pack_file **out, size_t *n)
 
 /* Copy the first len bytes of src to a new dst, keeping src's mtime so
  * that rsync sees an unchanged pack as unchanged. */
-static int copy_prefix(const char *src, const char *dst, off_t len)
+static int copy_prefix(int sdfd, const char *src, const char *dst, off_t len)
 {
 	char buf[1 << 16];
 	struct stat st;
 	off_t done = 0;
 	int in, out, rc = 0;
 
-	if ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0)
-		return -errno;
+	if ((in = safe_open(sdfd, src, O_RDONLY, 0, src, NULL, 0)) < 0)
+		return in;
 	if (fstat(in, &st) < 0 || (out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
 		rc = -errno;
 		close(in);
@@ -136,20 +138,29 @@ int snapshot_take(const char *store_arg, const char *dest, FILE *progress, snaps
 	struct progress prog;
 	uint64_t newest = 0;
 	size_t npacks = 0;
-	int lock_fd = -1, rc, linked = 0, copied = 0;
+	int sdfd = -1, lock_fd = -1, rc, linked = 0, copied = 0;
 
 	if (!realpath(store_arg, store))
 		return why_set(why, whylen, -errno, "store %s: %s", store_arg, strerror(errno));
 	if ((rc = volconf_load(store, &vc, why, whylen)) < 0)
 		return rc;
 	volconf_release(&vc);
+	if ((sdfd = safe_dir_open(store, why, whylen)) < 0)
+		return sdfd;
+	/* what LMDB will open by name, before anything is made in dest */
+	if ((rc = store_index_check(sdfd, store, why, whylen)) < 0)
+		goto out;
 	if ((rc = dest_prepare(dest, why, whylen)) < 0)
-		return rc;
+		goto out;
 
 	/* compaction deletes packs only when it can take this exclusively */
 	store_path(path, sizeof(path), store, STORE_SNAPSHOT_LOCK);
-	lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (lock_fd < 0 || flock(lock_fd, LOCK_SH) < 0) {
+	lock_fd = safe_open(sdfd, STORE_SNAPSHOT_LOCK_NAME, O_RDWR | O_CREAT, 0600, path, why, whylen);
+	if (lock_fd < 0) {
+		rc = lock_fd;
+		goto out;
+	}
+	if (flock(lock_fd, LOCK_SH) < 0) {
 		rc = why_set(why, whylen, -errno, "cannot lock %s: %s", path, strerror(errno));
 		goto out;
 	}
@@ -179,7 +190,11 @@ int snapshot_take(const char *store_arg, const char *dest, FILE *progress, snaps
 	}
 
 	if ((rc = list_packs(store, &packs, &npacks)) < 0) {
-		why_set(why, whylen, rc, "cannot list the packs of %s: %s", store, strerror(-rc));
+		if (rc == -ELOOP || rc == -EINVAL)
+			why_set(why, whylen, rc, "packs of %s: one is a symbolic link or not a regular "
+				"file; refused (run medvault fsck)", store);
+		else
+			why_set(why, whylen, rc, "cannot list the packs of %s: %s", store, strerror(-rc));
 		goto out;
 	}
 	for (size_t i = 0; i < npacks; i++)
@@ -199,14 +214,18 @@ int snapshot_take(const char *store_arg, const char *dest, FILE *progress, snaps
 			rc = -errno;
 			break;
 		}
-		blobstore_pack_path(store, p->id, path, sizeof(path));
+		snprintf(path, sizeof(path), STORE_PACKS_NAME "/%02x/%016" PRIx64 STORE_PACK_SUFFIX,
+			 (unsigned)(p->id & 0xff), p->id);
 		blobstore_pack_path(dest, p->id, dpath, sizeof(dpath));
-		if (p->id != newest && link(path, dpath) == 0) {
+		/* linkat never follows a link at path, and only a regular
+		 * file of ours is linked; anything else is refused below */
+		if (p->id != newest && safe_check(sdfd, path, 0, path, NULL, 0) == 0 &&
+		    linkat(sdfd, path, AT_FDCWD, dpath, 0) == 0) {
 			linked++;
 		} else if (p->id != newest && errno == ENOENT) {
 			/* deleted since listed: only dead packs go, nothing lost */
 		} else {
-			if ((rc = copy_prefix(path, dpath, p->size)) < 0 && rc != -ENOENT)
+			if ((rc = copy_prefix(sdfd, path, dpath, p->size)) < 0 && rc != -ENOENT)
 				break;
 			rc = 0;
 			copied++;
@@ -227,7 +246,7 @@ int snapshot_take(const char *store_arg, const char *dest, FILE *progress, snaps
 		store_path(path, sizeof(path), store, STORE_CONF);
 		store_path(dpath, sizeof(dpath), dest, STORE_LOCK);
 		close(open(dpath, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
-		if ((rc = file_read_all(path, 1 << 16, &text, &len)) == 0) {
+		if ((rc = safe_read_all(sdfd, STORE_CONF_NAME, 1 << 16, &text, &len, path, NULL, 0)) == 0) {
 			store_path(dpath, sizeof(dpath), dest, STORE_CONF);
 			rc = file_write_atomic(dpath, text, len, 0600);
 		}
@@ -245,5 +264,7 @@ out:
 	free(packs);
 	if (lock_fd >= 0)
 		close(lock_fd);
+	if (sdfd >= 0)
+		close(sdfd);
 	return rc;
 }

@@ -2,6 +2,8 @@
 #include "store/vault.h"
 #include "store/layout.h"
 #include "store/index_check.h"
+#include "store/storedir.h"
+#include "util/safefile.h"
 
 #include <dirent.h>
 #include <inttypes.h>
@@ -135,6 +137,16 @@ int vault_init(const struct vault_init_opts *o, char *why, size_t whylen)
 	} else {
 		made_store = 1;
 	}
+	{
+		/* an empty directory others could plant files in is no store */
+		int sdfd = safe_dir_open(o->store, why, whylen);
+
+		if (sdfd < 0) {
+			rc = sdfd;
+			goto fail;
+		}
+		close(sdfd);
+	}
 
 	secure_random(vc.uuid, sizeof(vc.uuid));
 	mk = secure_alloc(KEYSTORE_MK_LEN);
@@ -183,15 +195,14 @@ int vault_init(const struct vault_init_opts *o, char *why, size_t whylen)
 		why_set(why, whylen, rc, "cannot create %s/" STORE_PACKS_NAME ": %s", o->store, strerror(-rc));
 		goto fail_ks;
 	}
-	store_path(path, sizeof(path), o->store, STORE_LOCK);
 	{
-		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		int fd = -1, sdfd = safe_dir_open(o->store, why, whylen);
 
-		if (fd < 0) {
-			rc = -errno;
-			why_set(why, whylen, rc, "cannot create %s: %s", path, strerror(errno));
+		rc = sdfd < 0 ? sdfd : store_lock_open(sdfd, o->store, 0, &fd, why, whylen);
+		if (sdfd >= 0)
+			close(sdfd);
+		if (rc < 0)
 			goto fail_ks;
-		}
 		close(fd);
 	}
 	/* the card last: a store without it is visibly unfinished */
@@ -484,7 +495,7 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 	uint8_t *mk = NULL;
 	char path[PATH_MAX];
 	uint64_t max_pack = 0;
-	int rc;
+	int rc, sdfd = -1;
 
 	*out = NULL;
 	v = calloc(1, sizeof(*v));
@@ -495,6 +506,10 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 	v->store = realpath(store, NULL);
 	if (!v->store) {
 		rc = why_set(why, whylen, -errno, "store %s: %s", store, strerror(errno));
+		goto fail;
+	}
+	if ((sdfd = safe_dir_open(v->store, why, whylen)) < 0) {
+		rc = sdfd;
 		goto fail;
 	}
 	v->key = key;
@@ -511,21 +526,15 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 		goto fail;
 	}
 
-	store_path(path, sizeof(path), v->store, STORE_LOCK);
-	/* made by init, so a refused open changes nothing in the store; a
-	 * read-only open creates nothing (the store may be on read-only
-	 * media) and takes the lock through a read-only descriptor */
-	v->lock_fd = open(path, (v->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (v->lock_fd < 0 && errno == ENOENT && !v->read_only)
-		v->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (v->lock_fd < 0 && !(v->read_only && errno == ENOENT)) {
-		rc = why_set(why, whylen, -errno, "cannot open %s: %s", path, strerror(errno));
+	if ((rc = store_lock_open(sdfd, v->store, v->read_only, &v->lock_fd, why, whylen)) < 0)
+		goto fail;
+	if (v->lock_fd >= 0 && (rc = store_lock_take(v->lock_fd, v->store, 1)) < 0) {
+		rc = why_set(why, whylen, rc, "store %s is in use by another medvault process", store);
 		goto fail;
 	}
-	if (v->lock_fd >= 0 && flock(v->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		rc = why_set(why, whylen, -EBUSY, "store %s is in use by another medvault process", store);
+	/* LMDB opens its files by name: checked first, under the lock */
+	if ((rc = store_index_check(sdfd, v->store, why, whylen)) < 0)
 		goto fail;
-	}
 
 	if ((rc = keystore_unlock(keystore, v->conf.uuid, key, &mk, why, whylen)) < 0)
 		goto fail;
@@ -610,9 +619,12 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 		why_set(why, whylen, rc, "cannot open packs of %s: %s", store, strerror(-rc));
 		goto fail;
 	}
+	close(sdfd);
 	*out = v;
 	return 0;
 fail:
+	if (sdfd >= 0)
+		close(sdfd);
 	keystore_key_free(mk);
 	v->anchor_writable = 0;		/* a refused store keeps its anchor */
 	vault_close(v);
@@ -665,17 +677,21 @@ void vault_note_pid(struct vault *v)
 
 int vault_in_use(const char *store)
 {
-	char path[PATH_MAX];
-	int fd, rc = 0;
+	char real[PATH_MAX];
+	int sdfd, fd = -1, rc;
 
-	store_path(path, sizeof(path), store, STORE_LOCK);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+	if (!realpath(store, real))
+		return -errno;
+	if ((sdfd = safe_dir_open(real, NULL, 0)) < 0)
+		return sdfd;
+	rc = store_lock_open(sdfd, real, 1, &fd, NULL, 0);
+	close(sdfd);
+	if (rc < 0 || fd < 0)
+		return rc;
+	/* a daemon still finishing after umount(8) is waited for */
+	rc = store_lock_take(fd, real, 0);
+	if (rc == 0)
 		flock(fd, LOCK_UN);
-	else
-		rc = errno == EWOULDBLOCK ? 1 : -errno;
 	close(fd);
-	return rc;
+	return rc == -EBUSY ? 1 : rc;
 }

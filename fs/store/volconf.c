@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "crypto/aead.h"
 #include "util/fileutil.h"
+#include "util/safefile.h"
 #include "crypto/secure.h"
 #include "crypto/volkeys.h"
 
@@ -71,15 +73,18 @@ int volconf_load(const char *store, struct volconf *vc, char *why, size_t whylen
 	char *text = NULL, *line, *save = NULL, *copy = NULL;
 	size_t len;
 	unsigned seen = 0;
-	int rc, have_mac = 0;
+	int rc, dfd, have_mac = 0;
 
 	memset(vc, 0, sizeof(*vc));
+	if ((dfd = safe_dir_open(store, why, whylen)) < 0)
+		return dfd;
 	store_path(path, sizeof(path), store, STORE_CONF);
-	rc = file_read_all(path, VOLCONF_MAX, &text, &len);
+	rc = safe_read_all(dfd, STORE_CONF_NAME, VOLCONF_MAX, &text, &len, path, why, whylen);
+	close(dfd);
 	if (rc == -ENOENT)
 		return why_set(why, whylen, rc, "%s is not a medvault store (no " STORE_CONF_NAME ")", store);
 	if (rc < 0)
-		return why_set(why, whylen, rc, "cannot read %s/" STORE_CONF_NAME, store);
+		return rc;
 	if (strlen(text) != len) {
 		rc = -EBADMSG;
 		goto bad;
@@ -165,10 +170,10 @@ int volconf_verify(const struct volconf *vc, const uint8_t *mk)
 
 int volconf_save(const char *store, struct volconf *vc, const uint8_t *mk)
 {
-	char path[PATH_MAX], uuid[33], machex[65];
+	char uuid[33], machex[65];
 	char buf[2048];
 	uint8_t mac[32];
-	int n, m;
+	int n, m, dfd, rc;
 
 	volconf_uuid_hex(vc->uuid, uuid);
 	n = snprintf(buf, sizeof(buf),
@@ -180,8 +185,11 @@ int volconf_save(const char *store, struct volconf *vc, const uint8_t *mk)
 	volkeys_conf_mac(mk, buf, (size_t)n, mac);
 	secure_hex(machex, mac, 32);
 	m = snprintf(buf + n, sizeof(buf) - (size_t)n, "mac=%s\n", machex);
-	store_path(path, sizeof(path), store, STORE_CONF);
-	return file_write_atomic(path, buf, (size_t)(n + m), 0600);
+	if ((dfd = safe_dir_open(store, NULL, 0)) < 0)
+		return dfd;
+	rc = safe_write_atomic(dfd, STORE_CONF_NAME, buf, (size_t)(n + m), 0600);
+	close(dfd);
+	return rc;
 }
 
 void volconf_release(struct volconf *vc)

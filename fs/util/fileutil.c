@@ -3,8 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,37 +87,6 @@ int dir_is_empty(const char *dir)
 			empty = 0;
 	closedir(d);
 	return empty;
-}
-
-int file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode)
-{
-	char tmp[PATH_MAX], dir[PATH_MAX];
-	int fd, rc = 0;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
-		return -errno;
-	if ((rc = write_full(fd, buf, len)) < 0)
-		goto fail;
-	if (fsync(fd) < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	close(fd);
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	snprintf(dir, sizeof(dir), "%s", path);
-	return fsync_dir(dirname(dir));
-fail:
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	return rc;
 }
 
 /* off < 0: write(2) at the file position, else pwrite(2) at off */

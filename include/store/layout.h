@@ -10,7 +10,8 @@
  *   STORE/packs/<xx>/<16 hex digits>.pack
  *                              a pack; xx is the low byte of its id, in hex
  *
- * file_write_atomic leaves NAME.tmp.<pid> beside a file while it replaces it.
+ * medvault.conf is replaced through .medvault.conf.tmp.<16 random hex>
+ * (util/safefile.h: nothing here is followed or waited on).
  * The keystore is not here: KSDIR never lives inside STORE, and crypto/
  * names its file (keystore_path: KSDIR/<uuid-hex>.keys).  Beside it lies
  * the store's rollback anchor, KSDIR/<uuid-hex>.anchor (fs/store/anchor.c),

@@ -135,7 +135,8 @@ int vault_anchor_move(struct vault *v, int clean);
 void vault_note_pid(struct vault *v);
 
 /* 1 if a process holds STORE's lock (a mounted daemon, or fsck), 0 if
- * none, -errno. */
+ * none, -errno.  A daemon finishing after umount(8) is waited for, as in
+ * vault_open (store_lock_take). */
 int vault_in_use(const char *store);
 
 #endif

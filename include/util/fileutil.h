@@ -17,8 +17,6 @@ int file_read_all(const char *path, size_t max, char **out, size_t *len);
  * e.g. O_NOFOLLOW); -EINVAL when not a regular file. */
 int fd_read_all(int fd, size_t max, char **out, size_t *len);
 
-/* Replace path atomically: temp file, write, fsync, rename, fsync dir. */
-int file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode);
 
 int fsync_dir(const char *dir);
 

@@ -18,6 +18,7 @@
 #include "util/array.h"
 #include "util/byteorder.h"
 #include "util/fileutil.h"
+#include "util/safefile.h"
 
 static void test_loops(const char *dir)
 {
