@@ -201,7 +201,7 @@ int ks_dir_perms_check(int dirfd, const char *dir, int allow, char *why, size_t 
 		return why_set(why, whylen, -errno, "keystore directory %s: %s", dir, strerror(errno));
 	if (st.st_mode & 022)
 		return why_set(why, whylen, -EPERM, "keystore directory %s is writable by group or "
-			       "others (mode %04o): chmod 700 it, " KS_PERMS_HINT, dir,
+			       "others (mode %04o): chmod 700 it", dir,
 			       (unsigned)(st.st_mode & 07777));
 	return 0;
 }

@@ -88,7 +88,7 @@ fi
 chmod 0600 "$KF"
 chmod 0777 "$KS"
 refused "keystore directory 0777" "keystore directory .* is writable by group or others \(mode 0777\)" "${MOUNT[@]}"
-refused "key add into it" "keystore directory .* writable" \
+refused "key add into it" "writable by (group or )?others" \
 	"$MV" key add "$STORE" --keystore "$KS" --passphrase-file "$PF" --new-passphrase-file "$PF"
 chmod 0755 "$KS"
 if mv_mount "$STORE" "$MNT" "$KS" "$PF"; then

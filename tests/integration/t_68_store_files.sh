@@ -147,7 +147,7 @@ chmod o+w "$STORE/index"
 refused "the index directory writable by others" "writable by others" info mount fsck snapshot
 chmod 0700 "$STORE/index"
 chmod g+w "$KS"
-refused "the keystore directory group-writable" "writable by its group" mount fsck
+refused "the keystore directory group-writable" "writable by.*group" mount fsck
 chmod 0700 "$KS"
 chown nobody "$STORE"
 refused "the store owned by nobody" "owned by uid" info mount fsck snapshot
