@@ -201,6 +201,11 @@ void blobstore_close(struct blobstore *bs)
 	free(bs);
 }
 
+int blobstore_dirfd(struct blobstore *bs)
+{
+	return bs->sdfd;
+}
+
 uint64_t blobstore_last_id(struct blobstore *bs)
 {
 	uint64_t id;

@@ -428,10 +428,18 @@ static int anchor_move_to(struct vault *v, const struct index_root_state *root, 
 	memcpy(a.root_mac, root->mac, INDEX_ROOT_MAC);
 	a.flags = clean ? ANCHOR_CLEAN : 0;
 	a.time = (int64_t)time(NULL);
-	if ((rc = anchor_save(v->keystore, v->keys, &a)) < 0)
-		return rc;
-	if (v->token_mirror)
-		token_anchor_save(v->keystore, v->key, v->keys, &a);
+	if (v->anchor_put) {
+		uint8_t buf[ANCHOR_LEN];
+
+		anchor_encode(v->keys, &a, buf);
+		if ((rc = v->anchor_put(v->anchor_put_arg, buf, sizeof(buf))) < 0)
+			return rc;
+	} else {
+		if ((rc = anchor_save(v->keystore, v->keys, &a)) < 0)
+			return rc;
+		if (v->token_mirror)
+			token_anchor_save(v->keystore, v->key, v->keys, &a);
+	}
 	v->anchor = a;
 	v->anchor_known = 1;
 	return 0;

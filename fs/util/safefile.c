@@ -15,9 +15,22 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+static uid_t service_uid = (uid_t)-1;
+
 uid_t safe_owner(void)
 {
 	return geteuid();
+}
+
+void safe_set_service(uid_t uid)
+{
+	service_uid = uid;
+}
+
+/* the store's side: us, or the service account that serves it */
+static int owner_ok(uid_t uid)
+{
+	return uid == safe_owner() || (service_uid != (uid_t)-1 && uid == service_uid);
 }
 
 static const char *kind_of(mode_t m)
@@ -40,13 +53,14 @@ static int kind_errno(mode_t m)
 	return S_ISLNK(m) ? -ELOOP : S_ISDIR(m) ? -EISDIR : -EINVAL;
 }
 
-/* the owner and mode rule for a directory st: 0 or -EPERM with why */
-static int dir_rule(const struct stat *st, const char *label, char *why, size_t whylen)
+/* the owner and mode rule for a directory st: 0 or -EPERM with why;
+ * private: ours only, never the service account's (KSDIR) */
+static int dir_rule(const struct stat *st, int private, const char *label, char *why, size_t whylen)
 {
 	if (!S_ISDIR(st->st_mode))
 		return why_set(why, whylen, -ENOTDIR, "%s is %s, not a directory; refused", label,
 			       kind_of(st->st_mode));
-	if (st->st_uid != safe_owner())
+	if (private ? st->st_uid != safe_owner() : !owner_ok(st->st_uid))
 		return why_set(why, whylen, -EPERM, "%s is owned by uid %u, not uid %u; refused", label,
 			       (unsigned)st->st_uid, (unsigned)safe_owner());
 	if (st->st_mode & (S_IWGRP | S_IWOTH))
@@ -57,12 +71,19 @@ static int dir_rule(const struct stat *st, const char *label, char *why, size_t 
 	return 0;
 }
 
-static int file_rule(const struct stat *st, const char *label, char *why, size_t whylen)
+/*
+ * A file is ours, or its directory's owner's when that is the service
+ * account (dir_uid; (uid_t)-1 when the directory is not known), so a file
+ * the service account made in KSDIR (root's) is refused.
+ */
+static int file_rule(const struct stat *st, uid_t dir_uid, const char *label, char *why,
+		     size_t whylen)
 {
 	if (!S_ISREG(st->st_mode))
 		return why_set(why, whylen, kind_errno(st->st_mode),
 			       "%s is %s, not a regular file; refused", label, kind_of(st->st_mode));
-	if (st->st_uid != safe_owner())
+	if (st->st_uid != safe_owner() &&
+	    !(owner_ok(st->st_uid) && (dir_uid == (uid_t)-1 || st->st_uid == dir_uid)))
 		return why_set(why, whylen, -EPERM, "%s is owned by uid %u, not uid %u; refused", label,
 			       (unsigned)st->st_uid, (unsigned)safe_owner());
 	return 0;
@@ -102,7 +123,7 @@ static int explain(int dfd, const char *rel, int rc, const char *label, char *wh
 	return why_set(why, whylen, rc, "cannot open %s: %s", label, strerror(-rc));
 }
 
-int safe_dir_open(const char *path, char *why, size_t whylen)
+static int dir_open(const char *path, int private, char *why, size_t whylen)
 {
 	struct stat st;
 	int fd, rc;
@@ -119,11 +140,29 @@ int safe_dir_open(const char *path, char *why, size_t whylen)
 		close(fd);
 		return rc;
 	}
-	if ((rc = dir_rule(&st, path, why, whylen)) < 0) {
+	if ((rc = dir_rule(&st, private, path, why, whylen)) < 0) {
 		close(fd);
 		return rc;
 	}
 	return fd;
+}
+
+int safe_dir_open(const char *path, char *why, size_t whylen)
+{
+	return dir_open(path, 0, why, whylen);
+}
+
+int safe_private_dir_open(const char *path, char *why, size_t whylen)
+{
+	return dir_open(path, 1, why, whylen);
+}
+
+/* the owner of dfd, for file_rule */
+static uid_t dir_owner(int dfd)
+{
+	struct stat st;
+
+	return fstat(dfd, &st) == 0 ? st.st_uid : (uid_t)-1;
 }
 
 int safe_subdir_open(int dfd, const char *rel, int create, const char *label,
@@ -149,20 +188,25 @@ int safe_subdir_open(int dfd, const char *rel, int create, const char *label,
 		close(fd);
 		return rc;
 	}
-	if ((rc = dir_rule(&st, label, why, whylen)) < 0) {
+	if ((rc = dir_rule(&st, 0, label, why, whylen)) < 0) {
 		close(fd);
 		return rc;
 	}
 	return fd;
 }
 
-int safe_check_fd(int fd, const char *label, char *why, size_t whylen)
+static int check_fd_in(int fd, uid_t dir_uid, const char *label, char *why, size_t whylen)
 {
 	struct stat st;
 
 	if (fstat(fd, &st) < 0)
 		return why_set(why, whylen, -errno, "%s: %s", label, strerror(errno));
-	return file_rule(&st, label, why, whylen);
+	return file_rule(&st, dir_uid, label, why, whylen);
+}
+
+int safe_check_fd(int fd, const char *label, char *why, size_t whylen)
+{
+	return check_fd_in(fd, (uid_t)-1, label, why, whylen);
 }
 
 int safe_open(int dfd, const char *rel, int flags, mode_t mode, const char *label,
@@ -180,7 +224,7 @@ int safe_open(int dfd, const char *rel, int flags, mode_t mode, const char *labe
 	fd = open_beneath(dfd, rel, (flags & ~O_TRUNC) | O_NONBLOCK, mode);
 	if (fd < 0)
 		return explain(dfd, rel, fd, label, why, whylen);
-	if ((rc = safe_check_fd(fd, label, why, whylen)) < 0 ||
+	if ((rc = check_fd_in(fd, dir_owner(dfd), label, why, whylen)) < 0 ||
 	    (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0 &&
 	     (rc = why_set(why, whylen, -errno, "%s: %s", label, strerror(errno))) < 0)) {
 		close(fd);
@@ -199,7 +243,7 @@ int safe_check(int dfd, const char *rel, int absent_ok, const char *label,
 			return 0;
 		return why_set(why, whylen, -errno, "%s: %s", label, strerror(errno));
 	}
-	return file_rule(&st, label, why, whylen);
+	return file_rule(&st, dir_owner(dfd), label, why, whylen);
 }
 
 int safe_read_all(int dfd, const char *rel, size_t max, char **out, size_t *len,

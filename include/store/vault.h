@@ -66,6 +66,11 @@ struct vault {
 	struct anchor anchor;
 	int anchor_known;
 	int anchor_writable;	/* opened read-write and checked: the anchor may move */
+	/* set: the anchor (encoded) is handed to this instead of written to
+	 * KSDIR and the token by this process, which no longer may (the
+	 * daemon's server after it dropped root); 0 or -errno */
+	int (*anchor_put)(void *arg, const uint8_t *buf, size_t len);
+	void *anchor_put_arg;
 };
 
 struct vault_open_opts {

@@ -21,11 +21,15 @@
 #include <sys/types.h>
 
 /*
- * The account that must own the store, the keystore directory and every
- * file in them: the one running the command (root, in practice).  The
- * one place to change once a service account owns the store.
+ * Who may own what.  KSDIR and its files: the account running the
+ * command (root, in practice), nobody else.  The store, an audit
+ * directory and their files: that account or the service account the
+ * daemon serves them as (safe_set_service; none until it is set), since
+ * the daemon chowns the store to it at mount.  A file must then belong
+ * to us or to its directory's owner.
  */
 uid_t safe_owner(void);
+void safe_set_service(uid_t uid);	/* (uid_t)-1: none */
 
 /*
  * Open the directory at path (links followed) and check it.  A
@@ -33,6 +37,10 @@ uid_t safe_owner(void);
  * -EPERM (another owner, or writable by group or others), -errno.
  */
 int safe_dir_open(const char *path, char *why, size_t whylen);
+
+/* The same for a directory only we may own (KSDIR): not the service
+ * account's. */
+int safe_private_dir_open(const char *path, char *why, size_t whylen);
 
 /*
  * The same for rel under dfd, no link followed; with create, a missing
