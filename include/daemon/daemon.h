@@ -17,6 +17,8 @@ struct key_opts;
 
 #define DAEMON_SCRUB_INTERVAL_S (7ull * 86400)	/* mount's default */
 #define DAEMON_SCRUB_RATE (50ull * 1000 * 1000)	/* bytes/s: 50 MB/s */
+/* the account a root mount serves as once mounted (privsep.h) */
+#define DAEMON_SERVICE_USER "medvault"
 
 struct daemon_opts {
 	const char *store;
@@ -26,6 +28,9 @@ struct daemon_opts {
 	const char *mount_name;		/* as the user wrote it, for messages */
 	const char *fuse_opts;		/* the user's -o options, or NULL */
 	int foreground;			/* serve in this process (-f) */
+	/* --user: the service account a root mount drops to once mounted
+	 * (NULL: DAEMON_SERVICE_USER); the store and the trail become its */
+	const char *user;
 	int no_audit;
 	/* --read-only: a ro mount, the store opened read-only (no epoch bump,
 	 * orphan purge, compaction, write-back or anchor move), and every

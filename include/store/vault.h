@@ -133,6 +133,16 @@ void vault_close(struct vault *v);
 int vault_anchor_move(struct vault *v, int clean);
 
 /*
+ * What vault_anchor_move does with an anchor when anchor_put is not set,
+ * for the process that receives it (the daemon's root part): buf (an
+ * encoded anchor, ANCHOR_LEN bytes, not authenticated here: no key) to
+ * KSDIR, and its copy to the token when key names one (failures of the
+ * copy are logged).  -EBADMSG, -errno of anchor_save.
+ */
+int vault_anchor_store(const char *ksdir, const struct key_opts *key, const uint8_t *buf,
+		       size_t len);
+
+/*
  * Record the serving daemon's pid in the lock file (after it forked), for
  * people and tools (perf -p, fuser).  Nothing signals it: the file is
  * writable by whoever owns the store, so the pid in it proves nothing.
