@@ -21,6 +21,7 @@
 #include "crypto/keystore.h"
 #include "daemon/control.h"
 #include "daemon/daemon.h"
+#include "daemon/mountinfo.h"
 #include "store/storedir.h"
 #include "util/safefile.h"
 #include "cli.h"

@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "crypto/keystore.h"
-#include "daemon/daemon.h"
+#include "daemon/mountinfo.h"
 #include "privsep.h"
 #include "store/anchor.h"
 #include "store/vault.h"
@@ -306,7 +306,9 @@ static void root_serve(struct root *r)
 static void root_main(int fd, pid_t server, const char *ksdir, const struct key_opts *key,
 		      const char *mountpoint, int foreground)
 {
-	struct root r = { .fd = fd, .server = server, .ksdir = ksdir, .key = key,
+	/* KSDIR as given may be relative, and we leave the cwd */
+	char *ks = realpath(ksdir, NULL);
+	struct root r = { .fd = fd, .server = server, .ksdir = ks ? ks : ksdir, .key = key,
 			  .mountpoint = mountpoint };
 	struct sigaction sa = { .sa_handler = root_on_term };
 
@@ -331,6 +333,7 @@ static void root_main(int fd, pid_t server, const char *ksdir, const struct key_
 		syslog(LOG_WARNING, "chdir /: %s", strerror(errno));
 	prctl(PR_SET_NAME, "medvault-priv", 0, 0, 0);
 	root_serve(&r);
+	free(ks);
 }
 
 int privsep_start(struct privsep **out, const char *ksdir, const struct key_opts *key,
@@ -492,6 +495,11 @@ static void raise_memlock(void)
 
 	if (setrlimit(RLIMIT_MEMLOCK, &rl) == 0)
 		return;
+	/* without CAP_SYS_RESOURCE (a container): at least up to the hard limit */
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_MEMLOCK, &rl);
+	}
 	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 	    rl.rlim_cur < PS_MEMLOCK_WANT)
 		syslog(LOG_WARNING, "RLIMIT_MEMLOCK stays at %llu bytes (%s): plaintext and keys beyond "

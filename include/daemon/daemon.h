@@ -61,14 +61,4 @@ struct daemon_opts {
  */
 int daemon_run(const struct daemon_opts *o, char *why, size_t whylen);
 
-/* one line of /proc/self/mountinfo */
-struct daemon_mount {
-	char fstype[64];	/* "fuse.medvault" */
-	char source[PATH_MAX];	/* the store, for ours */
-	char dev[64];		/* major:minor, the mount's bdi name */
-};
-
-/* The visible mount at path (a real path): 1 and *m, or 0 if none. */
-int daemon_find_mount(const char *path, struct daemon_mount *m);
-
 #endif
