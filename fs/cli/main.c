@@ -4,14 +4,11 @@
  * exits CLI_EXIT_OK on success, or another code of exit_codes.h with
  * exactly one line on stderr.
  */
-#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "crypto/keystore.h"
 #include "crypto/secure.h"
-#include "daemon/daemon.h"
-#include "util/safefile.h"
 #include "cli.h"
 #include "key_opts.h"
 
@@ -55,14 +52,6 @@ int main(int argc, char **argv)
 	}
 	if (secure_init() < 0)
 		return fail("libsodium failed to initialise");
-	{
-		/* a mounted store and its trail are the service account's
-		 * (`mount --user` names another for its own run) */
-		struct passwd *pw = getpwnam(DAEMON_SERVICE_USER);
-
-		if (pw && pw->pw_uid != 0)
-			safe_set_service(pw->pw_uid);
-	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);

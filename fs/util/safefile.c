@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
+#include <pwd.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,22 +17,38 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+static pthread_once_t service_once = PTHREAD_ONCE_INIT;
 static uid_t service_uid = (uid_t)-1;
+static int service_set;
 
 uid_t safe_owner(void)
 {
 	return geteuid();
 }
 
+static void service_lookup(void)
+{
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+
+	if (!service_set && getpwnam_r(SAFE_SERVICE_USER, &pw, buf, sizeof(buf), &res) == 0 && res &&
+	    res->pw_uid != 0)
+		service_uid = res->pw_uid;
+}
+
 void safe_set_service(uid_t uid)
 {
+	service_set = 1;
 	service_uid = uid;
 }
 
 /* the store's side: us, or the service account that serves it */
 static int owner_ok(uid_t uid)
 {
-	return uid == safe_owner() || (service_uid != (uid_t)-1 && uid == service_uid);
+	if (uid == safe_owner())
+		return 1;
+	pthread_once(&service_once, service_lookup);
+	return service_uid != (uid_t)-1 && uid == service_uid;
 }
 
 static const char *kind_of(mode_t m)

@@ -12,13 +12,14 @@
 #include <stdint.h>
 
 #include "audit/audit.h"
+#include "util/safefile.h"
 
 struct key_opts;
 
 #define DAEMON_SCRUB_INTERVAL_S (7ull * 86400)	/* mount's default */
 #define DAEMON_SCRUB_RATE (50ull * 1000 * 1000)	/* bytes/s: 50 MB/s */
 /* the account a root mount serves as once mounted (privsep.h) */
-#define DAEMON_SERVICE_USER "medvault"
+#define DAEMON_SERVICE_USER SAFE_SERVICE_USER
 
 struct daemon_opts {
 	const char *store;

@@ -24,12 +24,16 @@
  * Who may own what.  KSDIR and its files: the account running the
  * command (root, in practice), nobody else.  The store, an audit
  * directory and their files: that account or the service account the
- * daemon serves them as (safe_set_service; none until it is set), since
+ * daemon serves them as (SAFE_SERVICE_USER if it exists, or the one given
+ * to safe_set_service), since
  * the daemon chowns the store to it at mount.  A file must then belong
  * to us or to its directory's owner.
  */
+#define SAFE_SERVICE_USER "medvault"	/* the default service account */
 uid_t safe_owner(void);
-void safe_set_service(uid_t uid);	/* (uid_t)-1: none */
+/* another service account than SAFE_SERVICE_USER ((uid_t)-1: none),
+ * before the first check */
+void safe_set_service(uid_t uid);
 
 /*
  * Open the directory at path (links followed) and check it.  A
