@@ -90,18 +90,17 @@ static int dir_rule(const struct stat *st, int private, const char *label, char 
 }
 
 /*
- * A file is ours, or its directory's owner's when that is the service
- * account (dir_uid; (uid_t)-1 when the directory is not known), so a file
- * the service account made in KSDIR (root's) is refused.
+ * A file is ours or the service account's: a snapshot's hard links to the
+ * packs keep the owner of the store's copies in a directory of root's.
+ * In KSDIR (root's only, not writable by others) only root can have put
+ * one there.
  */
-static int file_rule(const struct stat *st, uid_t dir_uid, const char *label, char *why,
-		     size_t whylen)
+static int file_rule(const struct stat *st, const char *label, char *why, size_t whylen)
 {
 	if (!S_ISREG(st->st_mode))
 		return why_set(why, whylen, kind_errno(st->st_mode),
 			       "%s is %s, not a regular file; refused", label, kind_of(st->st_mode));
-	if (st->st_uid != safe_owner() &&
-	    !(owner_ok(st->st_uid) && (dir_uid == (uid_t)-1 || st->st_uid == dir_uid)))
+	if (!owner_ok(st->st_uid))
 		return why_set(why, whylen, -EPERM, "%s is owned by uid %u, not uid %u; refused", label,
 			       (unsigned)st->st_uid, (unsigned)safe_owner());
 	return 0;
@@ -175,14 +174,6 @@ int safe_private_dir_open(const char *path, char *why, size_t whylen)
 	return dir_open(path, 1, why, whylen);
 }
 
-/* the owner of dfd, for file_rule */
-static uid_t dir_owner(int dfd)
-{
-	struct stat st;
-
-	return fstat(dfd, &st) == 0 ? st.st_uid : (uid_t)-1;
-}
-
 int safe_subdir_open(int dfd, const char *rel, int create, const char *label,
 		     char *why, size_t whylen)
 {
@@ -213,18 +204,13 @@ int safe_subdir_open(int dfd, const char *rel, int create, const char *label,
 	return fd;
 }
 
-static int check_fd_in(int fd, uid_t dir_uid, const char *label, char *why, size_t whylen)
+int safe_check_fd(int fd, const char *label, char *why, size_t whylen)
 {
 	struct stat st;
 
 	if (fstat(fd, &st) < 0)
 		return why_set(why, whylen, -errno, "%s: %s", label, strerror(errno));
-	return file_rule(&st, dir_uid, label, why, whylen);
-}
-
-int safe_check_fd(int fd, const char *label, char *why, size_t whylen)
-{
-	return check_fd_in(fd, (uid_t)-1, label, why, whylen);
+	return file_rule(&st, label, why, whylen);
 }
 
 int safe_open(int dfd, const char *rel, int flags, mode_t mode, const char *label,
@@ -242,7 +228,7 @@ int safe_open(int dfd, const char *rel, int flags, mode_t mode, const char *labe
 	fd = open_beneath(dfd, rel, (flags & ~O_TRUNC) | O_NONBLOCK, mode);
 	if (fd < 0)
 		return explain(dfd, rel, fd, label, why, whylen);
-	if ((rc = check_fd_in(fd, dir_owner(dfd), label, why, whylen)) < 0 ||
+	if ((rc = safe_check_fd(fd, label, why, whylen)) < 0 ||
 	    (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0 &&
 	     (rc = why_set(why, whylen, -errno, "%s: %s", label, strerror(errno))) < 0)) {
 		close(fd);
@@ -261,7 +247,7 @@ int safe_check(int dfd, const char *rel, int absent_ok, const char *label,
 			return 0;
 		return why_set(why, whylen, -errno, "%s: %s", label, strerror(errno));
 	}
-	return file_rule(&st, dir_owner(dfd), label, why, whylen);
+	return file_rule(&st, label, why, whylen);
 }
 
 int safe_read_all(int dfd, const char *rel, size_t max, char **out, size_t *len,

@@ -4,11 +4,11 @@
  *
  * A directory the user names (STORE, KSDIR, an audit directory) is
  * opened by its path, links in it followed (a store may well live behind
- * /srv/vault -> /data/vault), then checked: a directory, owned by
- * safe_owner(), not writable by group or others.  Everything inside is
+ * /srv/vault -> /data/vault), then checked: a directory, owned as
+ * below, not writable by group or others.  Everything inside is
  * reached from that descriptor with openat2(RESOLVE_NO_SYMLINKS |
  * RESOLVE_BENEATH), so no component of a relative name may be a link,
- * and must be a regular file owned by safe_owner().  Files are opened
+ * and must be a regular file owned as below.  Files are opened
  * O_NONBLOCK, so a FIFO or a device is seen by fstat, not waited on.
  *
  * Every refusal comes with one line in why[], naming label (the path as
@@ -26,8 +26,9 @@
  * directory and their files: that account or the service account the
  * daemon serves them as (SAFE_SERVICE_USER if it exists, or the one given
  * to safe_set_service), since
- * the daemon chowns the store to it at mount.  A file must then belong
- * to us or to its directory's owner.
+ * the daemon chowns the store to it at mount; so may a file in any of
+ * them (a snapshot's linked packs are the service account's, in
+ * directories of root's).
  */
 #define SAFE_SERVICE_USER "medvault"	/* the default service account */
 uid_t safe_owner(void);
