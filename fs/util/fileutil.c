@@ -63,7 +63,12 @@ int file_read_all(const char *path, size_t max, char **out, size_t *len)
 
 int fsync_dir(const char *dir)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fsync_dir_at(AT_FDCWD, dir);
+}
+
+int fsync_dir_at(int dfd, const char *rel)
+{
+	int fd = openat(dfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	int rc = 0;
 
 	if (fd < 0)
