@@ -9,7 +9,10 @@
 # is token-sealed and whose anchor's token copy is written after the drop,
 # kill -9 of either process (no dead mount left when the server dies; the
 # server stops when the root part dies), SIGTERM to either, umount,
-# status, statfs, and a missing service account refused with one line.
+# status, statfs, fsync below a directory only root can search, the
+# trail's process names with hidepid on /proc (hidden without gid=, named
+# with gid= of the service account's group), and a missing service
+# account refused with one line.
 . "$(dirname "$0")/lib.sh"
 
 need_mv
@@ -161,6 +164,36 @@ if [ $rc -ne 0 ] && [ "$(wc -l <<<"$out")" = 1 ] && grep -q "useradd" <<<"$out" 
 	ok "a missing service account: refused with one line saying how to create it"
 else
 	not_ok "a missing service account: refused with one line saying how to create it" "status $rc" "$out"
+fi
+
+# ---------------------------------------------------------------- hidepid
+
+# The trail's comm comes from /proc/PID/comm, read by the server as the
+# service account: with hidepid it sees only its own processes, unless
+# /proc is mounted with gid= naming its group (docs/AUDIT.md).  Each run
+# is in a private mount namespace with its own /proc.
+# hide_run OPTS NAME: mount with /proc hidepid=OPTS, cat a file as root
+# with comm NAME, umount; prints the trail's comm for that open
+hide_run() {
+	cp /bin/cat "$T/$2"
+	unshare -m --propagation private bash -c '
+		mount -t proc -o "$1" proc /proc || exit 77
+		"$MV" mount "$STORE" "$MNT" --keystore "$KS" --passphrase-file "$PF" || exit 1
+		"$T/$2" "$MNT/d/img" >/dev/null
+		"$MV" umount "$MNT"' _ "$1" "$2" || return $?
+	mv_run audit "$AUD" --keystore "$KS" --passphrase-file "$PF" --op open-r --path /d/img |
+		tail -n 1 | sed -n 's/.* comm="\([^"]*\)".*/\1/p'
+}
+AUD=$(ls -d "$KS"/audit/*/ | head -n 1)
+export MV STORE MNT KS PF T
+c=$(hide_run "hidepid=invisible,gid=$SGID" reader47a)
+rc=$?
+if [ $rc -eq 77 ]; then
+	ok "hidepid: /proc cannot be mounted here # SKIP"
+else
+	is "$c" reader47a "hidepid with gid= of the service account's group: the trail names the reader"
+	c=$(hide_run "hidepid=invisible" reader47b)
+	is "$c" "?" "hidepid without it: the reader's name is hidden from the server (documented)"
 fi
 
 # ---------------------------------------------------------------- HSM
