@@ -9,7 +9,8 @@
 # is token-sealed and whose anchor's token copy is written after the drop,
 # kill -9 of either process (no dead mount left when the server dies; the
 # server stops when the root part dies), SIGTERM to either, umount,
-# status, statfs, fsync below a directory only root can search, the
+# status, statfs, fsync below a directory only root can search, a
+# snapshot on read-only media (refused unless already the account's), the
 # trail's process names with hidepid on /proc (hidden without gid=, named
 # with gid= of the service account's group), and a missing service
 # account refused with one line.
@@ -164,6 +165,35 @@ if [ $rc -ne 0 ] && [ "$(wc -l <<<"$out")" = 1 ] && grep -q "useradd" <<<"$out" 
 	ok "a missing service account: refused with one line saying how to create it"
 else
 	not_ok "a missing service account: refused with one line saying how to create it" "status $rc" "$out"
+fi
+
+# ---------------------------------------------------------------- read-only media
+
+# a snapshot on a read-only filesystem: it cannot be handed over, so a
+# mount of it is refused with one line, unless it already is the account's
+mkdir -p "$T/ro/store" "$T/ro/mnt"
+check "snapshot" mv_run snapshot "$STORE" "$T/ro/snap"
+if mount --bind -o ro "$T/ro/snap" "$T/ro/store"; then
+	out=$(mv_run mount "$T/ro/store" "$T/ro/mnt" --keystore "$KS" --passphrase-file "$PF" --read-only 2>&1)
+	rc=$?
+	if [ $rc -ne 0 ] && [ "$(wc -l <<<"$out")" = 1 ] && grep -q "Read-only file system" <<<"$out" &&
+		! is_mounted "$T/ro/mnt"; then
+		ok "a root-owned snapshot on read-only media: refused with one line"
+	else
+		is_mounted "$T/ro/mnt" && mv_track "$T/ro/mnt"
+		not_ok "a root-owned snapshot on read-only media: refused with one line" "status $rc" "$out"
+	fi
+	chown -R "$SVC:" "$T/ro/snap"
+	if mv_run mount "$T/ro/store" "$T/ro/mnt" --keystore "$KS" --passphrase-file "$PF" --read-only; then
+		mv_track "$T/ro/mnt"
+		is "$(sha256sum <"$T/ro/mnt/d/img")" "$sum" "once it is the account's, it mounts read-only and reads back"
+		mv_umount "$T/ro/mnt"
+	else
+		not_ok "once it is the account's, it mounts read-only and reads back"
+	fi
+	umount "$T/ro/store"
+else
+	not_ok "bind-mount the snapshot read-only"
 fi
 
 # ---------------------------------------------------------------- hidepid
