@@ -90,6 +90,9 @@ sum=$(sha256sum <"$MNT/d/img")
 is "$(stat -c %U "$MNT/d/img")" root "files keep their owner inside the filesystem (root wrote it)"
 if timeout 10 stat -f "$MNT" >/dev/null; then ok "statfs answers after the drop"; else not_ok "statfs answers after the drop"; fi
 check "medvault status works for root" mv_run status "$MNT"
+# root's snapshot of the mounted store makes its lock file the account's:
+# compaction (the server) must be able to take it
+check "snapshot of the mounted store" mv_run snapshot "$STORE" "$T/snap1"
 sleep 3	# a checkpoint of the trail, written as the service account
 others=$(find "$STORE" ! -user "$SVC" -printf '%p %u\n' | head -n 5)
 is "$others" "" "everything in the store is $SVC's"
