@@ -92,6 +92,9 @@ install: all
 	sed 's|/usr/local/bin/medvault|$(PREFIX)/bin/medvault|g' contrib/medvault@.service >$(BUILD)/medvault@.service
 	install -D -m 0644 $(BUILD)/medvault@.service $(DESTDIR)/etc/systemd/system/medvault@.service
 	-systemctl daemon-reload 2>/dev/null
+	# the account a root mount serves as once mounted (docs/DESIGN.md)
+	[ -n "$(DESTDIR)" ] || id -u medvault >/dev/null 2>&1 || \
+		useradd --system --no-create-home --shell /usr/sbin/nologin medvault
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/medvault $(DESTDIR)/sbin/mount.medvault \

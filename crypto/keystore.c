@@ -385,7 +385,7 @@ static int file_read(const char *ksdir, const char *path, enum ks_perms perms, u
 	char *buf = NULL;
 	int dfd, fd, rc;
 
-	if ((dfd = safe_dir_open(ksdir, why, whylen)) < 0)
+	if ((dfd = safe_private_dir_open(ksdir, why, whylen)) < 0)
 		return dfd;
 	fd = safe_open(dfd, name, O_RDONLY, 0, path, why, whylen);
 	close(dfd);
@@ -516,7 +516,7 @@ static int dir_prepare(const char *ksdir, int create, int insecure, int *dirfd,
 		return why_set(why, whylen, rc, "cannot create keystore directory %s: %s",
 			       ksdir, strerror(-rc));
 	}
-	if ((fd = safe_dir_open(ksdir, why, whylen)) < 0)
+	if ((fd = safe_private_dir_open(ksdir, why, whylen)) < 0)
 		return fd;
 	if ((rc = ks_dir_perms_check(fd, ksdir, insecure, why, whylen)) < 0) {
 		close(fd);

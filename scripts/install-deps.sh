@@ -22,3 +22,11 @@ fi
 # FUSE needs the device node; containers sometimes lack the module load.
 [ -e /dev/fuse ] || { modprobe fuse 2>/dev/null || true; }
 [ -e /dev/fuse ] || { echo "install-deps: /dev/fuse is missing; FUSE cannot work here" >&2; exit 1; }
+# The service account root mounts drop to once mounted (docs/DESIGN.md,
+# "Privilege separation"); tests/integration/t_47_privsep.sh needs it.
+if ! id -u medvault >/dev/null 2>&1; then
+	SUDO=
+	[ "$(id -u)" -eq 0 ] || SUDO=sudo
+	echo "install-deps: creating the service account medvault"
+	$SUDO useradd --system --no-create-home --shell /usr/sbin/nologin medvault
+fi

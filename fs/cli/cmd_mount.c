@@ -21,6 +21,7 @@
 #include "crypto/keystore.h"
 #include "daemon/control.h"
 #include "daemon/daemon.h"
+#include "daemon/mountinfo.h"
 #include "store/storedir.h"
 #include "util/safefile.h"
 #include "cli.h"
@@ -51,6 +52,8 @@ static const char *const usage_mount =
 	"                            after mounting (default 7; 0: only `medvault scrub`)\n"
 	"  --scrub-rate MB/S         read chunk data at most this fast while scrubbing\n"
 	"                            (megabytes of 10^6 bytes per second, default 50)\n"
+	"  --user NAME               the account a root mount serves as once mounted\n"
+	"                            (default " DAEMON_SERVICE_USER "); STORE and the trail become its\n"
 	"KEY-OPTIONS:\n" KEY_OPTS_HELP("");
 
 static const char *const usage_umount =
@@ -146,6 +149,7 @@ int cmd_mount(int argc, char **argv)
 		{ "accept-rollback", no_argument, NULL, 'a' },
 		{ "scrub-interval", required_argument, NULL, 'I' },
 		{ "scrub-rate", required_argument, NULL, 'T' },
+		{ "user", required_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t scrub_interval_s = DAEMON_SCRUB_INTERVAL_S, scrub_rate = DAEMON_SCRUB_RATE;
@@ -153,7 +157,7 @@ int cmd_mount(int argc, char **argv)
 	struct audit_opts ao = { 0 };
 	struct daemon_opts dop;
 	int no_audit = 0;
-	const char *keystore = NULL, *store, *mnt;
+	const char *keystore = NULL, *store, *mnt, *user = NULL;
 	char why[WHY_LEN] = "", mntreal[PATH_MAX], fstype[64], source[PATH_MAX];
 	char *user_opts = NULL;
 	struct stat st;
@@ -209,6 +213,9 @@ int cmd_mount(int argc, char **argv)
 			break;
 		case 'N':
 			no_audit = 1;
+			break;
+		case 'U':
+			user = optarg;
 			break;
 		case 'r':
 			read_only = 1;
@@ -290,7 +297,7 @@ int cmd_mount(int argc, char **argv)
 	}
 	dop = (struct daemon_opts){ .store = store, .keystore = keystore, .key = &ko,
 				    .mountpoint = mntreal, .mount_name = mnt, .fuse_opts = user_opts,
-				    .foreground = foreground, .no_audit = no_audit, .audit = ao,
+				    .foreground = foreground, .no_audit = no_audit, .audit = ao, .user = user,
 				    .read_only = read_only, .accept_rollback = accept_rollback,
 				    .scrub_interval_s = scrub_interval_s, .scrub_rate = scrub_rate };
 	/* in the background both processes return here: the parent with the

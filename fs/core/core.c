@@ -18,6 +18,7 @@
 #include <sys/statvfs.h>
 #include <syslog.h>
 
+#include "store/blobstore.h"
 #include "store/compact.h"
 #include "util/bufpool.h"
 #include "namespace.h"
@@ -401,7 +402,7 @@ int core_statfs(struct mvfs *fs, struct statvfs *sv)
 	struct index_txn *t;
 	uint64_t files = 0, unit;
 
-	if (statvfs(fs->v->store, sv) < 0)
+	if (fstatvfs(blobstore_dirfd(fs->v->bs), sv) < 0)
 		return -errno;
 	/* a count that cannot be read leaves the free inodes alone */
 	if (index_read_begin(fs->v->ix, &t) == 0) {

@@ -984,7 +984,7 @@ static int store_has_room(struct mvfs *fs, uint64_t need)
 {
 	struct statvfs sv;
 
-	if (need == 0 || statvfs(fs->v->store, &sv) < 0)
+	if (need == 0 || fstatvfs(blobstore_dirfd(fs->v->bs), &sv) < 0)
 		return 1;	/* unknown: the writes themselves will tell */
 	return (uint64_t)sv.f_bavail * (sv.f_frsize ? sv.f_frsize : sv.f_bsize) >= need;
 }

@@ -494,6 +494,11 @@ void control_close(struct control *c)
 	free(c);
 }
 
+const char *control_path(const struct control *c)
+{
+	return c->path;
+}
+
 /* ---- command-line side ---- */
 
 /*

@@ -27,14 +27,17 @@
 #include "crypto/secure.h"
 #include "daemon/control.h"
 #include "daemon/daemon.h"
+#include "daemon/mountinfo.h"
 #include "fs_ops.h"
 #include "fuse_io.h"
+#include "privsep.h"
 #include "scrubd.h"
 #include "store/blobstore.h"
 #include "store/compact.h"
 #include "store/index.h"
 #include "store/vault.h"
 #include "store/volconf.h"
+#include "util/safefile.h"
 #include "util/why.h"
 
 #define FLUSH_AGE_S 2		/* dirty data older than this is written back */
@@ -67,6 +70,15 @@ struct daemon {
 	struct mvfs *fs;
 	struct scrubd *scrub;		/* its own lock */
 	const char *mountpoint;
+	/* a root mount: the root part, the account the server drops to, and
+	 * what the root part said of the trail's token key */
+	struct privsep *ps;
+	uid_t uid;
+	gid_t gid;
+	int token_rc;			/* of privsep_hello: 0, -ENOTSUP (no token), -errno */
+	int token_fresh;
+	char token_why[256];
+	char audit_dir[PATH_MAX];	/* the trail's directory, to hand it over */
 	time_t started;
 	uint64_t dead_bytes;		/* flusher thread only */
 
@@ -368,57 +380,6 @@ static const struct control_ops daemon_control_ops = {
 
 /* ---- mounting ---- */
 
-/* mountinfo escapes blanks as \040 and backslashes as \134 */
-static void unescape_mountinfo(char *s)
-{
-	char *w = s;
-
-	for (char *r = s; *r; r++) {
-		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] && r[3]) {
-			*w++ = (char)(((r[1] - '0') << 6) | ((r[2] - '0') << 3) | (r[3] - '0'));
-			r += 3;
-		} else {
-			*w++ = *r;
-		}
-	}
-	*w = '\0';
-}
-
-int daemon_find_mount(const char *path, struct daemon_mount *m)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "r");
-	char *line = NULL;
-	size_t cap = 0;
-	int found = 0;
-
-	if (!f)
-		return 0;
-	while (getline(&line, &cap, f) > 0) {
-		char *fields[12], *save = NULL, *tok;
-		int n = 0, sep = -1;
-
-		for (tok = strtok_r(line, " \n", &save); tok && n < 12; tok = strtok_r(NULL, " \n", &save)) {
-			fields[n] = tok;
-			if (!strcmp(tok, "-") && sep < 0)
-				sep = n;
-			n++;
-		}
-		if (n < 5 || sep < 0 || sep + 2 >= n)
-			continue;
-		unescape_mountinfo(fields[4]);
-		if (strcmp(fields[4], path))
-			continue;
-		unescape_mountinfo(fields[sep + 2]);
-		snprintf(m->fstype, sizeof(m->fstype), "%s", fields[sep + 1]);
-		snprintf(m->source, sizeof(m->source), "%s", fields[sep + 2]);
-		snprintf(m->dev, sizeof(m->dev), "%s", fields[2]);
-		found = 1;	/* keep going: the last mount on a path is the visible one */
-	}
-	free(line);
-	fclose(f);
-	return found;
-}
-
 static void bdi_set(const char *dev, const char *knob, unsigned value)
 {
 	char path[128];
@@ -565,6 +526,16 @@ static int serve(struct fuse_session *se)
 	return rc ? -EIO : 0;
 }
 
+/* the same through the root part, which holds the token's session */
+static int daemon_ps_mac(void *arg, const uint8_t *msg, size_t len, uint8_t out[AUDIT_TMAC_LEN])
+{
+	int rc = privsep_mac(arg, msg, len, out);
+
+	if (rc < 0 && rc != -EIO)
+		syslog(LOG_ERR, "audit: the root part cannot seal the checkpoint: %s", strerror(-rc));
+	return rc;
+}
+
 /* the trail's checkpoints sealed by the token (writer thread only) */
 static int daemon_token_mac(void *arg, const uint8_t *msg, size_t len, uint8_t out[AUDIT_TMAC_LEN])
 {
@@ -596,8 +567,20 @@ static int daemon_open_audit(struct daemon *d, const struct daemon_opts *o, stru
 	ao.store = d->v->store;
 	ao.mountpoint = o->mountpoint;
 	ao.mount_detail = detail;
+	snprintf(d->audit_dir, sizeof(d->audit_dir), "%s", ao.dir);
 	/* unlocked with a token: its key seals the trail's checkpoints, so
 	 * that holding a passphrase slot is not enough to rewrite the trail */
+	if (d->ps) {
+		/* opened by the root part at hello: the token's files are root's */
+		if (d->token_rc < 0 && d->token_rc != -ENOTSUP)
+			return why_set(why, whylen, d->token_rc, "%s", d->token_why);
+		if (d->token_rc == 0) {
+			ao.token_mac = daemon_ps_mac;
+			ao.token_arg = d->ps;
+			ao.token_fresh = d->token_fresh;
+		}
+		return audit_open(audit, &ao, why, whylen);
+	}
 	rc = keystore_mac_open(o->keystore, d->v->conf.uuid, o->key, 1, tok, why, whylen);
 	if (rc < 0 && rc != -ENOTSUP)
 		return rc;
@@ -623,6 +606,73 @@ static void audit_rollback(struct daemon *d, struct audit *audit)
 	audit_log(audit, &e);
 }
 
+/*
+ * The server gives up root (privsep.h): what root made in the store and
+ * the trail's directory becomes the service account's (a store of an
+ * older build, files an offline fsck or compaction made as root), then
+ * the drop, after which anchors go through the root part.  Everything
+ * the server still needs of root's is open by now: the store's
+ * directories and LMDB, the trail's directory, /dev/fuse, the control
+ * socket.
+ */
+static int hand_over(struct daemon *d, char *why, size_t whylen)
+{
+	int rc, fd;
+
+	if ((rc = privsep_chown_tree(blobstore_dirfd(d->v->bs), d->uid, d->gid, 4)) < 0)
+		return why_set(why, whylen, rc, "cannot give store %s to uid %u: %s", d->v->store,
+			       (unsigned)d->uid, strerror(-rc));
+	if (d->audit_dir[0]) {
+		if ((fd = safe_dir_open(d->audit_dir, why, whylen)) < 0)
+			return fd;
+		rc = privsep_chown_tree(fd, d->uid, d->gid, 1);
+		close(fd);
+		if (rc < 0)
+			return why_set(why, whylen, rc, "cannot give audit directory %s to uid %u: %s",
+				       d->audit_dir, (unsigned)d->uid, strerror(-rc));
+	}
+	if ((rc = privsep_drop(d->uid, d->gid, why, whylen)) < 0)
+		return rc;
+	d->v->anchor_put = privsep_anchor_put;
+	d->v->anchor_put_arg = d->ps;
+	return 0;
+}
+
+/*
+ * A root mount splits in two (privsep.h); anyone else's runs as one
+ * process, with nothing to give up.  Resolved before the fork, so that
+ * a missing account is the mount command's one line.
+ */
+static int privsep_plan(struct daemon *d, const struct daemon_opts *o, int *split, char *why,
+			size_t whylen)
+{
+	int rc;
+
+	*split = geteuid() == 0;
+	if (!*split)
+		return o->user ? why_set(why, whylen, -EPERM, "mount: --user needs root") : 0;
+	if ((rc = privsep_account(o->user ? o->user : DAEMON_SERVICE_USER, &d->uid, &d->gid, why,
+				  whylen)) < 0)
+		return rc;
+	safe_set_service(d->uid);
+	return 0;
+}
+
+/* The server's end of the FUSE channel is closed (so that the unmount
+ * waits on nothing) and the root part unmounts. */
+static void unmount_via_root(struct fuse_session *se, struct privsep *ps)
+{
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	/* in place, so that fuse_session_destroy closes a descriptor of ours */
+	if (devnull >= 0) {
+		dup2(devnull, fuse_session_fd(se));
+		close(devnull);
+	}
+	if (privsep_unmount(ps) < 0)
+		syslog(LOG_ERR, "the root part did not unmount %s", "the mountpoint");
+}
+
 int daemon_run(const struct daemon_opts *o, char *why, size_t whylen)
 {
 	struct daemon d = { .mountpoint = o->mountpoint };
@@ -632,7 +682,7 @@ int daemon_run(const struct daemon_opts *o, char *why, size_t whylen)
 	struct keystore_mac *audit_tok = NULL;
 	struct control *ctl = NULL;
 	char fuseopts[PATH_MAX + 256], rundir[PATH_MAX], cwhy[256];
-	int verdict[2] = { -1, -1 }, mounted = 0, handlers = 0, rc;
+	int verdict[2] = { -1, -1 }, mounted = 0, handlers = 0, split = 0, dropped = 0, rc;
 	pthread_condattr_t ca;
 
 	pthread_mutex_init(&d.lock, NULL);
@@ -641,6 +691,8 @@ int daemon_run(const struct daemon_opts *o, char *why, size_t whylen)
 	pthread_cond_init(&d.kick, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&d.done, NULL);
+	if ((rc = privsep_plan(&d, o, &split, why, whylen)) < 0)
+		goto out;
 	/*
 	 * Go to the background first: LMDB's locks and our threads belong to
 	 * the process that made them, so the daemon must be the one that
@@ -676,12 +728,24 @@ int daemon_run(const struct daemon_opts *o, char *why, size_t whylen)
 	secure_harden_process();
 	/* before the store is opened: what its checks find goes to the log */
 	openlog("medvault", LOG_PID | (o->foreground ? LOG_PERROR : 0), LOG_DAEMON);
+	/* before anything of the store is read: the root part never sees it */
+	if (split && (rc = privsep_start(&d.ps, o->keystore, o->key, o->mountpoint, o->foreground,
+					 verdict[1], why, whylen)) < 0)
+		goto out;
 	{
 		struct vault_open_opts vo = { .read_only = o->read_only,
 					      .accept_rollback = o->accept_rollback };
 
 		if ((rc = vault_open(&d.v, o->store, o->keystore, o->key, &vo, why, whylen)) < 0)
 			goto out;
+	}
+	if (d.ps) {
+		d.token_rc = privsep_hello(d.ps, d.v->conf.uuid, !o->no_audit, &d.token_fresh,
+					   d.token_why, sizeof(d.token_why));
+		if (d.token_rc < 0 && d.token_rc != -ENOTSUP && o->no_audit) {
+			rc = why_set(why, whylen, d.token_rc, "%s", d.token_why);
+			goto out;
+		}
 	}
 	/* a read-only mount past a rollback, or an accepted one: said on
 	 * the terminal that mounts (the daemon's stderr until it detaches),
@@ -735,6 +799,23 @@ int daemon_run(const struct daemon_opts *o, char *why, size_t whylen)
 	/* everything that answers the command line runs before mount returns */
 	d.started = time(NULL);
 	publish_status(&d, 1, NULL);
+	/* without the channel the filesystem still serves; snapshots then
+	 * copy the open pack, and umount waits on the store's lock.  Made
+	 * while root: its directory is root's */
+	if (control_rundir(rundir, sizeof(rundir)) < 0 ||
+	    control_listen(&ctl, rundir, d.v->store, d.v->conf.uuid, &daemon_control_ops, &d, cwhy,
+			   sizeof(cwhy)) < 0)
+		syslog(LOG_WARNING, "no control channel: %s", cwhy);
+	if (d.ps) {
+		if ((rc = privsep_mounted(d.ps, ctl ? control_path(ctl) : NULL)) < 0) {
+			why_set(why, whylen, rc, "the daemon's root part cannot find the mount: %s",
+				strerror(-rc));
+			goto out;
+		}
+		if ((rc = hand_over(&d, why, whylen)) < 0)
+			goto out;
+		dropped = 1;
+	}
 	if ((rc = mvfs_start_workers(d.fs)) < 0 || (rc = flusher_start(&d)) < 0 ||
 	    (rc = audit_start(audit)) < 0) {
 		why_set(why, whylen, rc, "cannot start the daemon's threads: %s", strerror(-rc));
@@ -745,12 +826,10 @@ int daemon_run(const struct daemon_opts *o, char *why, size_t whylen)
 		goto out;
 	}
 	handlers = 1;
-	/* without the channel the filesystem still serves; snapshots then
-	 * copy the open pack, and umount waits on the store's lock */
-	if (control_rundir(rundir, sizeof(rundir)) < 0 ||
-	    control_listen(&ctl, rundir, d.v->store, d.v->conf.uuid, &daemon_control_ops, &d, cwhy,
-			   sizeof(cwhy)) < 0)
-		syslog(LOG_WARNING, "no control channel: %s", cwhy);
+	if (d.ps && (rc = privsep_watch(d.ps)) < 0) {
+		why_set(why, whylen, rc, "cannot start the daemon's threads: %s", strerror(-rc));
+		goto out;
+	}
 	vault_note_pid(d.v);
 	if (!o->foreground && (rc = detach(&verdict[1])) < 0) {
 		syslog(LOG_ERR, "the starting command went away");
@@ -763,7 +842,9 @@ int daemon_run(const struct daemon_opts *o, char *why, size_t whylen)
 out:
 	if (handlers)
 		fuse_remove_signal_handlers(se);
-	if (mounted)
+	if (mounted && dropped)
+		unmount_via_root(se, d.ps);
+	else if (mounted)
 		fuse_session_unmount(se);
 	scrubd_shutdown(d.scrub);	/* stops within a batch; no run starts after */
 	/* the order matters: requests fail once the flusher is gone, the
@@ -778,6 +859,7 @@ out:
 	scrubd_free(d.scrub);	/* it reads the vault's settings: before the vault goes */
 	vault_close(d.v);
 	control_close(ctl);
+	privsep_close(d.ps);	/* after vault_close: the last anchor goes through it */
 	if (se)
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);

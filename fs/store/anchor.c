@@ -85,7 +85,7 @@ static int anchor_name(char *buf, size_t len, const uint8_t uuid[ANCHOR_UUID_LEN
  * mode are checked as the keystore's are (safefile.h). */
 static int ksdir_open(const char *ksdir)
 {
-	return safe_dir_open(ksdir, NULL, 0);
+	return safe_private_dir_open(ksdir, NULL, 0);
 }
 
 int anchor_load(const char *ksdir, const struct volkeys *vk, const uint8_t uuid[ANCHOR_UUID_LEN],
@@ -153,33 +153,46 @@ static int save_at(int dfd, const char *tmpname, const char *name, const uint8_t
 	return fsync(dfd) < 0 ? -errno : 0;
 }
 
-static int save(const char *ksdir, const char *tmpname, const struct volkeys *vk,
-		const struct anchor *a)
+static int save_encoded(const char *ksdir, const char *tmpname, const uint8_t buf[ANCHOR_LEN])
 {
-	uint8_t buf[ANCHOR_LEN];
 	char name[64], tmp[96], hex[33];
 	int dfd, rc;
 
-	if ((rc = anchor_name(name, sizeof(name), a->uuid)) < 0)
+	if ((rc = anchor_name(name, sizeof(name), buf + 8)) < 0)
 		return rc;
-	anchor_encode(vk, a, buf);
 	if ((dfd = ksdir_open(ksdir)) < 0)
 		return dfd;
 	if (tmpname) {
-		rc = save_at(dfd, tmpname, name, buf, sizeof(buf));
+		rc = save_at(dfd, tmpname, name, buf, ANCHOR_LEN);
 	} else {
-		uuid_hex(a->uuid, hex);
+		uuid_hex(buf + 8, hex);
 		rc = -EEXIST;
 		/* an unpredictable name: nobody can plant anything there in
 		 * advance, and O_EXCL|O_NOFOLLOW refuse whatever is there */
 		for (int i = 0; i < TMP_TRIES && rc == -EEXIST; i++) {
 			snprintf(tmp, sizeof(tmp), ".%s" KEYSTORE_ANCHOR_SUFFIX ".%016llx", hex,
 				 (unsigned long long)secure_random_u64());
-			rc = save_at(dfd, tmp, name, buf, sizeof(buf));
+			rc = save_at(dfd, tmp, name, buf, ANCHOR_LEN);
 		}
 	}
 	close(dfd);
 	return rc;
+}
+
+static int save(const char *ksdir, const char *tmpname, const struct volkeys *vk,
+		const struct anchor *a)
+{
+	uint8_t buf[ANCHOR_LEN];
+
+	anchor_encode(vk, a, buf);
+	return save_encoded(ksdir, tmpname, buf);
+}
+
+int anchor_save_encoded(const char *ksdir, const uint8_t buf[ANCHOR_LEN])
+{
+	if (memcmp(buf, ANCHOR_MAGIC, 8))
+		return -EBADMSG;
+	return save_encoded(ksdir, NULL, buf);
 }
 
 int anchor_save(const char *ksdir, const struct volkeys *vk, const struct anchor *a)

@@ -201,6 +201,11 @@ void blobstore_close(struct blobstore *bs)
 	free(bs);
 }
 
+int blobstore_dirfd(struct blobstore *bs)
+{
+	return bs->sdfd;
+}
+
 uint64_t blobstore_last_id(struct blobstore *bs)
 {
 	uint64_t id;
@@ -487,12 +492,13 @@ int blobstore_sync(struct blobstore *bs)
 
 			if (seen_sub[sub]++)
 				continue;
-			store_pack_dir(path, sizeof(path), bs->store, sub);
-			if (fsync_dir(path) < 0)
+			/* from STORE's descriptor: the daemon's server may not be
+			 * able to walk STORE's path once it dropped root */
+			snprintf(path, sizeof(path), STORE_PACKS_NAME "/%02x", sub);
+			if (fsync_dir_at(bs->sdfd, path) < 0)
 				rc = -EIO;
 		}
-		store_path(path, sizeof(path), bs->store, STORE_PACKS);
-		if (fsync_dir(path) < 0)
+		if (fsync_dir_at(bs->sdfd, STORE_PACKS_NAME) < 0)
 			rc = -EIO;
 	}
 	if (rc < 0) {

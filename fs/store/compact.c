@@ -243,12 +243,10 @@ int compact_run(struct vault *v, double ratio, pthread_rwlock_t *barrier,
 
 	store_path(lock_path, sizeof(lock_path), v->store, STORE_SNAPSHOT_LOCK);
 	{
-		int sdfd = safe_dir_open(v->store, NULL, 0);
-
-		lock_fd = sdfd < 0 ? sdfd : safe_open(sdfd, STORE_SNAPSHOT_LOCK_NAME, O_RDWR | O_CREAT, 0600,
-						      lock_path, NULL, 0);
-		if (sdfd >= 0)
-			close(sdfd);
+		/* through the open store, not its path: the daemon's server may
+		 * not be able to walk that (it dropped root) */
+		lock_fd = safe_open(blobstore_dirfd(v->bs), STORE_SNAPSHOT_LOCK_NAME, O_RDWR | O_CREAT,
+				    0600, lock_path, NULL, 0);
 		if (lock_fd < 0)
 			syslog(LOG_WARNING, "compaction: %s refused (%s): no pack deleted", lock_path,
 			       strerror(-lock_fd));

@@ -487,20 +487,16 @@ static int rec_check(struct index_txn *t, enum db_id db, const void *key, size_t
  * fallocate'd: an fdatasync after stores into written blocks flushes data
  * alone, no extent conversion, so no journal commit per fsync.
  */
-static int map_fill(const char *path, uint64_t from, uint64_t to)
+static int map_fill(int fd, uint64_t from, uint64_t to)
 {
 	enum { ZEROS = 1 << 20 };
 	uint8_t *zeros;
-	int fd, rc = 0;
+	int rc = 0;
 
 	if (from >= to)
 		return 0;
-	if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
-		return -errno;
-	if (!(zeros = calloc(1, ZEROS))) {
-		close(fd);
+	if (!(zeros = calloc(1, ZEROS)))
 		return -ENOMEM;
-	}
 	while (from < to && rc == 0) {
 		size_t n = to - from < ZEROS ? (size_t)(to - from) : ZEROS;
 		ssize_t w = pwrite(fd, zeros, n, (off_t)from);
@@ -511,7 +507,6 @@ static int map_fill(const char *path, uint64_t from, uint64_t to)
 			rc = w < 0 ? -errno : -EIO;
 	}
 	free(zeros);
-	close(fd);
 	return rc;
 }
 
@@ -533,12 +528,12 @@ static uint64_t map_step(uint64_t size)
 	return size / 8 > MAP_STEP ? size / 8 : MAP_STEP;
 }
 
-/* An eighth of what is left on the filesystem of path (0 if unknown) */
-static uint64_t disk_eighth(const char *path)
+/* An eighth of what is left on the filesystem of fd (0 if unknown) */
+static uint64_t disk_eighth(int fd)
 {
 	struct statvfs vfs;
 
-	return statvfs(path, &vfs) == 0 ? (uint64_t)vfs.f_bavail * vfs.f_frsize / 8 : 0;
+	return fstatvfs(fd, &vfs) == 0 ? (uint64_t)vfs.f_bavail * vfs.f_frsize / 8 : 0;
 }
 
 /*
@@ -546,9 +541,9 @@ static uint64_t disk_eighth(const char *path)
  * left on the store's filesystem, so that a nearly full disk still takes
  * the pages a commit needs and keeps the rest for the packs.
  */
-static uint64_t map_next(const char *path, uint64_t size)
+static uint64_t map_next(int fd, uint64_t size)
 {
-	uint64_t step = map_step(size), room = disk_eighth(path);
+	uint64_t step = map_step(size), room = disk_eighth(fd);
 
 	if (step > room)
 		step = room;
@@ -564,14 +559,18 @@ static uint64_t map_next(const char *path, uint64_t size)
 static int map_room(struct index *ix, int full)
 {
 	uint64_t size, used = map_used(ix, &size), target;
-	int rc;
+	int fd, rc;
 
-	target = full ? map_next(ix->data_path, size) : size;
+	/* LMDB's own descriptor, not data.mdb's path: the daemon's server
+	 * may not be able to walk that once it dropped root */
+	if ((rc = mdb_err(mdb_env_get_fd(ix->env, &fd))) < 0)
+		return rc;
+	target = full ? map_next(fd, size) : size;
 	if (target == size && ix->filled >= size)
 		return 0;
-	if ((rc = map_fill(ix->data_path, ix->filled > used ? ix->filled : used, target)) < 0) {
+	if ((rc = map_fill(fd, ix->filled > used ? ix->filled : used, target)) < 0) {
 		/* give a partial step back to the packs */
-		if (target > size && truncate(ix->data_path, (off_t)(ix->filled > size ? ix->filled : size)) < 0)
+		if (target > size && ftruncate(fd, (off_t)(ix->filled > size ? ix->filled : size)) < 0)
 			syslog(LOG_WARNING, "cannot trim %s: %s", ix->data_path, strerror(errno));
 		return rc;
 	}
@@ -1069,8 +1068,9 @@ static int grow_map(struct index *ix, int wait)
 static int map_short(struct index *ix)
 {
 	uint64_t size, used = map_used(ix, &size), step = map_step(size);
+	int fd;
 
-	return used + step / 2 > size && disk_eighth(ix->data_path) >= step;
+	return used + step / 2 > size && mdb_env_get_fd(ix->env, &fd) == 0 && disk_eighth(fd) >= step;
 }
 
 int index_write(struct index *ix, index_write_fn fn, void *arg)

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -159,6 +160,16 @@ int snapshot_take(const char *store_arg, const char *dest, FILE *progress, snaps
 	if (lock_fd < 0) {
 		rc = lock_fd;
 		goto out;
+	}
+	{
+		/* made by root in a store the daemon serves as its service
+		 * account: theirs, or compaction could never take it */
+		struct stat ds, ls;
+
+		if (fstat(sdfd, &ds) == 0 && fstat(lock_fd, &ls) == 0 && ls.st_uid != ds.st_uid &&
+		    fchown(lock_fd, ds.st_uid, ds.st_gid) < 0)
+			syslog(LOG_WARNING, "cannot give %s to uid %u: %s", path, (unsigned)ds.st_uid,
+			       strerror(errno));
 	}
 	if (flock(lock_fd, LOCK_SH) < 0) {
 		rc = why_set(why, whylen, -errno, "cannot lock %s: %s", path, strerror(errno));

@@ -40,21 +40,40 @@ static void token_label(const uint8_t uuid[ANCHOR_UUID_LEN], char out[64])
  * store cannot roll the token back without its PIN.  Errors are logged,
  * not fatal: the file stays the anchor of record.
  */
-static void token_anchor_save(const char *ksdir, const struct key_opts *key,
-			      const struct volkeys *keys, const struct anchor *a)
+static void token_anchor_put(const char *ksdir, const struct key_opts *key, const uint8_t *buf)
 {
-	uint8_t buf[ANCHOR_LEN];
 	char label[64], why[256] = "";
 	int rc;
 
 	if (!key)
 		return;
-	token_label(a->uuid, label);
-	anchor_encode(keys, a, buf);
-	rc = keystore_token_put(ksdir, a->uuid, key, label, buf, sizeof(buf), why, sizeof(why));
+	token_label(buf + 8, label);
+	rc = keystore_token_put(ksdir, buf + 8, key, label, buf, ANCHOR_LEN, why, sizeof(why));
 	if (rc < 0 && rc != -ENOTSUP)
 		syslog(LOG_WARNING, "cannot write the anchor's copy on the token: %s",
 		       why[0] ? why : strerror(-rc));
+}
+
+static void token_anchor_save(const char *ksdir, const struct key_opts *key,
+			      const struct volkeys *keys, const struct anchor *a)
+{
+	uint8_t buf[ANCHOR_LEN];
+
+	anchor_encode(keys, a, buf);
+	token_anchor_put(ksdir, key, buf);
+}
+
+int vault_anchor_store(const char *ksdir, const struct key_opts *key, const uint8_t *buf,
+		       size_t len)
+{
+	int rc;
+
+	if (len != ANCHOR_LEN)
+		return -EBADMSG;
+	if ((rc = anchor_save_encoded(ksdir, buf)) < 0)
+		return rc;
+	token_anchor_put(ksdir, key, buf);
+	return 0;
 }
 
 /* The root directory and the counters, in the index's first transaction. */
@@ -428,10 +447,18 @@ static int anchor_move_to(struct vault *v, const struct index_root_state *root, 
 	memcpy(a.root_mac, root->mac, INDEX_ROOT_MAC);
 	a.flags = clean ? ANCHOR_CLEAN : 0;
 	a.time = (int64_t)time(NULL);
-	if ((rc = anchor_save(v->keystore, v->keys, &a)) < 0)
-		return rc;
-	if (v->token_mirror)
-		token_anchor_save(v->keystore, v->key, v->keys, &a);
+	if (v->anchor_put) {
+		uint8_t buf[ANCHOR_LEN];
+
+		anchor_encode(v->keys, &a, buf);
+		if ((rc = v->anchor_put(v->anchor_put_arg, buf, sizeof(buf))) < 0)
+			return rc;
+	} else {
+		if ((rc = anchor_save(v->keystore, v->keys, &a)) < 0)
+			return rc;
+		if (v->token_mirror)
+			token_anchor_save(v->keystore, v->key, v->keys, &a);
+	}
 	v->anchor = a;
 	v->anchor_known = 1;
 	return 0;

@@ -61,9 +61,8 @@ int file_read_all(const char *path, size_t max, char **out, size_t *len)
 	return rc;
 }
 
-int fsync_dir(const char *dir)
+static int fsync_dir_fd(int fd)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int rc = 0;
 
 	if (fd < 0)
@@ -72,6 +71,16 @@ int fsync_dir(const char *dir)
 		rc = -errno;
 	close(fd);
 	return rc;
+}
+
+int fsync_dir_at(int dfd, const char *rel)
+{
+	return fsync_dir_fd(openat(dfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+}
+
+int fsync_dir(const char *dir)
+{
+	return fsync_dir_fd(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 }
 
 int dir_is_empty(const char *dir)

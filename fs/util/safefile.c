@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
+#include <pwd.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +17,38 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+static pthread_once_t service_once = PTHREAD_ONCE_INIT;
+static uid_t service_uid = (uid_t)-1;
+static int service_set;
+
 uid_t safe_owner(void)
 {
 	return geteuid();
+}
+
+static void service_lookup(void)
+{
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+
+	if (!service_set && getpwnam_r(SAFE_SERVICE_USER, &pw, buf, sizeof(buf), &res) == 0 && res &&
+	    res->pw_uid != 0)
+		service_uid = res->pw_uid;
+}
+
+void safe_set_service(uid_t uid)
+{
+	service_set = 1;
+	service_uid = uid;
+}
+
+/* the store's side: us, or the service account that serves it */
+static int owner_ok(uid_t uid)
+{
+	if (uid == safe_owner())
+		return 1;
+	pthread_once(&service_once, service_lookup);
+	return service_uid != (uid_t)-1 && uid == service_uid;
 }
 
 static const char *kind_of(mode_t m)
@@ -40,13 +71,14 @@ static int kind_errno(mode_t m)
 	return S_ISLNK(m) ? -ELOOP : S_ISDIR(m) ? -EISDIR : -EINVAL;
 }
 
-/* the owner and mode rule for a directory st: 0 or -EPERM with why */
-static int dir_rule(const struct stat *st, const char *label, char *why, size_t whylen)
+/* the owner and mode rule for a directory st: 0 or -EPERM with why;
+ * private: ours only, never the service account's (KSDIR) */
+static int dir_rule(const struct stat *st, int private, const char *label, char *why, size_t whylen)
 {
 	if (!S_ISDIR(st->st_mode))
 		return why_set(why, whylen, -ENOTDIR, "%s is %s, not a directory; refused", label,
 			       kind_of(st->st_mode));
-	if (st->st_uid != safe_owner())
+	if (private ? st->st_uid != safe_owner() : !owner_ok(st->st_uid))
 		return why_set(why, whylen, -EPERM, "%s is owned by uid %u, not uid %u; refused", label,
 			       (unsigned)st->st_uid, (unsigned)safe_owner());
 	if (st->st_mode & (S_IWGRP | S_IWOTH))
@@ -57,12 +89,18 @@ static int dir_rule(const struct stat *st, const char *label, char *why, size_t 
 	return 0;
 }
 
+/*
+ * A file is ours or the service account's: a snapshot's hard links to the
+ * packs keep the owner of the store's copies in a directory of root's.
+ * In KSDIR (root's only, not writable by others) only root can have put
+ * one there.
+ */
 static int file_rule(const struct stat *st, const char *label, char *why, size_t whylen)
 {
 	if (!S_ISREG(st->st_mode))
 		return why_set(why, whylen, kind_errno(st->st_mode),
 			       "%s is %s, not a regular file; refused", label, kind_of(st->st_mode));
-	if (st->st_uid != safe_owner())
+	if (!owner_ok(st->st_uid))
 		return why_set(why, whylen, -EPERM, "%s is owned by uid %u, not uid %u; refused", label,
 			       (unsigned)st->st_uid, (unsigned)safe_owner());
 	return 0;
@@ -102,7 +140,7 @@ static int explain(int dfd, const char *rel, int rc, const char *label, char *wh
 	return why_set(why, whylen, rc, "cannot open %s: %s", label, strerror(-rc));
 }
 
-int safe_dir_open(const char *path, char *why, size_t whylen)
+static int dir_open(const char *path, int private, char *why, size_t whylen)
 {
 	struct stat st;
 	int fd, rc;
@@ -119,11 +157,21 @@ int safe_dir_open(const char *path, char *why, size_t whylen)
 		close(fd);
 		return rc;
 	}
-	if ((rc = dir_rule(&st, path, why, whylen)) < 0) {
+	if ((rc = dir_rule(&st, private, path, why, whylen)) < 0) {
 		close(fd);
 		return rc;
 	}
 	return fd;
+}
+
+int safe_dir_open(const char *path, char *why, size_t whylen)
+{
+	return dir_open(path, 0, why, whylen);
+}
+
+int safe_private_dir_open(const char *path, char *why, size_t whylen)
+{
+	return dir_open(path, 1, why, whylen);
 }
 
 int safe_subdir_open(int dfd, const char *rel, int create, const char *label,
@@ -149,7 +197,7 @@ int safe_subdir_open(int dfd, const char *rel, int create, const char *label,
 		close(fd);
 		return rc;
 	}
-	if ((rc = dir_rule(&st, label, why, whylen)) < 0) {
+	if ((rc = dir_rule(&st, 0, label, why, whylen)) < 0) {
 		close(fd);
 		return rc;
 	}

@@ -80,6 +80,10 @@ int control_listen(struct control **out, const char *rundir, const char *store,
  */
 void control_close(struct control *c);
 
+/* The socket's path (the daemon's root part removes it once the server,
+ * which may no longer write the run directory, is gone). */
+const char *control_path(const struct control *c);
+
 /*
  * Client side; rundir NULL means control_rundir().  Each returns 0, or
  * -ESRCH when no daemon serves store, -EACCES when it refused us,

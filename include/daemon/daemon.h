@@ -12,11 +12,14 @@
 #include <stdint.h>
 
 #include "audit/audit.h"
+#include "util/safefile.h"
 
 struct key_opts;
 
 #define DAEMON_SCRUB_INTERVAL_S (7ull * 86400)	/* mount's default */
 #define DAEMON_SCRUB_RATE (50ull * 1000 * 1000)	/* bytes/s: 50 MB/s */
+/* the account a root mount serves as once mounted (privsep.h) */
+#define DAEMON_SERVICE_USER SAFE_SERVICE_USER
 
 struct daemon_opts {
 	const char *store;
@@ -26,6 +29,9 @@ struct daemon_opts {
 	const char *mount_name;		/* as the user wrote it, for messages */
 	const char *fuse_opts;		/* the user's -o options, or NULL */
 	int foreground;			/* serve in this process (-f) */
+	/* --user: the service account a root mount drops to once mounted
+	 * (NULL: DAEMON_SERVICE_USER); the store and the trail become its */
+	const char *user;
 	int no_audit;
 	/* --read-only: a ro mount, the store opened read-only (no epoch bump,
 	 * orphan purge, compaction, write-back or anchor move), and every
@@ -55,15 +61,5 @@ struct daemon_opts {
  * with why empty: its waiting parent reports the line.
  */
 int daemon_run(const struct daemon_opts *o, char *why, size_t whylen);
-
-/* one line of /proc/self/mountinfo */
-struct daemon_mount {
-	char fstype[64];	/* "fuse.medvault" */
-	char source[PATH_MAX];	/* the store, for ours */
-	char dev[64];		/* major:minor, the mount's bdi name */
-};
-
-/* The visible mount at path (a real path): 1 and *m, or 0 if none. */
-int daemon_find_mount(const char *path, struct daemon_mount *m);
 
 #endif

@@ -79,6 +79,10 @@ int anchor_save(const char *ksdir, const struct volkeys *vk, const struct anchor
  * (tests: a link planted there must not be followed; -EEXIST). */
 int anchor_save_via(const char *ksdir, const char *tmpname, const struct volkeys *vk,
 		    const struct anchor *a);
+/* An anchor anchor_encode made elsewhere (the daemon's unprivileged
+ * server, which holds the keys; its root part writes KSDIR), saved as
+ * anchor_save does.  Only the magic is checked: no key here.  -EBADMSG. */
+int anchor_save_encoded(const char *ksdir, const uint8_t buf[ANCHOR_LEN]);
 
 /* How a store's durable root stands against its anchor. */
 enum anchor_cmp {

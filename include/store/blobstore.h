@@ -76,6 +76,13 @@ uint64_t blobstore_open_id(struct blobstore *bs);
 /* Size of a pack file, -errno (-ENOENT: gone). */
 int64_t blobstore_pack_size(struct blobstore *bs, uint64_t pack);
 
+/*
+ * STORE's directory descriptor (the blobstore's; do not close it): what
+ * runs after the daemon dropped root reaches the store through it, since
+ * the service account may not be able to walk STORE's path.
+ */
+int blobstore_dirfd(struct blobstore *bs);
+
 /* Highest pack id handed out so far (0 if none). */
 uint64_t blobstore_last_id(struct blobstore *bs);
 

@@ -66,6 +66,11 @@ struct vault {
 	struct anchor anchor;
 	int anchor_known;
 	int anchor_writable;	/* opened read-write and checked: the anchor may move */
+	/* set: the anchor (encoded) is handed to this instead of written to
+	 * KSDIR and the token by this process, which no longer may (the
+	 * daemon's server after it dropped root); 0 or -errno */
+	int (*anchor_put)(void *arg, const uint8_t *buf, size_t len);
+	void *anchor_put_arg;
 };
 
 struct vault_open_opts {
@@ -126,6 +131,16 @@ void vault_close(struct vault *v);
  * 0 (moved or nothing to do), -errno of anchor_save.
  */
 int vault_anchor_move(struct vault *v, int clean);
+
+/*
+ * What vault_anchor_move does with an anchor when anchor_put is not set,
+ * for the process that receives it (the daemon's root part): buf (an
+ * encoded anchor, ANCHOR_LEN bytes, not authenticated here: no key) to
+ * KSDIR, and its copy to the token when key names one (failures of the
+ * copy are logged).  -EBADMSG, -errno of anchor_save.
+ */
+int vault_anchor_store(const char *ksdir, const struct key_opts *key, const uint8_t *buf,
+		       size_t len);
 
 /*
  * Record the serving daemon's pid in the lock file (after it forked), for

@@ -19,6 +19,8 @@ int fd_read_all(int fd, size_t max, char **out, size_t *len);
 
 
 int fsync_dir(const char *dir);
+/* the same for rel under dfd (its last component not followed) */
+int fsync_dir_at(int dfd, const char *rel);
 
 /* 1 if dir holds nothing but . and .., 0 if it holds something, -errno */
 int dir_is_empty(const char *dir);

@@ -4,11 +4,11 @@
  *
  * A directory the user names (STORE, KSDIR, an audit directory) is
  * opened by its path, links in it followed (a store may well live behind
- * /srv/vault -> /data/vault), then checked: a directory, owned by
- * safe_owner(), not writable by group or others.  Everything inside is
+ * /srv/vault -> /data/vault), then checked: a directory, owned as
+ * below, not writable by group or others.  Everything inside is
  * reached from that descriptor with openat2(RESOLVE_NO_SYMLINKS |
  * RESOLVE_BENEATH), so no component of a relative name may be a link,
- * and must be a regular file owned by safe_owner().  Files are opened
+ * and must be a regular file owned as below.  Files are opened
  * O_NONBLOCK, so a FIFO or a device is seen by fstat, not waited on.
  *
  * Every refusal comes with one line in why[], naming label (the path as
@@ -21,11 +21,20 @@
 #include <sys/types.h>
 
 /*
- * The account that must own the store, the keystore directory and every
- * file in them: the one running the command (root, in practice).  The
- * one place to change once a service account owns the store.
+ * Who may own what.  KSDIR and its files: the account running the
+ * command (root, in practice), nobody else.  The store, an audit
+ * directory and their files: that account or the service account the
+ * daemon serves them as (SAFE_SERVICE_USER if it exists, or the one given
+ * to safe_set_service), since
+ * the daemon chowns the store to it at mount; so may a file in any of
+ * them (a snapshot's linked packs are the service account's, in
+ * directories of root's).
  */
+#define SAFE_SERVICE_USER "medvault"	/* the default service account */
 uid_t safe_owner(void);
+/* another service account than SAFE_SERVICE_USER ((uid_t)-1: none),
+ * before the first check */
+void safe_set_service(uid_t uid);
 
 /*
  * Open the directory at path (links followed) and check it.  A
@@ -33,6 +42,10 @@ uid_t safe_owner(void);
  * -EPERM (another owner, or writable by group or others), -errno.
  */
 int safe_dir_open(const char *path, char *why, size_t whylen);
+
+/* The same for a directory only we may own (KSDIR): not the service
+ * account's. */
+int safe_private_dir_open(const char *path, char *why, size_t whylen);
 
 /*
  * The same for rel under dfd, no link followed; with create, a missing
