@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "crypto/keystore.h"
+#include "daemon/control.h"
 #include "daemon/mountinfo.h"
 #include "privsep.h"
 #include "store/anchor.h"
@@ -228,8 +230,20 @@ static void root_mounted(struct root *r, struct ps_msg *m)
 	struct daemon_mount dm;
 	struct stat st;
 
+	char want[PATH_MAX], hex[33];
+
 	m->rc = 0;
-	if (r->mounted_told || m->len >= PS_DATA_MAX || memchr(m->data, '\0', m->len)) {
+	/* the one path the root part will ever unlink: this volume's socket
+	 * in root's run directory, whatever the server says */
+	volconf_uuid_hex(r->uuid, hex);
+	if (control_rundir(want, sizeof(want)) < 0 ||
+	    strlen(want) + 1 + strlen(hex) + 5 >= sizeof(want))
+		want[0] = '\0';
+	else
+		strcat(strcat(strcat(want, "/"), hex), ".sock");
+	if (r->mounted_told || !r->have_uuid || m->len >= PS_DATA_MAX ||
+	    memchr(m->data, '\0', m->len) ||
+	    (m->len && (strlen(want) != m->len || memcmp(want, m->data, m->len)))) {
 		m->rc = -EPROTO;
 	} else {
 		r->mounted_told = 1;
