@@ -116,6 +116,21 @@ static int msg_recv(int fd, struct ps_msg *m)
 	return 0;
 }
 
+int privsep_test_raw(struct privsep *p, const void *buf, size_t len)
+{
+	struct ps_msg m;
+	ssize_t n;
+
+	if (send(p->fd, buf, len, MSG_NOSIGNAL) != (ssize_t)len)
+		return -errno;
+	do
+		n = recv(p->fd, &m, sizeof(m), 0);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return -EPIPE;
+	return n == (ssize_t)sizeof(m) ? m.rc : -EPROTO;
+}
+
 /* the server's side: one request, its answer in *m */
 static int call(struct privsep *p, struct ps_msg *m)
 {

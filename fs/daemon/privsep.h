@@ -91,4 +91,9 @@ void privsep_close(struct privsep *p);
  */
 int privsep_chown_tree(int dirfd, uid_t uid, gid_t gid, int depth);
 
+/* Tests only: send len raw bytes to the root part as one request, as a
+ * compromised server could, and read its answer's rc (-EPIPE: it hung
+ * up, which it does on anything malformed). */
+int privsep_test_raw(struct privsep *p, const void *buf, size_t len);
+
 #endif
