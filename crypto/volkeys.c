@@ -14,6 +14,7 @@
 #define CTX_NAMES "mvnames_"
 #define CTX_DOMAIN "mvdomain"
 #define CTX_FILE "mvfile__"
+#define CTX_CHUNK "mvchunk_"
 #define CTX_CONF "mvconf__"
 #define CTX_AUDIT "mvaudit_"
 #define CTX_ANCHOR "mvanchor"
@@ -103,7 +104,20 @@ void volkeys_name_hash(const struct volkeys *vk, uint64_t parent,
 int volkeys_file_aead(const struct volkeys *vk, uint32_t domain, uint64_t ino,
 		      struct aead **out)
 {
-	uint8_t k[32];
+	return volkeys_chunk_aead(vk, domain, ino, VOLKEYS_GEN_FILE, out);
+}
+
+uint64_t volkeys_chunk_gen(uint64_t keygen_epoch, uint64_t version)
+{
+	if (keygen_epoch == VOLKEYS_GEN_FILE || version >> 40 < keygen_epoch)
+		return VOLKEYS_GEN_FILE;
+	return version >> VOLKEYS_GEN_SHIFT;
+}
+
+int volkeys_chunk_aead(const struct volkeys *vk, uint32_t domain, uint64_t ino, uint64_t gen,
+		       struct aead **out)
+{
+	uint8_t k[32], fk[32];
 	int rc;
 
 	*out = NULL;
@@ -111,9 +125,16 @@ int volkeys_file_aead(const struct volkeys *vk, uint32_t domain, uint64_t ino,
 	 * keystore so that destroying one crypto-erases its files. */
 	if (domain != VOLKEYS_DEFAULT_DOMAIN)
 		return -ENOENT;
-	crypto_kdf_derive_from_key(k, sizeof(k), ino, CTX_FILE, vk->domain0);
+	crypto_kdf_derive_from_key(fk, sizeof(fk), ino, CTX_FILE, vk->domain0);
+	/* a generation is below 2^33 (versions are 64 bits): never the
+	 * sentinel, so no generation's key is the file key */
+	if (gen != VOLKEYS_GEN_FILE)
+		crypto_kdf_derive_from_key(k, sizeof(k), gen, CTX_CHUNK, fk);
+	else
+		memcpy(k, fk, sizeof(k));
 	rc = aead_new(out, vk->content, k);
 	sodium_memzero(k, sizeof(k));
+	sodium_memzero(fk, sizeof(fk));
 	return rc;
 }
 

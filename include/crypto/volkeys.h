@@ -9,6 +9,9 @@
  *   domain  per key-domain root; per-file content keys derive from it with
  *           the inode number, which is never reused in a volume, so a
  *           96-bit random GCM nonce only ever meets one file's chunks.
+ *   chunk   format 3: a chunk's key derives from its file's key and the
+ *           chunk's key generation (version >> 31), so no key seals more
+ *           than 2^31 chunks, however long the file lives.
  */
 #ifndef MEDVAULT_VOLKEYS_H
 #define MEDVAULT_VOLKEYS_H
@@ -38,6 +41,24 @@ void volkeys_name_hash(const struct volkeys *vk, uint64_t parent,
  * (unknown key domain). */
 int volkeys_file_aead(const struct volkeys *vk, uint32_t domain, uint64_t ino,
 		      struct aead **out);
+
+/*
+ * Which key sealed the chunk of this version: VOLKEYS_GEN_FILE (the file
+ * key itself, as format 2 seals) or its key generation, version >> 31.
+ * keygen_epoch is the store's meta `keygen_epoch` (VOLKEYS_GEN_FILE for a
+ * format-2 store): chunks of an older epoch (version >> 40) keep the file
+ * key.  Every mount has a new epoch, and a mount's versions come from one
+ * counter, so a generation spans at most 2^31 versions of one mount.
+ */
+#define VOLKEYS_GEN_FILE UINT64_MAX
+#define VOLKEYS_GEN_SHIFT 31
+uint64_t volkeys_chunk_gen(uint64_t keygen_epoch, uint64_t version);
+
+/* The content AEAD of generation gen of one file's chunks (gen
+ * VOLKEYS_GEN_FILE: the file's key, volkeys_file_aead); free with
+ * aead_free.  -ENOMEM, -ENOENT (unknown key domain). */
+int volkeys_chunk_aead(const struct volkeys *vk, uint32_t domain, uint64_t ino, uint64_t gen,
+		       struct aead **out);
 
 /* The key authenticating medvault.conf, straight from the master key. */
 void volkeys_conf_mac(const uint8_t *mk, const void *data, size_t len, uint8_t out[32]);

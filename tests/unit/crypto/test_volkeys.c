@@ -1,7 +1,9 @@
 /*
  * volkeys: derivation is a pure function of the master key; name hashes
  * bind parent and name; per-file content keys bind the inode number; the
- * medvault.conf MAC is deterministic and keyed.
+ * medvault.conf MAC is deterministic and keyed; format 3's chunk keys
+ * differ per generation and from the file key, and the rule that picks one
+ * holds at its boundaries.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -68,6 +70,108 @@ out:
 	volkeys_free(a);
 	volkeys_free(b);
 	volkeys_free(o);
+}
+
+/* seal a chunk of version ver under the key the rule picks, as filedata does */
+static ssize_t seal_chunk(const struct volkeys *vk, uint64_t keygen_epoch, uint64_t ino,
+			  uint64_t ver, uint8_t *ct, size_t cap, const uint8_t *pt, size_t len)
+{
+	struct aead *k = NULL;
+	uint8_t ad[16];
+	ssize_t n;
+
+	memcpy(ad, &ino, 8);
+	memcpy(ad + 8, &ver, 8);
+	if (volkeys_chunk_aead(vk, VOLKEYS_DEFAULT_DOMAIN, ino, volkeys_chunk_gen(keygen_epoch, ver), &k) < 0)
+		return -ENOMEM;
+	n = aead_seal(k, ct, cap, pt, len, ad, sizeof(ad));
+	aead_free(k);
+	return n;
+}
+
+/* 1 if the chunk ct opens as version ver of inode ino */
+static int chunk_opens(const struct volkeys *vk, uint64_t keygen_epoch, uint64_t ino,
+		       uint64_t ver, const uint8_t *ct, size_t n)
+{
+	struct aead *k = NULL;
+	uint8_t ad[16], out[64];
+	ssize_t m;
+
+	memcpy(ad, &ino, 8);
+	memcpy(ad + 8, &ver, 8);
+	if (volkeys_chunk_aead(vk, VOLKEYS_DEFAULT_DOMAIN, ino, volkeys_chunk_gen(keygen_epoch, ver), &k) < 0)
+		return 0;
+	m = aead_open(k, out, sizeof(out), ct, n, ad, sizeof(ad));
+	aead_free(k);
+	return m == 33;
+}
+
+static void test_generations(enum aead_cipher content, const uint8_t *mk)
+{
+	const char *cn = aead_cipher_name(content);
+	const uint64_t E = 7, G = VOLKEYS_GEN_FILE;
+	struct volkeys *a = NULL;
+	struct aead *file = NULL, *g0 = NULL, *g0b = NULL, *g1 = NULL, *g0o = NULL, *gx = (struct aead *)1;
+	uint8_t pt[33], ct[33 + 64];
+	ssize_t n;
+	uint64_t v_old = (E - 1) << 40 | 5, v_new = E << 40 | 5, v_next = (E << 40) | (1ull << 31) | 5;
+
+	ok(volkeys_derive(&a, mk, content) == 0 && a, "%s: derive for generations", cn);
+	if (!a)
+		return;
+	/* the rule, at its boundaries */
+	ok(volkeys_chunk_gen(G, 0) == G && volkeys_chunk_gen(G, UINT64_MAX) == G,
+	   "%s: a format-2 store (no keygen epoch): every chunk has the file key", cn);
+	ok(volkeys_chunk_gen(E, ((E - 1) << 40) | ((1ull << 40) - 1)) == G,
+	   "%s: the last version of epoch E-1 has the file key", cn);
+	ok(volkeys_chunk_gen(E, E << 40) == E << 9, "%s: the first version of epoch E has generation E<<9", cn);
+	ok(volkeys_chunk_gen(E, (E << 40) | ((1ull << 31) - 1)) == E << 9 &&
+	   volkeys_chunk_gen(E, (E << 40) | (1ull << 31)) == (E << 9) + 1,
+	   "%s: a generation holds exactly 2^31 versions", cn);
+	ok(volkeys_chunk_gen(E, (E + 1) << 40) == (E + 1) << 9 &&
+	   volkeys_chunk_gen(E, (E << 40) | ((1ull << 40) - 1)) == (E << 9) + 511,
+	   "%s: each epoch (mount) starts a new generation", cn);
+	ok(volkeys_chunk_gen(0, 1) == 0 && volkeys_chunk_gen(0, UINT64_MAX) == (UINT64_MAX >> 31),
+	   "%s: keygen epoch 0 (made as format 3): every chunk derived, the top generation is not the sentinel", cn);
+
+	/* the keys */
+	ok(volkeys_file_aead(a, VOLKEYS_DEFAULT_DOMAIN, 5, &file) == 0 &&
+	   volkeys_chunk_aead(a, VOLKEYS_DEFAULT_DOMAIN, 5, 0, &g0) == 0 &&
+	   volkeys_chunk_aead(a, VOLKEYS_DEFAULT_DOMAIN, 5, 0, &g0b) == 0 &&
+	   volkeys_chunk_aead(a, VOLKEYS_DEFAULT_DOMAIN, 5, 1, &g1) == 0 &&
+	   volkeys_chunk_aead(a, VOLKEYS_DEFAULT_DOMAIN, 6, 0, &g0o) == 0, "%s: chunk keys derived", cn);
+	ok(volkeys_chunk_aead(a, 3, 5, 0, &gx) == -ENOENT && gx == NULL, "%s: unknown domain -ENOENT", cn);
+	if (file && g0 && g0b && g1 && g0o) {
+		ok(cross_opens(g0, g0b), "%s: a generation's key is deterministic", cn);
+		ok(!cross_opens(g0, g1) && !cross_opens(g1, g0), "%s: generations 0 and 1 differ", cn);
+		ok(!cross_opens(g0, file) && !cross_opens(file, g0), "%s: generation 0 is not the file key", cn);
+		ok(!cross_opens(g0, g0o), "%s: generation 0 of inode 6 is not inode 5's", cn);
+	}
+
+	/* chunks across the upgrade: old ones keep the file key, new ones
+	 * derive; a chunk replayed under another version fails */
+	secure_random(pt, sizeof(pt));
+	n = seal_chunk(a, G, 5, v_old, ct, sizeof(ct), pt, sizeof(pt));
+	ok(n > 0 && chunk_opens(a, E, 5, v_old, ct, (size_t)n),
+	   "%s: a chunk sealed before the upgrade (format 2) reads after it", cn);
+	ok(n > 0 && chunk_opens(a, G, 5, v_old, ct, (size_t)n),
+	   "%s: and still reads as format 2", cn);
+	ok(n > 0 && !chunk_opens(a, E - 1, 5, v_old, ct, (size_t)n),
+	   "%s: read under a derived key (a keygen epoch moved back) it fails", cn);
+	n = seal_chunk(a, E, 5, v_new, ct, sizeof(ct), pt, sizeof(pt));
+	ok(n > 0 && chunk_opens(a, E, 5, v_new, ct, (size_t)n), "%s: a chunk sealed after the upgrade reads", cn);
+	ok(n > 0 && !chunk_opens(a, G, 5, v_new, ct, (size_t)n),
+	   "%s: a format-2 reader cannot open it (it would need the keygen epoch)", cn);
+	ok(n > 0 && !chunk_opens(a, E + 1, 5, v_new, ct, (size_t)n),
+	   "%s: a keygen epoch moved forward (its key taken for the file key) fails", cn);
+	ok(n > 0 && !chunk_opens(a, E, 5, v_next, ct, (size_t)n) && !chunk_opens(a, E, 5, v_old, ct, (size_t)n),
+	   "%s: its record replayed under the next generation's or an old version fails", cn);
+	aead_free(file);
+	aead_free(g0);
+	aead_free(g0b);
+	aead_free(g1);
+	aead_free(g0o);
+	volkeys_free(a);
 }
 
 /* digest of a temp file holding data[0..len) */
@@ -170,8 +274,11 @@ int main(void)
 
 	/* content keys, both ciphers */
 	test_content(AEAD_XCHACHA20POLY1305, mk, mk2);
-	if (aead_cipher_usable(AEAD_AES256GCM) == 0)
+	test_generations(AEAD_XCHACHA20POLY1305, mk);
+	if (aead_cipher_usable(AEAD_AES256GCM) == 0) {
 		test_content(AEAD_AES256GCM, mk, mk2);
+		test_generations(AEAD_AES256GCM, mk);
+	}
 	else
 		printf("# AES-256-GCM not usable here: GCM content keys skipped\n");
 
