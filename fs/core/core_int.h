@@ -26,6 +26,9 @@ struct dirty_chunk {
 	struct dirty_chunk *next;
 };
 
+/* chunk keys an inode keeps (a new one every mount that writes it) */
+#define MV_GEN_KEYS 8
+
 /* One inode the kernel knows about (nlookup > 0) or that is open. */
 struct mv_inode {
 	uint64_t ino;
@@ -53,7 +56,7 @@ struct mv_inode {
 	uint32_t nwriters;	/* protected by store_lock */
 
 	pthread_mutex_t lock;	/* protects everything below */
-	struct aead *aead;	/* content key, made on first use */
+	struct aead *aead;	/* the file key, made on first use (format-2 chunks) */
 	int size_loaded;	/* size below is the file's size */
 	int quarantined;	/* fsck could not verify it (INDEX_FLAG_QUARANTINED) */
 	int content_dirty;	/* size below is newer than the index */
@@ -78,6 +81,17 @@ struct mv_inode {
 	uint64_t ridx;
 	uint32_t rlen;
 	int rvalid;
+
+	/*
+	 * Format 3's chunk keys, one per key generation (volkeys_chunk_gen),
+	 * made on first use and kept until filedata_release, so readers use
+	 * them without holding lock and a read does not derive per chunk.
+	 * Never evicted (a pointer handed out stays valid): past
+	 * MV_GEN_KEYS generations a caller gets a key of its own to free.
+	 */
+	pthread_mutex_t keys_lock;
+	struct gen_key { uint64_t gen; struct aead *aead; } gkeys[MV_GEN_KEYS];
+	unsigned ngkeys;	/* protected by keys_lock */
 };
 
 struct audit;
@@ -119,17 +133,6 @@ struct mvfs {
 	int sync_error;
 
 	uint64_t next_version;	/* protected by table_lock */
-
-	/*
-	 * Seals made this mount under the keys of files whose inode has left
-	 * the table, so that a file's count (aead.h's seal limit) survives
-	 * its eviction: filedata_release stores it, ensure_aead takes it
-	 * back.  Only counts of at least the limit / 256 are kept, so the
-	 * list stays tiny (protected by seal_lock).
-	 */
-	pthread_mutex_t seal_lock;
-	struct seal_carry { uint64_t ino, seals; } *carry;
-	size_t ncarry, carry_cap;
 
 	/* for `medvault status`; relaxed atomics, read approximately */
 	uint64_t stat_chunk_hits;	/* chunks served from memory */

@@ -43,46 +43,6 @@ static uint64_t blocks_of(uint64_t plain_len)
 	return ((plain_len + 4095) / 4096) * 8;
 }
 
-/* the seals an evicted inode's key made this mount, taken back (0: none) */
-static uint64_t seals_take(struct mvfs *fs, uint64_t ino)
-{
-	uint64_t n = 0;
-
-	pthread_mutex_lock(&fs->seal_lock);
-	for (size_t i = 0; i < fs->ncarry; i++) {
-		if (fs->carry[i].ino == ino) {
-			n = fs->carry[i].seals;
-			fs->carry[i] = fs->carry[--fs->ncarry];
-			break;
-		}
-	}
-	pthread_mutex_unlock(&fs->seal_lock);
-	return n;
-}
-
-/* keep in's seal count past its eviction, if it is worth keeping */
-static void seals_keep(struct mvfs *fs, const struct mv_inode *in)
-{
-	uint64_t n = in->aead ? aead_seals(in->aead) : 0;
-
-	if (!n || n < aead_seal_limit(in->aead) / 256)
-		return;
-	pthread_mutex_lock(&fs->seal_lock);
-	if (fs->ncarry == fs->carry_cap) {
-		size_t cap = fs->carry_cap ? 2 * fs->carry_cap : 16;
-		struct seal_carry *c = realloc(fs->carry, cap * sizeof(*c));
-
-		if (c) {
-			fs->carry = c;
-			fs->carry_cap = cap;
-		}
-	}
-	/* out of memory: the count restarts, as it does at every mount */
-	if (fs->ncarry < fs->carry_cap)
-		fs->carry[fs->ncarry++] = (struct seal_carry){ in->ino, n };
-	pthread_mutex_unlock(&fs->seal_lock);
-}
-
 /* in->lock held */
 static int ensure_aead(struct mvfs *fs, struct mv_inode *in)
 {
@@ -91,9 +51,46 @@ static int ensure_aead(struct mvfs *fs, struct mv_inode *in)
 	if (in->aead)
 		return 0;
 	rc = volkeys_file_aead(fs->v->keys, VOLKEYS_DEFAULT_DOMAIN, in->ino, &in->aead);
-	if (rc == 0)
-		aead_seals_resume(in->aead, seals_take(fs, in->ino));
 	return rc;
+}
+
+/*
+ * The key of in's chunk of this version: the file key (a chunk sealed
+ * before format 3; in->aead, ensure_aead done) or its generation's, from
+ * the cache.  *own set: a key of the caller's, to aead_free (cache full).
+ * Needs in->aead but not in->lock.
+ */
+static int chunk_key(struct mvfs *fs, struct mv_inode *in, uint64_t version, struct aead **out,
+		     int *own)
+{
+	uint64_t gen = volkeys_chunk_gen(fs->v->keygen_epoch, version);
+	struct aead *k = NULL;
+	int rc = 0;
+
+	*own = 0;
+	if (gen == VOLKEYS_GEN_FILE) {
+		*out = in->aead;
+		return 0;
+	}
+	pthread_mutex_lock(&in->keys_lock);
+	for (unsigned i = 0; i < in->ngkeys && !k; i++)
+		if (in->gkeys[i].gen == gen)
+			k = in->gkeys[i].aead;
+	if (!k && (rc = volkeys_chunk_aead(fs->v->keys, VOLKEYS_DEFAULT_DOMAIN, in->ino, gen, &k)) == 0) {
+		if (in->ngkeys < MV_GEN_KEYS)
+			in->gkeys[in->ngkeys++] = (struct gen_key){ gen, k };
+		else
+			*own = 1;
+	}
+	pthread_mutex_unlock(&in->keys_lock);
+	*out = k;
+	return rc;
+}
+
+static void chunk_key_put(struct aead *k, int own)
+{
+	if (own)
+		aead_free(k);
 }
 
 /* in->lock held */
@@ -128,8 +125,9 @@ static int chunk_load(struct mvfs *fs, struct mv_inode *in, uint64_t idx, uint8_
 	struct index_txn *t;
 	struct chunk_rec c;
 	uint8_t ad[CHUNK_AD_LEN], *ct = NULL;
+	struct aead *key;
 	ssize_t n;
-	int rc;
+	int rc, own;
 
 	*len = 0;
 	if ((rc = index_read_begin(fs->v->ix, &t)) < 0)
@@ -157,7 +155,12 @@ static int chunk_load(struct mvfs *fs, struct mv_inode *in, uint64_t idx, uint8_
 	if (rc < 0)
 		goto damaged;
 	chunk_ad(ad, fs, in->ino, idx, c.version);
-	n = aead_open(in->aead, buf, fs->chunk_size, ct, c.len, ad, sizeof(ad));
+	if ((rc = chunk_key(fs, in, c.version, &key, &own)) < 0) {
+		bufpool_put(fs->sealed, ct);
+		return rc;
+	}
+	n = aead_open(key, buf, fs->chunk_size, ct, c.len, ad, sizeof(ad));
+	chunk_key_put(key, own);
 	if (n < 0 || (uint32_t)n != c.plain_len) {
 		rc = -EIO;
 		goto damaged;
@@ -246,9 +249,13 @@ void filedata_release(struct mvfs *fs, struct mv_inode *in)
 	bufpool_put(fs->chunks, in->rbuf);
 	in->rbuf = NULL;
 	in->rvalid = 0;
-	seals_keep(fs, in);
 	aead_free(in->aead);
 	in->aead = NULL;
+	pthread_mutex_lock(&in->keys_lock);
+	for (unsigned i = 0; i < in->ngkeys; i++)
+		aead_free(in->gkeys[i].aead);
+	in->ngkeys = 0;
+	pthread_mutex_unlock(&in->keys_lock);
 }
 
 struct read_item {
@@ -400,6 +407,8 @@ struct sealed_chunk {
 	struct chunk_rec rec;
 	struct chunk_rec old;
 	int had_old;
+	struct aead *key;	/* chunk_key's, for rec.version */
+	int own_key;
 };
 
 struct commit_arg {
@@ -529,7 +538,7 @@ static void seal_one(void *ctx, size_t i)
 	ssize_t n;
 
 	chunk_ad(ad, j->fs, j->in->ino, s->idx, s->rec.version);
-	n = aead_seal(j->in->aead, j->out + j->at[i], s->rec.plain_len + j->over,
+	n = aead_seal(s->key, j->out + j->at[i], s->rec.plain_len + j->over,
 		      j->plain[i], s->rec.plain_len, ad, sizeof(ad));
 	if (n < 0)
 		j->rc = (int)n;	/* any failure fails the batch; which one is moot */
@@ -612,6 +621,10 @@ static int flush_list(struct mvfs *fs, struct mv_inode *in, struct dirty_chunk *
 		sc[n].idx = d->idx;
 		sc[n].rec.version = mvfs_new_version(fs);
 		sc[n].rec.plain_len = len;
+		/* the versions of one flush share a generation but at its
+		 * end; the cache answers the rest without deriving */
+		if ((rc = chunk_key(fs, in, sc[n].rec.version, &sc[n].key, &sc[n].own_key)) < 0)
+			goto out;
 		plain[n] = d->buf;
 		at[n] = total;
 		total += len + job.over;
@@ -660,17 +673,19 @@ static int flush_list(struct mvfs *fs, struct mv_inode *in, struct dirty_chunk *
 	}
 	pthread_rwlock_unlock(&fs->barrier);
 out:
+	/* format 3 gives each 2^31 versions a new key, so a key reaching
+	 * the limit (aead.h, kept as a second guard) is a bug, not wear */
 	if (rc == -EKEYEXPIRED)
-		syslog(LOG_ERR, "inode %" PRIu64 ": write-back refused: its key has sealed %" PRIu64
-		       " chunks this mount, the limit for AES-GCM; copy the file (a copy gets a "
-		       "new inode, so a new key) and rename it over the old one", in->ino,
-		       aead_seals(in->aead));
+		syslog(LOG_ERR, "inode %" PRIu64 ": write-back refused: a chunk key reached the AES-GCM "
+		       "seal limit", in->ino);
 	else if (rc < 0)
 		syslog(LOG_ERR, "inode %" PRIu64 ": write-back failed: %s", in->ino, strerror(-rc));
 	if (job.out && total <= fs->batch_size)
 		bufpool_put(fs->batches, job.out);
 	else
 		free(job.out);
+	for (unsigned i = 0; sc && i < n; i++)
+		chunk_key_put(sc[i].key, sc[i].own_key);
 	free(at);
 	free(plain);
 	free(sc);

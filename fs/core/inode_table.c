@@ -75,6 +75,7 @@ int itable_get(struct mvfs *fs, uint64_t ino, struct mv_inode **out)
 		pthread_mutex_init(&in->lock, NULL);
 		pthread_cond_init(&in->inflight_done, NULL);
 		pthread_mutex_init(&in->store_lock, NULL);
+		pthread_mutex_init(&in->keys_lock, NULL);
 		if (fs->table_count >= fs->table_size)
 			grow_locked(fs);
 		size_t s = slot_of(fs, ino);
@@ -155,6 +156,7 @@ void itable_free_inode(struct mvfs *fs, struct mv_inode *in)
 	pthread_mutex_destroy(&in->lock);
 	pthread_cond_destroy(&in->inflight_done);
 	pthread_mutex_destroy(&in->store_lock);
+	pthread_mutex_destroy(&in->keys_lock);
 	free(in->name);
 	free(in);
 }

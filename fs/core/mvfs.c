@@ -86,7 +86,6 @@ int mvfs_create(struct mvfs **out, struct vault *v)
 	pthread_mutex_init(&fs->sync_lock, NULL);
 	pthread_cond_init(&fs->sync_cond, NULL);
 	pthread_mutex_init(&fs->compact_lock, NULL);
-	pthread_mutex_init(&fs->seal_lock, NULL);
 	/* inodes unlinked while open when the last daemon died (a
 	 * read-only mount leaves them for the next read-write one) */
 	if (!fs_read_only(fs) && (rc = ns_free_orphans(fs)) < 0)
@@ -132,7 +131,5 @@ void mvfs_destroy(struct mvfs *fs)
 	pthread_mutex_destroy(&fs->sync_lock);
 	pthread_cond_destroy(&fs->sync_cond);
 	pthread_mutex_destroy(&fs->compact_lock);
-	pthread_mutex_destroy(&fs->seal_lock);
-	free(fs->carry);
 	free(fs);
 }

@@ -88,7 +88,7 @@ struct fsck {
 	struct index_root_state root;
 	struct progress prog;
 	struct aead *cur_aead;
-	uint64_t cur_ino;
+	uint64_t cur_ino, cur_gen;	/* whose key cur_aead is (volkeys_chunk_gen) */
 	uint8_t *pt, *ct;
 	struct index_txn *txn;
 };
@@ -301,11 +301,13 @@ static int walk_chunk(void *ctx, const uint8_t *key, size_t klen, const uint8_t 
 		problem(f, 0, "inode %" PRIu64 ": chunk %" PRIu64 " lies past the end of the file", ino, idx);
 
 	/* the content itself: read it and authenticate it */
-	if (f->cur_ino != ino || !f->cur_aead) {
+	if (f->cur_ino != ino || !f->cur_aead ||
+	    f->cur_gen != volkeys_chunk_gen(f->v->keygen_epoch, c.version)) {
 		aead_free(f->cur_aead);
 		f->cur_aead = NULL;
 		f->cur_ino = ino;
-		if (volkeys_file_aead(f->v->keys, VOLKEYS_DEFAULT_DOMAIN, ino, &f->cur_aead) < 0)
+		f->cur_gen = volkeys_chunk_gen(f->v->keygen_epoch, c.version);
+		if (volkeys_chunk_aead(f->v->keys, VOLKEYS_DEFAULT_DOMAIN, ino, f->cur_gen, &f->cur_aead) < 0)
 			return -ENOMEM;
 	}
 	{

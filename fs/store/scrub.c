@@ -83,7 +83,7 @@ struct scrub {
 	uint64_t next_idx;	/* where the current owner's walk resumes */
 	int owner_done;
 	struct aead *aead;
-	uint64_t aead_ino;
+	uint64_t aead_ino, aead_gen;	/* whose key aead is (volkeys_chunk_gen) */
 	uint8_t *pt, *ct;
 	size_t ctcap;
 };
@@ -380,16 +380,18 @@ static int collect_chunk(void *ctx, uint64_t ino, uint64_t idx, const struct chu
 static int check_chunk(struct scrub *s, const struct sc_chunk *k)
 {
 	struct blob_loc loc = { k->c.pack, k->c.off, k->c.len };
+	uint64_t gen = volkeys_chunk_gen(s->v->keygen_epoch, k->c.version);
 	uint8_t ad[44];
 	ssize_t n;
 	int rc;
 
-	if (!s->aead || s->aead_ino != k->ino) {
+	if (!s->aead || s->aead_ino != k->ino || s->aead_gen != gen) {
 		aead_free(s->aead);
 		s->aead = NULL;
-		if ((rc = volkeys_file_aead(s->v->keys, VOLKEYS_DEFAULT_DOMAIN, k->ino, &s->aead)) < 0)
+		if ((rc = volkeys_chunk_aead(s->v->keys, VOLKEYS_DEFAULT_DOMAIN, k->ino, gen, &s->aead)) < 0)
 			return rc;
 		s->aead_ino = k->ino;
+		s->aead_gen = gen;
 	}
 	if (k->c.len > s->ctcap || k->c.len < aead_overhead(s->aead))
 		return -EBADMSG;

@@ -105,6 +105,9 @@ static int write_root(struct index_txn *txn, void *arg)
 		return rc;
 	if ((rc = index_meta_put(txn, "epoch", 0)) < 0)
 		return rc;
+	/* made as format 3: every chunk has a derived key */
+	if ((rc = index_meta_put(txn, "keygen_epoch", 0)) < 0)
+		return rc;
 	return index_meta_put(txn, "format", VOLCONF_FORMAT);
 }
 
@@ -263,15 +266,48 @@ fail:
 	return rc;
 }
 
+struct epoch_bump {
+	uint64_t epoch;		/* out: this mount's */
+	int keygen;		/* upgrading to format 3: the keygen epoch is this one */
+};
+
 static int bump_epoch(struct index_txn *txn, void *arg)
 {
-	uint64_t *epoch = arg;
-	int rc = index_meta_get(txn, "epoch", epoch);
+	struct epoch_bump *b = arg;
+	int rc = index_meta_get(txn, "epoch", &b->epoch);
 
 	if (rc < 0)
 		return rc;
-	*epoch += 1;
-	return index_meta_put(txn, "epoch", *epoch);
+	b->epoch += 1;
+	if ((rc = index_meta_put(txn, "epoch", b->epoch)) < 0)
+		return rc;
+	if (!b->keygen)
+		return 0;
+	if ((rc = index_meta_put(txn, "keygen_epoch", b->epoch)) < 0)
+		return rc;
+	return index_meta_put(txn, "format", 3);
+}
+
+/*
+ * Format 2 -> 3, after the epoch bump that wrote keygen_epoch = this
+ * mount's epoch (durable): now the card.  Every chunk this mount seals
+ * has that epoch, so derived keys start here, and every older chunk keeps
+ * its file key.  A crash before the card leaves a format-2 store whose
+ * keygen_epoch nobody reads (format-2 builds ignore it); the next open by
+ * this build writes it again, with its own, newer epoch, so chunks a
+ * format-2 build sealed meanwhile stay on the file-key side.
+ */
+static int upgrade3(struct vault *v, const uint8_t *mk, char *why, size_t whylen)
+{
+	int rc;
+
+	v->conf.format = 3;
+	if ((rc = volconf_save(v->store, &v->conf, mk)) < 0)
+		return why_set(why, whylen, rc, "cannot upgrade %s/" STORE_CONF_NAME " to format 3: %s",
+			       v->store, strerror(-rc));
+	syslog(LOG_NOTICE, "store %s upgraded from format 2 to 3 (chunk keys by generation from epoch %"
+	       PRIu64 ")", v->store, v->epoch);
+	return 0;
 }
 
 /*
@@ -522,6 +558,7 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 	uint8_t *mk = NULL;
 	char path[PATH_MAX];
 	uint64_t max_pack = 0;
+	struct epoch_bump bump = { 0 };
 	int rc, sdfd = -1;
 
 	*out = NULL;
@@ -622,11 +659,15 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 		}
 		if ((rc = upgrade(v, mk, why, whylen)) < 0)
 			goto fail;
-		if ((rc = index_write(v->ix, bump_epoch, &v->epoch)) < 0 || (rc = index_sync(v->ix)) < 0) {
+		bump.keygen = v->conf.format < 3;
+		if ((rc = index_write(v->ix, bump_epoch, &bump)) < 0 || (rc = index_sync(v->ix)) < 0) {
 			why_set(why, whylen, rc, "index of %s is unreadable or corrupt: %s", store,
 				rc == -EIO ? "authentication failed" : strerror(-rc));
 			goto fail;
 		}
+		v->epoch = bump.epoch;
+		if (bump.keygen && (rc = upgrade3(v, mk, why, whylen)) < 0)
+			goto fail;
 		if ((rc = anchor_after_open(v, store, why, whylen)) < 0)
 			goto fail;
 	}
@@ -635,11 +676,21 @@ int vault_open(struct vault **out, const char *store, const char *keystore,
 	{
 		struct index_txn *t;
 
+		v->keygen_epoch = VOLKEYS_GEN_FILE;
 		if (index_read_begin(v->ix, &t) == 0) {
 			index_meta_get(t, "max_pack", &max_pack);
 			if (v->read_only)
 				index_meta_get(t, "epoch", &v->epoch);
+			/* format 2 (read only) has no derived keys, whatever
+			 * an interrupted upgrade left in the meta records */
+			rc = v->conf.format >= 3 ? index_meta_get(t, "keygen_epoch", &v->keygen_epoch) : 0;
 			index_read_end(t);
+			if (rc < 0) {
+				v->keygen_epoch = VOLKEYS_GEN_FILE;
+				why_set(why, whylen, rc, "index of %s: no keygen_epoch record in a format-3 store: %s",
+					store, strerror(-rc));
+				goto fail;
+			}
 		}
 	}
 	if ((rc = blobstore_open(&v->bs, v->store, v->conf.uuid, v->conf.pack_size, max_pack)) < 0) {

@@ -47,6 +47,10 @@ struct vault {
 	struct blobstore *bs;
 	int lock_fd;
 	uint64_t epoch;		/* this mount's number; high bits of chunk versions */
+	/* meta keygen_epoch: chunks of this epoch on have derived keys
+	 * (volkeys_chunk_gen); VOLKEYS_GEN_FILE for a format-2 store (read
+	 * only: a read-write open upgrades it to format 3) */
+	uint64_t keygen_epoch;
 	int read_only;		/* opened with read_only: nothing is ever written */
 
 	/* the anchor check at open */

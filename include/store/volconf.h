@@ -13,7 +13,7 @@
 #include "store/layout.h"
 
 #define VOLCONF_NAME STORE_CONF_NAME	/* for the tests that write a card by hand */
-#define VOLCONF_FORMAT 2	/* newest on-disk format this build reads */
+#define VOLCONF_FORMAT 3	/* newest on-disk format this build reads */
 
 struct volconf {
 	unsigned format;

@@ -336,12 +336,12 @@ static void test_tamper(void)
 }
 
 /*
- * The seal limit of a file's AES-GCM key (aead.h), made 3 here: three
- * write-backs go through, the fourth is refused with EKEYEXPIRED and
- * stores nothing, what was committed still reads back, and other files
- * (other keys) are not affected.  Format 2 derives a file's key from its
- * inode number alone, so there is no new key to move to: refusing is
- * what is left (docs/DESIGN.md, "Nonces and the seal limit").
+ * The seal limit of an AES-GCM key object (aead.h), made 3 here.  Format 3
+ * gives every 2^31 versions a new key, so the limit cannot be reached by
+ * wear; it stays as a second guard, and this checks that it still holds:
+ * one flush of four chunks under one key is refused with EKEYEXPIRED and
+ * stores nothing, a flush of three goes through, other files (other keys)
+ * are not affected.  (docs/DESIGN.md, "Nonces and the seal limit".)
  */
 static void test_seal_limit(void)
 {
@@ -354,10 +354,10 @@ static void test_seal_limit(void)
 	}
 	aead_test_seal_limit(3);
 	f = tu_mk_or_bail(m.fs, ROOT, "limited", S_IFREG | 0644);
-	ok(tu_write(m.fs, f, 0, 100, 11, 0, 1) == 0 && tu_write(m.fs, f, 0, 100, 12, 0, 1) == 0 &&
-	   tu_write(m.fs, f, 0, 100, 13, 0, 1) == 0, "three write-backs under a limit of 3");
-	rc = tu_write(m.fs, f, 0, 100, 14, 0, 1);
-	ok(rc == -EKEYEXPIRED, "the fourth is refused with EKEYEXPIRED (%s)", strerror(-rc));
+	ok(tu_write(m.fs, f, 0, 3 * CS, 11, 0, 1) == 0, "three chunks in one write-back under a limit of 3");
+	rc = tu_write(m.fs, f, 0, 4 * CS, 14, 0, 1);
+	ok(rc == -EKEYEXPIRED, "four in one write-back (one key) are refused with EKEYEXPIRED (%s)",
+	   strerror(-rc));
 	g = tu_mk_or_bail(m.fs, ROOT, "other", S_IFREG | 0644);
 	ok(tu_write(m.fs, g, 0, 5000, 15, 0, 1) == 0 && tu_read_check(m.fs, g, 0, 5000, 15),
 	   "another file (another key) is written meanwhile");
