@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # t_66_upgrade: a format-1 store, written by the last release of format 1
-# (built here from git history, rev $MV_OLD_REV), upgrades to format 2 at
-# its first mount by this build, crash-safely:
+# (built here from git history, rev $MV_OLD_REV), upgrades to format 2 and
+# on to 3 (t_66_upgrade3.sh) at its first mount by this build, crash-safely:
 #
 #   - copies of the store are mounted and the daemon killed -9 at random
 #     moments of the upgrade; each copy then mounts and serves exactly the
-#     files it held, and says format=2;
+#     files it held, and says format=3;
 #   - the upgraded store is refused by the old build (a newer format), so
 #     no old daemon can write records the integrity tree does not know;
 #   - an inode record put back from the format-1 copy (a replay across the
@@ -75,10 +75,10 @@ for r in 1 2 3 4 5; do
 	rounds=$((rounds + 1))
 	if mv_mount "$T/r$r" "$T/m$r" "$T/ks$r" "$PF" 2>>"$T/r$r.log"; then
 		"$TOOLS/tree_digest" "$T/m$r" >"$T/after$r" 2>&1
-		if cmp -s "$T/before" "$T/after$r" && grep -qx 'format=2' "$T/r$r/medvault.conf"; then
+		if cmp -s "$T/before" "$T/after$r" && grep -qx 'format=3' "$T/r$r/medvault.conf"; then
 			good=$((good + 1))
 		else
-			not_ok "round $r: after the kill the store mounts with the same files, format 2" \
+			not_ok "round $r: after the kill the store mounts with the same files, format 3" \
 				"$(diff "$T/before" "$T/after$r" | head -n 5)" "$(grep format= "$T/r$r/medvault.conf")"
 		fi
 		mv_umount "$T/m$r"
@@ -87,21 +87,22 @@ for r in 1 2 3 4 5; do
 	fi
 	rm -rf "$T/r$r" "$T/ks$r"
 done
-is "$good" "$rounds" "killed during the upgrade $rounds times: each copy then mounted, same files, format 2"
+is "$good" "$rounds" "killed during the upgrade $rounds times: each copy then mounted, same files, format 3"
 
 # ---- the upgrade itself
 mv_mount "$STORE" "$MNT" "$KS" "$PF" -f 2>"$T/upgrade.log"
 if is_mounted "$MNT"; then ok "this build mounts the format-1 store"; else bail "mount: $(tail -n 3 "$T/upgrade.log")"; fi
-grep -q "upgraded from format 1 to 2" "$T/upgrade.log" && ok "the daemon logs the upgrade" ||
-	not_ok "the daemon logs the upgrade" "$(tail -n 3 "$T/upgrade.log")"
+grep -q "upgraded from format 1 to 2" "$T/upgrade.log" && grep -q "upgraded from format 2 to 3" "$T/upgrade.log" &&
+	ok "the daemon logs the upgrades, 1 to 2 to 3 at one open" ||
+	not_ok "the daemon logs the upgrades" "$(tail -n 3 "$T/upgrade.log")"
 "$TOOLS/tree_digest" "$MNT" >"$T/after" 2>&1
 if cmp -s "$T/before" "$T/after"; then ok "every file, attribute, xattr and link is as it was"
 else not_ok "every file is as it was" "$(diff "$T/before" "$T/after" | head -n 5)"; fi
 echo "after upgrade" >"$MNT/study1/new.dcm" && chmod 640 "$MNT/study3/img7.dcm" &&
 	ok "the upgraded store takes writes" || not_ok "writes after the upgrade"
 mv_umount "$MNT"
-grep -qx 'format=2' "$STORE/medvault.conf" && ok "medvault.conf says format=2" ||
-	not_ok "medvault.conf says format=2" "$(grep format= "$STORE/medvault.conf")"
+grep -qx 'format=3' "$STORE/medvault.conf" && ok "medvault.conf says format=3" ||
+	not_ok "medvault.conf says format=3" "$(grep format= "$STORE/medvault.conf")"
 out=$(MV="$OLDMV" mv_run mount "$STORE" "$MNT" --keystore "$KS" --passphrase-file "$PF" 2>&1)
 rc=$?
 if [ $rc -ne 0 ] && ! is_mounted "$MNT" && grep -qi newer <<<"$out"; then
