@@ -68,10 +68,9 @@ static int nonce_fill(uint8_t *out, size_t len)
 /*
  * Seals under one AES-GCM key.  With random 96-bit nonces the chance that
  * two of q seals share a nonce is about q^2 / 2^97; NIST SP 800-38D caps it
- * at 2^-32, i.e. q <= 2^32.  2^31 keeps it under 2^-35 and leaves half the
- * budget for what one mount cannot count (seals of earlier mounts: the
- * count lives with the key object, see aead.h).  XChaCha20's 192-bit
- * nonces need no cap.
+ * at 2^-32, i.e. q <= 2^32.  2^31 keeps it under 2^-35, and is what one
+ * chunk key of format 3 can seal at most (a generation's versions), so
+ * the cap only catches a bug.  XChaCha20's 192-bit nonces need no cap.
  */
 static uint64_t seal_limit = AEAD_GCM_SEAL_LIMIT;
 
@@ -193,11 +192,6 @@ uint64_t aead_seals(const struct aead *a)
 uint64_t aead_seal_limit(const struct aead *a)
 {
 	return a->limit;
-}
-
-void aead_seals_resume(struct aead *a, uint64_t n)
-{
-	atomic_store(&a->seals, n);
 }
 
 void aead_free(struct aead *a)

@@ -38,8 +38,8 @@ size_t aead_overhead(const struct aead *a);
 /*
  * Seals one AES-GCM key object accepts: 2^31, well under the 2^32 that
  * random 96-bit nonces allow (aead.c says why).  The count lives in the
- * object, so it covers what this process sealed with it, not what earlier
- * mounts sealed under the same key (docs/DESIGN.md, "Nonces").
+ * object.  Format 3's chunk keys cover 2^31 versions each, so none reaches
+ * it by wear: it is a second guard (docs/DESIGN.md, "Nonces").
  */
 #define AEAD_GCM_SEAL_LIMIT (1ull << 31)
 
@@ -67,9 +67,6 @@ ssize_t aead_open(const struct aead *a, uint8_t *out, size_t cap,
 uint64_t aead_seals(const struct aead *a);
 /* a's seal limit (0: none) */
 uint64_t aead_seal_limit(const struct aead *a);
-/* a fresh a for a key that already sealed n items (an earlier object of
- * the same key, freed meanwhile): count from there */
-void aead_seals_resume(struct aead *a, uint64_t n);
 
 /* tests: AES-GCM keys made from now on refuse to seal more than n items;
  * it only lowers AEAD_GCM_SEAL_LIMIT (0 or more: back to it).  A hook, not
