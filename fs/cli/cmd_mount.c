@@ -21,7 +21,7 @@
 #include "crypto/keystore.h"
 #include "daemon/control.h"
 #include "daemon/daemon.h"
-#include "daemon/mountinfo.h"
+#include "util/mountinfo.h"
 #include "store/storedir.h"
 #include "util/safefile.h"
 #include "cli.h"
@@ -94,9 +94,9 @@ static void scrub_line_print(const struct scrub_line *sl);
 /* Find the mount at path: 1 found (fstype/source filled), 0 not mounted. */
 static int find_mount(const char *path, char *fstype, size_t ftlen, char *source, size_t srclen)
 {
-	struct daemon_mount m;
+	struct mount_entry m;
 
-	if (!daemon_find_mount(path, &m))
+	if (!mount_at(path, &m))
 		return 0;
 	snprintf(fstype, ftlen, "%s", m.fstype);
 	snprintf(source, srclen, "%s", m.source);

@@ -27,7 +27,7 @@
 #include "crypto/secure.h"
 #include "daemon/control.h"
 #include "daemon/daemon.h"
-#include "daemon/mountinfo.h"
+#include "util/mountinfo.h"
 #include "fs_ops.h"
 #include "fuse_io.h"
 #include "privsep.h"
@@ -407,9 +407,9 @@ static void bdi_set(const char *dev, const char *knob, unsigned value)
  */
 static void tune_bdi(const char *mnt)
 {
-	struct daemon_mount m;
+	struct mount_entry m;
 
-	if (daemon_find_mount(mnt, &m)) {
+	if (mount_at(mnt, &m)) {
 		bdi_set(m.dev, "read_ahead_kb", 1024);
 		bdi_set(m.dev, "max_ratio", 10);
 	}

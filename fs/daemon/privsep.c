@@ -30,7 +30,7 @@
 
 #include "crypto/keystore.h"
 #include "daemon/control.h"
-#include "daemon/mountinfo.h"
+#include "util/mountinfo.h"
 #include "privsep.h"
 #include "store/anchor.h"
 #include "store/vault.h"
@@ -175,9 +175,9 @@ static void root_on_term(int sig)
 
 static void root_unmount(struct root *r)
 {
-	struct daemon_mount m;
+	struct mount_entry m;
 
-	if (!r->mount_dev[0] || !daemon_find_mount(r->mountpoint, &m) ||
+	if (!r->mount_dev[0] || !mount_at(r->mountpoint, &m) ||
 	    strcmp(m.dev, r->mount_dev) || strcmp(m.fstype, "fuse.medvault"))
 		return;		/* gone already, or someone else's now */
 	/* lazy, as libfuse does for root: a process still inside the
@@ -242,7 +242,7 @@ static void root_anchor(struct root *r, struct ps_msg *m)
 
 static void root_mounted(struct root *r, struct ps_msg *m)
 {
-	struct daemon_mount dm;
+	struct mount_entry dm;
 	struct stat st;
 
 	char want[PATH_MAX], hex[33];
@@ -262,7 +262,7 @@ static void root_mounted(struct root *r, struct ps_msg *m)
 		m->rc = -EPROTO;
 	} else {
 		r->mounted_told = 1;
-		if (daemon_find_mount(r->mountpoint, &dm) && !strcmp(dm.fstype, "fuse.medvault"))
+		if (mount_at(r->mountpoint, &dm) && !strcmp(dm.fstype, "fuse.medvault"))
 			snprintf(r->mount_dev, sizeof(r->mount_dev), "%s", dm.dev);
 		else
 			m->rc = -ENOENT;

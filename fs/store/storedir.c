@@ -2,6 +2,7 @@
 #include "store/layout.h"
 #include "util/safefile.h"
 #include "util/why.h"
+#include "util/mountinfo.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,47 +55,6 @@ int store_lock_open(int sdfd, const char *store, int rdonly, int *fd, char *why,
 		return rc;
 	*fd = rc;
 	return 0;
-}
-
-/* mountinfo's octal escapes (\040 for a space...) undone in place */
-static void unescape(char *s)
-{
-	char *w = s;
-
-	for (char *r = s; *r; r++) {
-		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
-		    r[3] >= '0' && r[3] <= '7') {
-			*w++ = (char)(((r[1] - '0') << 6) | ((r[2] - '0') << 3) | (r[3] - '0'));
-			r += 3;
-		} else {
-			*w++ = *r;
-		}
-	}
-	*w = '\0';
-}
-
-/* a medvault mount whose source (the daemon's fsname) is store */
-static int store_mounted(const char *store)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char *line = NULL;
-	size_t cap = 0;
-	int found = 0;
-
-	if (!f)
-		return 0;
-	while (!found && getline(&line, &cap, f) > 0) {
-		char *sep = strstr(line, " - "), *type, *src, *save = NULL;
-
-		if (!sep || !(type = strtok_r(sep + 3, " \n", &save)) ||
-		    !(src = strtok_r(NULL, " \n", &save)))
-			continue;
-		unescape(src);
-		found = !strcmp(type, "fuse.medvault") && !strcmp(src, store);
-	}
-	free(line);
-	fclose(f);
-	return found;
 }
 
 /* the program pid runs is this one, or pid is exiting (its memory, and
@@ -172,7 +132,7 @@ int store_lock_take(int fd, const char *store, int exclusive)
 		 * the store.  Anything else holding it is in use now.
 		 */
 		holder = lock_holder(fd);
-		if (holder < 0 || (holder > 0 && !same_program(holder)) || store_mounted(store))
+		if (holder < 0 || (holder > 0 && !same_program(holder)) || mount_of_source("fuse.medvault", store))
 			return -EBUSY;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (now.tv_sec - start.tv_sec >= STORE_LOCK_WAIT_S)
