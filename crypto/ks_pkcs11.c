@@ -261,11 +261,16 @@ const char *ks_p11_token_label(const struct ks_p11 *p)
 	return p->token;
 }
 
-static int key_generate(struct ks_p11 *p, const char *label, CK_OBJECT_HANDLE *h,
-			char *why, size_t whylen)
+/*
+ * A 256-bit secret on the token that never leaves it: token object,
+ * private, sensitive, not extractable, usable only as use1 and use2
+ * (encrypt/decrypt for the KEK, sign/verify for the trail's MAC key).
+ */
+static int secret_generate(struct ks_p11 *p, const char *label, CK_MECHANISM_TYPE gen,
+			   CK_KEY_TYPE kt, CK_ATTRIBUTE_TYPE use1, CK_ATTRIBUTE_TYPE use2,
+			   CK_OBJECT_HANDLE *h, char *why, size_t whylen)
 {
 	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-	CK_KEY_TYPE kt = CKK_AES;
 	CK_ULONG len = 32;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_ATTRIBUTE tmpl[] = {
@@ -277,10 +282,10 @@ static int key_generate(struct ks_p11 *p, const char *label, CK_OBJECT_HANDLE *h
 		{ CKA_PRIVATE, &yes, sizeof(yes) },
 		{ CKA_SENSITIVE, &yes, sizeof(yes) },
 		{ CKA_EXTRACTABLE, &no, sizeof(no) },
-		{ CKA_ENCRYPT, &yes, sizeof(yes) },
-		{ CKA_DECRYPT, &yes, sizeof(yes) },
+		{ use1, &yes, sizeof(yes) },
+		{ use2, &yes, sizeof(yes) },
 	};
-	CK_MECHANISM mech = { CKM_AES_KEY_GEN, NULL, 0 };
+	CK_MECHANISM mech = { gen, NULL, 0 };
 	CK_RV rv;
 
 	rv = p->f->C_GenerateKey(p->session, &mech, tmpl, sizeof(tmpl) / sizeof(tmpl[0]), h);
@@ -370,7 +375,8 @@ int ks_p11_key_find(struct ks_p11 *p, const char *label, int create,
 			       "(deleted? restore the HSM backup, or unlock with the recovery "
 			       "passphrase slot)", label, p->token);
 	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
-	int rc = key_generate(p, label, &h, why, whylen);
+	int rc = secret_generate(p, label, CKM_AES_KEY_GEN, CKK_AES, CKA_ENCRYPT, CKA_DECRYPT, &h,
+				 why, whylen);
 
 	/* a module that ignored part of the template is found out here */
 	if (rc == 0 && (rc = key_attrs_check(p, h, label, why, whylen)) == 0)
@@ -631,27 +637,12 @@ int ks_p11_mac_key_find(struct ks_p11 *p, const char *label, int create,
 	if (!create)
 		return why_set(why, whylen, -ENOKEY, "no key labelled '%s' on token '%s'", label, p->token);
 	{
-		CK_ULONG len = 32;
-		CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-		CK_ATTRIBUTE tmpl[] = {
-			{ CKA_CLASS, &cls, sizeof(cls) },
-			{ CKA_KEY_TYPE, &kt, sizeof(kt) },
-			{ CKA_VALUE_LEN, &len, sizeof(len) },
-			{ CKA_LABEL, (void *)label, strlen(label) },
-			{ CKA_TOKEN, &yes, sizeof(yes) },
-			{ CKA_PRIVATE, &yes, sizeof(yes) },
-			{ CKA_SENSITIVE, &yes, sizeof(yes) },
-			{ CKA_EXTRACTABLE, &no, sizeof(no) },
-			{ CKA_SIGN, &yes, sizeof(yes) },
-			{ CKA_VERIFY, &yes, sizeof(yes) },
-		};
-		CK_MECHANISM mech = { CKM_GENERIC_SECRET_KEY_GEN, NULL, 0 };
+		int rc = secret_generate(p, label, CKM_GENERIC_SECRET_KEY_GEN, CKK_GENERIC_SECRET,
+					 CKA_SIGN, CKA_VERIFY, &h, why, whylen);
 
-		rv = p->f->C_GenerateKey(p->session, &mech, tmpl, sizeof(tmpl) / sizeof(tmpl[0]), &h);
+		if (rc < 0)
+			return rc;
 	}
-	if (rv != CKR_OK)
-		return why_set(why, whylen, ks_p11_rv_errno(rv), "token '%s': cannot generate key '%s' (%s)",
-			       p->token, label, ckr_name(rv));
 	*handle = h;
 	return 0;
 }
